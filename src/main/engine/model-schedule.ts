@@ -1,0 +1,171 @@
+/**
+ * A score model's schedule as the samplers see it: VE noise levels σ_ve, the σ ladder an
+ * SDEdit run walks down, and what the network must be fed for a given σ_ve.
+ */
+import type { ScheduleSpec, TimeInputSpec } from '../../shared/manifest.js';
+import {
+  alphaBarsFromBetas,
+  cvpAlphaBar,
+  cvpTimeFromAlphaBar,
+  ddpmCosineBetas,
+  ddpmLinearBetas,
+  karrasSigmas,
+  lvpSigmaVe,
+  lvpTimeFromSigmaVe,
+} from './schedules.js';
+
+export type Spacing = 'karras' | 'uniform';
+
+/** Continuous VP samplers stop here before the final jump to σ = 0. */
+const CONTINUOUS_T_MIN = 1e-3;
+
+export interface ModelSchedule {
+  readonly spec: ScheduleSpec;
+  /** VP models see x_vp = α·x_ve; VE models see x_ve. */
+  readonly isVp: boolean;
+  readonly sigmaMin: number;
+  readonly sigmaMax: number;
+  /** σ_ve at a time fraction t ∈ (0, 1] in the model's own time (dg-math §3). */
+  sigmaAt(tFraction: number): number;
+  /** The model's own time for a VE level (discrete: fractional step index). */
+  timeFromSigma(sigmaVe: number): number;
+  /** Descending σ_ve ladder from t0 with `steps` model evaluations, ending with 0. */
+  sdeditSigmas(t0Fraction: number, steps: number, spacing?: Spacing): number[];
+}
+
+// dg-math §1: σ_ve of discrete step i, sqrt((1 - ᾱ_i)/ᾱ_i)
+export function discreteSigmas(alphaBars: Float64Array): Float64Array {
+  return alphaBars.map((ab) => Math.sqrt((1 - ab) / ab));
+}
+
+/** Fractional index of σ in an ascending σ table, interpolated in log σ (k-diffusion's sigma_to_t). */
+export function fractionalStepFromSigma(sigmaVe: number, table: Float64Array): number {
+  const last = table.length - 1;
+  const ls = Math.log(sigmaVe);
+  if (ls <= Math.log(table[0]!)) return 0;
+  if (ls >= Math.log(table[last]!)) return last;
+  let lo = 0;
+  let hi = last;
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >> 1;
+    if (Math.log(table[mid]!) <= ls) lo = mid;
+    else hi = mid;
+  }
+  const a = Math.log(table[lo]!);
+  const b = Math.log(table[hi]!);
+  return lo + (ls - a) / (b - a);
+}
+
+function checkT0(t0Fraction: number): void {
+  if (!(t0Fraction > 0 && t0Fraction <= 1)) throw new Error(`t0 must be in (0, 1], got ${t0Fraction}`);
+}
+
+function checkSteps(steps: number): void {
+  if (!Number.isInteger(steps) || steps < 1) throw new Error(`steps must be a positive integer, got ${steps}`);
+}
+
+function ladder(sigmaHigh: number, sigmaLow: number, steps: number, spacing: Spacing, toSigma?: (u: number) => number) {
+  if (spacing === 'karras' || !toSigma) return [...karrasSigmas(steps, sigmaLow, sigmaHigh), 0];
+  return [...Array.from({ length: steps }, (_, i) => toSigma(steps === 1 ? 0 : i / (steps - 1))), 0];
+}
+
+export function modelSchedule(spec: ScheduleSpec): ModelSchedule {
+  switch (spec.kind) {
+    case 'ddpm-linear':
+    case 'ddpm-cosine': {
+      const betas =
+        spec.kind === 'ddpm-linear' ? ddpmLinearBetas(spec.steps, spec.betaStart, spec.betaEnd) : ddpmCosineBetas(spec.steps, spec.s);
+      const table = discreteSigmas(alphaBarsFromBetas(betas));
+      const T = spec.steps;
+      const stepAt = (t: number) => Math.round(t * (T - 1));
+      return {
+        spec,
+        isVp: true,
+        sigmaMin: table[0]!,
+        sigmaMax: table[T - 1]!,
+        sigmaAt: (t) => table[stepAt(t)]!,
+        timeFromSigma: (s) => fractionalStepFromSigma(s, table),
+        sdeditSigmas(t0, steps) {
+          checkT0(t0);
+          checkSteps(steps);
+          // dg-math §3: t0 maps to step round(t0·(T-1)); evenly spaced integer steps down to 0
+          const i0 = stepAt(t0);
+          const idx = new Set<number>();
+          for (let k = 0; k < steps; k++) idx.add(Math.round(i0 * (1 - (steps === 1 ? 0 : k / (steps - 1)))));
+          return [...[...idx].sort((a, b) => b - a).map((i) => table[i]!), 0];
+        },
+      };
+    }
+    case 'lvp': {
+      const p = { betaMin: spec.betaMin, betaMax: spec.betaMax };
+      const sigmaAt = (t: number) => lvpSigmaVe(t, p);
+      return {
+        spec,
+        isVp: true,
+        sigmaMin: sigmaAt(CONTINUOUS_T_MIN),
+        sigmaMax: sigmaAt(1),
+        sigmaAt,
+        timeFromSigma: (s) => lvpTimeFromSigmaVe(s, p),
+        sdeditSigmas(t0, steps, spacing = 'karras') {
+          checkT0(t0);
+          checkSteps(steps);
+          const tLow = Math.min(CONTINUOUS_T_MIN, t0);
+          return ladder(sigmaAt(t0), sigmaAt(tLow), steps, spacing, (u) => sigmaAt(t0 + u * (tLow - t0)));
+        },
+      };
+    }
+    case 'cvp': {
+      const sigmaAt = (t: number) => {
+        const ab = cvpAlphaBar(Math.min(t, 0.9999), spec.s);
+        return Math.sqrt((1 - ab) / ab);
+      };
+      return {
+        spec,
+        isVp: true,
+        sigmaMin: sigmaAt(CONTINUOUS_T_MIN),
+        sigmaMax: sigmaAt(1),
+        sigmaAt,
+        timeFromSigma: (s) => cvpTimeFromAlphaBar(1 / (1 + s * s), spec.s),
+        sdeditSigmas(t0, steps, spacing = 'karras') {
+          checkT0(t0);
+          checkSteps(steps);
+          const tLow = Math.min(CONTINUOUS_T_MIN, t0);
+          return ladder(sigmaAt(t0), sigmaAt(tLow), steps, spacing, (u) => sigmaAt(t0 + u * (tLow - t0)));
+        },
+      };
+    }
+    case 'edm': {
+      // t0 for a VE model is read as LVP time: the same noise level as a DDPM model at t0.
+      const sigmaAt = (t: number) => Math.min(spec.sigmaMax, Math.max(spec.sigmaMin, lvpSigmaVe(t)));
+      return {
+        spec,
+        isVp: false,
+        sigmaMin: spec.sigmaMin,
+        sigmaMax: spec.sigmaMax,
+        sigmaAt,
+        timeFromSigma: (s) => s,
+        sdeditSigmas(t0, steps, spacing = 'karras') {
+          checkT0(t0);
+          checkSteps(steps);
+          const high = sigmaAt(t0);
+          const low = Math.min(spec.sigmaMin, high);
+          return ladder(high, low, steps, spacing, (u) => Math.exp(Math.log(high) + u * (Math.log(low) - Math.log(high))));
+        },
+      };
+    }
+  }
+}
+
+/** The number fed to the network's time input for a VE level (dg-math §2, last paragraph). */
+export function encodeTime(schedule: ModelSchedule, enc: TimeInputSpec, sigmaVe: number): number {
+  switch (enc.kind) {
+    case 'step':
+      return schedule.timeFromSigma(sigmaVe) * enc.scale;
+    case 't':
+      return schedule.timeFromSigma(sigmaVe) * enc.scale;
+    case 'sigma':
+      return sigmaVe;
+    case 'edm-c-noise':
+      return Math.log(sigmaVe) / 4;
+  }
+}

@@ -1,0 +1,180 @@
+/**
+ * Guided samplers in the canonical VE form (dg-math §5; NVlabs/edm generate.py and
+ * k-diffusion sampling.py). Every sampler has one shape:
+ *   (denoise, x at sigmas[0], sigmas descending to 0, options) → x at σ = 0
+ * and starts wherever sigmas[0] says, so SDEdit is just a shorter ladder.
+ */
+import type { Denoiser } from './denoiser.js';
+import type { GuidanceHook } from './guidance.js';
+import type { BatchRng } from './rng.js';
+import { combinePerItem, filled, type Tensor } from './tensor.js';
+
+export interface StepInfo {
+  stepIndex: number;
+  totalSteps: number;
+  sigma: number;
+  /** current state x at sigmas[stepIndex + 1] */
+  x: Tensor;
+  /** the denoiser's x̂0 at this step: a preview of the result */
+  denoised: Tensor;
+}
+
+export interface ChurnOptions {
+  /** EDM S_churn: total stochasticity over the run (0: deterministic ODE) */
+  sChurn: number;
+  sTmin: number;
+  sTmax: number;
+  sNoise: number;
+}
+
+export const NO_CHURN: ChurnOptions = { sChurn: 0, sTmin: 0, sTmax: Infinity, sNoise: 1 };
+
+export interface SamplerOptions {
+  rng: BatchRng;
+  guidance?: GuidanceHook | undefined;
+  churn?: Partial<ChurnOptions> | undefined;
+  /** DDIM η (0: deterministic DDIM, 1: DDPM ancestral) */
+  eta?: number | undefined;
+  onStep?: ((info: StepInfo) => void | Promise<void>) | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+export type Sampler = (denoise: Denoiser, x: Tensor, sigmas: number[], opts: SamplerOptions) => Promise<Tensor>;
+
+export class CancelledError extends Error {
+  constructor() {
+    super('cancelled');
+    this.name = 'CancelledError';
+  }
+}
+
+function throwIfAborted(signal?: AbortSignal): void {
+  if (signal?.aborted) throw new CancelledError();
+}
+
+// dg-math §4: the adjusted score s + Δs is the denoiser D + σ²·Δs in VE form
+export async function guidedDenoise(
+  denoise: Denoiser,
+  x: Tensor,
+  sigma: Float64Array,
+  guidance: GuidanceHook | undefined,
+  stepIndex: number,
+  stage: 1 | 2,
+): Promise<Tensor> {
+  const denoised = await denoise(x, sigma);
+  const correction = guidance ? await guidance.scoreCorrection(x, sigma, { stepIndex, stage }) : null;
+  if (!correction) return denoised;
+  return combinePerItem(denoised, filled(sigma.length, 1), correction, sigma.map((s) => s * s));
+}
+
+// EDM Algorithm 2, lines 4–6: raise σ to σ̂ = σ(1+γ) by adding fresh noise
+export function churn(
+  x: Tensor,
+  sigma: number,
+  totalSteps: number,
+  opts: ChurnOptions,
+  rng: BatchRng,
+  extraChurn: Float64Array | null,
+): { x: Tensor; sigmaHat: Float64Array } {
+  const n = x.shape[0]!;
+  const inRange = sigma >= opts.sTmin && sigma <= opts.sTmax;
+  const gamma = Float64Array.from({ length: n }, (_, i) =>
+    inRange ? Math.min((opts.sChurn + (extraChurn?.[i] ?? 0)) / totalSteps, Math.SQRT2 - 1) : 0,
+  );
+  const sigmaHat = gamma.map((g) => sigma * (1 + g));
+  if (gamma.every((g) => g === 0)) return { x, sigmaHat };
+  const noise = { data: rng.normal(x.shape), shape: x.shape };
+  const scale = sigmaHat.map((s) => Math.sqrt(Math.max(0, s * s - sigma * sigma)) * opts.sNoise);
+  return { x: combinePerItem(x, filled(n, 1), noise, scale), sigmaHat };
+}
+
+// EDM Euler step: x' = x̂ + (σ_next - σ̂)·d with d = (x̂ - D)/σ̂
+function eulerStep(x: Tensor, d: Tensor, sigmaHat: Float64Array, sigmaNext: number): Tensor {
+  return combinePerItem(x, filled(sigmaHat.length, 1), d, sigmaHat.map((s) => sigmaNext - s));
+}
+
+// dg-math §5: ODE direction d = (x - D)/σ
+function odeDirection(x: Tensor, denoised: Tensor, sigma: Float64Array): Tensor {
+  return combinePerItem(
+    x,
+    sigma.map((s) => 1 / s),
+    denoised,
+    sigma.map((s) => -1 / s),
+  );
+}
+
+async function odeSampler(denoise: Denoiser, x0: Tensor, sigmas: number[], opts: SamplerOptions, heun: boolean) {
+  const c: ChurnOptions = { ...NO_CHURN, ...opts.churn };
+  const total = sigmas.length - 1;
+  let x = x0;
+  for (let i = 0; i < total; i++) {
+    throwIfAborted(opts.signal);
+    const sigma = sigmas[i]!;
+    const sigmaNext = sigmas[i + 1]!;
+    const churned = churn(x, sigma, total, c, opts.rng, opts.guidance?.churnFor?.(i) ?? null);
+    const { sigmaHat } = churned;
+    const denoised = await guidedDenoise(denoise, churned.x, sigmaHat, opts.guidance, i, 1);
+    const d = odeDirection(churned.x, denoised, sigmaHat);
+    x = eulerStep(churned.x, d, sigmaHat, sigmaNext);
+    if (heun && sigmaNext > 0) {
+      // EDM Algorithm 2, lines 9–11: second-order correction, guided with w2
+      const next = filled(sigmaHat.length, sigmaNext);
+      const denoised2 = await guidedDenoise(denoise, x, next, opts.guidance, i, 2);
+      const d2 = odeDirection(x, denoised2, next);
+      const dMean = combinePerItem(d, filled(next.length, 0.5), d2, filled(next.length, 0.5));
+      x = eulerStep(churned.x, dMean, sigmaHat, sigmaNext);
+    }
+    await opts.onStep?.({ stepIndex: i, totalSteps: total, sigma, x, denoised });
+  }
+  return x;
+}
+
+/** Euler PF-ODE in EDM form, with optional churn (dg-math §5). */
+export const sampleEuler: Sampler = (denoise, x, sigmas, opts) => odeSampler(denoise, x, sigmas, opts, false);
+
+/** Heun PF-ODE in EDM form (EDM Algorithm 2), guidance w1 on stage 1 and w2 on stage 2 (dg-math §5). */
+export const sampleHeun: Sampler = (denoise, x, sigmas, opts) => odeSampler(denoise, x, sigmas, opts, true);
+
+// DDIM(η) in VE form: σ_up = η·sqrt(σ_next²(σ² - σ_next²)/σ²), σ_down = sqrt(σ_next² - σ_up²)
+export function ancestralSigmas(sigma: number, sigmaNext: number, eta: number): { up: number; down: number } {
+  if (sigmaNext === 0) return { up: 0, down: 0 };
+  const up = Math.min(sigmaNext, eta * Math.sqrt((sigmaNext ** 2 * (sigma ** 2 - sigmaNext ** 2)) / sigma ** 2));
+  return { up, down: Math.sqrt(sigmaNext ** 2 - up ** 2) };
+}
+
+/**
+ * DDIM with η (dg-math §5): with ε̂ = (x - D)/σ the update is x' = D + σ_down·ε̂ + σ_up·z.
+ * Guidance enters through D, which is exactly ε̂ ← ε̂ - w·σ_vp·∇_{x_vp} log r.
+ * η = 1 is DDPM ancestral sampling with the posterior variance.
+ */
+export const sampleDdim: Sampler = async (denoise, x0, sigmas, opts) => {
+  const eta = opts.eta ?? 0;
+  const total = sigmas.length - 1;
+  let x = x0;
+  for (let i = 0; i < total; i++) {
+    throwIfAborted(opts.signal);
+    const sigma = sigmas[i]!;
+    const sigmaNext = sigmas[i + 1]!;
+    const s = filled(x.shape[0]!, sigma);
+    const denoised = await guidedDenoise(denoise, x, s, opts.guidance, i, 1);
+    const { up, down } = ancestralSigmas(sigma, sigmaNext, eta);
+    const eps = odeDirection(x, denoised, s);
+    x = combinePerItem(denoised, filled(s.length, 1), eps, filled(s.length, down));
+    if (up > 0) {
+      const z = { data: opts.rng.normal(x.shape), shape: x.shape };
+      x = combinePerItem(x, filled(s.length, 1), z, filled(s.length, up));
+    }
+    await opts.onStep?.({ stepIndex: i, totalSteps: total, sigma, x, denoised });
+  }
+  return x;
+};
+
+/**
+ * DDPM ancestral (dg-math §5): the posterior q(x_{t-1} | x_t, x̂0), i.e. DDIM with η = 1.
+ * The guided mean is μ + w·β_t/sqrt(1-β_t)·∇_{x_vp} log r in VP coordinates (the DDPM mean's
+ * score coefficient; ADM's Σ_t = β_t to first order).
+ */
+export const sampleDdpm: Sampler = (denoise, x, sigmas, opts) => sampleDdim(denoise, x, sigmas, { ...opts, eta: 1 });
+
+export const SAMPLERS = { euler: sampleEuler, heun: sampleHeun, ddim: sampleDdim, ddpm: sampleDdpm } as const;
+export type SamplerName = keyof typeof SAMPLERS;

@@ -1,0 +1,173 @@
+/**
+ * Score-model adapter: a manifest + ONNX file → a canonical VE denoiser running on ORT.
+ */
+import { readFile, stat } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import {
+  describeManifestErrors,
+  ScoreModelManifestSchema,
+  type ScoreModelManifest,
+} from '../../shared/manifest.js';
+import { canonicalDenoiser, type Denoiser, type NetworkCall } from './denoiser.js';
+import { modelSchedule, type ModelSchedule } from './model-schedule.js';
+import { createSession, expectDType, ort, tensorMetadata, type OrtSession, type SessionOptions } from './onnx/session.js';
+import type { Tensor } from './tensor.js';
+
+export interface ScoreModel {
+  manifest: ScoreModelManifest;
+  manifestPath: string;
+  onnxPath: string;
+  schedule: ModelSchedule;
+  session: OrtSession;
+  /** canonical denoiser; `classLabels` only for class-conditional models */
+  denoiser(classLabels?: number[]): Denoiser;
+  dispose(): Promise<void>;
+}
+
+export async function readJsonFile(path: string, what: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw new Error(`cannot read ${what} "${path}": ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (e as Error).message}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new Error(`cannot read ${what} "${path}": not valid JSON (${(e as Error).message})`);
+  }
+}
+
+export async function readScoreModelManifest(path: string): Promise<ScoreModelManifest> {
+  const raw = await readJsonFile(path, 'score-model manifest');
+  const parsed = ScoreModelManifestSchema.safeParse(raw);
+  if (!parsed.success) throw new Error(describeManifestErrors(path, parsed.error));
+  return parsed.data;
+}
+
+function checkShape(source: string, name: string, declared: readonly (number | string)[], expected: number[]): void {
+  if (declared.length === 0) return; // unknown rank: nothing to check before running
+  if (declared.length !== expected.length + 1) {
+    throw new Error(
+      `ONNX model "${source}": "${name}" has rank ${declared.length} ([${declared.join(', ')}]), ` +
+        `but the manifest's dataShape [${expected.join(', ')}] needs rank ${expected.length + 1} (batch first)`,
+    );
+  }
+  expected.forEach((d, i) => {
+    const got = declared[i + 1];
+    if (typeof got === 'number' && got !== d) {
+      throw new Error(
+        `ONNX model "${source}": "${name}" has shape [${declared.join(', ')}], but the manifest's dataShape is [${expected.join(', ')}]`,
+      );
+    }
+  });
+}
+
+export async function loadScoreModel(manifestPath: string, opts: SessionOptions = {}): Promise<ScoreModel> {
+  const manifest = await readScoreModelManifest(manifestPath);
+  const onnxPath = resolve(dirname(manifestPath), manifest.onnx);
+  try {
+    await stat(onnxPath);
+  } catch {
+    throw new Error(`score-model manifest "${manifestPath}" names ONNX file "${manifest.onnx}", which does not exist (${onnxPath})`);
+  }
+  const session = await createSession(onnxPath, onnxPath, opts);
+  const { io } = manifest;
+  expectDType(session, 'input', io.x, ['float32']);
+  const timeType = expectDType(session, 'input', io.t, ['float32', 'int64', 'int32', 'float64']);
+  expectDType(session, 'output', io.output, ['float32']);
+  const xMeta = tensorMetadata(session, 'input', io.x);
+  const outMeta = tensorMetadata(session, 'output', io.output);
+  if (xMeta.isTensor) checkShape(onnxPath, io.x, xMeta.shape, manifest.dataShape);
+  if (outMeta.isTensor) checkShape(onnxPath, io.output, outMeta.shape, manifest.dataShape);
+  const classType = io.classLabel ? expectDType(session, 'input', io.classLabel, ['int64', 'int32', 'float32']) : null;
+  const schedule = modelSchedule(manifest.schedule);
+  const itemSize = manifest.dataShape.reduce((a, b) => a * b, 1);
+
+  const timeTensor = (values: Float64Array): ort.Tensor => {
+    const dims = manifest.timeShape === 'scalar' ? [] : [values.length];
+    const vals = manifest.timeShape === 'scalar' ? values.subarray(0, 1) : values;
+    switch (timeType) {
+      case 'int64':
+        return new ort.Tensor('int64', BigInt64Array.from(vals, (v) => BigInt(Math.round(v))), dims);
+      case 'int32':
+        return new ort.Tensor('int32', Int32Array.from(vals, (v) => Math.round(v)), dims);
+      case 'float64':
+        return new ort.Tensor('float64', Float64Array.from(vals), dims);
+      default:
+        return new ort.Tensor('float32', Float32Array.from(vals), dims);
+    }
+  };
+
+  const classTensor = (labels: number[]): ort.Tensor => {
+    const count = manifest.classes?.count ?? 0;
+    for (const l of labels) {
+      if (!Number.isInteger(l) || l < 0 || l >= count) throw new Error(`class label ${l} is outside 0…${count - 1} for "${manifest.name}"`);
+    }
+    if (manifest.classes?.encoding === 'one-hot') {
+      const data = new Float32Array(labels.length * count);
+      labels.forEach((l, i) => (data[i * count + l] = 1));
+      return new ort.Tensor('float32', data, [labels.length, count]);
+    }
+    return classType === 'int32'
+      ? new ort.Tensor('int32', Int32Array.from(labels), [labels.length])
+      : new ort.Tensor('int64', BigInt64Array.from(labels, (l) => BigInt(l)), [labels.length]);
+  };
+
+  const runOnce = async (x: Tensor, time: Float64Array, labels?: number[]): Promise<Tensor> => {
+    const feeds: Record<string, ort.Tensor> = {
+      [io.x]: new ort.Tensor('float32', x.data, x.shape),
+      [io.t]: timeTensor(time),
+    };
+    if (io.classLabel) {
+      if (!labels) throw new Error(`score model "${manifest.name}" is class-conditional: give a class label`);
+      feeds[io.classLabel] = classTensor(labels);
+    }
+    let result: ort.InferenceSession.OnnxValueMapType;
+    try {
+      result = await session.session.run(feeds);
+    } catch (e) {
+      throw new Error(`score model "${manifest.name}" (${onnxPath}) failed to run: ${(e as Error).message.split('\n')[0]}`);
+    }
+    const out = result[io.output] as ort.Tensor;
+    if (out.type !== 'float32' || out.data.length !== x.data.length) {
+      throw new Error(
+        `score model "${manifest.name}": output "${io.output}" has shape [${out.dims.join(', ')}] (${out.type}); expected [${x.shape.join(', ')}] float32`,
+      );
+    }
+    return { data: out.data as Float32Array, shape: [...x.shape] };
+  };
+
+  const makeNet =
+    (labels?: number[]): NetworkCall =>
+    async (x, time) => {
+      if (x.data.length !== x.shape[0]! * itemSize) throw new Error(`input does not match dataShape [${manifest.dataShape.join(', ')}]`);
+      const sameTime = time.every((v) => v === time[0]);
+      if (manifest.timeShape === 'batch' || sameTime) return runOnce(x, time, labels);
+      // a scalar-time model with items at different levels (per-item churn): one call per item
+      const out = new Float32Array(x.data.length);
+      for (let n = 0; n < time.length; n++) {
+        const item = { data: x.data.subarray(n * itemSize, (n + 1) * itemSize), shape: [1, ...manifest.dataShape] };
+        const r = await runOnce(item, time.subarray(n, n + 1), labels?.slice(n, n + 1));
+        out.set(r.data, n * itemSize);
+      }
+      return { data: out, shape: [...x.shape] };
+    };
+
+  return {
+    manifest,
+    manifestPath,
+    onnxPath,
+    schedule,
+    session,
+    denoiser: (classLabels) =>
+      canonicalDenoiser(makeNet(classLabels), {
+        name: manifest.name,
+        prediction: manifest.prediction,
+        schedule,
+        timeInput: manifest.timeInput,
+        preconditioning: manifest.preconditioning,
+      }),
+    dispose: () => session.session.release(),
+  };
+}

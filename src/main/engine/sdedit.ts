@@ -1,0 +1,37 @@
+/**
+ * SDEdit (dg-math §3): noise the source up to t0, then run any sampler down to 0.
+ */
+import type { Denoiser } from './denoiser.js';
+import type { ModelSchedule, Spacing } from './model-schedule.js';
+import { SAMPLERS, type ChurnOptions, type SamplerName, type SamplerOptions } from './samplers.js';
+import { combinePerItem, filled, type Tensor } from './tensor.js';
+
+export interface SdeditParams {
+  t0: number;
+  steps: number;
+  sampler: SamplerName;
+  eta?: number | undefined;
+  churn?: Partial<ChurnOptions> | undefined;
+  spacing?: Spacing | undefined;
+}
+
+// dg-math §3: x_{t0} = α·x_src + σ·ε in VP is x_src + σ_ve(t0)·ε in VE coordinates
+export function sdeditStart(source: Tensor, sigmaVe: number, noise: Tensor): Tensor {
+  const n = source.shape[0]!;
+  return combinePerItem(source, filled(n, 1), noise, filled(n, sigmaVe));
+}
+
+export async function sdedit(
+  denoise: Denoiser,
+  schedule: ModelSchedule,
+  source: Tensor,
+  params: SdeditParams,
+  opts: Omit<SamplerOptions, 'eta' | 'churn'>,
+): Promise<Tensor> {
+  const sigmas = schedule.sdeditSigmas(params.t0, params.steps, params.spacing);
+  const noise = { data: opts.rng.normal(source.shape), shape: source.shape };
+  const start = sdeditStart(source, sigmas[0]!, noise);
+  const sampler = SAMPLERS[params.sampler];
+  if (!sampler) throw new Error(`unknown sampler "${params.sampler}"; use one of ${Object.keys(SAMPLERS).join(', ')}`);
+  return sampler(denoise, start, sigmas, { ...opts, eta: params.eta, churn: params.churn });
+}

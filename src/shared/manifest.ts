@@ -1,0 +1,103 @@
+/**
+ * Model manifests: the JSON beside an ONNX file that says how to call it. Shared by the
+ * engine (loading), the services (registry) and the renderer (import dialog errors).
+ */
+import { z } from 'zod';
+
+export const ScheduleSchema = z.discriminatedUnion('kind', [
+  z.object({
+    kind: z.literal('ddpm-linear'),
+    steps: z.number().int().min(2).default(1000),
+    betaStart: z.number().positive().default(1e-4),
+    betaEnd: z.number().positive().lt(1).default(0.02),
+  }),
+  z.object({
+    kind: z.literal('ddpm-cosine'),
+    steps: z.number().int().min(2).default(1000),
+    s: z.number().nonnegative().default(0.008),
+  }),
+  z.object({
+    kind: z.literal('lvp'),
+    betaMin: z.number().positive().default(0.1),
+    betaMax: z.number().positive().default(20),
+  }),
+  z.object({ kind: z.literal('cvp'), s: z.number().nonnegative().default(0.008) }),
+  z.object({
+    kind: z.literal('edm'),
+    sigmaMin: z.number().positive().default(0.002),
+    sigmaMax: z.number().positive().default(80),
+    rho: z.number().positive().default(7),
+  }),
+]);
+export type ScheduleSpec = z.infer<typeof ScheduleSchema>;
+
+export const TimeInputSchema = z.discriminatedUnion('kind', [
+  /** discrete step index i (times `scale`), for ddpm-* schedules */
+  z.object({ kind: z.literal('step'), scale: z.number().positive().default(1) }),
+  /** continuous time t (times `scale`, e.g. 999 for a network trained on t·999) */
+  z.object({ kind: z.literal('t'), scale: z.number().positive().default(1) }),
+  /** the VE noise level σ itself */
+  z.object({ kind: z.literal('sigma') }),
+  /** EDM's c_noise = ¼·ln σ */
+  z.object({ kind: z.literal('edm-c-noise') }),
+]);
+export type TimeInputSpec = z.infer<typeof TimeInputSchema>;
+
+const TensorDType = z.enum(['float32', 'int64', 'int32', 'float64']);
+
+export const ScoreModelManifestSchema = z
+  .object({
+    format: z.literal('dg-studio/score-model@1'),
+    name: z.string().min(1),
+    description: z.string().default(''),
+    onnx: z.string().min(1).describe('path of the ONNX file, relative to the manifest'),
+    io: z.object({
+      x: z.string().default('x'),
+      t: z.string().default('t'),
+      classLabel: z.string().optional(),
+      output: z.string().default('out'),
+    }),
+    timeDType: TensorDType.default('float32'),
+    timeShape: z.enum(['batch', 'scalar']).default('batch'),
+    prediction: z.enum(['eps', 'x0', 'v', 'edm-denoiser', 'score']),
+    schedule: ScheduleSchema,
+    timeInput: TimeInputSchema,
+    preconditioning: z
+      .discriminatedUnion('kind', [
+        z.object({ kind: z.literal('none') }),
+        z.object({ kind: z.literal('edm'), sigmaData: z.number().positive().default(0.5) }),
+      ])
+      .default({ kind: 'none' }),
+    dataShape: z.array(z.number().int().positive()).min(1).describe('one item, e.g. [3, 64, 64]'),
+    valueRange: z.tuple([z.number(), z.number()]).default([-1, 1]),
+    classes: z
+      .object({ count: z.number().int().positive(), encoding: z.enum(['index', 'one-hot']).default('index') })
+      .optional(),
+    license: z.string().optional(),
+  })
+  .superRefine((m, ctx) => {
+    const discrete = m.schedule.kind === 'ddpm-linear' || m.schedule.kind === 'ddpm-cosine';
+    if (m.timeInput.kind === 'step' && !discrete) {
+      ctx.addIssue({ code: 'custom', path: ['timeInput'], message: 'a "step" time input needs a ddpm-* schedule' });
+    }
+    if (m.preconditioning.kind === 'edm' && m.schedule.kind !== 'edm') {
+      ctx.addIssue({ code: 'custom', path: ['preconditioning'], message: 'EDM preconditioning needs the edm schedule' });
+    }
+    if (m.prediction === 'edm-denoiser' && m.schedule.kind !== 'edm') {
+      ctx.addIssue({ code: 'custom', path: ['prediction'], message: 'an edm-denoiser prediction needs the edm schedule' });
+    }
+    if (m.valueRange[0] >= m.valueRange[1]) {
+      ctx.addIssue({ code: 'custom', path: ['valueRange'], message: 'valueRange must be [low, high] with low < high' });
+    }
+    if (m.classes && !m.io.classLabel) {
+      ctx.addIssue({ code: 'custom', path: ['io', 'classLabel'], message: 'a class-conditional model names its class input' });
+    }
+  });
+export type ScoreModelManifest = z.infer<typeof ScoreModelManifestSchema>;
+export type ScoreModelManifestInput = z.input<typeof ScoreModelManifestSchema>;
+
+/** Turn zod issues into one readable line per problem, naming the file. */
+export function describeManifestErrors(source: string, error: z.ZodError): string {
+  const lines = error.issues.map((i) => `  - ${i.path.length ? i.path.join('.') : '(top level)'}: ${i.message}`);
+  return `invalid manifest "${source}":\n${lines.join('\n')}`;
+}

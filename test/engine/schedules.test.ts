@@ -1,0 +1,109 @@
+import { describe, expect, it } from 'vitest';
+import {
+  alphaBarsFromBetas,
+  alphaFromSigmaVe,
+  cvpAlphaBar,
+  cvpTimeFromLvpTime,
+  ddpmCosineBetas,
+  ddpmLinearBetas,
+  importanceSampledLvpTime,
+  karrasSigmas,
+  lvpAlpha,
+  lvpIntegratedBeta,
+  lvpSigma,
+  lvpSigmaVe,
+  lvpTimeFromSigmaVe,
+  LVP_TAU_MIN,
+  sigmaVeFromVp,
+  sigmaVpFromSigmaVe,
+} from '../../src/main/engine/schedules.js';
+import { discreteSigmas, fractionalStepFromSigma, modelSchedule } from '../../src/main/engine/model-schedule.js';
+
+const taus = [1e-5, 1e-3, 0.05, 0.3, 0.5, 0.9, 1];
+
+describe('LVP schedule (dg-math §1)', () => {
+  it('keeps α² + σ² = 1', () => {
+    for (const t of taus) expect(lvpAlpha(t) ** 2 + lvpSigma(t) ** 2).toBeCloseTo(1, 14);
+  });
+  it('α(τ) = exp(-¼τ²(β1-β0) - ½τβ0) with the default β0 = 0.1, β1 = 20', () => {
+    expect(lvpAlpha(0.5)).toBeCloseTo(Math.exp(-0.25 * 0.25 * 19.9 - 0.5 * 0.5 * 0.1), 14);
+  });
+  it('τ(σ_ve(τ)) = τ: the VE→LVP time map inverts the LVP VE level', () => {
+    for (const t of taus) expect(lvpTimeFromSigmaVe(lvpSigmaVe(t)) / t).toBeCloseTo(1, 9);
+  });
+  it('the VE level of a VP state is σ_vp/α, and α = 1/sqrt(1+σ_ve²) inverts it', () => {
+    for (const t of taus) {
+      const s = sigmaVeFromVp(lvpAlpha(t), lvpSigma(t));
+      expect(alphaFromSigmaVe(s) / lvpAlpha(t)).toBeCloseTo(1, 12);
+      expect(sigmaVpFromSigmaVe(s) / lvpSigma(t)).toBeCloseTo(1, 12);
+    }
+  });
+});
+
+describe('discrete DDPM (dg-math §1)', () => {
+  it('linear β 1e-4…0.02, T = 1000 is LVP with t = i/T (to O(β²) per step)', () => {
+    const ab = alphaBarsFromBetas(ddpmLinearBetas(1000));
+    for (const i of [0, 10, 100, 500, 999]) {
+      // ᾱ_i = Π(1-β_j) vs exp(-B((i+1)/T)): log differs by Σβ²/2 ≤ 1000·0.02²/2 = 0.2 at most, far less early on
+      const lvp = lvpAlpha((i + 1) / 1000) ** 2;
+      expect(Math.abs(Math.log(ab[i]!) - Math.log(lvp))).toBeLessThan(0.005 + 0.00015 * i);
+    }
+  });
+  it('cosine β reproduce the cosine ᾱ(t) at the step boundaries', () => {
+    const ab = alphaBarsFromBetas(ddpmCosineBetas(1000));
+    for (const i of [0, 100, 500, 900]) expect(ab[i]! / cvpAlphaBar((i + 1) / 1000)).toBeCloseTo(1, 9);
+  });
+  it('σ_ve of a step is sqrt((1-ᾱ)/ᾱ) and fractional steps interpolate in log σ', () => {
+    const table = discreteSigmas(alphaBarsFromBetas(ddpmLinearBetas(1000)));
+    expect(fractionalStepFromSigma(table[250]!, table)).toBeCloseTo(250, 9);
+    const mid = Math.sqrt(table[10]! * table[11]!);
+    expect(fractionalStepFromSigma(mid, table)).toBeCloseTo(10.5, 9);
+  });
+  it('SDEdit t0 maps to step round(t0·(T-1)) (dg-math §3)', () => {
+    const s = modelSchedule({ kind: 'ddpm-linear', steps: 1000, betaStart: 1e-4, betaEnd: 0.02 });
+    const table = discreteSigmas(alphaBarsFromBetas(ddpmLinearBetas(1000)));
+    const ladder = s.sdeditSigmas(0.5, 10);
+    expect(ladder[0]).toBe(table[Math.round(0.5 * 999)]);
+    expect(ladder.at(-2)).toBe(table[0]);
+    expect(ladder.at(-1)).toBe(0);
+    expect(ladder).toHaveLength(11);
+  });
+});
+
+describe('CVP time mapping (dg-math §1)', () => {
+  it('a CVP network at t_cos(τ) sees the same ᾱ as LVP at τ', () => {
+    for (const t of [0.01, 0.2, 0.5, 0.8]) {
+      expect(cvpAlphaBar(cvpTimeFromLvpTime(t)) / lvpAlpha(t) ** 2).toBeCloseTo(1, 10);
+    }
+  });
+});
+
+describe('EDM Karras steps (dg-math §1)', () => {
+  it('run from σmax to σmin, decreasing, with ρ = 7 spacing', () => {
+    const s = karrasSigmas(18, 0.002, 80);
+    expect(s[0]).toBeCloseTo(80, 10);
+    expect(s.at(-1)).toBeCloseTo(0.002, 12);
+    for (let i = 1; i < s.length; i++) expect(s[i]!).toBeLessThan(s[i - 1]!);
+    expect(s[9]).toBeCloseTo((80 ** (1 / 7) + (9 / 17) * (0.002 ** (1 / 7) - 80 ** (1 / 7))) ** 7, 10);
+  });
+});
+
+describe('importance-sampled discriminator time (dg-math §4)', () => {
+  const A = (t: number) => Math.log(-Math.expm1(-lvpIntegratedBeta(t))) + lvpIntegratedBeta(t);
+  it('maps u = 0 to τmin and u = 1 to 1, monotonically', () => {
+    expect(importanceSampledLvpTime(0)).toBeCloseTo(LVP_TAU_MIN, 10);
+    expect(importanceSampledLvpTime(1)).toBeCloseTo(1, 10);
+    let prev = 0;
+    for (let u = 0.05; u < 1; u += 0.05) {
+      const t = importanceSampledLvpTime(u);
+      expect(t).toBeGreaterThan(prev);
+      prev = t;
+    }
+  });
+  it('has CDF (A(τ) - A(τmin)) / Z, so its density is ∝ dA/dτ', () => {
+    const Z = A(1) - A(LVP_TAU_MIN);
+    for (const u of [0.1, 0.37, 0.5, 0.93]) {
+      expect((A(importanceSampledLvpTime(u)) - A(LVP_TAU_MIN)) / Z).toBeCloseTo(u, 9);
+    }
+  });
+});
