@@ -1,9 +1,9 @@
 /**
  * Seeded noise. The generator is always passed in, never global, so a run with the same
- * seed and parameters on the same machine replays bit for bit (xoroshiro128+ from
+ * seed and parameters on the same machine replays bit for bit (Mersenne Twister from
  * pure-rand, Gaussian pairs by Box–Muller).
  */
-import { xoroshiro128plus } from 'pure-rand/generator/xoroshiro128plus';
+import { mersenne } from 'pure-rand/generator/mersenne';
 import { uniformFloat64 } from 'pure-rand/distribution/uniformFloat64';
 import type { RandomGenerator } from 'pure-rand/types/RandomGenerator';
 
@@ -17,7 +17,7 @@ export class Rng {
     if (!Number.isInteger(seed) || seed < 0 || seed > MAX_SEED) {
       throw new Error(`seed must be an integer from 0 to ${MAX_SEED}, got ${seed}`);
     }
-    this.gen = xoroshiro128plus(seed | 0);
+    this.gen = mersenne(seed | 0);
   }
 
   /** Uniform in [0, 1). */
