@@ -70,9 +70,7 @@ export const ScoreModelManifestSchema = z
       .default({ kind: 'none' }),
     dataShape: z.array(z.number().int().positive()).min(1).describe('one item, e.g. [3, 64, 64]'),
     valueRange: z.tuple([z.number(), z.number()]).default([-1, 1]),
-    classes: z
-      .object({ count: z.number().int().positive(), encoding: z.enum(['index', 'one-hot']).default('index') })
-      .optional(),
+    classes: z.object({ count: z.number().int().positive(), encoding: z.enum(['index', 'one-hot']).default('index') }).optional(),
     license: z.string().optional(),
   })
   .superRefine((m, ctx) => {
@@ -101,3 +99,31 @@ export function describeManifestErrors(source: string, error: z.ZodError): strin
   const lines = error.issues.map((i) => `  - ${i.path.length ? i.path.join('.') : '(top level)'}: ${i.message}`);
   return `invalid manifest "${source}":\n${lines.join('\n')}`;
 }
+
+/** An isotropic Gaussian mixture; means as numbers or as images relative to the manifest. */
+export const MixtureSpecSchema = z
+  .object({
+    weights: z.array(z.number().positive()).min(1),
+    variances: z.array(z.number().positive()).min(1),
+    means: z.array(z.array(z.number())).optional(),
+    meanImages: z.array(z.string()).optional(),
+  })
+  .refine((m) => (m.means ? 1 : 0) + (m.meanImages ? 1 : 0) === 1, { message: 'give exactly one of means or meanImages' })
+  .refine((m) => m.variances.length === m.weights.length && (m.means ?? m.meanImages)!.length === m.weights.length, {
+    message: 'weights, variances and means need one entry per component',
+  });
+
+export const DiscriminatorManifestSchema = z.discriminatedUnion('kind', [
+  z.object({
+    format: z.literal('dg-studio/discriminator@1'),
+    kind: z.literal('analytic-mixture-ratio'),
+    name: z.string().min(1),
+    description: z.string().default(''),
+    /** log r = log p_τ(x) - log q_τ(x): the optimal discriminator of real p against fake q (dg-math §7) */
+    real: MixtureSpecSchema,
+    fake: MixtureSpecSchema,
+    dataShape: z.array(z.number().int().positive()).min(1),
+    valueRange: z.tuple([z.number(), z.number()]).default([-1, 1]),
+  }),
+]);
+export type DiscriminatorManifest = z.infer<typeof DiscriminatorManifestSchema>;

@@ -18,7 +18,8 @@ const randn = (shape: number[]): Tensor => ({ data: rng.fillNormal(new Float32Ar
 const sigmaVe = Float64Array.from([0.05, 0.7, 3, 40]);
 const alpha = sigmaVe.map(alphaFromSigmaVe);
 const sigmaVp = sigmaVe.map((s, i) => s * alpha[i]!);
-const close = (a: Tensor, b: Tensor, tol: number) => a.data.forEach((v, i) => expect(Math.abs(v - b.data[i]!)).toBeLessThan(tol * (1 + Math.abs(b.data[i]!))));
+const close = (a: Tensor, b: Tensor, tol: number) =>
+  a.data.forEach((v, i) => expect(Math.abs(v - b.data[i]!)).toBeLessThan(tol * (1 + Math.abs(b.data[i]!))));
 const perItem = (t: Tensor, c: ArrayLike<number>): Tensor => {
   const per = t.data.length / t.shape[0]!;
   return { data: t.data.map((v, i) => v * c[Math.floor(i / per)]!), shape: t.shape };

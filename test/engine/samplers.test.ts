@@ -25,7 +25,8 @@ const weightTol = 4 * Math.sqrt(0.25 / N) + 0.02;
 
 async function generate(model: ScoreModel, sampler: SamplerName, w: number, seed: number, critic?: Critic) {
   const rng = BatchRng.consecutive(seed, N);
-  const guidance = critic && w !== 0 ? discriminatorGuidance(critic, N, { w1: w, w2: sampler === 'heun' ? w : 0, window: [1e-5, 1] }) : undefined;
+  const guidance =
+    critic && w !== 0 ? discriminatorGuidance(critic, N, { w1: w, w2: sampler === 'heun' ? w : 0, window: [1e-5, 1] }) : undefined;
   const source = { data: new Float32Array(N * 2), shape: [N, 2] };
   return sdedit(model.denoiser(), model.schedule, source, { t0: 1, steps: STEPS[sampler], sampler }, { rng, guidance });
 }
@@ -53,7 +54,13 @@ describe('guided samplers on the Gaussian-mixture toy (dg-math §7)', async () =
   it('heun with EDM churn (S_churn = 20) still reproduces q: churn adds exactly the missing noise', async () => {
     const rng = BatchRng.consecutive(21, N);
     const source = { data: new Float32Array(N * 2), shape: [N, 2] };
-    const out = await sdedit(model.denoiser(), model.schedule, source, { t0: 1, steps: 40, sampler: 'heun', churn: { sChurn: 20 } }, { rng });
+    const out = await sdedit(
+      model.denoiser(),
+      model.schedule,
+      source,
+      { t0: 1, steps: 40, sampler: 'heun', churn: { sChurn: 20 } },
+      { rng },
+    );
     const s = modeStats(out.data, Q);
     expect(Math.abs(s.weight0 - Q.weights[0]!)).toBeLessThan(weightTol);
     for (const v of s.variance) expect(Math.abs(v / Q.variances[0]! - 1)).toBeLessThan(0.25);
@@ -88,7 +95,13 @@ describe('guided samplers on the Gaussian-mixture toy (dg-math §7)', async () =
   it('the same seed gives bit-identical output; an item does not depend on its batch', async () => {
     const src = { data: Float32Array.from([-1.4, 0.6, 1.3, -0.4, 0.2, 0.1]), shape: [3, 2] };
     const run = (s: typeof src, seed: number) =>
-      sdedit(model.denoiser(), model.schedule, s, { t0: 0.7, steps: 20, sampler: 'ddpm' }, { rng: BatchRng.consecutive(seed, s.shape[0]!), guidance: discriminatorGuidance(critic, s.shape[0]!, { w1: 1 }) });
+      sdedit(
+        model.denoiser(),
+        model.schedule,
+        s,
+        { t0: 0.7, steps: 20, sampler: 'ddpm' },
+        { rng: BatchRng.consecutive(seed, s.shape[0]!), guidance: discriminatorGuidance(critic, s.shape[0]!, { w1: 1 }) },
+      );
     const a = await run(src, 5);
     const b = await run(src, 5);
     expect(Buffer.from(a.data.buffer).equals(Buffer.from(b.data.buffer))).toBe(true);

@@ -4,13 +4,7 @@
  */
 import type { ScoreModelManifest, TimeInputSpec } from '../../shared/manifest.js';
 import { encodeTime, type ModelSchedule } from './model-schedule.js';
-import {
-  denoiserFromEps,
-  denoiserFromVpScore,
-  edmPreconditioning,
-  x0FromV,
-  type Prediction,
-} from './parameterizations.js';
+import { denoiserFromEps, denoiserFromVpScore, edmPreconditioning, x0FromV, type Prediction } from './parameterizations.js';
 import { alphaFromSigmaVe } from './schedules.js';
 import { combinePerItem, filled, firstNonFinite, type Tensor } from './tensor.js';
 

@@ -12,6 +12,8 @@ import { combinePerItem, filled, itemSize, type Tensor } from './tensor.js';
  */
 export interface Critic {
   readonly name: string;
+  /** true for closed-form log ratios, which are not bounded by a clipped d (no clipping) */
+  readonly exact?: boolean;
   evaluate(xVp: Tensor, tauLvp: Float64Array): Promise<{ value: Float64Array; grad: Tensor }>;
 }
 
@@ -67,7 +69,7 @@ export interface DgOptions {
   w2?: number;
   /** apply only while τ ∈ [τmin, τmax] (reference defaults 0.01, 1.0) */
   window?: [number, number];
-  /** |log r| clip; default from d ∈ [1e-5, 1-1e-5] */
+  /** |log r| clip; default from d ∈ [1e-5, 1-1e-5], none for exact critics */
   logRatioClip?: number;
   /** adaptive boosting (dg-math §5) */
   boosting?: { period: number; factor?: number; churn?: number; maxFactor?: number };
@@ -92,7 +94,7 @@ export function discriminatorGuidance(
   onDiagnostics?: (d: DgDiagnostics) => void,
 ): GuidanceHook {
   const [tauMin, tauMax] = opts.window ?? [0.01, 1.0];
-  const clip = opts.logRatioClip ?? LOG_RATIO_CLIP;
+  const clip = opts.logRatioClip ?? (critic.exact ? Infinity : LOG_RATIO_CLIP);
   const boost = opts.boosting;
   const factor = boost?.factor ?? 2;
   const maxFactor = boost?.maxFactor ?? 8;

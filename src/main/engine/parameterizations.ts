@@ -35,7 +35,12 @@ export function scoreFromX0(x0: Tensor, xVp: Tensor, alpha: PerItem, sigmaVp: Pe
 
 // dg-math §2: v-prediction, x̂0 = α·x - σ·v
 export function x0FromV(v: Tensor, xVp: Tensor, alpha: PerItem, sigmaVp: PerItem): Tensor {
-  return combinePerItem(xVp, alpha, v, map(sigmaVp, (s) => -s));
+  return combinePerItem(
+    xVp,
+    alpha,
+    v,
+    map(sigmaVp, (s) => -s),
+  );
 }
 
 // dg-math §2: v-prediction, ε̂ = σ·x + α·v

@@ -64,7 +64,12 @@ export async function guidedDenoise(
   const denoised = await denoise(x, sigma);
   const correction = guidance ? await guidance.scoreCorrection(x, sigma, { stepIndex, stage }) : null;
   if (!correction) return denoised;
-  return combinePerItem(denoised, filled(sigma.length, 1), correction, sigma.map((s) => s * s));
+  return combinePerItem(
+    denoised,
+    filled(sigma.length, 1),
+    correction,
+    sigma.map((s) => s * s),
+  );
 }
 
 // EDM Algorithm 2, lines 4–6: raise σ to σ̂ = σ(1+γ) by adding fresh noise
@@ -90,7 +95,12 @@ export function churn(
 
 // EDM Euler step: x' = x̂ + (σ_next - σ̂)·d with d = (x̂ - D)/σ̂
 function eulerStep(x: Tensor, d: Tensor, sigmaHat: Float64Array, sigmaNext: number): Tensor {
-  return combinePerItem(x, filled(sigmaHat.length, 1), d, sigmaHat.map((s) => sigmaNext - s));
+  return combinePerItem(
+    x,
+    filled(sigmaHat.length, 1),
+    d,
+    sigmaHat.map((s) => sigmaNext - s),
+  );
 }
 
 // dg-math §5: ODE direction d = (x - D)/σ

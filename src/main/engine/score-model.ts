@@ -3,11 +3,7 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import {
-  describeManifestErrors,
-  ScoreModelManifestSchema,
-  type ScoreModelManifest,
-} from '../../shared/manifest.js';
+import { describeManifestErrors, ScoreModelManifestSchema, type ScoreModelManifest } from '../../shared/manifest.js';
 import { canonicalDenoiser, type Denoiser, type NetworkCall } from './denoiser.js';
 import { modelSchedule, type ModelSchedule } from './model-schedule.js';
 import { createSession, expectDType, ort, tensorMetadata, type OrtSession, type SessionOptions } from './onnx/session.js';
@@ -29,12 +25,13 @@ export async function readJsonFile(path: string, what: string): Promise<unknown>
   try {
     text = await readFile(path, 'utf8');
   } catch (e) {
-    throw new Error(`cannot read ${what} "${path}": ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (e as Error).message}`);
+    const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (e as Error).message;
+    throw new Error(`cannot read ${what} "${path}": ${why}`, { cause: e });
   }
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new Error(`cannot read ${what} "${path}": not valid JSON (${(e as Error).message})`);
+    throw new Error(`cannot read ${what} "${path}": not valid JSON (${(e as Error).message})`, { cause: e });
   }
 }
 
@@ -89,9 +86,17 @@ export async function loadScoreModel(manifestPath: string, opts: SessionOptions 
     const vals = manifest.timeShape === 'scalar' ? values.subarray(0, 1) : values;
     switch (timeType) {
       case 'int64':
-        return new ort.Tensor('int64', BigInt64Array.from(vals, (v) => BigInt(Math.round(v))), dims);
+        return new ort.Tensor(
+          'int64',
+          BigInt64Array.from(vals, (v) => BigInt(Math.round(v))),
+          dims,
+        );
       case 'int32':
-        return new ort.Tensor('int32', Int32Array.from(vals, (v) => Math.round(v)), dims);
+        return new ort.Tensor(
+          'int32',
+          Int32Array.from(vals, (v) => Math.round(v)),
+          dims,
+        );
       case 'float64':
         return new ort.Tensor('float64', Float64Array.from(vals), dims);
       default:
@@ -111,7 +116,11 @@ export async function loadScoreModel(manifestPath: string, opts: SessionOptions 
     }
     return classType === 'int32'
       ? new ort.Tensor('int32', Int32Array.from(labels), [labels.length])
-      : new ort.Tensor('int64', BigInt64Array.from(labels, (l) => BigInt(l)), [labels.length]);
+      : new ort.Tensor(
+          'int64',
+          BigInt64Array.from(labels, (l) => BigInt(l)),
+          [labels.length],
+        );
   };
 
   const runOnce = async (x: Tensor, time: Float64Array, labels?: number[]): Promise<Tensor> => {
@@ -127,7 +136,7 @@ export async function loadScoreModel(manifestPath: string, opts: SessionOptions 
     try {
       result = await session.session.run(feeds);
     } catch (e) {
-      throw new Error(`score model "${manifest.name}" (${onnxPath}) failed to run: ${(e as Error).message.split('\n')[0]}`);
+      throw new Error(`score model "${manifest.name}" (${onnxPath}) failed to run: ${(e as Error).message.split('\n')[0]}`, { cause: e });
     }
     const out = result[io.output] as ort.Tensor;
     if (out.type !== 'float32' || out.data.length !== x.data.length) {

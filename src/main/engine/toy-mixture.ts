@@ -59,6 +59,7 @@ export function diffusedLogDensityAndScore(
 export function exactLogRatioCritic(p: GaussianMixture, q: GaussianMixture, lvp: LvpParams = LVP_DEFAULT): Critic {
   return {
     name: 'exact log(p_t/q_t)',
+    exact: true,
     async evaluate(xVp: Tensor, tauLvp: Float64Array) {
       const N = xVp.shape[0]!;
       const D = xVp.data.length / N;
@@ -119,7 +120,13 @@ export function mixtureScoreOnnx(m: GaussianMixture, variant: ToyVariant, dataSh
   if (variant.kind === 'ddpm-eps-step') {
     const ab = alphaBarsFromBetas(ddpmLinearBetas(variant.steps));
     const aTable = g.constant(tensorData('float32', [variant.steps], ab.map(Math.sqrt)));
-    const s2Table = g.constant(tensorData('float32', [variant.steps], ab.map((v) => 1 - v)));
+    const s2Table = g.constant(
+      tensorData(
+        'float32',
+        [variant.steps],
+        ab.map((v) => 1 - v),
+      ),
+    );
     alpha = g.op('Gather', [aTable, t1]);
     s2 = g.op('Gather', [s2Table, t1]);
   } else if (variant.kind === 'edm-denoiser-sigma' || variant.kind === 'edm-denoiser-cnoise') {

@@ -65,13 +65,7 @@ export class GraphBuilder {
   }
 
   /** Append a node; returns its outputs. An empty input name means "optional input left out". */
-  opMulti(
-    opType: string,
-    inputs: string[],
-    attrs: Record<string, AttrInput> = {},
-    outputCount = 1,
-    outputNames?: string[],
-  ): string[] {
+  opMulti(opType: string, inputs: string[], attrs: Record<string, AttrInput> = {}, outputCount = 1, outputNames?: string[]): string[] {
     const name = this.fresh(opType);
     const outputs = outputNames ?? Array.from({ length: outputCount }, (_, i) => `${name}_out${i}`);
     const converted: Record<string, Attr> = {};

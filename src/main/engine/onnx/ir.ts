@@ -58,9 +58,7 @@ export interface OnnxModel {
 export const DEFAULT_OPSET = 17;
 const IR_VERSION = 8;
 
-const dtypeByCode = new Map<number, DType>(
-  Object.entries(OnnxDataType).map(([name, code]) => [code, name as DType]),
-);
+const dtypeByCode = new Map<number, DType>(Object.entries(OnnxDataType).map(([name, code]) => [code, name as DType]));
 
 export function float(value: number): Attr {
   return { type: 'float', value };
@@ -89,10 +87,7 @@ export function tensorData(dtype: DType, dims: number[], values: ArrayLike<numbe
       data = Float64Array.from(values as ArrayLike<number>);
       break;
     case 'int64':
-      data =
-        values instanceof BigInt64Array
-          ? values
-          : BigInt64Array.from(Array.from(values as ArrayLike<number>, (v) => BigInt(v)));
+      data = values instanceof BigInt64Array ? values : BigInt64Array.from(Array.from(values as ArrayLike<number>, (v) => BigInt(v)));
       break;
     case 'int32':
       data = Int32Array.from(values as ArrayLike<number>);
@@ -197,7 +192,7 @@ function tensorFromProto(p: ProtoTensor, where: string): TensorData {
   if (p.dataLocation === 1) throw new Error(`${where}: tensors stored in external files are not supported`);
   const dims = (p.dims ?? []).map(toNum);
   if (p.rawData && p.rawData.length > 0) {
-    const buf = p.rawData.slice().buffer;
+    const buf = new Uint8Array(p.rawData).buffer; // a copy: decoded bytes may view a shared pool
     const ctor = {
       float32: Float32Array,
       float64: Float64Array,
@@ -271,9 +266,7 @@ function valueInfoFromProto(v: ProtoValueInfo): ValueInfo {
   const tt = v.type?.tensorType;
   const dtype = dtypeByCode.get(tt?.elemType ?? 0) ?? 'float32';
   const shape = tt?.shape
-    ? (tt.shape.dim ?? []).map((d) =>
-        d.dimValue !== undefined && d.dimValue !== null ? toNum(d.dimValue) : (d.dimParam ?? null),
-      )
+    ? (tt.shape.dim ?? []).map((d) => (d.dimValue !== undefined && d.dimValue !== null ? toNum(d.dimValue) : (d.dimParam ?? null)))
     : null;
   return { name: v.name, dtype, shape };
 }
@@ -284,7 +277,7 @@ export function parseModel(bytes: Uint8Array, source = 'model'): OnnxModel {
   try {
     decoded = ModelProto.toObject(ModelProto.decode(bytes), { defaults: false }) as Record<string, unknown>;
   } catch (e) {
-    throw new Error(`cannot read "${source}": not a valid ONNX file (${(e as Error).message})`);
+    throw new Error(`cannot read "${source}": not a valid ONNX file (${(e as Error).message})`, { cause: e });
   }
   const g = decoded['graph'] as
     | {

@@ -45,7 +45,7 @@ export async function createSession(model: string | Uint8Array, source: string, 
   try {
     return { session: await create('cpu'), provider: 'cpu', source };
   } catch (e) {
-    throw new Error(`cannot load ONNX model "${source}": ${firstLine(e)}`);
+    throw new Error(`cannot load ONNX model "${source}": ${firstLine(e)}`, { cause: e });
   }
 }
 

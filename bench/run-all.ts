@@ -1,0 +1,8 @@
+/** npm run bench: every bench script, one after another, in this process. */
+import { samplerOverhead } from './sampler-overhead.js';
+
+console.log(
+  `# DG Studio benchmarks — ${new Date().toISOString()} — node ${process.version}, ${(await import('node:os')).cpus().length} cores`,
+);
+console.log('\n## sampler-overhead');
+await samplerOverhead();

@@ -1,0 +1,12 @@
+#!/usr/bin/env node
+// Runs the built CLI (npm run build makes out/main/cli.js).
+import { existsSync } from 'node:fs';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const cli = fileURLToPath(new URL('../out/main/cli.js', import.meta.url));
+if (!existsSync(cli)) {
+  console.error('dg-studio is not built yet: run "npm run build" first (or "npm run cli -- …" from a checkout).');
+  process.exit(2);
+}
+const { buildProgram } = await import(pathToFileURL(cli).href);
+await buildProgram().parseAsync(process.argv);

@@ -1,0 +1,196 @@
+#!/usr/bin/env node
+/**
+ * dg-studio command line: a thin adapter over the services.
+ */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import cliProgress from 'cli-progress';
+import { SAMPLER_NAMES, TranslateParamsSchema } from '../../shared/params.js';
+import { ENGINE_VERSION } from '../../shared/version.js';
+import { EXECUTION_PROVIDERS } from '../engine/onnx/session.js';
+import { bundledDefaults } from '../services/resources.js';
+import { translateFiles } from '../services/translate-files.js';
+
+function num(name: string) {
+  return (v: string) => {
+    const x = Number(v);
+    if (v.trim() === '' || !Number.isFinite(x)) throw new InvalidArgumentError(`${name} must be a number, got "${v}"`);
+    return x;
+  };
+}
+function int(name: string) {
+  return (v: string) => {
+    const x = num(name)(v);
+    if (!Number.isInteger(x)) throw new InvalidArgumentError(`${name} must be a whole number, got "${v}"`);
+    return x;
+  };
+}
+function pair(name: string) {
+  return (v: string): [number, number] => {
+    const parts = v.split(',').map(num(name));
+    if (parts.length !== 2) throw new InvalidArgumentError(`${name} takes two numbers "low,high", got "${v}"`);
+    return [parts[0]!, parts[1]!];
+  };
+}
+
+interface TranslateOpts {
+  model?: string;
+  t0: number;
+  dgWeight: number;
+  dgWeight2?: number;
+  dgWindow: [number, number];
+  steps: number;
+  sampler: (typeof SAMPLER_NAMES)[number];
+  seed: number;
+  batchSize: number;
+  eta: number;
+  churn: number;
+  spacing: 'karras' | 'uniform';
+  boostPeriod?: number;
+  boostChurn: number;
+  classLabel?: number;
+  out: string;
+  provider: (typeof EXECUTION_PROVIDERS)[number];
+  threads?: number;
+  json: boolean;
+  progress: boolean;
+}
+
+export function buildProgram(): Command {
+  const program = new Command('dg-studio')
+    .description('Image-to-image translation with diffusion models and Discriminator Guidance')
+    .version(ENGINE_VERSION)
+    .showHelpAfterError()
+    // usage errors exit 2, like every other bad-input error of this CLI
+    .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
+
+  program
+    .command('translate')
+    .description('translate images (files or folders) SDEdit-style, with optional discriminator guidance')
+    .argument('<inputs...>', 'image files or folders of images')
+    .option('--model <manifest>', 'score-model manifest (default: the bundled default)')
+    .option('--discriminator <manifest>', 'discriminator manifest for guidance (default: the bundled one)')
+    .option('--no-discriminator', 'plain SDEdit, no discriminator')
+    .option('--t0 <t>', 'SDEdit start time in (0, 1]: larger is more target-like, less faithful', num('--t0'), 0.5)
+    .option('--dg-weight <w>', 'DG weight w (0: plain SDEdit)', num('--dg-weight'), 1)
+    .option(
+      '--dg-weight2 <w>',
+      "DG weight on Heun's second stage (default: the same as --dg-weight; the paper uses 0 with w = 2)",
+      num('--dg-weight2'),
+    )
+    .option('--dg-window <lo,hi>', 'apply DG only for LVP τ in [lo, hi]', pair('--dg-window'), [0.01, 1] as [number, number])
+    .option('--steps <n>', 'sampler steps (model evaluations per stage)', int('--steps'), 30)
+    .addOption(new Option('--sampler <name>', 'sampler').choices(SAMPLER_NAMES).default('heun'))
+    .option('--seed <n>', 'seed of the first image; image i uses seed + i', int('--seed'), 0)
+    .option('--batch-size <n>', 'images per model call', int('--batch-size'), 4)
+    .option('--eta <eta>', 'DDIM η (0 deterministic, 1 = DDPM)', num('--eta'), 0)
+    .option('--churn <s>', 'EDM S_churn for euler/heun', num('--churn'), 0)
+    .addOption(new Option('--spacing <kind>', 'σ ladder for continuous models').choices(['karras', 'uniform']).default('karras'))
+    .option(
+      '--boost-period <n>',
+      'adaptive boosting: every n steps double w for samples the discriminator calls fake',
+      int('--boost-period'),
+    )
+    .option('--boost-churn <s>', 'adaptive boosting: extra S_churn for those samples', num('--boost-churn'), 0)
+    .option('--class-label <k>', 'class for class-conditional models', int('--class-label'))
+    .option('--out <dir>', 'output folder', 'outputs')
+    .addOption(new Option('--provider <ep>', 'ONNX Runtime execution provider').choices(EXECUTION_PROVIDERS).default('cpu'))
+    .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', int('--threads'))
+    .option('--json', 'print one JSON record per output on stdout', false)
+    .option('--no-progress', 'no progress bar')
+    .action(async (inputs: string[], o: TranslateOpts & { discriminator?: string | false }) => {
+      process.exitCode = await runTranslate(inputs, o);
+    });
+  return program;
+}
+
+async function runTranslate(inputs: string[], o: TranslateOpts & { discriminator?: string | false }): Promise<number> {
+  const params = TranslateParamsSchema.safeParse({
+    t0: o.t0,
+    steps: o.steps,
+    sampler: o.sampler,
+    seed: o.seed,
+    batchSize: o.batchSize,
+    dgWeight: o.dgWeight,
+    dgWeight2: o.dgWeight2 ?? null,
+    dgWindow: o.dgWindow,
+    boosting: o.boostPeriod ? { period: o.boostPeriod, churn: o.boostChurn } : null,
+    eta: o.eta,
+    churn: o.churn,
+    spacing: o.spacing,
+    classLabel: o.classLabel ?? null,
+  });
+  if (!params.success) {
+    for (const i of params.error.issues) console.error(`error: ${i.path.join('.')}: ${i.message}`);
+    return 2;
+  }
+  let modelManifest = o.model;
+  let discriminatorManifest = o.discriminator === false ? undefined : o.discriminator;
+  if (!modelManifest) {
+    const d = bundledDefaults();
+    modelManifest = d.scoreModel;
+    if (o.discriminator === undefined && d.discriminator) discriminatorManifest = d.discriminator;
+    if (d.note) console.error(`note: ${d.note}`);
+  }
+  const bar =
+    o.progress && process.stderr.isTTY
+      ? new cliProgress.SingleBar(
+          { format: '{bar} {percentage}% | image {done}/{total} | step {step}/{steps}', hideCursor: true },
+          cliProgress.Presets.shades_classic,
+        )
+      : null;
+  const controller = new AbortController();
+  process.once('SIGINT', () => {
+    console.error('\ncancelling…');
+    controller.abort();
+  });
+  try {
+    const { outputs, errors } = await translateFiles(
+      {
+        inputs,
+        outDir: o.out,
+        params: params.data,
+        modelManifest,
+        discriminatorManifest,
+        executionProvider: o.provider,
+        threads: o.threads,
+      },
+      {
+        onStart: (s) => {
+          console.error(
+            `translating ${s.total} image(s) with "${s.model}"${s.discriminator ? ` + DG "${s.discriminator}"` : ''} on ${s.provider}`,
+          );
+          bar?.start(s.total * params.data.steps, 0, { done: 0, total: s.total, step: 0, steps: params.data.steps });
+        },
+        onStep: (s) => bar?.update(s.done * s.steps + s.step, { done: s.done, total: s.total, step: s.step, steps: s.steps }),
+        onResult: (r) => {
+          if (o.json) console.log(JSON.stringify(r));
+          else if (!bar) console.error(`wrote ${r.output}`);
+        },
+        onError: (e) => {
+          bar?.stop();
+          console.error(`error: ${e.message}`);
+        },
+        onWarning: (m) => console.error(`warning: ${m}`),
+      },
+      controller.signal,
+    );
+    bar?.stop();
+    console.error(`done: ${outputs.length} written to ${o.out}${errors.length ? `, ${errors.length} failed` : ''}`);
+    return errors.length ? 1 : 0;
+  } catch (e) {
+    bar?.stop();
+    const err = e as Error;
+    console.error(err.name === 'CancelledError' ? 'cancelled: images written so far are kept' : `error: ${err.message}`);
+    return 2;
+  }
+}
+
+const isMain = process.argv[1] && /cli(\/index)?\.(ts|js|mjs)$/.test(process.argv[1]);
+if (isMain) {
+  buildProgram()
+    .parseAsync(process.argv)
+    .catch((e: Error) => {
+      console.error(`error: ${e.message}`);
+      process.exit(2);
+    });
+}

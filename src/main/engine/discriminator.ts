@@ -1,0 +1,67 @@
+/**
+ * Discriminators for guidance, loaded from a manifest. This module knows the analytic
+ * kind (closed-form log ratio of Gaussian mixtures, dg-math §7); trained ONNX
+ * discriminators plug into the same Critic interface.
+ */
+import { dirname, resolve } from 'node:path';
+import type { z } from 'zod';
+import type { MixtureSpecSchema } from '../../shared/manifest.js';
+import { describeManifestErrors, DiscriminatorManifestSchema, type DiscriminatorManifest } from '../../shared/manifest.js';
+import type { Critic } from './guidance.js';
+import { readImage } from './image-io.js';
+import { readJsonFile } from './score-model.js';
+import { exactLogRatioCritic, type GaussianMixture } from './toy-mixture.js';
+
+export interface LoadedDiscriminator {
+  manifest: DiscriminatorManifest;
+  manifestPath: string;
+  critic: Critic;
+}
+
+async function mixtureFromSpec(spec: z.infer<typeof MixtureSpecSchema>, base: string, m: DiscriminatorManifest): Promise<GaussianMixture> {
+  const size = m.dataShape.reduce((a, b) => a * b, 1);
+  let means: number[][];
+  if (spec.meanImages) {
+    const [c, h, w] = m.dataShape;
+    if (m.dataShape.length !== 3 || (c !== 1 && c !== 3)) throw new Error('meanImages need a dataShape [channels (1 or 3), height, width]');
+    means = await Promise.all(
+      spec.meanImages.map(async (p) =>
+        Array.from(await readImage(resolve(base, p), { channels: c, height: h!, width: w!, valueRange: m.valueRange })),
+      ),
+    );
+  } else means = spec.means!;
+  for (const mu of means) if (mu.length !== size) throw new Error(`a mixture mean has ${mu.length} values; dataShape needs ${size}`);
+  return { weights: spec.weights, variances: spec.variances, means };
+}
+
+export async function loadDiscriminator(
+  manifestPath: string,
+  expect?: { dataShape: number[]; valueRange: readonly [number, number] },
+): Promise<LoadedDiscriminator> {
+  const raw = await readJsonFile(manifestPath, 'discriminator manifest');
+  const parsed = DiscriminatorManifestSchema.safeParse(raw);
+  if (!parsed.success) throw new Error(describeManifestErrors(manifestPath, parsed.error));
+  const manifest = parsed.data;
+  if (expect) {
+    if (manifest.dataShape.join('x') !== expect.dataShape.join('x')) {
+      throw new Error(
+        `discriminator "${manifestPath}" works on data of shape [${manifest.dataShape.join(', ')}], but the score model's is [${expect.dataShape.join(', ')}]`,
+      );
+    }
+    if (manifest.valueRange[0] !== expect.valueRange[0] || manifest.valueRange[1] !== expect.valueRange[1]) {
+      throw new Error(
+        `discriminator "${manifestPath}" expects values in [${manifest.valueRange.join(', ')}], the score model in [${expect.valueRange.join(', ')}]`,
+      );
+    }
+  }
+  const base = dirname(manifestPath);
+  const wrap = (e: unknown) => new Error(`discriminator "${manifestPath}": ${(e as Error).message}`);
+  const [real, fake] = await Promise.all([
+    mixtureFromSpec(manifest.real, base, manifest),
+    mixtureFromSpec(manifest.fake, base, manifest),
+  ]).catch((e) => {
+    throw wrap(e);
+  });
+  const critic = { ...exactLogRatioCritic(real, fake), name: manifest.name };
+  return { manifest, manifestPath, critic };
+}

@@ -1,0 +1,175 @@
+/**
+ * Image I/O through sharp: any image a user drops in becomes a CHW Float32 tensor in the
+ * model's value range, and results become PNGs with their parameters in text chunks
+ * (A1111's "parameters" key, plus the full JSON under "dg-studio").
+ */
+import { randomBytes } from 'node:crypto';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import sharp from 'sharp';
+import extractChunks from 'png-chunks-extract';
+import encodeChunks from 'png-chunks-encode';
+import type { PngChunk } from 'png-chunks-extract';
+import * as pngText from 'png-chunk-text';
+
+/** Refuse images above this many pixels before decoding (decompression bombs). */
+export const MAX_INPUT_PIXELS = 64 * 1024 * 1024;
+
+export interface ImageSpec {
+  channels: 1 | 3;
+  height: number;
+  width: number;
+  valueRange: readonly [number, number];
+}
+
+export class ImageReadError extends Error {
+  constructor(
+    readonly path: string,
+    reason: string,
+  ) {
+    super(`cannot read "${basename(path)}": ${reason}`);
+    this.name = 'ImageReadError';
+  }
+}
+
+function explainSharpError(e: unknown): string {
+  const msg = String((e as Error)?.message ?? e);
+  if (/unsupported image format|bad seek|not a known file format/i.test(msg))
+    return 'not an image sharp can decode (unsupported or damaged file)';
+  if (/pixel limit/i.test(msg)) return `the image is larger than ${MAX_INPUT_PIXELS} pixels; resize it first`;
+  if (/premature end|truncated|unexpected end|read error|corrupt/i.test(msg))
+    return `the file is truncated or corrupt (${msg.split('\n')[0]})`;
+  if (/missing|ENOENT|no such file/i.test(msg)) return 'file not found';
+  if (/empty/i.test(msg)) return 'the file is empty';
+  return msg.split('\n')[0]!;
+}
+
+/**
+ * Read an image as CHW float32 in `spec.valueRange`: EXIF-rotated, alpha composited on
+ * white, resized to cover and centre-cropped to the model resolution. Animated images use
+ * their first frame.
+ */
+export async function readImage(path: string, spec: ImageSpec): Promise<Float32Array> {
+  let input: Buffer;
+  try {
+    input = await readFile(path);
+  } catch (e) {
+    throw new ImageReadError(path, (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (e as Error).message);
+  }
+  if (input.length === 0) throw new ImageReadError(path, 'the file is empty (0 bytes)');
+  let raw: Buffer;
+  try {
+    let img = sharp(input, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'truncated', animated: false })
+      .rotate()
+      .flatten({ background: '#ffffff' })
+      .resize(spec.width, spec.height, { fit: 'cover', position: 'centre' });
+    img = spec.channels === 1 ? img.grayscale() : img.toColourspace('srgb');
+    raw = await img.removeAlpha().raw({ depth: 'uchar' }).toBuffer();
+  } catch (e) {
+    throw new ImageReadError(path, explainSharpError(e));
+  }
+  const plane = spec.width * spec.height;
+  const stride = raw.length / plane; // sharp may keep 3 bands for grayscale sources
+  const out = new Float32Array(spec.channels * plane);
+  const [lo, hi] = spec.valueRange;
+  for (let c = 0; c < spec.channels; c++) {
+    for (let i = 0; i < plane; i++) out[c * plane + i] = lo + (raw[i * stride + c]! / 255) * (hi - lo);
+  }
+  return out;
+}
+
+/** CHW float32 in `valueRange` → interleaved 8-bit pixels, clamped and rounded. */
+export function toPixels(chw: Float32Array, spec: ImageSpec): Uint8Array {
+  const plane = spec.width * spec.height;
+  const px = new Uint8Array(plane * spec.channels);
+  const [lo, hi] = spec.valueRange;
+  for (let c = 0; c < spec.channels; c++) {
+    for (let i = 0; i < plane; i++) {
+      const v = ((chw[c * plane + i]! - lo) / (hi - lo)) * 255;
+      px[i * spec.channels + c] = Math.max(0, Math.min(255, Math.round(Number.isFinite(v) ? v : 0)));
+    }
+  }
+  return px;
+}
+
+// PNG iTXt: keyword\0 flag(0) method(0) language\0 translated\0 UTF-8 text
+function iTxtChunk(keyword: string, text: string): PngChunk {
+  const enc = new TextEncoder();
+  const k = enc.encode(keyword);
+  const t = enc.encode(text);
+  const data = new Uint8Array(k.length + 5 + t.length);
+  data.set(k, 0);
+  data.set(t, k.length + 5); // the five bytes between are 0: \0, flag, method, empty language\0, empty translation\0
+  return { name: 'iTXt', data };
+}
+
+function decodeITxt(data: Uint8Array): { keyword: string; text: string } | null {
+  const dec = new TextDecoder();
+  const z = data.indexOf(0);
+  if (z < 0 || data[z + 1] !== 0) return null; // compressed iTXt is not ours
+  const lang = data.indexOf(0, z + 3);
+  const trans = data.indexOf(0, lang + 1);
+  if (lang < 0 || trans < 0) return null;
+  return { keyword: dec.decode(data.subarray(0, z)), text: dec.decode(data.subarray(trans + 1)) };
+}
+
+const isLatin1 = (s: string) => [...s].every((ch) => ch.charCodeAt(0) > 0 && ch.charCodeAt(0) < 256);
+
+/** Insert text chunks before IEND; tEXt where Latin-1 allows, else UTF-8 iTXt. */
+export function withPngText(png: Uint8Array, text: Record<string, string>): Uint8Array {
+  const chunks = extractChunks(png);
+  const end = chunks.findIndex((c) => c.name === 'IEND');
+  const extra = Object.entries(text).map(([k, v]) => (isLatin1(v) ? pngText.encode(k, v) : iTxtChunk(k, v)));
+  chunks.splice(end, 0, ...extra);
+  return encodeChunks(chunks);
+}
+
+/** Text chunks of a PNG (tEXt and uncompressed iTXt). */
+export function readPngTextFromBuffer(png: Uint8Array): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const c of extractChunks(png)) {
+    const entry = c.name === 'tEXt' ? pngText.decode(c.data) : c.name === 'iTXt' ? decodeITxt(c.data) : null;
+    if (entry) out[entry.keyword] = entry.text;
+  }
+  return out;
+}
+
+export async function readPngText(path: string): Promise<Record<string, string>> {
+  let buf: Buffer;
+  try {
+    buf = await readFile(path);
+  } catch (e) {
+    throw new ImageReadError(path, (e as Error).message);
+  }
+  try {
+    return readPngTextFromBuffer(buf);
+  } catch (e) {
+    throw new ImageReadError(path, `not a readable PNG (${(e as Error).message})`);
+  }
+}
+
+export async function encodePng(chw: Float32Array, spec: ImageSpec, text: Record<string, string> = {}): Promise<Uint8Array> {
+  const png = await sharp(toPixels(chw, spec), { raw: { width: spec.width, height: spec.height, channels: spec.channels } })
+    .png({ compressionLevel: 6 })
+    .toBuffer();
+  return withPngText(png, text);
+}
+
+/** Write a file atomically: a temp file beside it, then rename (no half-written results). */
+export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
+  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  try {
+    await writeFile(tmp, data);
+    await rename(tmp, path);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    const code = (e as NodeJS.ErrnoException).code;
+    const why =
+      code === 'ENOSPC'
+        ? 'the disk is full'
+        : code === 'EACCES' || code === 'EPERM' || code === 'EROFS'
+          ? 'the folder is not writable'
+          : (e as Error).message;
+    throw new Error(`cannot write "${path}": ${why}`, { cause: e });
+  }
+}

@@ -1,0 +1,208 @@
+/**
+ * Translate image files: expand files and folders, run batches, write PNGs with their
+ * parameters embedded plus a JSON sidecar. One unreadable image is recorded and skipped;
+ * the rest of the batch goes on.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
+import { basename, extname, join, resolve } from 'node:path';
+import { TranslateParamsSchema, formatParametersLine, type TranslateParams, type TranslateParamsInput } from '../../shared/params.js';
+import { ENGINE_VERSION } from '../../shared/version.js';
+import { loadDiscriminator, type LoadedDiscriminator } from '../engine/discriminator.js';
+import { encodePng, readImage, writeFileAtomic, type ImageSpec } from '../engine/image-io.js';
+import type { ExecutionProvider } from '../engine/onnx/session.js';
+import { loadScoreModel, type ScoreModel } from '../engine/score-model.js';
+import type { Tensor } from '../engine/tensor.js';
+import { translateBatch } from '../engine/translate.js';
+
+export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.webp', '.gif', '.tif', '.tiff', '.avif'];
+
+export interface TranslateFilesRequest {
+  inputs: string[];
+  outDir: string;
+  params: TranslateParamsInput;
+  modelManifest: string;
+  discriminatorManifest?: string | undefined;
+  executionProvider?: ExecutionProvider | undefined;
+  threads?: number | undefined;
+}
+
+export interface OutputRecord {
+  source: string;
+  output: string;
+  sidecar: string;
+  seed: number;
+  params: TranslateParams;
+  model: { name: string; manifest: string; sha256: string };
+  discriminator: { name: string; manifest: string; sha256: string } | null;
+  engineVersion: string;
+  createdAt: string;
+}
+
+export interface FileError {
+  file: string;
+  message: string;
+}
+
+export interface TranslateEvents {
+  onStart?(info: { total: number; model: string; discriminator: string | null; provider: string }): void;
+  onStep?(info: { done: number; total: number; step: number; steps: number; preview?: Tensor }): void;
+  onResult?(r: OutputRecord): void;
+  onError?(e: FileError): void;
+  onWarning?(message: string): void;
+}
+
+/** Image files named by the inputs: files as given, folders' images sorted by name. */
+export async function expandInputs(inputs: string[]): Promise<string[]> {
+  const files: string[] = [];
+  for (const input of inputs) {
+    let info;
+    try {
+      info = await stat(input);
+    } catch {
+      throw new Error(`input "${input}" does not exist`);
+    }
+    if (info.isDirectory()) {
+      const names = (await readdir(input)).filter((n) => IMAGE_EXTENSIONS.includes(extname(n).toLowerCase())).sort();
+      if (names.length === 0) throw new Error(`folder "${input}" holds no images (${IMAGE_EXTENSIONS.join(' ')})`);
+      files.push(...names.map((n) => join(input, n)));
+    } else files.push(input);
+  }
+  if (files.length === 0) throw new Error('no input images given');
+  return files;
+}
+
+export async function sha256File(path: string): Promise<string> {
+  return createHash('sha256')
+    .update(await readFile(path))
+    .digest('hex');
+}
+
+export function imageSpecOf(model: ScoreModel): ImageSpec {
+  const [c, h, w] = model.manifest.dataShape;
+  if (model.manifest.dataShape.length !== 3 || (c !== 1 && c !== 3)) {
+    throw new Error(
+      `score model "${model.manifest.name}" has dataShape [${model.manifest.dataShape.join(', ')}]; images need [1 or 3, height, width]`,
+    );
+  }
+  return { channels: c, height: h!, width: w!, valueRange: model.manifest.valueRange };
+}
+
+async function freeName(dir: string, stem: string, taken: Set<string>): Promise<string> {
+  for (let k = 0; ; k++) {
+    const name = k === 0 ? `${stem}.png` : `${stem}-${k}.png`;
+    if (taken.has(name)) continue;
+    try {
+      await stat(join(dir, name));
+    } catch {
+      taken.add(name);
+      return name;
+    }
+  }
+}
+
+export async function translateFiles(
+  req: TranslateFilesRequest,
+  events: TranslateEvents = {},
+  signal?: AbortSignal,
+): Promise<{ outputs: OutputRecord[]; errors: FileError[] }> {
+  const params = TranslateParamsSchema.parse(req.params);
+  const files = await expandInputs(req.inputs);
+  const model = await loadScoreModel(req.modelManifest, {
+    executionProvider: req.executionProvider,
+    threads: req.threads,
+    onWarning: events.onWarning,
+  });
+  let disc: LoadedDiscriminator | null = null;
+  try {
+    const spec = imageSpecOf(model);
+    if (req.discriminatorManifest) {
+      disc = await loadDiscriminator(req.discriminatorManifest, {
+        dataShape: model.manifest.dataShape,
+        valueRange: model.manifest.valueRange,
+      });
+    } else if (params.dgWeight > 0 || (params.dgWeight2 ?? 0) > 0) {
+      events.onWarning?.('a DG weight was given but no discriminator: translating without guidance');
+    }
+    await mkdir(req.outDir, { recursive: true });
+    const modelInfo = { name: model.manifest.name, manifest: resolve(req.modelManifest), sha256: await sha256File(model.onnxPath) };
+    const discInfo = disc
+      ? { name: disc.manifest.name, manifest: resolve(disc.manifestPath), sha256: await sha256File(disc.manifestPath) }
+      : null;
+    events.onStart?.({
+      total: files.length,
+      model: modelInfo.name,
+      discriminator: discInfo?.name ?? null,
+      provider: model.session.provider,
+    });
+
+    const outputs: OutputRecord[] = [];
+    const errors: FileError[] = [];
+    const taken = new Set<string>();
+    const item = spec.channels * spec.height * spec.width;
+    let done = 0;
+    for (let start = 0; start < files.length; start += params.batchSize) {
+      const batchFiles = files.slice(start, start + params.batchSize);
+      const loaded: { file: string; index: number; data: Float32Array }[] = [];
+      for (const [k, file] of batchFiles.entries()) {
+        try {
+          loaded.push({ file, index: start + k, data: await readImage(file, spec) });
+        } catch (e) {
+          const err = { file, message: (e as Error).message };
+          errors.push(err);
+          events.onError?.(err);
+          done++;
+        }
+      }
+      if (loaded.length === 0) continue;
+      const sources: Tensor = {
+        data: new Float32Array(loaded.length * item),
+        shape: [loaded.length, spec.channels, spec.height, spec.width],
+      };
+      loaded.forEach((l, i) => sources.data.set(l.data, i * item));
+      const seeds = loaded.map((l) => (params.seed + l.index) % 2 ** 32);
+      const result = await translateBatch(model, sources, params, {
+        seeds,
+        critic: disc?.critic,
+        signal,
+        onStep: (s) => events.onStep?.({ done, total: files.length, step: s.stepIndex + 1, steps: s.totalSteps, preview: s.denoised }),
+      });
+      for (const [i, l] of loaded.entries()) {
+        const record: OutputRecord = {
+          source: resolve(l.file),
+          output: '',
+          sidecar: '',
+          seed: seeds[i]!,
+          params: { ...params, seed: seeds[i]! },
+          model: modelInfo,
+          discriminator: discInfo,
+          engineVersion: ENGINE_VERSION,
+          createdAt: new Date().toISOString(),
+        };
+        const stem = `${basename(l.file, extname(l.file))}-t${params.t0}-w${params.dgWeight}-${seeds[i]}`;
+        const name = await freeName(req.outDir, stem, taken);
+        record.output = join(resolve(req.outDir), name);
+        record.sidecar = record.output.replace(/\.png$/, '.json');
+        const line = formatParametersLine(record.params, {
+          Model: modelInfo.name,
+          'Model hash': modelInfo.sha256.slice(0, 10),
+          ...(discInfo ? { Discriminator: discInfo.name, 'Discriminator hash': discInfo.sha256.slice(0, 10) } : {}),
+          Size: `${spec.width}x${spec.height}`,
+          Version: `dg-studio ${ENGINE_VERSION}`,
+        });
+        const png = await encodePng(result.data.subarray(i * item, (i + 1) * item), spec, {
+          parameters: `Source: ${basename(l.file)}\n${line}`,
+          'dg-studio': JSON.stringify(record),
+        });
+        await writeFileAtomic(record.output, png);
+        await writeFileAtomic(record.sidecar, JSON.stringify(record, null, 2));
+        outputs.push(record);
+        events.onResult?.(record);
+        done++;
+      }
+    }
+    return { outputs, errors };
+  } finally {
+    await model.dispose();
+  }
+}

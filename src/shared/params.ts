@@ -1,0 +1,64 @@
+/**
+ * Translation parameters: one schema for the CLI, the studio, the server and the
+ * parameters embedded in every output PNG.
+ */
+import { z } from 'zod';
+
+export const SAMPLER_NAMES = ['euler', 'heun', 'ddim', 'ddpm'] as const;
+
+export const TranslateParamsSchema = z
+  .object({
+    t0: z.number().gt(0, 't0 must be in (0, 1]').max(1, 't0 must be in (0, 1]').default(0.5),
+    steps: z.number().int().min(1).max(1000).default(30),
+    sampler: z.enum(SAMPLER_NAMES).default('heun'),
+    seed: z
+      .number()
+      .int()
+      .min(0)
+      .max(2 ** 32 - 1)
+      .default(0),
+    batchSize: z.number().int().min(1).max(256).default(4),
+    /** DG weight w (w1 on Heun's first stage) */
+    dgWeight: z.number().min(0).max(100).default(0),
+    /**
+     * DG weight on Heun's second stage; null: the same as dgWeight, so w = 1 is the full
+     * correction of Theorem 1 on every sampler. The paper uses 0 here (one discriminator
+     * call per step), which acts like about half the weight: it pairs that with w = 2.
+     */
+    dgWeight2: z.number().min(0).max(100).nullable().default(null),
+    dgWindow: z.tuple([z.number().min(0).max(1), z.number().min(0).max(1)]).default([0.01, 1]),
+    boosting: z
+      .object({
+        period: z.number().int().min(1),
+        factor: z.number().min(1).default(2),
+        churn: z.number().min(0).default(0),
+      })
+      .nullable()
+      .default(null),
+    eta: z.number().min(0).max(1).default(0),
+    churn: z.number().min(0).default(0),
+    spacing: z.enum(['karras', 'uniform']).default('karras'),
+    classLabel: z.number().int().min(0).nullable().default(null),
+  })
+  .refine((p) => p.dgWindow[0] <= p.dgWindow[1], { message: 'dgWindow must be [τmin, τmax] with τmin ≤ τmax', path: ['dgWindow'] });
+
+export type TranslateParams = z.infer<typeof TranslateParamsSchema>;
+export type TranslateParamsInput = z.input<typeof TranslateParamsSchema>;
+
+/** A1111-style one-line summary for the PNG "parameters" text chunk. */
+export function formatParametersLine(p: TranslateParams, extra: Record<string, string | number>): string {
+  const fields: [string, string | number][] = [
+    ['Steps', p.steps],
+    ['Sampler', p.sampler],
+    ['t0', p.t0],
+    ['DG weight', p.dgWeight],
+    ['DG weight 2', p.dgWeight2 ?? p.dgWeight],
+    ['DG window', `${p.dgWindow[0]}-${p.dgWindow[1]}`],
+    ['Seed', p.seed],
+    ['Eta', p.eta],
+    ['Churn', p.churn],
+    ['Spacing', p.spacing],
+    ...Object.entries(extra),
+  ];
+  return fields.map(([k, v]) => `${k}: ${v}`).join(', ');
+}

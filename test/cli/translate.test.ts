@@ -1,0 +1,77 @@
+import { execFile } from 'node:child_process';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import sharp from 'sharp';
+import { describe, expect, it } from 'vitest';
+import { readPngText } from '../../src/main/engine/image-io.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const run = promisify(execFile);
+const root = join(import.meta.dirname, '..', '..');
+const cli = (args: string[]) =>
+  run(process.execPath, ['--import', 'tsx', join(root, 'src/main/cli/index.ts'), ...args], { cwd: root }).then(
+    (r) => ({ code: 0, ...r }),
+    (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
+  );
+
+describe('dg-studio translate (CLI)', async () => {
+  const dir = await tempDir();
+  const inDir = join(dir, 'in dir');
+  await sharp({ create: { width: 30, height: 40, channels: 3, background: '#3366cc' } })
+    .png()
+    .toFile(join(dir, 'a.png'))
+    .then(() => import('node:fs/promises').then((fs) => fs.mkdir(inDir)))
+    .then(() =>
+      sharp({ create: { width: 64, height: 64, channels: 4, background: '#cc3333' } })
+        .png()
+        .toFile(join(inDir, 'b é.png')),
+    );
+
+  it('translates files and folders with the bundled default, embedding parameters in PNG and sidecar', async () => {
+    const out = join(dir, 'out');
+    const r = await cli(['translate', join(dir, 'a.png'), inDir, '--steps', '4', '--seed', '7', '--t0', '0.4', '--out', out, '--json']);
+    expect(r.stderr).toContain('translating 2 image(s)');
+    expect(r.code).toBe(0);
+    const records = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(records.map((x) => x.seed)).toEqual([7, 8]);
+    const files = (await readdir(out)).sort();
+    expect(files).toHaveLength(4);
+    const text = await readPngText(records[1].output);
+    expect(text['parameters']).toMatch(/^Source: b é\.png\nSteps: 4, Sampler: heun, t0: 0\.4, DG weight: 1.*Seed: 8/);
+    const sidecar = JSON.parse(await readFile(records[1].sidecar, 'utf8'));
+    expect(sidecar.params.t0).toBe(0.4);
+    expect(sidecar.model.sha256).toMatch(/^[0-9a-f]{64}$/);
+    const meta = await sharp(records[0].output).metadata();
+    expect([meta.width, meta.height]).toEqual([64, 64]);
+  });
+
+  it('the same seed and parameters give bit-identical images', async () => {
+    const args = (o: string) => ['translate', join(dir, 'a.png'), '--steps', '3', '--seed', '3', '--out', join(dir, o), '--json'];
+    const [a, b] = [await cli(args('r1')), await cli(args('r2'))];
+    const [pa, pb] = [JSON.parse(a.stdout).output, JSON.parse(b.stdout).output];
+    const [ra, rb] = await Promise.all([pa, pb].map((p: string) => sharp(p).raw().toBuffer()));
+    expect(ra!.equals(rb!)).toBe(true);
+  });
+
+  it('exits non-zero with a clear message on bad input, keeping the good images', async () => {
+    const { writeFile } = await import('node:fs/promises');
+    await writeFile(join(dir, 'bad.png'), 'not a png');
+    const r = await cli(['translate', join(dir, 'a.png'), join(dir, 'bad.png'), '--steps', '2', '--out', join(dir, 'o3')]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/error: cannot read "bad.png": not an image/);
+    expect(r.stderr).toMatch(/done: 1 written .*1 failed/);
+    const missing = await cli(['translate', join(dir, 'nope.png')]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/input ".*nope.png" does not exist/);
+    const badT0 = await cli(['translate', join(dir, 'a.png'), '--t0', '1.5']);
+    expect(badT0.code).toBe(2);
+    expect(badT0.stderr).toMatch(/t0 must be in \(0, 1\]/);
+    const badModel = await cli(['translate', join(dir, 'a.png'), '--model', join(dir, 'a.png')]);
+    expect(badModel.code).toBe(2);
+    expect(badModel.stderr).toMatch(/cannot read score-model manifest ".*a.png": not valid JSON/);
+  });
+});

@@ -1,0 +1,63 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { describe, expect, it } from 'vitest';
+import { encodePng, readImage, readPngText, readPngTextFromBuffer, writeFileAtomic } from '../../src/main/engine/image-io.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const spec = { channels: 3 as const, height: 8, width: 8, valueRange: [-1, 1] as const };
+
+describe('image I/O', async () => {
+  const dir = await tempDir();
+  const solid = (name: string, create: { width: number; height: number; channels: 3 | 4; background: object }) =>
+    sharp({ create }).png().toFile(join(dir, name));
+
+  it('reads an image as CHW in the model range, resized to the model resolution', async () => {
+    await solid('red.png', { width: 20, height: 10, channels: 3, background: { r: 255, g: 0, b: 0 } });
+    const x = await readImage(join(dir, 'red.png'), spec);
+    expect(x).toHaveLength(3 * 64);
+    expect(x[0]).toBeCloseTo(1, 5);
+    expect(x[64]).toBeCloseTo(-1, 5);
+  });
+
+  it('composites transparency on white', async () => {
+    await solid('clear.png', { width: 8, height: 8, channels: 4, background: { r: 0, g: 0, b: 0, alpha: 0 } });
+    const x = await readImage(join(dir, 'clear.png'), spec);
+    expect(Math.min(...x)).toBeCloseTo(1, 5);
+  });
+
+  it('reads grayscale and [0, 1] models', async () => {
+    await solid('gray.png', { width: 8, height: 8, channels: 3, background: { r: 51, g: 51, b: 51 } });
+    const x = await readImage(join(dir, 'gray.png'), { ...spec, channels: 1, valueRange: [0, 1] });
+    expect(x).toHaveLength(64);
+    expect(x[5]).toBeCloseTo(0.2, 2);
+  });
+
+  it('names the file and the problem for a truncated PNG, an empty file and a text file', async () => {
+    await solid('ok.png', { width: 64, height: 64, channels: 3, background: { r: 9, g: 200, b: 7 } });
+    const full = await readFile(join(dir, 'ok.png'));
+    await writeFile(join(dir, 'cut.png'), full.subarray(0, Math.floor(full.length / 2)));
+    await writeFile(join(dir, 'empty.png'), '');
+    await writeFile(join(dir, 'notes.png'), 'this is not an image');
+    await expect(readImage(join(dir, 'cut.png'), spec)).rejects.toThrow(/cannot read "cut.png": /);
+    await expect(readImage(join(dir, 'empty.png'), spec)).rejects.toThrow(/cannot read "empty.png": the file is empty/);
+    await expect(readImage(join(dir, 'notes.png'), spec)).rejects.toThrow(/cannot read "notes.png": not an image/);
+    await expect(readImage(join(dir, 'missing.png'), spec)).rejects.toThrow(/cannot read "missing.png": file not found/);
+  });
+
+  it('round-trips parameters through PNG text chunks, Latin-1 and UTF-8', async () => {
+    const x = new Float32Array(3 * 64).fill(0.25);
+    const png = await encodePng(x, spec, { parameters: 'Steps: 30, t0: 0.5', 'dg-studio': '{"source":"猫 photo.png"}' });
+    const text = readPngTextFromBuffer(png);
+    expect(text['parameters']).toBe('Steps: 30, t0: 0.5');
+    expect(JSON.parse(text['dg-studio']!).source).toBe('猫 photo.png');
+    await writeFileAtomic(join(dir, 'out.png'), png);
+    expect((await readPngText(join(dir, 'out.png')))['parameters']).toBe('Steps: 30, t0: 0.5');
+    const back = await readImage(join(dir, 'out.png'), spec);
+    expect(back[0]).toBeCloseTo(0.25, 1);
+  });
+
+  it('says the folder is not writable instead of leaving a half-written file', async () => {
+    await expect(writeFileAtomic(join(dir, 'no-such-folder', 'x.png'), 'x')).rejects.toThrow(/cannot write ".*x.png": /);
+  });
+});
