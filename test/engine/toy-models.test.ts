@@ -42,6 +42,15 @@ describe('toy score models as ONNX graphs, through the manifest adapter (dg-math
     });
   }
 
+  it('an unavailable execution provider falls back to CPU and says why', async () => {
+    const manifest = await writeToyScoreModel(join(dir, 'ep'), P, { kind: 'lvp-eps' });
+    const warnings: string[] = [];
+    const model = await loadScoreModel(manifest, { executionProvider: 'cuda', onWarning: (m) => warnings.push(m) });
+    expect(model.session.provider).toBe('cpu');
+    expect(warnings[0]).toMatch(/execution provider "cuda" is not available .*running on CPU instead/);
+    await model.dispose();
+  });
+
   it('a manifest with a wrong input name is an error naming the file and listing the real inputs', async () => {
     const manifest = await writeToyScoreModel(join(dir, 'wrong-name'), P, { kind: 'lvp-eps' }, { extra: { io: { x: 'image' } } });
     await expect(loadScoreModel(manifest)).rejects.toThrow(/has no input named "image"; its inputs are: x, t/);
