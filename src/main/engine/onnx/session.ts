@@ -26,6 +26,7 @@ export async function createSession(model: string | Uint8Array, source: string, 
   const wanted = opts.executionProvider ?? 'cpu';
   const base: ort.InferenceSession.SessionOptions = {
     graphOptimizationLevel: 'all',
+    logSeverityLevel: 3, // errors only: ORT's warnings (unused initializers, …) are not the user's business
     ...(opts.threads ? { intraOpNumThreads: opts.threads } : {}),
   };
   const create = (ep: ExecutionProvider) =>

@@ -1,0 +1,156 @@
+/**
+ * Appends nodes to a graph being rewritten (decompositions, gradients), with memoized
+ * shape and constant helpers so shared subexpressions are emitted once.
+ */
+import { tensorData, type Attr, type DType, type Dim, type OnnxGraph, type OnnxNode, type TensorData } from './ir.js';
+import type { AttrInput } from './builder.js';
+
+function toAttr(v: AttrInput): Attr {
+  if (typeof v === 'string') return { type: 'string', value: v };
+  if (typeof v === 'number') return Number.isInteger(v) ? { type: 'int', value: v } : { type: 'float', value: v };
+  if (Array.isArray(v)) return { type: 'ints', value: v };
+  return v;
+}
+
+export class Emitter {
+  readonly nodes: OnnxNode[] = [];
+  private counter = 0;
+  private readonly used: Set<string>;
+  private readonly memo = new Map<string, string>();
+  /** values produced by Constant nodes, for reading static axes / perms */
+  private readonly constants = new Map<string, TensorData>();
+
+  constructor(
+    readonly graph: OnnxGraph,
+    readonly prefix: string,
+  ) {
+    this.used = new Set<string>([
+      ...graph.inputs.map((i) => i.name),
+      ...graph.initializers.keys(),
+      ...graph.nodes.flatMap((n) => n.outputs),
+    ]);
+    for (const n of graph.nodes) {
+      if (n.opType === 'Constant') {
+        const v = n.attrs['value'];
+        if (v?.type === 'tensor') this.constants.set(n.outputs[0]!, v.value);
+        const ints = n.attrs['value_ints'];
+        if (ints?.type === 'ints') this.constants.set(n.outputs[0]!, tensorData('int64', [ints.value.length], ints.value));
+        const one = n.attrs['value_int'];
+        if (one?.type === 'int') this.constants.set(n.outputs[0]!, tensorData('int64', [], [one.value]));
+      }
+    }
+  }
+
+  fresh(hint: string): string {
+    let name: string;
+    do name = `${this.prefix}${hint}_${this.counter++}`;
+    while (this.used.has(name));
+    this.used.add(name);
+    return name;
+  }
+
+  opMulti(opType: string, inputs: string[], attrs: Record<string, AttrInput> = {}, outputCount = 1, outputNames?: string[]): string[] {
+    const name = this.fresh(opType);
+    const outputs = outputNames ?? Array.from({ length: outputCount }, (_, i) => (i === 0 ? name : `${name}_${i}`));
+    for (const o of outputs) this.used.add(o);
+    const converted: Record<string, Attr> = {};
+    for (const [k, v] of Object.entries(attrs)) converted[k] = toAttr(v);
+    this.nodes.push({ name, opType, domain: '', inputs, outputs, attrs: converted });
+    return outputs;
+  }
+
+  op(opType: string, inputs: string[], attrs: Record<string, AttrInput> = {}, outputName?: string): string {
+    return this.opMulti(opType, inputs, attrs, 1, outputName ? [outputName] : undefined)[0]!;
+  }
+
+  private memoized(key: string, make: () => string): string {
+    let v = this.memo.get(key);
+    if (!v) {
+      v = make();
+      this.memo.set(key, v);
+    }
+    return v;
+  }
+
+  /** An initializer (memoized by content). */
+  constant(t: TensorData): string {
+    const key = `const:${t.dtype}:${t.dims.join(',')}:${Array.from(t.data as ArrayLike<number | bigint>, String).join(',')}`;
+    return this.memoized(key, () => {
+      const name = this.fresh('c');
+      this.graph.initializers.set(name, t);
+      return name;
+    });
+  }
+
+  i64(values: number[]): string {
+    return this.constant(tensorData('int64', [values.length], values));
+  }
+
+  i64Scalar(value: number): string {
+    return this.constant(tensorData('int64', [], [value]));
+  }
+
+  /** A scalar with the dtype of `ref` (CastLike), so the same rule serves float32 and float64 graphs. */
+  scalarLike(value: number, ref: string): string {
+    return this.memoized(`scalarLike:${value}:${ref}`, () => this.op('CastLike', [this.constant(tensorData('float64', [], [value])), ref]));
+  }
+
+  shape(v: string): string {
+    return this.memoized(`shape:${v}`, () => this.op('Shape', [v]));
+  }
+
+  /** Rank as an int64 scalar. */
+  rank(v: string): string {
+    return this.memoized(`rank:${v}`, () => this.op('Size', [this.shape(v)]));
+  }
+
+  /** shape[start:end] as a 1-D int64 tensor. */
+  shapeSlice(v: string, start: number, end?: number): string {
+    return this.memoized(`shapeSlice:${v}:${start}:${end}`, () => this.op('Shape', [v], end === undefined ? { start } : { start, end }));
+  }
+
+  zerosLike(ref: string): string {
+    return this.memoized(`zeros:${ref}`, () =>
+      this.op('CastLike', [
+        this.op('ConstantOfShape', [this.shape(ref)], { value: { type: 'tensor', value: tensorData('float32', [1], [0]) } }),
+        ref,
+      ]),
+    );
+  }
+
+  /** Static dims of a value, when the graph states them (inputs, initializers, Constant nodes). */
+  staticShape(v: string): Dim[] | null {
+    const init = this.graph.initializers.get(v);
+    if (init) return init.dims;
+    const c = this.constants.get(v);
+    if (c) return c.dims;
+    const input = this.graph.inputs.find((i) => i.name === v);
+    return input?.shape ?? null;
+  }
+
+  /** The values of a constant input (initializer or Constant node), as numbers; null if dynamic. */
+  constValues(v: string | undefined): number[] | null {
+    if (!v) return null;
+    const t = this.graph.initializers.get(v) ?? this.constants.get(v);
+    if (!t || this.graph.inputs.some((i) => i.name === v)) return null;
+    return Array.from(t.data as ArrayLike<number | bigint>, Number);
+  }
+
+  dtypeOf(v: string): DType | null {
+    return this.graph.initializers.get(v)?.dtype ?? this.graph.inputs.find((i) => i.name === v)?.dtype ?? null;
+  }
+
+  /**
+   * Sum `g` down to the shape of `ref` (the adjoint of numpy broadcasting), decided at run
+   * time: leading axes that `ref` lacks are summed away, then every axis where `g` is
+   * larger than `ref` (ref has size 1 there).
+   */
+  unbroadcast(g: string, ref: string): string {
+    const lead = this.op('Range', [this.i64Scalar(0), this.op('Sub', [this.rank(g), this.rank(ref)]), this.i64Scalar(1)]);
+    const g1 = this.op('ReduceSum', [g, lead], { keepdims: 0, noop_with_empty_axes: 1 });
+    const sr = this.shape(ref);
+    const axes = this.op('Reshape', [this.op('NonZero', [this.op('Greater', [this.shape(g1), sr])]), this.i64([-1])]);
+    const summed = this.op('ReduceSum', [g1, axes], { keepdims: 1, noop_with_empty_axes: 1 });
+    return this.op('Reshape', [summed, sr]);
+  }
+}

@@ -1,0 +1,597 @@
+/**
+ * Vector–Jacobian products for ONNX operators, written with standard ONNX ops only
+ * (default domain, opset ≥ 17), so any ONNX Runtime build and execution provider runs them.
+ * Each rule gets the node and the gradients of its outputs and returns one gradient (or
+ * undefined) per input slot it was asked for.
+ */
+import type { Emitter } from './emitter.js';
+import type { OnnxNode } from './ir.js';
+
+export type Grads = (string | undefined)[];
+
+export interface GradRule {
+  /** input slots through which gradient flows (default: all) */
+  diffInputs?: (node: OnnxNode) => number[];
+  vjp(e: Emitter, node: OnnxNode, gOut: Grads, need: boolean[]): Grads;
+}
+
+/** Ops whose outputs carry no gradient (shapes, comparisons, integer results). */
+export const NON_DIFFERENTIABLE = new Set([
+  'Shape',
+  'Size',
+  'Equal',
+  'Less',
+  'LessOrEqual',
+  'Greater',
+  'GreaterOrEqual',
+  'Not',
+  'And',
+  'Or',
+  'Xor',
+  'NonZero',
+  'ArgMax',
+  'ArgMin',
+  'ConstantOfShape',
+  'Range',
+  'Constant',
+  'Floor',
+  'Ceil',
+  'Round',
+  'Sign',
+  'IsNaN',
+  'IsInf',
+  'RandomNormal',
+  'RandomNormalLike',
+  'RandomUniform',
+  'RandomUniformLike',
+  'EyeLike',
+  'OneHot',
+]);
+
+export function unsupported(node: OnnxNode, why: string): Error {
+  return new Error(`cannot differentiate ${node.opType} node "${node.name}": ${why}`);
+}
+
+const int = (node: OnnxNode, name: string, dflt: number): number => {
+  const a = node.attrs[name];
+  return a?.type === 'int' ? a.value : dflt;
+};
+const flt = (node: OnnxNode, name: string, dflt: number): number => {
+  const a = node.attrs[name];
+  return a?.type === 'float' ? a.value : a?.type === 'int' ? a.value : dflt;
+};
+const ints = (node: OnnxNode, name: string): number[] | null => {
+  const a = node.attrs[name];
+  return a?.type === 'ints' ? a.value : null;
+};
+const str = (node: OnnxNode, name: string, dflt: string): string => {
+  const a = node.attrs[name];
+  return a?.type === 'string' ? a.value : dflt;
+};
+
+const first = () => [0];
+const unary = (f: (e: Emitter, x: string, y: string, g: string, node: OnnxNode) => string): GradRule => ({
+  diffInputs: first,
+  vjp: (e, node, [g]) => [f(e, node.inputs[0]!, node.outputs[0]!, g!, node)],
+});
+
+// ---- elementwise ----
+
+const relu: GradRule = unary((e, x, _y, g) => e.op('Where', [e.op('Greater', [x, e.scalarLike(0, x)]), g, e.scalarLike(0, g)]));
+const leakyRelu: GradRule = unary((e, x, _y, g, n) =>
+  e.op('Where', [e.op('Greater', [x, e.scalarLike(0, x)]), g, e.op('Mul', [g, e.scalarLike(flt(n, 'alpha', 0.01), g)])]),
+);
+const sigmoid: GradRule = unary((e, _x, y, g) => e.op('Mul', [g, e.op('Mul', [y, e.op('Sub', [e.scalarLike(1, y), y])])]));
+const tanh: GradRule = unary((e, _x, y, g) => e.op('Mul', [g, e.op('Sub', [e.scalarLike(1, y), e.op('Mul', [y, y])])]));
+const softplus: GradRule = unary((e, x, _y, g) => e.op('Mul', [g, e.op('Sigmoid', [x])]));
+const exp: GradRule = unary((e, _x, y, g) => e.op('Mul', [g, y]));
+const log: GradRule = unary((e, x, _y, g) => e.op('Div', [g, x]));
+const sqrt: GradRule = unary((e, _x, y, g) => e.op('Div', [e.op('Mul', [g, e.scalarLike(0.5, g)]), y]));
+const neg: GradRule = unary((e, _x, _y, g) => e.op('Neg', [g]));
+const reciprocal: GradRule = unary((e, _x, y, g) => e.op('Neg', [e.op('Mul', [g, e.op('Mul', [y, y])])]));
+const abs: GradRule = unary((e, x, _y, g) => e.op('Mul', [g, e.op('Sign', [x])]));
+const sin: GradRule = unary((e, x, _y, g) => e.op('Mul', [g, e.op('Cos', [x])]));
+const cos: GradRule = unary((e, x, _y, g) => e.op('Neg', [e.op('Mul', [g, e.op('Sin', [x])])]));
+// d erf(x)/dx = 2/√π · exp(-x²)
+const erf: GradRule = unary((e, x, _y, g) =>
+  e.op('Mul', [g, e.op('Mul', [e.scalarLike(2 / Math.sqrt(Math.PI), x), e.op('Exp', [e.op('Neg', [e.op('Mul', [x, x])])])])]),
+);
+const identity: GradRule = unary((_e, _x, _y, g) => g);
+const castLike: GradRule = unary((e, x, _y, g) => e.op('CastLike', [g, x]));
+
+const pow: GradRule = {
+  diffInputs: first,
+  vjp(e, node, [g]) {
+    const [x, p] = node.inputs as [string, string];
+    const pm1 = e.op('Sub', [p, e.op('CastLike', [e.scalarLike(1, x), p])]);
+    const dx = e.op('Mul', [e.op('Mul', [g!, e.op('CastLike', [p, x])]), e.op('Pow', [x, pm1])]);
+    return [e.unbroadcast(dx, x)];
+  },
+};
+
+const clip: GradRule = {
+  diffInputs: first,
+  vjp(e, node, [g]) {
+    const [x, lo, hi] = node.inputs;
+    let mask: string | null = null;
+    if (lo) mask = e.op('GreaterOrEqual', [x!, lo]);
+    if (hi) {
+      const m = e.op('LessOrEqual', [x!, hi]);
+      mask = mask ? e.op('And', [mask, m]) : m;
+    }
+    return [mask ? e.op('Where', [mask, g!, e.scalarLike(0, g!)]) : g];
+  },
+};
+
+// softmax: dx = y·(g - Σ_axis g·y)
+const softmax: GradRule = {
+  diffInputs: first,
+  vjp(e, node, [g]) {
+    const y = node.outputs[0]!;
+    const s = e.op('ReduceSum', [e.op('Mul', [g!, y]), e.i64([int(node, 'axis', -1)])], { keepdims: 1 });
+    return [e.op('Mul', [y, e.op('Sub', [g!, s])])];
+  },
+};
+// log-softmax: dx = g - softmax·Σ_axis g
+const logSoftmax: GradRule = {
+  diffInputs: first,
+  vjp(e, node, [g]) {
+    const s = e.op('ReduceSum', [g!, e.i64([int(node, 'axis', -1)])], { keepdims: 1 });
+    return [e.op('Sub', [g!, e.op('Mul', [e.op('Exp', [node.outputs[0]!]), s])])];
+  },
+};
+
+// ---- broadcasting binary ----
+
+const binary = (f: (e: Emitter, a: string, b: string, y: string, g: string) => [string | undefined, string | undefined]): GradRule => ({
+  vjp(e, node, [g], need) {
+    const [a, b] = node.inputs as [string, string];
+    const [da, db] = f(e, a, b, node.outputs[0]!, g!);
+    return [need[0] && da ? e.unbroadcast(da, a) : undefined, need[1] && db ? e.unbroadcast(db, b) : undefined];
+  },
+});
+const add = binary((_e, _a, _b, _y, g) => [g, g]);
+const sub = binary((e, _a, _b, _y, g) => [g, e.op('Neg', [g])]);
+const mul = binary((e, a, b, _y, g) => [e.op('Mul', [g, b]), e.op('Mul', [g, a])]);
+// d(a/b) = g/b, -g·y/b
+const div = binary((e, _a, b, y, g) => [e.op('Div', [g, b]), e.op('Neg', [e.op('Div', [e.op('Mul', [g, y]), b])])]);
+
+const sum: GradRule = { vjp: (e, node, [g], need) => node.inputs.map((x, i) => (need[i] ? e.unbroadcast(g!, x) : undefined)) };
+
+const where: GradRule = {
+  diffInputs: () => [1, 2],
+  vjp(e, node, [g], need) {
+    const [c, a, b] = node.inputs as [string, string, string];
+    const zero = e.scalarLike(0, g!);
+    return [
+      undefined,
+      need[1] ? e.unbroadcast(e.op('Where', [c, g!, zero]), a) : undefined,
+      need[2] ? e.unbroadcast(e.op('Where', [c, zero, g!]), b) : undefined,
+    ];
+  },
+};
+
+// ---- linear algebra ----
+
+// Y[...,i,j] = Σ_k A[...,i,k]·B[...,k,j]: dA = G·Bᵀ, dB = Aᵀ·G (batch axes broadcast, then summed back)
+const swapLast = (e: Emitter, v: string) => e.op('Einsum', [v], { equation: '...ij->...ji' });
+const matMul: GradRule = {
+  vjp(e, node, [g], need) {
+    const [a, b] = node.inputs as [string, string];
+    for (const v of [a, b])
+      if (e.staticShape(v)?.length === 1) throw unsupported(node, 'rank-1 operands are not supported; export with explicit 2-D shapes');
+    return [
+      need[0] ? e.unbroadcast(e.op('MatMul', [g!, swapLast(e, b)]), a) : undefined,
+      need[1] ? e.unbroadcast(e.op('MatMul', [swapLast(e, a), g!]), b) : undefined,
+    ];
+  },
+};
+
+// Y = α·A'·B' + β·C with A' = transA ? Aᵀ : A, B' likewise
+const gemm: GradRule = {
+  vjp(e, node, [g], need) {
+    const [a, b, c] = node.inputs as [string, string, string | undefined];
+    const alpha = flt(node, 'alpha', 1);
+    const beta = flt(node, 'beta', 1);
+    const tA = int(node, 'transA', 0);
+    const tB = int(node, 'transB', 0);
+    const gemmOp = (x: string, y: string, ta: number, tb: number) =>
+      e.op('Gemm', [x, y], { alpha: { type: 'float', value: alpha }, transA: ta, transB: tb });
+    const da = need[0] ? (tA ? gemmOp(b, g!, tB, 1) : gemmOp(g!, b, 0, tB ? 0 : 1)) : undefined;
+    const db = need[1] ? (tB ? gemmOp(g!, a, 1, tA) : gemmOp(a, g!, tA ? 0 : 1, 0)) : undefined;
+    const dc = need[2] && c ? e.unbroadcast(beta === 1 ? g! : e.op('Mul', [g!, e.scalarLike(beta, g!)]), c) : undefined;
+    return [da, db, dc];
+  },
+};
+
+/** Parse an einsum equation into operand label lists (ellipsis kept as '.') and the output. */
+export function parseEinsum(equation: string): { inputs: string[]; output: string } {
+  const eq = equation.replace(/\s+/g, '').replace(/\.\.\./g, '.');
+  const [lhs, rhs] = eq.split('->') as [string, string | undefined];
+  const inputs = lhs.split(',');
+  if (rhs !== undefined) return { inputs, output: rhs };
+  const counts = new Map<string, number>();
+  for (const ch of inputs.join('')) if (ch !== '.') counts.set(ch, (counts.get(ch) ?? 0) + 1);
+  const once = [...counts]
+    .filter(([, n]) => n === 1)
+    .map(([c]) => c)
+    .sort()
+    .join('');
+  return { inputs, output: (eq.includes('.') ? '.' : '') + once };
+}
+
+const einsum: GradRule = {
+  vjp(e, node, [g], need) {
+    const eqAttr = node.attrs['equation'];
+    if (eqAttr?.type !== 'string') throw unsupported(node, 'no equation');
+    const { inputs, output } = parseEinsum(eqAttr.value);
+    const dot = (s: string) => s.replace(/\./g, '...');
+    return node.inputs.map((x, i) => {
+      if (!need[i]) return undefined;
+      const mine = inputs[i]!;
+      const others = inputs.filter((_, k) => k !== i);
+      if (new Set(mine).size !== mine.length) throw unsupported(node, `operand ${i} repeats a label (${eqAttr.value})`);
+      for (const ch of mine) {
+        if (ch !== '.' && !output.includes(ch) && !others.some((o) => o.includes(ch))) {
+          throw unsupported(node, `label "${ch}" of operand ${i} is summed within that operand alone (${eqAttr.value})`);
+        }
+      }
+      const terms = [output, ...others].map(dot).join(',');
+      // an operand without '...' beside ones with it: keep the ellipsis axes, then sum them away
+      const target = !mine.includes('.') && output.includes('.') ? `.${mine}` : mine;
+      const grad = e.op('Einsum', [g!, ...node.inputs.filter((_, k) => k !== i)], { equation: `${terms}->${dot(target)}` });
+      return target.includes('.') ? e.unbroadcast(grad, x) : grad;
+    });
+  },
+};
+
+// ---- convolutions ----
+
+interface ConvAttrs {
+  spatial: number;
+  kernel: number[];
+  strides: number[];
+  pads: number[];
+  dilations: number[];
+  group: number;
+}
+
+function convAttrs(e: Emitter, node: OnnxNode): ConvAttrs {
+  const w = e.staticShape(node.inputs[1]!);
+  const kernel = ints(node, 'kernel_shape') ?? (w && w.slice(2).every((d) => typeof d === 'number') ? (w.slice(2) as number[]) : null);
+  if (!kernel) throw unsupported(node, 'the kernel shape is not static (give kernel_shape or a weight with known dims)');
+  const spatial = kernel.length;
+  const autoPad = str(node, 'auto_pad', 'NOTSET');
+  if (autoPad !== 'NOTSET' && autoPad !== 'VALID')
+    throw unsupported(node, `auto_pad=${autoPad} is not supported; export with explicit pads`);
+  return {
+    spatial,
+    kernel,
+    strides: ints(node, 'strides') ?? Array(spatial).fill(1),
+    pads: autoPad === 'VALID' ? Array(2 * spatial).fill(0) : (ints(node, 'pads') ?? Array(2 * spatial).fill(0)),
+    dilations: ints(node, 'dilations') ?? Array(spatial).fill(1),
+    group: int(node, 'group', 1),
+  };
+}
+
+/**
+ * Make `v`'s spatial size equal `ref`'s (run-time sizes): cut what lies beyond, pad zeros at
+ * the end where `v` is short (positions no window reached).
+ */
+function fitSpatialTo(e: Emitter, v: string, ref: string, spatial: number): string {
+  const axes = e.i64(Array.from({ length: spatial }, (_, i) => i + 2));
+  const cut = e.op('Slice', [v, e.i64(Array(spatial).fill(0)), e.shapeSlice(ref, 2), axes]);
+  const short = e.op('Sub', [e.shapeSlice(ref, 2), e.shapeSlice(cut, 2)]);
+  const pads = e.op('Concat', [e.i64(Array(2 + spatial).fill(0)), e.i64([0, 0]), short], { axis: 0 });
+  return e.op('Pad', [cut, pads]);
+}
+
+/** Conv pads with the end pads dropped: the transposed convolution then covers the input's end rows. */
+const beginPadsOnly = (pads: number[]) => pads.map((p, i) => (i < pads.length / 2 ? p : 0));
+
+/**
+ * dW of a convolution from its input x [N, G·ci, …] and output gradient gy [N, G·co, …]:
+ * a convolution over the batch axis, grouped by G, with strides and dilations swapped.
+ * Returns [G·co, ci, k…].
+ */
+function convWeightGrad(e: Emitter, x: string, gy: string, a: ConvAttrs): string {
+  const sp = a.spatial;
+  const spatialAxes = Array.from({ length: sp }, (_, i) => i + 2);
+  let xT: string;
+  let gT: string;
+  if (a.group === 1) {
+    xT = e.op('Transpose', [x], { perm: [1, 0, ...spatialAxes] }); // [ci, N, …]
+    gT = e.op('Transpose', [gy], { perm: [1, 0, ...spatialAxes] }); // [co, N, …]
+  } else {
+    const G = a.group;
+    const shp = (v: string) => e.op('Concat', [e.shapeSlice(v, 0, 1), e.i64([G, -1]), e.shapeSlice(v, 2)], { axis: 0 });
+    const five = Array.from({ length: sp }, (_, i) => i + 3);
+    const x5 = e.op('Reshape', [x, shp(x)]); // [N, G, ci, …]
+    xT = e.op('Reshape', [
+      e.op('Transpose', [x5], { perm: [2, 1, 0, ...five] }),
+      e.op('Concat', [e.i64([0, -1]), e.shapeSlice(x, 2)], { axis: 0 }),
+    ]); // [ci, G·N, …]
+    const g5 = e.op('Reshape', [gy, shp(gy)]); // [N, G, co, …]
+    gT = e.op('Reshape', [
+      e.op('Transpose', [g5], { perm: [1, 2, 0, ...five] }),
+      e.op('Concat', [e.i64([-1]), e.shapeSlice(gy, 0, 1), e.shapeSlice(gy, 2)], { axis: 0 }),
+    ]); // [G·co, N, …]
+  }
+  const full = e.op('Conv', [xT, gT], { strides: a.dilations, dilations: a.strides, pads: a.pads, group: a.group }); // [ci, G·co, k'…]
+  const cut = e.op('Slice', [full, e.i64(Array(sp).fill(0)), e.i64(a.kernel), e.i64(spatialAxes)]);
+  return e.op('Transpose', [cut], { perm: [1, 0, ...spatialAxes] });
+}
+
+function biasGrad(e: Emitter, gy: string, spatial: number): string {
+  return e.op('ReduceSum', [gy, e.i64([0, ...Array.from({ length: spatial }, (_, i) => i + 2)])], { keepdims: 0 });
+}
+
+const conv: GradRule = {
+  vjp(e, node, [g], need) {
+    const [x, w] = node.inputs as [string, string];
+    const a = convAttrs(e, node);
+    const common = { strides: a.strides, pads: a.pads, dilations: a.dilations, group: a.group };
+    const dx = need[0]
+      ? fitSpatialTo(e, e.op('ConvTranspose', [g!, w], { ...common, pads: beginPadsOnly(a.pads) }), x, a.spatial)
+      : undefined;
+    const dw = need[1] ? convWeightGrad(e, x, g!, a) : undefined;
+    const db = need[2] ? biasGrad(e, g!, a.spatial) : undefined;
+    return [dx, dw, db];
+  },
+};
+
+const convTranspose: GradRule = {
+  vjp(e, node, [g], need) {
+    const [x, w] = node.inputs as [string, string];
+    if (ints(node, 'output_shape')) throw unsupported(node, 'output_shape is not supported; export with pads and output_padding');
+    const a = convAttrs(e, node);
+    const common = { strides: a.strides, pads: a.pads, dilations: a.dilations, group: a.group };
+    // the adjoint of a transposed convolution is the convolution; its extra output rows are cut
+    const dxFull = need[0] ? e.op('Conv', [g!, w], common) : undefined;
+    const dx = dxFull
+      ? e.op('Slice', [
+          dxFull,
+          e.i64(Array(a.spatial).fill(0)),
+          e.shapeSlice(x, 2),
+          e.i64(Array.from({ length: a.spatial }, (_, i) => i + 2)),
+        ])
+      : undefined;
+    // W [G·ci, co, k…] pairs input channels of x with output channels of y: the conv weight grad with roles swapped
+    const dw = need[1] ? convWeightGrad(e, g!, x, a) : undefined;
+    const db = need[2] ? biasGrad(e, g!, a.spatial) : undefined;
+    return [dx, dw, db];
+  },
+};
+
+// ---- pooling and resizing ----
+
+/** Spread g back over windows: a unit-kernel transposed convolution per channel. */
+function spreadWindows(e: Emitter, g: string, x: string, kernel: number[], strides: number[], pads: number[]): string {
+  const sp = kernel.length;
+  const flat = e.op('Reshape', [g, e.op('Concat', [e.i64([-1, 1]), e.shapeSlice(g, 2)], { axis: 0 })]);
+  const ones = e.op('CastLike', [
+    e.constant({ dtype: 'float32', dims: [1, 1, ...kernel], data: new Float32Array(kernel.reduce((p, k) => p * k, 1)).fill(1) }),
+    g,
+  ]);
+  const spread = e.op('ConvTranspose', [flat, ones], { strides, pads: beginPadsOnly(pads) });
+  const xFlat = e.op('Reshape', [x, e.op('Concat', [e.i64([-1, 1]), e.shapeSlice(x, 2)], { axis: 0 })]);
+  return e.op('Reshape', [fitSpatialTo(e, spread, xFlat, sp), e.shape(x)]);
+}
+
+const averagePool: GradRule = {
+  diffInputs: first,
+  vjp(e, node, [g]) {
+    const x = node.inputs[0]!;
+    const kernel = ints(node, 'kernel_shape');
+    if (!kernel) throw unsupported(node, 'no kernel_shape');
+    if (int(node, 'ceil_mode', 0)) throw unsupported(node, 'ceil_mode=1 is not supported');
+    const autoPad = str(node, 'auto_pad', 'NOTSET');
+    if (autoPad !== 'NOTSET' && autoPad !== 'VALID') throw unsupported(node, `auto_pad=${autoPad} is not supported`);
+    const sp = kernel.length;
+    const strides = ints(node, 'strides') ?? Array(sp).fill(1);
+    const pads = autoPad === 'VALID' ? Array(2 * sp).fill(0) : (ints(node, 'pads') ?? Array(2 * sp).fill(0));
+    const area = kernel.reduce((p, k) => p * k, 1);
+    let scaled: string;
+    if (int(node, 'count_include_pad', 0) || pads.every((p) => p === 0)) {
+      scaled = e.op('Div', [g!, e.scalarLike(area, g!)]);
+    } else {
+      // windows at the border average fewer elements: divide by each window's count
+      const count = e.op('Mul', [
+        e.op(
+          'AveragePool',
+          [
+            e.op('CastLike', [
+              e.op('ConstantOfShape', [e.shape(x)], {
+                value: { type: 'tensor', value: { dtype: 'float32', dims: [1], data: Float32Array.from([1]) } },
+              }),
+              x,
+            ]),
+          ],
+          {
+            kernel_shape: kernel,
+            strides,
+            pads,
+            count_include_pad: 1,
+          },
+        ),
+        e.scalarLike(area, g!),
+      ]);
+      scaled = e.op('Div', [g!, count]);
+    }
+    return [spreadWindows(e, scaled, x, kernel, strides, pads)];
+  },
+};
+
+const globalAveragePool: GradRule = {
+  diffInputs: first,
+  vjp(e, node, [g]) {
+    const x = node.inputs[0]!;
+    const count = e.op('CastLike', [e.op('Div', [e.op('Size', [x]), e.op('Size', [node.outputs[0]!])]), x]);
+    return [e.op('Div', [e.op('Expand', [g!, e.shape(x)]), count])];
+  },
+};
+
+// nearest-neighbour upsampling by integer factors: each input pixel receives the sum of its block
+const resize: GradRule = {
+  diffInputs: first,
+  vjp(e, node, [g]) {
+    const x = node.inputs[0]!;
+    if (str(node, 'mode', 'nearest') !== 'nearest')
+      throw unsupported(node, `mode=${str(node, 'mode', '')} is not supported (only nearest, integer factors)`);
+    const rank = e.staticShape(x)?.length ?? 4;
+    const sp = rank - 2;
+    const inSp = e.shapeSlice(x, 2);
+    const factors = e.op('Div', [e.shapeSlice(g!, 2), inSp]);
+    // [N, C, h1, f1, h2, f2, …]
+    const parts: string[] = [e.shapeSlice(x, 0, 2)];
+    for (let i = 0; i < sp; i++) {
+      parts.push(e.op('Slice', [inSp, e.i64([i]), e.i64([i + 1])]), e.op('Slice', [factors, e.i64([i]), e.i64([i + 1])]));
+    }
+    const blocks = e.op('Reshape', [g!, e.op('Concat', parts, { axis: 0 })]);
+    return [e.op('ReduceSum', [blocks, e.i64(Array.from({ length: sp }, (_, i) => 3 + 2 * i))], { keepdims: 0 })];
+  },
+};
+
+// ---- reductions ----
+
+function reduceAxes(e: Emitter, node: OnnxNode): { axes: string | null; keep: boolean } {
+  const attr = ints(node, 'axes');
+  const keep = int(node, 'keepdims', 1) === 1;
+  if (attr) return { axes: e.i64(attr), keep };
+  return { axes: node.inputs[1] || null, keep };
+}
+
+const reduceSumOrMean = (mean: boolean): GradRule => ({
+  diffInputs: first,
+  vjp(e, node, [g]) {
+    const x = node.inputs[0]!;
+    const { axes, keep } = reduceAxes(e, node);
+    if (!axes && int(node, 'noop_with_empty_axes', 0)) return [g];
+    let gg = g!;
+    if (!keep && axes) gg = e.op('Unsqueeze', [gg, axes]);
+    let dx = e.op('Expand', [gg, e.shape(x)]);
+    if (mean) dx = e.op('Div', [dx, e.op('CastLike', [e.op('Div', [e.op('Size', [x]), e.op('Size', [node.outputs[0]!])]), x])]);
+    return [dx];
+  },
+});
+
+// ---- shape plumbing ----
+
+const reshapeLike: GradRule = { diffInputs: first, vjp: (e, node, [g]) => [e.op('Reshape', [g!, e.shape(node.inputs[0]!)])] };
+
+const transpose: GradRule = {
+  diffInputs: first,
+  vjp(e, node, [g]) {
+    const perm = ints(node, 'perm');
+    if (!perm) return [e.op('Transpose', [g!])];
+    const inv = perm.map((_, i) => perm.indexOf(i));
+    return [e.op('Transpose', [g!], { perm: inv })];
+  },
+};
+
+const expand: GradRule = { diffInputs: first, vjp: (e, node, [g]) => [e.unbroadcast(g!, node.inputs[0]!)] };
+
+const concat: GradRule = {
+  vjp(e, node, [g], need) {
+    const axis = int(node, 'axis', 0);
+    const sizes = node.inputs.map((x) => e.op('Gather', [e.shape(x), e.i64([axis])], { axis: 0 }));
+    const parts = e.opMulti('Split', [g!, e.op('Concat', sizes, { axis: 0 })], { axis }, node.inputs.length);
+    return parts.map((p, i) => (need[i] ? p : undefined));
+  },
+};
+
+const split: GradRule = {
+  diffInputs: first,
+  vjp(e, node, gOut) {
+    const axis = int(node, 'axis', 0);
+    const parts = node.outputs.map((y, i) => gOut[i] ?? e.zerosLike(y));
+    return [e.op('Concat', parts, { axis })];
+  },
+};
+
+const slice: GradRule = {
+  diffInputs: first,
+  vjp(e, node, [g]) {
+    const [x, starts, ends, axesIn, stepsIn] = node.inputs as [string, string, string, string | undefined, string | undefined];
+    const steps = stepsIn ? e.constValues(stepsIn) : null;
+    if (stepsIn && (!steps || steps.some((s) => s !== 1))) throw unsupported(node, 'only steps of 1 are supported');
+    const rank = e.rank(x);
+    const axes0 = axesIn || e.op('Range', [e.i64Scalar(0), e.op('Size', [starts]), e.i64Scalar(1)]);
+    const axes = e.op('Where', [e.op('Less', [axes0, e.i64Scalar(0)]), e.op('Add', [axes0, rank]), axes0]);
+    const dims = e.op('Gather', [e.shape(x), axes], { axis: 0 });
+    const zero = e.i64Scalar(0);
+    const norm = (v: string) => {
+      const wrapped = e.op('Where', [e.op('Less', [v, zero]), e.op('Add', [v, dims]), v]);
+      return e.op('Max', [e.op('Min', [wrapped, dims]), zero]);
+    };
+    const begin = norm(starts);
+    const end = e.op('Sub', [dims, e.op('Max', [norm(ends), begin])]);
+    const pads0 = e.op('ConstantOfShape', [e.op('Unsqueeze', [e.op('Mul', [rank, e.i64Scalar(2)]), e.i64([0])])], {
+      value: { type: 'tensor', value: { dtype: 'int64', dims: [1], data: BigInt64Array.from([0n]) } },
+    });
+    const pads1 = e.op('ScatterElements', [pads0, axes, begin], { axis: 0 });
+    const pads = e.op('ScatterElements', [pads1, e.op('Add', [axes, rank]), end], { axis: 0 });
+    return [e.op('Pad', [g!, pads])];
+  },
+};
+
+const gather: GradRule = {
+  diffInputs: first,
+  vjp(e, node, [g]) {
+    const [data, indices] = node.inputs as [string, string];
+    if (int(node, 'axis', 0) !== 0) throw unsupported(node, 'only gathers along axis 0 are differentiable');
+    const idx = e.op('Unsqueeze', [indices, e.i64([-1])]);
+    return [e.op('ScatterND', [e.zerosLike(data), idx, g!], { reduction: 'add' })];
+  },
+};
+
+export const GRAD_RULES: Record<string, GradRule> = {
+  Relu: relu,
+  LeakyRelu: leakyRelu,
+  Sigmoid: sigmoid,
+  Tanh: tanh,
+  Softplus: softplus,
+  Exp: exp,
+  Log: log,
+  Sqrt: sqrt,
+  Neg: neg,
+  Reciprocal: reciprocal,
+  Abs: abs,
+  Sin: sin,
+  Cos: cos,
+  Erf: erf,
+  Pow: pow,
+  Identity: identity,
+  Dropout: identity,
+  Cast: castLike,
+  CastLike: castLike,
+  Clip: clip,
+  Softmax: softmax,
+  LogSoftmax: logSoftmax,
+  Add: add,
+  Sub: sub,
+  Mul: mul,
+  Div: div,
+  Sum: sum,
+  Where: where,
+  MatMul: matMul,
+  Gemm: gemm,
+  Einsum: einsum,
+  Conv: conv,
+  ConvTranspose: convTranspose,
+  AveragePool: averagePool,
+  GlobalAveragePool: globalAveragePool,
+  Resize: resize,
+  ReduceSum: reduceSumOrMean(false),
+  ReduceMean: reduceSumOrMean(true),
+  Reshape: reshapeLike,
+  Flatten: reshapeLike,
+  Squeeze: reshapeLike,
+  Unsqueeze: reshapeLike,
+  Transpose: transpose,
+  Expand: expand,
+  Concat: concat,
+  Split: split,
+  Slice: slice,
+  Gather: gather,
+};
