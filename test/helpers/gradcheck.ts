@@ -98,3 +98,45 @@ export async function checkGradient(
   }
   return { checked, gradModel: gModel };
 }
+
+/**
+ * Directional-derivative check: (L(θ + h·v) - L(θ - h·v)) / 2h against Σ ∇L·v for a random
+ * direction v over all of `wrt` at once, with L = Σ y·R. Returns both numbers.
+ */
+export async function directionalCheck(model: OnnxModel, feeds: Record<string, Feed>, wrt: string[], h: number, seed = 3) {
+  const rng = new Rng(seed);
+  const fwd = await createSession(serializeModel(model), 'forward');
+  const run = async (f: Record<string, Feed>) =>
+    (await fwd.session.run(Object.fromEntries(Object.entries(f).map(([k, v]) => [k, toTensor(v)]))))['y']!;
+  const y0 = await run(feeds);
+  const R = Float32Array.from({ length: y0.data.length }, () => rng.normal());
+  const L = async (f: Record<string, Feed>) => {
+    const y = (await run(f)).data as Float32Array;
+    let s = 0;
+    for (let i = 0; i < y.length; i++) s += y[i]! * R[i]!;
+    return s;
+  };
+  const dirs = Object.fromEntries(wrt.map((w) => [w, Float32Array.from({ length: feeds[w]!.data.length }, () => rng.normal())]));
+  const shifted = (sign: number) =>
+    Object.fromEntries(
+      Object.entries(feeds).map(([k, f]) => [
+        k,
+        dirs[k] ? { ...f, data: (f.data as Float32Array).map((v, i) => v + sign * h * dirs[k]![i]!) } : f,
+      ]),
+    ) as Record<string, Feed>;
+  const fd = ((await L(shifted(1))) - (await L(shifted(-1)))) / (2 * h);
+  const gModel = gradient(model, { of: 'y', wrt, seed: 'input' });
+  const gs = await createSession(serializeModel(gModel), 'gradient');
+  const out = await gs.session.run(
+    Object.fromEntries([
+      ...Object.entries(feeds).map(([k, v]) => [k, toTensor(v)]),
+      ['y_grad_seed', new ort.Tensor('float32', R, [...y0.dims])],
+    ]),
+  );
+  let analytic = 0;
+  for (const w of wrt) {
+    const g = out[gradOutputName(w)]!.data as Float32Array;
+    for (let i = 0; i < g.length; i++) analytic += g[i]! * dirs[w]![i]!;
+  }
+  return { fd, analytic };
+}
