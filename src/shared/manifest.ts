@@ -51,12 +51,14 @@ export const ScoreModelManifestSchema = z
     name: z.string().min(1),
     description: z.string().default(''),
     onnx: z.string().min(1).describe('path of the ONNX file, relative to the manifest'),
-    io: z.object({
-      x: z.string().default('x'),
-      t: z.string().default('t'),
-      classLabel: z.string().optional(),
-      output: z.string().default('out'),
-    }),
+    io: z
+      .object({
+        x: z.string().default('x'),
+        t: z.string().default('t'),
+        classLabel: z.string().optional(),
+        output: z.string().default('out'),
+      })
+      .prefault({}),
     timeDType: TensorDType.default('float32'),
     timeShape: z.enum(['batch', 'scalar']).default('batch'),
     prediction: z.enum(['eps', 'x0', 'v', 'edm-denoiser', 'score']),
@@ -113,7 +115,40 @@ export const MixtureSpecSchema = z
     message: 'weights, variances and means need one entry per component',
   });
 
+/** How a discriminator network is fed its time, given LVP τ (dg-math §4). */
+export const DiscriminatorTimeSchema = z.discriminatedUnion('kind', [
+  /** LVP time τ (times `scale`, e.g. 999 for networks trained on integer-like t) */
+  z.object({ kind: z.literal('lvp-tau'), scale: z.number().positive().default(1) }),
+  /** discrete DDPM-linear step i = τ·T - 1 (dg-math §1: step i is LVP time (i+1)/T) */
+  z.object({ kind: z.literal('step'), steps: z.number().int().min(2).default(1000) }),
+  /** the VE level σ(τ) = sqrt(e^{B(τ)} - 1) */
+  z.object({ kind: z.literal('sigma') }),
+]);
+export type DiscriminatorTimeSpec = z.infer<typeof DiscriminatorTimeSchema>;
+
 export const DiscriminatorManifestSchema = z.discriminatedUnion('kind', [
+  z.object({
+    format: z.literal('dg-studio/discriminator@1'),
+    kind: z.literal('onnx'),
+    name: z.string().min(1),
+    description: z.string().default(''),
+    /** forward network (x_τ, t) → logit or d, relative to the manifest */
+    onnx: z.string().min(1),
+    /** optional prebuilt guidance graph [log r, ∇x log r]; built from `onnx` when absent */
+    guidanceOnnx: z.string().optional(),
+    io: z.object({ x: z.string().default('x'), t: z.string().default('t'), output: z.string().default('logit') }).prefault({}),
+    output: z.enum(['logit', 'probability']).default('logit'),
+    timeInput: DiscriminatorTimeSchema.default({ kind: 'lvp-tau', scale: 1 }),
+    timeDType: z.enum(['float32', 'int64']).default('float32'),
+    /** coordinates the network was trained in: LVP x_vp (the paper's choice) or VE x_ve */
+    coordinates: z.enum(['vp', 've']).default('vp'),
+    lvp: z
+      .object({ betaMin: z.number().positive().default(0.1), betaMax: z.number().positive().default(20) })
+      .default({ betaMin: 0.1, betaMax: 20 }),
+    dataShape: z.array(z.number().int().positive()).min(1),
+    valueRange: z.tuple([z.number(), z.number()]).default([-1, 1]),
+    training: z.record(z.string(), z.unknown()).optional(),
+  }),
   z.object({
     format: z.literal('dg-studio/discriminator@1'),
     kind: z.literal('analytic-mixture-ratio'),

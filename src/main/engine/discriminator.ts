@@ -3,12 +3,16 @@
  * kind (closed-form log ratio of Gaussian mixtures, dg-math §7); trained ONNX
  * discriminators plug into the same Critic interface.
  */
+import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { z } from 'zod';
 import type { MixtureSpecSchema } from '../../shared/manifest.js';
 import { describeManifestErrors, DiscriminatorManifestSchema, type DiscriminatorManifest } from '../../shared/manifest.js';
 import type { Critic } from './guidance.js';
 import { readImage } from './image-io.js';
+import { buildGuidanceModel, createOnnxCritic } from './onnx-critic.js';
+import { parseModel, serializeModel } from './onnx/ir.js';
+import type { SessionOptions } from './onnx/session.js';
 import { readJsonFile } from './score-model.js';
 import { exactLogRatioCritic, type GaussianMixture } from './toy-mixture.js';
 
@@ -16,9 +20,14 @@ export interface LoadedDiscriminator {
   manifest: DiscriminatorManifest;
   manifestPath: string;
   critic: Critic;
+  dispose(): Promise<void>;
 }
 
-async function mixtureFromSpec(spec: z.infer<typeof MixtureSpecSchema>, base: string, m: DiscriminatorManifest): Promise<GaussianMixture> {
+async function mixtureFromSpec(
+  spec: z.infer<typeof MixtureSpecSchema>,
+  base: string,
+  m: Extract<DiscriminatorManifest, { kind: 'analytic-mixture-ratio' }>,
+): Promise<GaussianMixture> {
   const size = m.dataShape.reduce((a, b) => a * b, 1);
   let means: number[][];
   if (spec.meanImages) {
@@ -34,9 +43,19 @@ async function mixtureFromSpec(spec: z.infer<typeof MixtureSpecSchema>, base: st
   return { weights: spec.weights, variances: spec.variances, means };
 }
 
+async function readBytes(path: string, what: string): Promise<Uint8Array> {
+  try {
+    return await readFile(path);
+  } catch (e) {
+    const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (e as Error).message;
+    throw new Error(`cannot read ${what} "${path}": ${why}`, { cause: e });
+  }
+}
+
 export async function loadDiscriminator(
   manifestPath: string,
   expect?: { dataShape: number[]; valueRange: readonly [number, number] },
+  session: SessionOptions = {},
 ): Promise<LoadedDiscriminator> {
   const raw = await readJsonFile(manifestPath, 'discriminator manifest');
   const parsed = DiscriminatorManifestSchema.safeParse(raw);
@@ -55,13 +74,25 @@ export async function loadDiscriminator(
     }
   }
   const base = dirname(manifestPath);
-  const wrap = (e: unknown) => new Error(`discriminator "${manifestPath}": ${(e as Error).message}`);
-  const [real, fake] = await Promise.all([
-    mixtureFromSpec(manifest.real, base, manifest),
-    mixtureFromSpec(manifest.fake, base, manifest),
-  ]).catch((e) => {
+  const wrap = (e: unknown) => new Error(`discriminator "${manifestPath}": ${(e as Error).message}`, { cause: e });
+  if (manifest.kind === 'onnx') {
+    let guidance: Uint8Array;
+    if (manifest.guidanceOnnx) guidance = await readBytes(resolve(base, manifest.guidanceOnnx), 'discriminator guidance graph');
+    else {
+      const forwardPath = resolve(base, manifest.onnx);
+      const forward = parseModel(await readBytes(forwardPath, 'discriminator'), forwardPath);
+      try {
+        guidance = serializeModel(buildGuidanceModel(forward, manifest.io, manifest.output));
+      } catch (e) {
+        throw wrap(e);
+      }
+    }
+    const critic = await createOnnxCritic(guidance, { ...session, ...manifest, source: manifestPath });
+    return { manifest, manifestPath, critic, dispose: critic.dispose };
+  }
+  const [real, fake] = await Promise.all([mixtureFromSpec(manifest.real, base, manifest), mixtureFromSpec(manifest.fake, base, manifest)]).catch((e) => {
     throw wrap(e);
   });
   const critic = { ...exactLogRatioCritic(real, fake), name: manifest.name };
-  return { manifest, manifestPath, critic };
+  return { manifest, manifestPath, critic, dispose: async () => {} };
 }

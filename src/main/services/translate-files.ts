@@ -203,6 +203,7 @@ export async function translateFiles(
     }
     return { outputs, errors };
   } finally {
+    await disc?.dispose();
     await model.dispose();
   }
 }
