@@ -90,7 +90,10 @@ export async function loadDiscriminator(
     const critic = await createOnnxCritic(guidance, { ...session, ...manifest, source: manifestPath });
     return { manifest, manifestPath, critic, dispose: critic.dispose };
   }
-  const [real, fake] = await Promise.all([mixtureFromSpec(manifest.real, base, manifest), mixtureFromSpec(manifest.fake, base, manifest)]).catch((e) => {
+  const [real, fake] = await Promise.all([
+    mixtureFromSpec(manifest.real, base, manifest),
+    mixtureFromSpec(manifest.fake, base, manifest),
+  ]).catch((e) => {
     throw wrap(e);
   });
   const critic = { ...exactLogRatioCritic(real, fake), name: manifest.name };

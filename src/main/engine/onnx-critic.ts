@@ -19,9 +19,14 @@ export const LOG_RATIO_OUTPUT = 'log_ratio';
  * (items are independent, so each item gets its own gradient).
  */
 export function buildGuidanceModel(forward: OnnxModel, io: { x: string; output: string }, output: 'logit' | 'probability'): OnnxModel {
-  const model: OnnxModel = { ...forward, graph: { ...forward.graph, nodes: [...forward.graph.nodes], outputs: [], initializers: new Map(forward.graph.initializers) } };
+  const model: OnnxModel = {
+    ...forward,
+    graph: { ...forward.graph, nodes: [...forward.graph.nodes], outputs: [], initializers: new Map(forward.graph.initializers) },
+  };
   if (!forward.graph.outputs.some((o) => o.name === io.output)) {
-    throw new Error(`discriminator graph has no output "${io.output}"; its outputs are: ${forward.graph.outputs.map((o) => o.name).join(', ')}`);
+    throw new Error(
+      `discriminator graph has no output "${io.output}"; its outputs are: ${forward.graph.outputs.map((o) => o.name).join(', ')}`,
+    );
   }
   if (!forward.graph.inputs.some((i) => i.name === io.x)) {
     throw new Error(`discriminator graph has no input "${io.x}"; its inputs are: ${forward.graph.inputs.map((i) => i.name).join(', ')}`);
@@ -74,7 +79,11 @@ export async function createOnnxCritic(guidanceModel: Uint8Array, opts: OnnxCrit
       const times = Array.from(tauLvp, (t) => encodeDiscriminatorTime(t, opts.timeInput, opts.lvp));
       const t =
         opts.timeDType === 'int64'
-          ? new ort.Tensor('int64', BigInt64Array.from(times, (v) => BigInt(Math.round(v))), [n])
+          ? new ort.Tensor(
+              'int64',
+              BigInt64Array.from(times, (v) => BigInt(Math.round(v))),
+              [n],
+            )
           : new ort.Tensor('float32', Float32Array.from(times), [n]);
       let out: ort.InferenceSession.OnnxValueMapType;
       try {
@@ -84,14 +93,15 @@ export async function createOnnxCritic(guidanceModel: Uint8Array, opts: OnnxCrit
       }
       const logRatio = out[LOG_RATIO_OUTPUT]!.data as Float32Array;
       const grad = new Float32Array(out[gradName]!.data as Float32Array);
-      if (logRatio.length !== n) throw new Error(`discriminator "${opts.name}" returned ${logRatio.length} values for ${n} items; it must give one logit per item`);
+      if (logRatio.length !== n)
+        throw new Error(`discriminator "${opts.name}" returned ${logRatio.length} values for ${n} items; it must give one logit per item`);
       if (opts.coordinates === 've') for (let i = 0; i < grad.length; i++) grad[i]! /= alpha[Math.floor(i / per)]!;
       for (let i = 0; i < logRatio.length; i++) {
-        if (!Number.isFinite(logRatio[i]!)) throw new Error(`discriminator "${opts.name}" returned ${logRatio[i]} for item ${i} at τ=${tauLvp[i]!.toFixed(4)}`);
+        if (!Number.isFinite(logRatio[i]!))
+          throw new Error(`discriminator "${opts.name}" returned ${logRatio[i]} for item ${i} at τ=${tauLvp[i]!.toFixed(4)}`);
       }
       return { value: Float64Array.from(logRatio), grad: { data: grad, shape: [...xVp.shape] } };
     },
     dispose: () => s.session.release(),
   };
 }
-
