@@ -1,4 +1,5 @@
 /** npm run bench: every bench script, one after another, in this process. */
+import { gradCost } from './grad-cost.js';
 import { samplerOverhead } from './sampler-overhead.js';
 
 console.log(
@@ -6,3 +7,5 @@ console.log(
 );
 console.log('\n## sampler-overhead');
 await samplerOverhead();
+console.log('\n## grad-cost');
+await gradCost();

@@ -6,6 +6,7 @@
 import { decompose, DECOMPOSABLE } from './decompose.js';
 import { Emitter } from './emitter.js';
 import { GRAD_RULES, NON_DIFFERENTIABLE, unsupported, type Grads } from './grad-rules.js';
+import { inferShapes } from './shapes.js';
 import type { OnnxGraph, OnnxModel, OnnxNode, ValueInfo } from './ir.js';
 
 export interface GradientOptions {
@@ -112,7 +113,7 @@ export function gradient(model: OnnxModel, opts: GradientOptions): OnnxModel {
   // 1. decompose the normalizations on the differentiated path into primitives
   const first = activity(nodes, opts.wrt, opts.of);
   if (nodes.some((n) => DECOMPOSABLE.has(n.opType) && n.outputs.some((o) => first.active.has(o)))) {
-    const fwd = new Emitter(graph, 'dec/');
+    const fwd = new Emitter(graph, 'dec/', inferShapes(graph, nodes));
     const rewritten: OnnxNode[] = [];
     for (const n of nodes) {
       if (DECOMPOSABLE.has(n.opType) && n.outputs.some((o) => first.active.has(o))) {
@@ -127,7 +128,7 @@ export function gradient(model: OnnxModel, opts: GradientOptions): OnnxModel {
   const { forward, active } = activity(nodes, opts.wrt, opts.of);
 
   // 2. reverse sweep
-  const e = new Emitter(graph, 'grad/');
+  const e = new Emitter(graph, 'grad/', inferShapes(graph, nodes));
   const contributions = new Map<string, string[]>();
   const addGrad = (v: string, g: string) => {
     const list = contributions.get(v);

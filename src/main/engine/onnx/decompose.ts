@@ -28,14 +28,18 @@ function normalize(e: Emitter, x: string, axes: string, eps: number): string {
 
 /** Reshape a per-channel vector [C] to [C, 1, …, 1] for an input of x's rank. */
 function perChannel(e: Emitter, v: string, x: string): string {
+  const rank = e.shapes.get(x)?.length;
+  if (rank !== undefined) return e.op('Reshape', [v, e.i64([-1, ...Array(rank - 2).fill(1)])]);
   const ones = e.op('ConstantOfShape', [e.op('Unsqueeze', [e.op('Sub', [e.rank(x), e.i64Scalar(2)]), e.i64([0])])], {
     value: { type: 'tensor', value: { dtype: 'int64', dims: [1], data: BigInt64Array.from([1n]) } },
   });
   return e.op('Reshape', [v, e.op('Concat', [e.i64([-1]), ones], { axis: 0 })]);
 }
 
-/** Axes from `start` to the last, as a run-time 1-D int64 value. */
+/** Axes from `start` to the last, as a 1-D int64 value (a constant when x's rank is known). */
 function axesFrom(e: Emitter, x: string, start: number | string): string {
+  const rank = e.shapes.get(x)?.length;
+  if (rank !== undefined && typeof start === 'number') return e.i64(Array.from({ length: rank - start }, (_, i) => i + start));
   const s = typeof start === 'number' ? e.i64Scalar(start) : start;
   return e.op('Range', [s, e.rank(x), e.i64Scalar(1)]);
 }
@@ -69,7 +73,8 @@ export function decompose(e: Emitter, node: OnnxNode, opset: number): void {
       if (node.outputs.filter(Boolean).length > 1)
         throw new Error(`LayerNormalization node "${node.name}": its Mean/InvStdDev outputs are not supported`);
       const axis = int(node, 'axis', -1);
-      const start = axis >= 0 ? axis : e.op('Add', [e.rank(x), e.i64Scalar(axis)]);
+      const rank = e.shapes.get(x)?.length;
+      const start = axis >= 0 ? axis : rank !== undefined ? rank + axis : e.op('Add', [e.rank(x), e.i64Scalar(axis)]);
       const y = affine(normalize(e, x, axesFrom(e, x, start), eps), a, b, (v) => v);
       e.op('Identity', [y], {}, out);
       return;

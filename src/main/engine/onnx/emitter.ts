@@ -4,6 +4,7 @@
  */
 import { tensorData, type Attr, type DType, type Dim, type OnnxGraph, type OnnxNode, type TensorData } from './ir.js';
 import type { AttrInput } from './builder.js';
+import { sameShape, type Shape } from './shapes.js';
 
 function toAttr(v: AttrInput): Attr {
   if (typeof v === 'string') return { type: 'string', value: v };
@@ -23,6 +24,8 @@ export class Emitter {
   constructor(
     readonly graph: OnnxGraph,
     readonly prefix: string,
+    /** statically inferred shapes of the forward values, when known */
+    readonly shapes: Map<string, Shape> = new Map(),
   ) {
     this.used = new Set<string>([
       ...graph.inputs.map((i) => i.name),
@@ -141,11 +144,32 @@ export class Emitter {
   }
 
   /**
-   * Sum `g` down to the shape of `ref` (the adjoint of numpy broadcasting), decided at run
-   * time: leading axes that `ref` lacks are summed away, then every axis where `g` is
-   * larger than `ref` (ref has size 1 there).
+   * Sum `g` down to the shape of `ref` (the adjoint of numpy broadcasting). `like` is a forward
+   * value with g's shape: when both shapes are known statically the reduction is planned
+   * here (often it is nothing at all); otherwise it is decided at run time: leading axes that
+   * `ref` lacks are summed away, then every axis where `g` is larger than `ref`.
    */
-  unbroadcast(g: string, ref: string): string {
+  unbroadcast(g: string, ref: string, like?: string): string {
+    const gs = like ? this.shapes.get(like) : undefined;
+    const rs = this.shapes.get(ref);
+    if (sameShape(gs, rs)) return g;
+    if (gs && rs && gs.length >= rs.length) {
+      const lead = gs.length - rs.length;
+      const axes: number[] = Array.from({ length: lead }, (_, i) => i);
+      let known = true;
+      rs.forEach((d, i) => {
+        const o = gs[i + lead];
+        if (d === 1 && o !== 1) {
+          if (o === null) known = false;
+          axes.push(i + lead);
+        } else if (d !== o || d === null) known = false;
+      });
+      if (known) {
+        if (axes.length === 0) return g;
+        const summed = this.op('ReduceSum', [g, this.i64(axes)], { keepdims: 0 });
+        return this.op('Reshape', [summed, rs.every((d) => typeof d === 'number') ? this.i64(rs as number[]) : this.shape(ref)]);
+      }
+    }
     const lead = this.op('Range', [this.i64Scalar(0), this.op('Sub', [this.rank(g), this.rank(ref)]), this.i64Scalar(1)]);
     const g1 = this.op('ReduceSum', [g, lead], { keepdims: 0, noop_with_empty_axes: 1 });
     const sr = this.shape(ref);

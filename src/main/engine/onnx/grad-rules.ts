@@ -105,7 +105,7 @@ const pow: GradRule = {
     const [x, p] = node.inputs as [string, string];
     const pm1 = e.op('Sub', [p, e.op('CastLike', [e.scalarLike(1, x), p])]);
     const dx = e.op('Mul', [e.op('Mul', [g!, e.op('CastLike', [p, x])]), e.op('Pow', [x, pm1])]);
-    return [e.unbroadcast(dx, x)];
+    return [e.unbroadcast(dx, x, node.outputs[0])];
   },
 };
 
@@ -146,8 +146,9 @@ const logSoftmax: GradRule = {
 const binary = (f: (e: Emitter, a: string, b: string, y: string, g: string) => [string | undefined, string | undefined]): GradRule => ({
   vjp(e, node, [g], need) {
     const [a, b] = node.inputs as [string, string];
-    const [da, db] = f(e, a, b, node.outputs[0]!, g!);
-    return [need[0] && da ? e.unbroadcast(da, a) : undefined, need[1] && db ? e.unbroadcast(db, b) : undefined];
+    const y = node.outputs[0]!;
+    const [da, db] = f(e, a, b, y, g!);
+    return [need[0] && da ? e.unbroadcast(da, a, y) : undefined, need[1] && db ? e.unbroadcast(db, b, y) : undefined];
   },
 });
 const add = binary((_e, _a, _b, _y, g) => [g, g]);
@@ -156,7 +157,9 @@ const mul = binary((e, a, b, _y, g) => [e.op('Mul', [g, b]), e.op('Mul', [g, a])
 // d(a/b) = g/b, -g·y/b
 const div = binary((e, _a, b, y, g) => [e.op('Div', [g, b]), e.op('Neg', [e.op('Div', [e.op('Mul', [g, y]), b])])]);
 
-const sum: GradRule = { vjp: (e, node, [g], need) => node.inputs.map((x, i) => (need[i] ? e.unbroadcast(g!, x) : undefined)) };
+const sum: GradRule = {
+  vjp: (e, node, [g], need) => node.inputs.map((x, i) => (need[i] ? e.unbroadcast(g!, x, node.outputs[0]) : undefined)),
+};
 
 const where: GradRule = {
   diffInputs: () => [1, 2],
@@ -165,8 +168,8 @@ const where: GradRule = {
     const zero = e.scalarLike(0, g!);
     return [
       undefined,
-      need[1] ? e.unbroadcast(e.op('Where', [c, g!, zero]), a) : undefined,
-      need[2] ? e.unbroadcast(e.op('Where', [c, zero, g!]), b) : undefined,
+      need[1] ? e.unbroadcast(e.op('Where', [c, g!, zero]), a, node.outputs[0]) : undefined,
+      need[2] ? e.unbroadcast(e.op('Where', [c, zero, g!]), b, node.outputs[0]) : undefined,
     ];
   },
 };
@@ -290,6 +293,44 @@ function fitSpatialTo(e: Emitter, v: string, ref: string, spatial: number): stri
 const beginPadsOnly = (pads: number[]) => pads.map((p, i) => (i < pads.length / 2 ? p : 0));
 
 /**
+ * dX of a convolution. Stride 1: a convolution of g with the flipped, channel-transposed
+ * kernel and complementary pads (ORT's Conv kernels are far faster than ConvTranspose; the
+ * kernel rearrangement is constant-folded when W is an initializer). Otherwise the
+ * transposed convolution, fitted to x's size.
+ */
+function convInputGrad(e: Emitter, g: string, w: string, x: string, a: ConvAttrs): string {
+  const sp = a.spatial;
+  const reach = a.kernel.map((k, i) => a.dilations[i]! * (k - 1));
+  const flippedPads = a.pads.map((p, i) => reach[i % sp]! - p);
+  if (a.strides.every((s) => s === 1) && flippedPads.every((p) => p >= 0)) {
+    const spatialAxes = Array.from({ length: sp }, (_, i) => i + 2);
+    const flipped = e.op('Slice', [
+      w,
+      e.i64(Array(sp).fill(-1)),
+      e.i64(Array(sp).fill(-(2 ** 62))),
+      e.i64(spatialAxes),
+      e.i64(Array(sp).fill(-1)),
+    ]);
+    let wt: string;
+    if (a.group === 1) wt = e.op('Transpose', [flipped], { perm: [1, 0, ...spatialAxes] });
+    else {
+      const G = a.group;
+      const five = Array.from({ length: sp }, (_, i) => i + 3);
+      const grouped = e.op('Reshape', [flipped, e.op('Concat', [e.i64([G, -1]), e.shapeSlice(w, 1)], { axis: 0 })]); // [G, co, ci, k…]
+      const swapped = e.op('Transpose', [grouped], { perm: [0, 2, 1, ...five] }); // [G, ci, co, k…]
+      // [G·ci, co, k…]: each group's output channels become the new convolution's input channels
+      wt = e.op('Reshape', [
+        swapped,
+        e.op('Concat', [e.i64([-1]), e.op('Div', [e.shapeSlice(w, 0, 1), e.i64([G])]), e.shapeSlice(w, 2)], { axis: 0 }),
+      ]);
+    }
+    return e.op('Conv', [g, wt], { pads: flippedPads, dilations: a.dilations, group: a.group });
+  }
+  const common = { strides: a.strides, pads: beginPadsOnly(a.pads), dilations: a.dilations, group: a.group };
+  return fitSpatialTo(e, e.op('ConvTranspose', [g, w], common), x, sp);
+}
+
+/**
  * dW of a convolution from its input x [N, G·ci, …] and output gradient gy [N, G·co, …]:
  * a convolution over the batch axis, grouped by G, with strides and dilations swapped.
  * Returns [G·co, ci, k…].
@@ -330,10 +371,7 @@ const conv: GradRule = {
   vjp(e, node, [g], need) {
     const [x, w] = node.inputs as [string, string];
     const a = convAttrs(e, node);
-    const common = { strides: a.strides, pads: a.pads, dilations: a.dilations, group: a.group };
-    const dx = need[0]
-      ? fitSpatialTo(e, e.op('ConvTranspose', [g!, w], { ...common, pads: beginPadsOnly(a.pads) }), x, a.spatial)
-      : undefined;
+    const dx = need[0] ? convInputGrad(e, g!, w, x, a) : undefined;
     const dw = need[1] ? convWeightGrad(e, x, g!, a) : undefined;
     const db = need[2] ? biasGrad(e, g!, a.spatial) : undefined;
     return [dx, dw, db];
@@ -489,7 +527,7 @@ const transpose: GradRule = {
   },
 };
 
-const expand: GradRule = { diffInputs: first, vjp: (e, node, [g]) => [e.unbroadcast(g!, node.inputs[0]!)] };
+const expand: GradRule = { diffInputs: first, vjp: (e, node, [g]) => [e.unbroadcast(g!, node.inputs[0]!, node.outputs[0])] };
 
 const concat: GradRule = {
   vjp(e, node, [g], need) {

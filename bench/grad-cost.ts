@@ -1,0 +1,89 @@
+/**
+ * bench/grad-cost: (forward + input gradient) time ÷ forward time for the guidance graph,
+ * on a small conv net and a U-Net-sized encoder, ORT CPU, measured side by side in one
+ * process; plus peak RSS. Target: ≤ 3.5×.
+ *
+ *   npx tsx bench/grad-cost.ts
+ */
+import { buildGuidanceModel } from '../src/main/engine/onnx-critic.js';
+import { buildDiscriminatorNet, type DiscriminatorArch } from '../src/main/engine/nn/discriminator-net.js';
+import { serializeModel } from '../src/main/engine/onnx/ir.js';
+import { createSession, ort } from '../src/main/engine/onnx/session.js';
+import { fmt, summarize } from './stats.js';
+
+const NETS: [string, DiscriminatorArch][] = [
+  [
+    'small conv net (32-64 ch, 64×64)',
+    {
+      kind: 'conv-encoder',
+      inChannels: 3,
+      resolution: 64,
+      channels: [32, 64],
+      blocks: 1,
+      attentionAt: [],
+      groups: 8,
+      timeDim: 32,
+      classes: 0,
+    },
+  ],
+  [
+    'U-Net-sized encoder (64-128-128-256 ch, 2 blocks/level, attention at 16 and 8)',
+    {
+      kind: 'conv-encoder',
+      inChannels: 3,
+      resolution: 64,
+      channels: [64, 128, 128, 256],
+      blocks: 2,
+      attentionAt: [16, 8],
+      groups: 32,
+      timeDim: 256,
+      classes: 0,
+    },
+  ],
+];
+
+export async function gradCost({ batch = 4, reps = 7 } = {}) {
+  let peakRss = process.memoryUsage().rss;
+  const sample = () => (peakRss = Math.max(peakRss, process.memoryUsage().rss));
+  const rows = [];
+  for (const [name, arch] of NETS) {
+    const { model, paramCount } = buildDiscriminatorNet(arch, 1);
+    const fwd = await createSession(serializeModel(model), 'forward');
+    const guide = await createSession(serializeModel(buildGuidanceModel(model, { x: 'x', output: 'logit' }, 'logit')), 'guidance');
+    const x = new ort.Tensor(
+      'float32',
+      new Float32Array(batch * 3 * 64 * 64).map((_, i) => Math.sin(i)),
+      [batch, 3, 64, 64],
+    );
+    const t = new ort.Tensor(
+      'float32',
+      Float32Array.from({ length: batch }, (_, i) => 0.1 + 0.2 * i),
+      [batch],
+    );
+    const time = async (s: typeof fwd) => {
+      const out: number[] = [];
+      for (let r = 0; r < reps + 1; r++) {
+        const t0 = performance.now();
+        await s.session.run({ x, t });
+        sample();
+        if (r > 0) out.push(performance.now() - t0);
+      }
+      return summarize(out);
+    };
+    // interleave so drift affects both alike
+    const f1 = await time(fwd);
+    const g1 = await time(guide);
+    const ratio = g1.median / f1.median;
+    console.log(`${name}: ${(paramCount / 1e6).toFixed(2)}M params, batch ${batch}`);
+    console.log(
+      `  forward ${fmt(f1.median)} [${fmt(f1.min)}–${fmt(f1.max)}], forward+∇x ${fmt(g1.median)} [${fmt(g1.min)}–${fmt(g1.max)}], ratio ${ratio.toFixed(2)}× (target ≤ 3.5×)`,
+    );
+    rows.push({ name, paramCount, forward: f1.median, guidance: g1.median, ratio });
+    await fwd.session.release();
+    await guide.session.release();
+  }
+  console.log(`peak RSS ${(peakRss / 2 ** 20).toFixed(0)} MiB`);
+  return rows;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await gradCost();
