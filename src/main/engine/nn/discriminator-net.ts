@@ -8,7 +8,18 @@
 import type { OnnxModel } from '../onnx/ir.js';
 import { NetBuilder } from './layers.js';
 
-export interface DiscriminatorArch {
+export type DiscriminatorArch = ConvEncoderArch | MlpArch;
+
+/** For vector data (the 2-D toy of dg-math §7): [x, emb(τ)] → MLP → logit. */
+export interface MlpArch {
+  kind: 'mlp';
+  inDim: number;
+  hidden: number;
+  layers: number;
+  timeDim: number;
+}
+
+export interface ConvEncoderArch {
   kind: 'conv-encoder';
   inChannels: number;
   resolution: number;
@@ -24,7 +35,7 @@ export interface DiscriminatorArch {
   classes: number;
 }
 
-export const DEFAULT_ARCH: DiscriminatorArch = {
+export const DEFAULT_ARCH: ConvEncoderArch = {
   kind: 'conv-encoder',
   inChannels: 3,
   resolution: 64,
@@ -43,6 +54,32 @@ export interface BuiltNet {
 }
 
 export function buildDiscriminatorNet(arch: DiscriminatorArch, seed = 0): BuiltNet {
+  return arch.kind === 'mlp' ? buildMlp(arch, seed) : buildConvEncoder(arch, seed);
+}
+
+function finish(net: NetBuilder, arch: DiscriminatorArch): BuiltNet {
+  const model = net.g.build({ architecture: JSON.stringify(arch) });
+  const paramCount = net.params.reduce((s, p) => s + model.graph.initializers.get(p)!.data.length, 0);
+  return { model, params: net.params, paramCount };
+}
+
+function buildMlp(arch: MlpArch, seed: number): BuiltNet {
+  const net = new NetBuilder('discriminator', seed);
+  const { g } = net;
+  const x = g.input('x', 'float32', ['N', arch.inDim]);
+  const t = g.input('t', 'float32', ['N']);
+  let h = g.op('Concat', [x, net.timeEmbedding(t, arch.timeDim)], { axis: 1 });
+  let width = arch.inDim + arch.timeDim;
+  for (let l = 0; l < arch.layers; l++) {
+    h = net.silu(net.linear(h, width, arch.hidden));
+    width = arch.hidden;
+  }
+  g.identity(net.linear(h, width, 1), 'logit');
+  g.output('logit', 'float32', ['N', 1]);
+  return finish(net, arch);
+}
+
+function buildConvEncoder(arch: ConvEncoderArch, seed: number): BuiltNet {
   const net = new NetBuilder('discriminator', seed);
   const { g } = net;
   const x = g.input('x', 'float32', ['N', arch.inChannels, arch.resolution, arch.resolution]);
@@ -70,7 +107,5 @@ export function buildDiscriminatorNet(arch: DiscriminatorArch, seed = 0): BuiltN
   const pooled = net.pool(net.silu(net.groupNorm(h, ch, arch.groups)));
   g.identity(net.linear(pooled, ch, 1), 'logit');
   g.output('logit', 'float32', ['N', 1]);
-  const model = g.build({ architecture: JSON.stringify(arch) });
-  const paramCount = net.params.reduce((s, p) => s + model.graph.initializers.get(p)!.data.length, 0);
-  return { model, params: net.params, paramCount };
+  return finish(net, arch);
 }
