@@ -8,6 +8,7 @@ import { SAMPLER_NAMES, TranslateParamsSchema } from '../../shared/params.js';
 import { ENGINE_VERSION } from '../../shared/version.js';
 import { EXECUTION_PROVIDERS } from '../engine/onnx/session.js';
 import { bundledDefaults } from '../services/resources.js';
+import { trainDiscriminator } from '../services/discriminator-training.js';
 import { translateFiles } from '../services/translate-files.js';
 
 function num(name: string) {
@@ -100,7 +101,128 @@ export function buildProgram(): Command {
     .action(async (inputs: string[], o: TranslateOpts & { discriminator?: string | false }) => {
       process.exitCode = await runTranslate(inputs, o);
     });
+  program
+    .command('train-discriminator')
+    .description('train a source-vs-target discriminator for DG (real = target images; fake = sources and their unguided translations)')
+    .requiredOption('--source <dirs...>', 'source-domain images (files or folders)')
+    .requiredOption('--target <dirs...>', 'target-domain images (files or folders)')
+    .option('--model <manifest>', 'target score model (default: the bundled default)')
+    .option('--t0 <lo,hi>', 't0 range you will translate with', pair('--t0'), [0.3, 0.7] as [number, number])
+    .option('--steps <n>', 'training steps', int('--steps'), 2000)
+    .option('--epochs <n>', 'passes over the training images (overrides --steps)', num('--epochs'))
+    .option('--batch-size <n>', 'images per step (half real, half fake)', int('--batch-size'), 32)
+    .option('--lr <lr>', 'Adam learning rate', num('--lr'), 2e-3)
+    .addOption(new Option('--loss <loss>', 'density-ratio loss').choices(['bce', 'lsif', 'ukl']).default('bce'))
+    .addOption(new Option('--time-sampling <kind>', 'τ sampling').choices(['importance', 'uniform']).default('importance'))
+    .option('--translations <k>', 'unguided translations per source image', int('--translations'), 1)
+    .option('--translation-steps <n>', 'sampler steps for those translations', int('--translation-steps'), 10)
+    .option('--channels <list>', 'encoder channels per level', (v: string) => v.split(',').map(int('--channels')))
+    .option('--val-fraction <f>', 'held-out share of images (split by file name)', num('--val-fraction'), 0.1)
+    .option('--seed <n>', 'seed', int('--seed'), 0)
+    .option('--eval-every <n>', 'validate every n steps', int('--eval-every'), 250)
+    .option('--resume', 'continue from the checkpoint in --out', false)
+    .requiredOption('--out <dir>', 'folder for the discriminator package')
+    .addOption(new Option('--provider <ep>', 'ONNX Runtime execution provider').choices(EXECUTION_PROVIDERS).default('cpu'))
+    .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', int('--threads'))
+    .action(async (o: TrainOpts) => {
+      process.exitCode = await runTrain(o);
+    });
   return program;
+}
+
+interface TrainOpts {
+  source: string[];
+  target: string[];
+  model?: string;
+  t0: [number, number];
+  steps: number;
+  epochs?: number;
+  batchSize: number;
+  lr: number;
+  loss: 'bce' | 'lsif' | 'ukl';
+  timeSampling: 'importance' | 'uniform';
+  translations: number;
+  translationSteps: number;
+  channels?: number[];
+  valFraction: number;
+  seed: number;
+  evalEvery: number;
+  resume: boolean;
+  out: string;
+  provider: (typeof EXECUTION_PROVIDERS)[number];
+  threads?: number;
+}
+
+async function runTrain(o: TrainOpts): Promise<number> {
+  const modelManifest = o.model ?? bundledDefaults().scoreModel;
+  const bar = process.stderr.isTTY
+    ? new cliProgress.SingleBar(
+        { format: '{bar} {value}/{total} | loss {loss} | {rate} img/s', hideCursor: true },
+        cliProgress.Presets.shades_classic,
+      )
+    : null;
+  const controller = new AbortController();
+  process.once('SIGINT', () => {
+    console.error('\nstopping: saving a checkpoint and the package so far…');
+    controller.abort();
+  });
+  try {
+    let started = false;
+    const result = await trainDiscriminator(
+      {
+        modelManifest,
+        sources: o.source,
+        targets: o.target,
+        outDir: o.out,
+        t0Range: o.t0,
+        steps: o.steps,
+        epochs: o.epochs,
+        batchSize: o.batchSize,
+        lr: o.lr,
+        loss: o.loss,
+        timeSampling: o.timeSampling,
+        translationsPerSource: o.translations,
+        translationSteps: o.translationSteps,
+        channels: o.channels,
+        valFraction: o.valFraction,
+        seed: o.seed,
+        evalEvery: o.evalEvery,
+        resume: o.resume,
+        executionProvider: o.provider,
+        threads: o.threads,
+      },
+      {
+        onStage: (m) => console.error(m),
+        onWarning: (m) => console.error(`warning: ${m}`),
+        onProgress: (p) => {
+          if (bar && !started) {
+            bar.start(p.steps, p.step, { loss: '…', rate: '…' });
+            started = true;
+          }
+          bar?.update(p.step, { loss: p.lossEma.toFixed(4), rate: p.itemsPerSecond.toFixed(0) });
+        },
+        onEval: (e) => {
+          const line = `step ${e.step}: validation accuracy ${e.accuracy.toFixed(3)}, loss ${e.loss.toFixed(4)} | by τ: ${e.bands.map((b) => `${b.lo.toFixed(2)}–${b.hi.toFixed(2)} ${b.accuracy.toFixed(2)}`).join(', ')}`;
+          if (bar) {
+            bar.stop();
+            started = false;
+          }
+          console.error(line);
+        },
+      },
+      controller.signal,
+    );
+    bar?.stop();
+    console.error(
+      `${result.cancelled ? 'stopped early; ' : ''}wrote ${result.manifestPath} (${result.steps} steps, validation accuracy ${result.validation.accuracy.toFixed(3)})`,
+    );
+    console.error(`use it: dg-studio translate <images> --discriminator ${result.manifestPath}`);
+    return 0;
+  } catch (e) {
+    bar?.stop();
+    console.error(`error: ${(e as Error).message}`);
+    return 2;
+  }
 }
 
 async function runTranslate(inputs: string[], o: TranslateOpts & { discriminator?: string | false }): Promise<number> {

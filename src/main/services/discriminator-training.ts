@@ -1,0 +1,356 @@
+/**
+ * Train a source-vs-target discriminator from two folders and a target score model, and
+ * write a discriminator package (forward ONNX, guidance ONNX, manifest) that `translate`
+ * loads (dg-math §6: real = target; fake = source ∪ unguided SDEdit translations).
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, readFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import type { DiscriminatorManifest } from '../../shared/manifest.js';
+import { TranslateParamsSchema } from '../../shared/params.js';
+import { ENGINE_VERSION } from '../../shared/version.js';
+import { readImage, writeFileAtomic, type ImageSpec } from '../engine/image-io.js';
+import { buildDiscriminatorNet, DEFAULT_ARCH, type ConvEncoderArch } from '../engine/nn/discriminator-net.js';
+import { buildGuidanceModel } from '../engine/onnx-critic.js';
+import { serializeModel } from '../engine/onnx/ir.js';
+import type { ExecutionProvider } from '../engine/onnx/session.js';
+import { lvpTimeFromSigmaVe } from '../engine/schedules.js';
+import { loadScoreModel, type ScoreModel } from '../engine/score-model.js';
+import { DiscriminatorTrainer, type BandStats, type Checkpoint } from '../engine/train/discriminator-trainer.js';
+import type { RatioLoss } from '../engine/train/training-graph.js';
+import { translateBatch } from '../engine/translate.js';
+import { expandInputs, imageSpecOf, sha256File } from './translate-files.js';
+
+export interface TrainDiscriminatorRequest {
+  modelManifest: string;
+  sources: string[];
+  targets: string[];
+  outDir: string;
+  /** t0 range the user plans to translate with: fake translations span it, τ ≤ its top */
+  t0Range: [number, number];
+  steps?: number;
+  epochs?: number;
+  batchSize?: number;
+  lr?: number;
+  loss?: RatioLoss;
+  timeSampling?: 'importance' | 'uniform';
+  translationsPerSource?: number;
+  translationSteps?: number;
+  valFraction?: number;
+  seed?: number;
+  channels?: number[];
+  evalEvery?: number;
+  checkpointEvery?: number;
+  resume?: boolean;
+  executionProvider?: ExecutionProvider;
+  threads?: number;
+}
+
+export interface TrainEvents {
+  onStage?(message: string): void;
+  onProgress?(p: { step: number; steps: number; loss: number; lossEma: number; itemsPerSecond: number }): void;
+  onEval?(e: { step: number; accuracy: number; loss: number; bands: BandStats[] }): void;
+  onWarning?(message: string): void;
+}
+
+export interface TrainResult {
+  manifestPath: string;
+  steps: number;
+  validation: { accuracy: number; loss: number; bands: BandStats[] };
+  cancelled: boolean;
+}
+
+/** A stable split by file name: FNV-1a of the basename, so it is the same on every machine. */
+export function isValidation(file: string, fraction: number): boolean {
+  let h = 0x811c9dc5;
+  for (const ch of basename(file)) {
+    h ^= ch.codePointAt(0)!;
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h / 2 ** 32 < fraction;
+}
+
+async function readSet(files: string[], spec: ImageSpec, events: TrainEvents): Promise<{ file: string; data: Float32Array }[]> {
+  const out = [];
+  for (const file of files) {
+    try {
+      out.push({ file, data: await readImage(file, spec) });
+    } catch (e) {
+      events.onWarning?.(`skipping ${(e as Error).message}`);
+    }
+  }
+  return out;
+}
+
+/** SDEdit translations of sources without DG (dg-math §6), cached on disk by content. */
+async function unguidedTranslations(
+  model: ScoreModel,
+  modelSha: string,
+  sources: { file: string; data: Float32Array }[],
+  req: Required<Pick<TrainDiscriminatorRequest, 't0Range' | 'translationsPerSource' | 'translationSteps' | 'seed'>>,
+  cacheDir: string,
+  spec: ImageSpec,
+  events: TrainEvents,
+  signal?: AbortSignal,
+): Promise<Float32Array[]> {
+  await mkdir(cacheDir, { recursive: true });
+  const k = req.translationsPerSource;
+  const t0s = Array.from({ length: k }, (_, i) =>
+    k === 1 ? (req.t0Range[0] + req.t0Range[1]) / 2 : req.t0Range[0] + ((req.t0Range[1] - req.t0Range[0]) * i) / (k - 1),
+  );
+  const size = spec.channels * spec.height * spec.width;
+  const out: Float32Array[] = [];
+  let done = 0;
+  for (const [si, src] of sources.entries()) {
+    const contentSha = createHash('sha256')
+      .update(Buffer.from(src.data.buffer, src.data.byteOffset, src.data.byteLength))
+      .digest('hex');
+    for (const [ti, t0] of t0s.entries()) {
+      const seed = (req.seed + si * k + ti) % 2 ** 32;
+      const key = createHash('sha256')
+        .update(`${modelSha}:${contentSha}:${t0}:${seed}:${req.translationSteps}:heun`)
+        .digest('hex')
+        .slice(0, 24);
+      const path = join(cacheDir, `${key}.f32`);
+      try {
+        const buf = await readFile(path);
+        if (buf.length === size * 4) {
+          out.push(new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length)));
+          continue;
+        }
+      } catch {
+        // not cached yet
+      }
+      const params = TranslateParamsSchema.parse({ t0, steps: req.translationSteps, sampler: 'heun', dgWeight: 0 });
+      const result = await translateBatch(model, { data: src.data, shape: [1, spec.channels, spec.height, spec.width] }, params, {
+        seeds: [seed],
+        signal,
+      });
+      const x = Float32Array.from(result.data, (v) => Math.max(spec.valueRange[0], Math.min(spec.valueRange[1], v)));
+      await writeFileAtomic(path, new Uint8Array(x.buffer));
+      out.push(x);
+    }
+    if (++done % 10 === 0 || done === sources.length) events.onStage?.(`unguided translations: ${done}/${sources.length} sources`);
+  }
+  return out;
+}
+
+async function saveCheckpoint(dir: string, c: Checkpoint): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  const arrays: [string, Float32Array][] = [
+    ...Object.entries(c.params).map(([k, v]) => [`p:${k}`, v] as [string, Float32Array]),
+    ...Object.entries(c.adam.m).map(([k, v]) => [`m:${k}`, v] as [string, Float32Array]),
+    ...Object.entries(c.adam.v).map(([k, v]) => [`v:${k}`, v] as [string, Float32Array]),
+  ];
+  const total = arrays.reduce((s, [, v]) => s + v.length, 0);
+  const bin = new Float32Array(total);
+  const index: Record<string, [number, number]> = {};
+  let off = 0;
+  for (const [k, v] of arrays) {
+    bin.set(v, off);
+    index[k] = [off, v.length];
+    off += v.length;
+  }
+  await writeFileAtomic(join(dir, 'state.bin'), new Uint8Array(bin.buffer));
+  await writeFileAtomic(join(dir, 'state.json'), JSON.stringify({ step: c.step, adamStep: c.adam.step, index }));
+}
+
+async function loadCheckpoint(dir: string): Promise<Checkpoint | null> {
+  try {
+    const meta = JSON.parse(await readFile(join(dir, 'state.json'), 'utf8')) as {
+      step: number;
+      adamStep: number;
+      index: Record<string, [number, number]>;
+    };
+    const buf = await readFile(join(dir, 'state.bin'));
+    const bin = new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length));
+    const c: Checkpoint = { step: meta.step, params: {}, adam: { step: meta.adamStep, m: {}, v: {} } };
+    for (const [key, [off, len]] of Object.entries(meta.index)) {
+      const [kind, name] = [key.slice(0, 1), key.slice(2)];
+      const arr = bin.slice(off, off + len);
+      if (kind === 'p') c.params[name] = arr;
+      else if (kind === 'm') c.adam.m[name] = arr;
+      else c.adam.v[name] = arr;
+    }
+    return c;
+  } catch {
+    return null;
+  }
+}
+
+export async function trainDiscriminator(
+  req: TrainDiscriminatorRequest,
+  events: TrainEvents = {},
+  signal?: AbortSignal,
+): Promise<TrainResult> {
+  const seed = req.seed ?? 0;
+  const valFraction = req.valFraction ?? 0.1;
+  const [t0Lo, t0Hi] = req.t0Range;
+  if (!(t0Lo > 0 && t0Lo <= t0Hi && t0Hi <= 1)) throw new Error(`--t0 range must be lo,hi with 0 < lo ≤ hi ≤ 1, got ${t0Lo},${t0Hi}`);
+  const model = await loadScoreModel(req.modelManifest, {
+    executionProvider: req.executionProvider,
+    threads: req.threads,
+    onWarning: events.onWarning,
+  });
+  let trainer: DiscriminatorTrainer | null = null;
+  try {
+    const spec = imageSpecOf(model);
+    const [sourceFiles, targetFiles] = [await expandInputs(req.sources), await expandInputs(req.targets)];
+    events.onStage?.(`reading ${sourceFiles.length} source and ${targetFiles.length} target images`);
+    const sources = await readSet(sourceFiles, spec, events);
+    const targets = await readSet(targetFiles, spec, events);
+    const split = <T extends { file: string }>(set: T[]) => {
+      const val = set.filter((s) => isValidation(s.file, valFraction));
+      const train = set.filter((s) => !isValidation(s.file, valFraction));
+      // keep at least one of each
+      if (val.length === 0 && train.length > 1) val.push(train.pop()!);
+      return { train, val };
+    };
+    const src = split(sources);
+    const tgt = split(targets);
+    if (src.train.length === 0 || tgt.train.length === 0)
+      throw new Error('need at least two readable images in each of the source and target folders');
+
+    const modelSha = await sha256File(model.onnxPath);
+    const tr = {
+      t0Range: req.t0Range,
+      translationsPerSource: req.translationsPerSource ?? 1,
+      translationSteps: req.translationSteps ?? 10,
+      seed,
+    };
+    const cacheDir = join(req.outDir, 'cache');
+    events.onStage?.(`making unguided SDEdit translations of the sources (t0 ${t0Lo}…${t0Hi}, cached in ${cacheDir})`);
+    const fakeTrain = [
+      ...src.train.map((s) => s.data),
+      ...(await unguidedTranslations(model, modelSha, src.train, tr, cacheDir, spec, events, signal)),
+    ];
+    const fakeVal = [
+      ...src.val.map((s) => s.data),
+      ...(await unguidedTranslations(model, modelSha, src.val, tr, cacheDir, spec, events, signal)),
+    ];
+    const realTrain = tgt.train.map((s) => s.data);
+    const realVal = tgt.val.map((s) => s.data);
+
+    // dg-math §6: only τ ≤ t0 matters for image-to-image; t0 is in the score model's time
+    const tauMax = Math.min(1, lvpTimeFromSigmaVe(model.schedule.sigmaAt(t0Hi)));
+    const arch: ConvEncoderArch = {
+      ...DEFAULT_ARCH,
+      inChannels: spec.channels,
+      resolution: spec.height,
+      channels: req.channels ?? DEFAULT_ARCH.channels,
+      attentionAt: DEFAULT_ARCH.attentionAt.filter((r) => r < spec.height),
+    };
+    if (spec.height !== spec.width || spec.height % 2 ** (arch.channels.length - 1) !== 0) {
+      throw new Error(
+        `the discriminator needs square images whose size divides by ${2 ** (arch.channels.length - 1)}; the model's are ${spec.width}×${spec.height}`,
+      );
+    }
+    const net = buildDiscriminatorNet(arch, seed);
+    const batchSize = req.batchSize ?? 32;
+    const steps = req.epochs ? Math.ceil((req.epochs * (realTrain.length + fakeTrain.length)) / batchSize) : (req.steps ?? 2000);
+    trainer = await DiscriminatorTrainer.create(net, [spec.channels, spec.height, spec.width], {
+      loss: req.loss ?? 'bce',
+      batchSize,
+      lr: req.lr ?? 2e-3,
+      tauRange: [1e-5, tauMax],
+      timeSampling: req.timeSampling ?? 'importance',
+      seed,
+      hflip: true,
+      session: { executionProvider: req.executionProvider, threads: req.threads, onWarning: events.onWarning },
+    });
+    const ckDir = join(req.outDir, 'checkpoint');
+    if (req.resume) {
+      const ck = await loadCheckpoint(ckDir);
+      if (ck) {
+        trainer.restore(ck);
+        events.onStage?.(`resumed from step ${ck.step}`);
+      } else events.onWarning?.(`no checkpoint in ${ckDir}: starting fresh`);
+    }
+    events.onStage?.(
+      `training a ${(net.paramCount / 1e6).toFixed(2)}M-parameter discriminator on ${trainer.provider}: ${realTrain.length} real, ${fakeTrain.length} fake, τ ≤ ${tauMax.toFixed(3)}, ${steps} steps of ${batchSize}`,
+    );
+    const evalEvery = req.evalEvery ?? 250;
+    const checkpointEvery = req.checkpointEvery ?? 500;
+    let ema = NaN;
+    let cancelled = false;
+    let last = performance.now();
+    let lastStep = trainer.step;
+    let validation = await trainer.evaluate(realVal, fakeVal, 4);
+    while (trainer.step < steps) {
+      if (signal?.aborted) {
+        cancelled = true;
+        break;
+      }
+      const loss = await trainer.trainStep(realTrain, fakeTrain);
+      ema = Number.isNaN(ema) ? loss : 0.95 * ema + 0.05 * loss;
+      const now = performance.now();
+      if (now - last > 500 || trainer.step === steps) {
+        events.onProgress?.({
+          step: trainer.step,
+          steps,
+          loss,
+          lossEma: ema,
+          itemsPerSecond: ((trainer.step - lastStep) * batchSize * 1000) / (now - last),
+        });
+        last = now;
+        lastStep = trainer.step;
+      }
+      if (trainer.step % evalEvery === 0 || trainer.step === steps) {
+        validation = await trainer.evaluate(realVal, fakeVal, 4);
+        events.onEval?.({ step: trainer.step, ...validation });
+      }
+      if (trainer.step % checkpointEvery === 0) await saveCheckpoint(ckDir, trainer.checkpoint());
+    }
+    await saveCheckpoint(ckDir, trainer.checkpoint());
+
+    // the package
+    const forward = trainer.exportForward({ 'dg-studio': 'discriminator' });
+    await writeFileAtomic(join(req.outDir, 'forward.onnx'), serializeModel(forward));
+    await writeFileAtomic(
+      join(req.outDir, 'guidance.onnx'),
+      serializeModel(buildGuidanceModel(forward, { x: 'x', output: 'logit' }, 'logit')),
+    );
+    const manifest: DiscriminatorManifest = {
+      format: 'dg-studio/discriminator@1',
+      kind: 'onnx',
+      name: `${basename(req.outDir)} (trained discriminator)`,
+      description: `source-vs-target discriminator for "${model.manifest.name}", trained in DG Studio ${ENGINE_VERSION}`,
+      onnx: 'forward.onnx',
+      guidanceOnnx: 'guidance.onnx',
+      io: { x: 'x', t: 't', output: 'logit' },
+      output: 'logit',
+      timeInput: { kind: 'lvp-tau', scale: 1 },
+      timeDType: 'float32',
+      coordinates: 'vp',
+      lvp: { betaMin: 0.1, betaMax: 20 },
+      dataShape: model.manifest.dataShape,
+      valueRange: model.manifest.valueRange,
+      training: {
+        architecture: arch,
+        parameters: net.paramCount,
+        steps: trainer.step,
+        batchSize,
+        loss: req.loss ?? 'bce',
+        tauRange: [1e-5, tauMax],
+        t0Range: req.t0Range,
+        data: {
+          realTrain: realTrain.length,
+          fakeTrain: fakeTrain.length,
+          realVal: realVal.length,
+          fakeVal: fakeVal.length,
+          translationsPerSource: tr.translationsPerSource,
+        },
+        scoreModel: { name: model.manifest.name, sha256: modelSha },
+        validation,
+        cancelled,
+        createdAt: new Date().toISOString(),
+      },
+    };
+    const manifestPath = join(req.outDir, 'manifest.json');
+    await writeFileAtomic(manifestPath, JSON.stringify(manifest, null, 2));
+    return { manifestPath, steps: trainer.step, validation, cancelled };
+  } finally {
+    await trainer?.dispose();
+    await model.dispose();
+  }
+}

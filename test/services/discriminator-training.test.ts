@@ -1,0 +1,74 @@
+import { mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { describe, expect, it } from 'vitest';
+import { loadDiscriminator } from '../../src/main/engine/discriminator.js';
+import { bundledDefaults } from '../../src/main/services/resources.js';
+import { isValidation, trainDiscriminator } from '../../src/main/services/discriminator-training.js';
+import { tempDir } from '../helpers/tmp.js';
+
+describe('train-discriminator service', async () => {
+  const dir = await tempDir();
+  const [src, tgt] = [join(dir, 'source'), join(dir, 'target')];
+  await mkdir(src);
+  await mkdir(tgt);
+  for (let i = 0; i < 6; i++) {
+    await sharp({ create: { width: 40, height: 40, channels: 3, background: { r: 30 * i, g: 90, b: 220 } } })
+      .png()
+      .toFile(join(src, `s${i}.png`));
+    await sharp({ create: { width: 64, height: 64, channels: 4, background: { r: 240, g: 100 + 20 * i, b: 30, alpha: 1 } } })
+      .png()
+      .toFile(join(tgt, `t${i}.png`));
+  }
+  const base = {
+    modelManifest: bundledDefaults().scoreModel,
+    sources: [src],
+    targets: [tgt],
+    t0Range: [0.3, 0.5] as [number, number],
+    batchSize: 8,
+    channels: [8, 16, 16, 16],
+    translationSteps: 3,
+    evalEvery: 10,
+  };
+
+  it('splits by file name, the same way every time', () => {
+    const names = Array.from({ length: 1000 }, (_, i) => `emoji-${i}.png`);
+    const val = names.filter((n) => isValidation(n, 0.2)).length;
+    expect(val).toBeGreaterThan(150);
+    expect(val).toBeLessThan(250);
+    expect(isValidation('/a/b/x.png', 0.2)).toBe(isValidation('/c/x.png', 0.2));
+  });
+
+  it('writes a package that loads and guides, and resumes from its checkpoint', async () => {
+    const out = join(dir, 'pkg');
+    const stages: string[] = [];
+    const r = await trainDiscriminator({ ...base, outDir: out, steps: 12 }, { onStage: (m) => stages.push(m) });
+    expect(r.steps).toBe(12);
+    expect(stages.some((s) => /training a .*M-parameter discriminator/.test(s))).toBe(true);
+    const manifest = JSON.parse(await readFile(r.manifestPath, 'utf8'));
+    expect(manifest.training.data.fakeTrain).toBeGreaterThan(manifest.training.data.realTrain - 2); // sources + their translations
+    const disc = await loadDiscriminator(r.manifestPath, { dataShape: [3, 64, 64], valueRange: [-1, 1] });
+    const x = { data: new Float32Array(2 * 3 * 64 * 64).fill(0.2), shape: [2, 3, 64, 64] };
+    const { value, grad } = await disc.critic.evaluate(x, Float64Array.from([0.1, 0.4]));
+    expect(value).toHaveLength(2);
+    expect(grad.data.some((v) => v !== 0)).toBe(true);
+    await disc.dispose();
+    const resumed = await trainDiscriminator({ ...base, outDir: out, steps: 16, resume: true }, { onStage: (m) => stages.push(m) });
+    expect(stages).toContain('resumed from step 12');
+    expect(resumed.steps).toBe(16);
+  }, 120_000);
+
+  it('cancelling keeps what was learned: a checkpoint and a package marked as stopped', async () => {
+    const out = join(dir, 'cancel');
+    const ctrl = new AbortController();
+    const r = await trainDiscriminator(
+      { ...base, outDir: out, steps: 1000 },
+      { onProgress: (p) => p.step >= 3 && ctrl.abort() },
+      ctrl.signal,
+    );
+    expect(r.cancelled).toBe(true);
+    expect(r.steps).toBeLessThan(1000);
+    const manifest = JSON.parse(await readFile(r.manifestPath, 'utf8'));
+    expect(manifest.training.cancelled).toBe(true);
+  }, 120_000);
+});
