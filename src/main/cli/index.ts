@@ -117,6 +117,7 @@ export function buildProgram(): Command {
     .option('--translations <k>', 'unguided translations per source image', int('--translations'), 1)
     .option('--translation-steps <n>', 'sampler steps for those translations', int('--translation-steps'), 10)
     .option('--channels <list>', 'encoder channels per level', (v: string) => v.split(',').map(int('--channels')))
+    .option('--downsample <f>', 'average-pool images by f inside the discriminator (default 2: a 32×32 view of 64×64 images)', int('--downsample'))
     .option('--val-fraction <f>', 'held-out share of images (split by file name)', num('--val-fraction'), 0.1)
     .option('--seed <n>', 'seed', int('--seed'), 0)
     .option('--eval-every <n>', 'validate every n steps', int('--eval-every'), 250)
@@ -144,6 +145,7 @@ interface TrainOpts {
   translations: number;
   translationSteps: number;
   channels?: number[];
+  downsample?: number;
   valFraction: number;
   seed: number;
   evalEvery: number;
@@ -184,6 +186,7 @@ async function runTrain(o: TrainOpts): Promise<number> {
         translationsPerSource: o.translations,
         translationSteps: o.translationSteps,
         channels: o.channels,
+        downsample: o.downsample,
         valFraction: o.valFraction,
         seed: o.seed,
         evalEvery: o.evalEvery,

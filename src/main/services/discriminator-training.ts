@@ -39,6 +39,8 @@ export interface TrainDiscriminatorRequest {
   valFraction?: number;
   seed?: number;
   channels?: number[];
+  /** average-pool images by this factor inside the discriminator */
+  downsample?: number;
   evalEvery?: number;
   checkpointEvery?: number;
   resume?: boolean;
