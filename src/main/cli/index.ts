@@ -9,6 +9,7 @@ import { ENGINE_VERSION } from '../../shared/version.js';
 import { EXECUTION_PROVIDERS } from '../engine/onnx/session.js';
 import { bundledDefaults } from '../services/resources.js';
 import { trainDiscriminator } from '../services/discriminator-training.js';
+import { runSweep } from '../services/sweep.js';
 import { translateFiles } from '../services/translate-files.js';
 
 function num(name: string) {
@@ -24,6 +25,9 @@ function int(name: string) {
     if (!Number.isInteger(x)) throw new InvalidArgumentError(`${name} must be a whole number, got "${v}"`);
     return x;
   };
+}
+function list(name: string) {
+  return (v: string) => v.split(',').map(num(name));
 }
 function pair(name: string) {
   return (v: string): [number, number] => {
@@ -102,6 +106,30 @@ export function buildProgram(): Command {
       process.exitCode = await runTranslate(inputs, o);
     });
   program
+    .command('sweep')
+    .description('translate over a t0 × DG-weight grid and measure realism against faithfulness (CSV, JSON, frontier plots)')
+    .argument('<inputs...>', 'source images (files or folders)')
+    .requiredOption('--reference <dirs...>', 'target-domain reference images for the realism metrics')
+    .option('--ground-truth <dirs...>', 'true targets, matched to sources by file name (paired metrics)')
+    .option('--t0 <list>', 't0 values', list('--t0'), [0.2, 0.4, 0.6])
+    .option('--dg-weight <list>', 'DG weights (0 = plain SDEdit)', list('--dg-weight'), [0, 1, 2])
+    .option('--model <manifest>', 'score-model manifest (default: the bundled default)')
+    .option('--discriminator <manifest>', 'discriminator manifest (default: the bundled one)')
+    .option('--steps <n>', 'sampler steps', int('--steps'), 30)
+    .addOption(new Option('--sampler <name>', 'sampler').choices(SAMPLER_NAMES).default('heun'))
+    .option('--seed <n>', 'seed of the first image', int('--seed'), 0)
+    .option('--batch-size <n>', 'images per model call', int('--batch-size'), 4)
+    .option('--features <onnx>', 'feature extractor ONNX for Fréchet distance and KID (default: fixed random conv features)')
+    .option('--feature-output <name>', 'output of the feature extractor to use')
+    .option('--no-images', 'do not write the translated images')
+    .requiredOption('--out <dir>', 'output folder')
+    .addOption(new Option('--provider <ep>', 'ONNX Runtime execution provider').choices(EXECUTION_PROVIDERS).default('cpu'))
+    .option('--threads <n>', 'ONNX Runtime threads', int('--threads'))
+    .action(async (inputs: string[], o: SweepOpts) => {
+      process.exitCode = await runSweepCli(inputs, o);
+    });
+
+  program
     .command('train-discriminator')
     .description('train a source-vs-target discriminator for DG (real = target images; fake = sources and their unguided translations)')
     .requiredOption('--source <dirs...>', 'source-domain images (files or folders)')
@@ -117,7 +145,11 @@ export function buildProgram(): Command {
     .option('--translations <k>', 'unguided translations per source image', int('--translations'), 1)
     .option('--translation-steps <n>', 'sampler steps for those translations', int('--translation-steps'), 10)
     .option('--channels <list>', 'encoder channels per level', (v: string) => v.split(',').map(int('--channels')))
-    .option('--downsample <f>', 'average-pool images by f inside the discriminator (default 2: a 32×32 view of 64×64 images)', int('--downsample'))
+    .option(
+      '--downsample <f>',
+      'average-pool images by f inside the discriminator (default 2: a 32×32 view of 64×64 images)',
+      int('--downsample'),
+    )
     .option('--val-fraction <f>', 'held-out share of images (split by file name)', num('--val-fraction'), 0.1)
     .option('--seed <n>', 'seed', int('--seed'), 0)
     .option('--eval-every <n>', 'validate every n steps', int('--eval-every'), 250)
@@ -129,6 +161,61 @@ export function buildProgram(): Command {
       process.exitCode = await runTrain(o);
     });
   return program;
+}
+
+interface SweepOpts {
+  reference: string[];
+  groundTruth?: string[];
+  t0: number[];
+  dgWeight: number[];
+  model?: string;
+  discriminator?: string;
+  steps: number;
+  sampler: (typeof SAMPLER_NAMES)[number];
+  seed: number;
+  batchSize: number;
+  features?: string;
+  featureOutput?: string;
+  images: boolean;
+  out: string;
+  provider: (typeof EXECUTION_PROVIDERS)[number];
+  threads?: number;
+}
+
+async function runSweepCli(inputs: string[], o: SweepOpts): Promise<number> {
+  const defaults = o.model ? null : bundledDefaults();
+  try {
+    const { plots } = await runSweep(
+      {
+        inputs,
+        reference: o.reference,
+        groundTruth: o.groundTruth,
+        t0s: o.t0,
+        weights: o.dgWeight,
+        modelManifest: o.model ?? defaults!.scoreModel,
+        discriminatorManifest: o.discriminator ?? defaults?.discriminator ?? undefined,
+        params: { steps: o.steps, sampler: o.sampler, seed: o.seed, batchSize: o.batchSize },
+        outDir: o.out,
+        features: o.features ? { onnx: o.features, output: o.featureOutput } : undefined,
+        writeImages: o.images,
+        executionProvider: o.provider,
+        threads: o.threads,
+      },
+      {
+        onStage: (m) => console.error(m),
+        onRow: (r) =>
+          console.error(
+            `t0 ${r.t0} w ${r.w}: L2→source ${r.l2Source.toFixed(4)}, SSIM ${r.ssimSource.toFixed(3)}, SWD ${r.swd.toFixed(2)}, FD ${r.fd.toFixed(3)}, KID ${r.kid.toFixed(4)}` +
+              (r.l2Truth !== null ? `, L2→truth ${r.l2Truth.toFixed(4)}` : ''),
+          ),
+      },
+    );
+    console.error(`wrote ${o.out}/results.csv, results.json, ${plots.map((p) => p.split('/').pop()).join(', ')}`);
+    return 0;
+  } catch (e) {
+    console.error(`error: ${(e as Error).message}`);
+    return 2;
+  }
 }
 
 interface TrainOpts {

@@ -83,9 +83,24 @@ export function ssim(a: Float32Array, b: Float32Array, shape: ImageShape): numbe
     const y = Float64Array.from(b.subarray(c * plane, (c + 1) * plane));
     const mx = filterValid(x, h, w, win);
     const my = filterValid(y, h, w, win);
-    const xx = filterValid(x.map((v) => v * v), h, w, win).data;
-    const yy = filterValid(y.map((v) => v * v), h, w, win).data;
-    const xy = filterValid(x.map((v, i) => v * y[i]!), h, w, win).data;
+    const xx = filterValid(
+      x.map((v) => v * v),
+      h,
+      w,
+      win,
+    ).data;
+    const yy = filterValid(
+      y.map((v) => v * v),
+      h,
+      w,
+      win,
+    ).data;
+    const xy = filterValid(
+      x.map((v, i) => v * y[i]!),
+      h,
+      w,
+      win,
+    ).data;
     let s = 0;
     for (let i = 0; i < mx.data.length; i++) {
       const [ux, uy] = [mx.data[i]!, my.data[i]!];
@@ -125,7 +140,7 @@ function pyrDown(img: Float32Array, c: number, h: number, w: number): Float32Arr
 }
 
 /** Upsample ×2 by zero insertion and the binomial filter ×4 (the Laplacian pyramid's expand). */
-function pyrUp(img: Float32Array, c: number, h: number, w: number): Float32Array {
+export function pyrUp(img: Float32Array, c: number, h: number, w: number): Float32Array {
   const [oh, ow] = [2 * h, 2 * w];
   const out = new Float32Array(c * oh * ow);
   for (let ch = 0; ch < c; ch++) {
@@ -151,7 +166,13 @@ function pyrUp(img: Float32Array, c: number, h: number, w: number): Float32Array
 }
 
 /** Laplacian pyramid levels, finest first, down to `minSize` (the last level is the low-pass). */
-export function laplacianPyramid(img: Float32Array, c: number, h: number, w: number, minSize = 16): { data: Float32Array; h: number; w: number }[] {
+export function laplacianPyramid(
+  img: Float32Array,
+  c: number,
+  h: number,
+  w: number,
+  minSize = 16,
+): { data: Float32Array; h: number; w: number }[] {
   const levels: { data: Float32Array; h: number; w: number }[] = [];
   let cur = img;
   let [ch, cw] = [h, w];
@@ -175,7 +196,9 @@ function patches(level: { data: Float32Array; h: number; w: number }, c: number,
     const x = Math.floor(rng.uniform() * (level.w - size + 1));
     const d = new Float32Array(c * size * size);
     let i = 0;
-    for (let ch = 0; ch < c; ch++) for (let dy = 0; dy < size; dy++) for (let dx = 0; dx < size; dx++) d[i++] = level.data[ch * level.h * level.w + (y + dy) * level.w + x + dx]!;
+    for (let ch = 0; ch < c; ch++)
+      for (let dy = 0; dy < size; dy++)
+        for (let dx = 0; dx < size; dx++) d[i++] = level.data[ch * level.h * level.w + (y + dy) * level.w + x + dx]!;
     out.push(d);
   }
   return out;
@@ -189,7 +212,8 @@ export function slicedWasserstein(a: Float32Array[], b: Float32Array[], directio
   for (let r = 0; r < directions; r++) {
     const dir = new Float64Array(d).map(() => rng.normal());
     const norm = Math.sqrt(dir.reduce((s, v) => s + v * v, 0));
-    const proj = (set: Float32Array[]) => Float64Array.from(set.slice(0, n), (v) => v.reduce((s, x, i) => s + x * dir[i]!, 0) / norm).sort();
+    const proj = (set: Float32Array[]) =>
+      Float64Array.from(set.slice(0, n), (v) => v.reduce((s, x, i) => s + x * dir[i]!, 0) / norm).sort();
     const [pa, pb] = [proj(a), proj(b)];
     let s = 0;
     for (let i = 0; i < n; i++) s += Math.abs(pa[i]! - pb[i]!);
@@ -203,7 +227,12 @@ export function slicedWasserstein(a: Float32Array[], b: Float32Array[], directio
  * descriptors normalized per channel by the pooled mean and std, 512 random directions;
  * returns each level (finest first) and their mean, ×1000 as in the paper.
  */
-export function swd(setA: Float32Array[], setB: Float32Array[], shape: ImageShape, opts: { patchesPerImage?: number; directions?: number; seed?: number } = {}): { levels: number[]; mean: number } {
+export function swd(
+  setA: Float32Array[],
+  setB: Float32Array[],
+  shape: ImageShape,
+  opts: { patchesPerImage?: number; directions?: number; seed?: number } = {},
+): { levels: number[]; mean: number } {
   const rng = new Rng(opts.seed ?? 0);
   const per = opts.patchesPerImage ?? 64;
   const { channels: c, height: h, width: w } = shape;
@@ -217,7 +246,13 @@ export function swd(setA: Float32Array[], setB: Float32Array[], shape: ImageShap
     const size = da[0]!.length / c;
     for (let ch = 0; ch < c; ch++) {
       let [s, s2, n] = [0, 0, 0];
-      for (const d of [...da, ...db]) for (let i = ch * size; i < (ch + 1) * size; i++) (s += d[i]!), (s2 += d[i]! ** 2), n++;
+      for (const d of [...da, ...db]) {
+        for (let i = ch * size; i < (ch + 1) * size; i++) {
+          s += d[i]!;
+          s2 += d[i]! ** 2;
+          n++;
+        }
+      }
       const mean = s / n;
       const std = Math.sqrt(Math.max(s2 / n - mean * mean, 1e-12));
       for (const d of [...da, ...db]) for (let i = ch * size; i < (ch + 1) * size; i++) d[i] = (d[i]! - mean) / std;
@@ -235,7 +270,13 @@ function meanCov(feats: Float64Array[]): { mean: Float64Array; cov: Matrix } {
   const mean = new Float64Array(d);
   for (const f of feats) for (let i = 0; i < d; i++) mean[i]! += f[i]! / n;
   const centered = new Matrix(feats.map((f) => Array.from(f, (v, i) => v - mean[i]!)));
-  return { mean, cov: centered.transpose().mmul(centered).div(n - 1) };
+  return {
+    mean,
+    cov: centered
+      .transpose()
+      .mmul(centered)
+      .div(n - 1),
+  };
 }
 
 function sqrtPsd(m: Matrix): Matrix {
@@ -272,4 +313,12 @@ export function kernelInceptionDistance(a: Float64Array[], b: Float64Array[]): n
   let cross = 0;
   for (const x of a) for (const y of b) cross += k(x, y);
   return within(a) + within(b) - (2 * cross) / (a.length * b.length);
+}
+
+// ---- feature extractors ----
+
+export interface FeatureExtractor {
+  readonly name: string;
+  features(images: Float32Array[], shape: ImageShape): Promise<Float64Array[]>;
+  dispose(): Promise<void>;
 }

@@ -1,0 +1,213 @@
+/**
+ * Sweeps over t0 × DG weight: translate the same sources with the same noise at every
+ * setting, then measure faithfulness to the source and realism to a target reference set
+ * (paper Fig. 6), plus paired distances to ground truth when it exists.
+ */
+import { mkdir } from 'node:fs/promises';
+import { basename, extname, join } from 'node:path';
+import { TranslateParamsSchema, type TranslateParamsInput } from '../../shared/params.js';
+import { loadDiscriminator, type LoadedDiscriminator } from '../engine/discriminator.js';
+import { createFeatureExtractor } from '../engine/features.js';
+import { criticAtVeState } from '../engine/guidance.js';
+import { encodePng, readImage, writeFileAtomic, type ImageSpec } from '../engine/image-io.js';
+import { frechetDistance, kernelInceptionDistance, l2, psnr, ssim, swd, type ImageShape } from '../engine/metrics.js';
+import type { ExecutionProvider } from '../engine/onnx/session.js';
+import { lvpSigmaVe } from '../engine/schedules.js';
+import { loadScoreModel } from '../engine/score-model.js';
+import { translateBatch } from '../engine/translate.js';
+import { frontierSpec, renderPng } from './plots.js';
+import { expandInputs, imageSpecOf } from './translate-files.js';
+
+export interface SweepRequest {
+  inputs: string[];
+  reference: string[];
+  groundTruth?: string[] | undefined;
+  t0s: number[];
+  weights: number[];
+  modelManifest: string;
+  discriminatorManifest?: string | undefined;
+  params?: TranslateParamsInput;
+  outDir: string;
+  features?: { onnx?: string; input?: string; output?: string } | undefined;
+  writeImages?: boolean;
+  executionProvider?: ExecutionProvider | undefined;
+  threads?: number | undefined;
+}
+
+export interface SweepRow {
+  t0: number;
+  w: number;
+  /** faithfulness to the source: RMS distance, PSNR (dB), SSIM */
+  l2Source: number;
+  psnrSource: number;
+  ssimSource: number;
+  /** realism to the reference set */
+  swd: number;
+  fd: number;
+  kid: number;
+  /** paired distances to the ground-truth target, when given */
+  l2Truth: number | null;
+  psnrTruth: number | null;
+  ssimTruth: number | null;
+  /** the guiding discriminator's mean log r on the results at τ = 0.01 (a diagnostic, not a judge) */
+  meanLogRatio: number | null;
+  images: number;
+}
+
+export const SWEEP_COLUMNS: (keyof SweepRow)[] = [
+  't0',
+  'w',
+  'l2Source',
+  'psnrSource',
+  'ssimSource',
+  'swd',
+  'fd',
+  'kid',
+  'l2Truth',
+  'psnrTruth',
+  'ssimTruth',
+  'meanLogRatio',
+  'images',
+];
+
+async function readAll(files: string[], spec: ImageSpec): Promise<{ file: string; data: Float32Array }[]> {
+  return Promise.all(files.map(async (file) => ({ file, data: await readImage(file, spec) })));
+}
+
+const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+
+export function toCsv(rows: SweepRow[]): string {
+  const fmt = (v: unknown) => (v === null ? '' : typeof v === 'number' ? String(Number(v.toPrecision(6))) : String(v));
+  return [SWEEP_COLUMNS.join(','), ...rows.map((r) => SWEEP_COLUMNS.map((c) => fmt(r[c])).join(','))].join('\n') + '\n';
+}
+
+export async function runSweep(
+  req: SweepRequest,
+  events: { onRow?(row: SweepRow): void; onStage?(message: string): void } = {},
+  signal?: AbortSignal,
+): Promise<{ rows: SweepRow[]; csv: string; json: string; plots: string[] }> {
+  const session = { executionProvider: req.executionProvider, threads: req.threads };
+  const model = await loadScoreModel(req.modelManifest, session);
+  let disc: LoadedDiscriminator | null = null;
+  const extractor = await createFeatureExtractor({ ...req.features, ...session, channels: model.manifest.dataShape[0] });
+  try {
+    const spec = imageSpecOf(model);
+    const shape: ImageShape = { channels: spec.channels, height: spec.height, width: spec.width, range: spec.valueRange };
+    if (req.discriminatorManifest)
+      disc = await loadDiscriminator(
+        req.discriminatorManifest,
+        { dataShape: model.manifest.dataShape, valueRange: model.manifest.valueRange },
+        session,
+      );
+    else if (req.weights.some((w) => w > 0)) throw new Error('a sweep over DG weights > 0 needs a discriminator (--discriminator)');
+    const sources = await readAll(await expandInputs(req.inputs), spec);
+    const reference = await readAll(await expandInputs(req.reference), spec);
+    const truth = new Map<string, Float32Array>();
+    if (req.groundTruth) for (const t of await readAll(await expandInputs(req.groundTruth), spec)) truth.set(basename(t.file), t.data);
+    events.onStage?.(
+      `sweep: ${sources.length} sources × ${req.t0s.length} t0 × ${req.weights.length} weights; ${reference.length} reference images; features: ${extractor.name}`,
+    );
+    const refFeatures = await extractor.features(
+      reference.map((r) => r.data),
+      shape,
+    );
+    const base = TranslateParamsSchema.parse(req.params ?? {});
+    const size = spec.channels * spec.height * spec.width;
+    const rows: SweepRow[] = [];
+    await mkdir(req.outDir, { recursive: true });
+    for (const t0 of req.t0s) {
+      for (const w of req.weights) {
+        const params = { ...base, t0, dgWeight: w, dgWeight2: base.dgWeight2 === null ? null : w };
+        const outputs: Float32Array[] = [];
+        for (let s = 0; s < sources.length; s += params.batchSize) {
+          const part = sources.slice(s, s + params.batchSize);
+          const data = new Float32Array(part.length * size);
+          part.forEach((p, i) => data.set(p.data, i * size));
+          // the same seeds at every setting: differences come from t0 and w alone
+          const out = await translateBatch(model, { data, shape: [part.length, spec.channels, spec.height, spec.width] }, params, {
+            seeds: part.map((_, i) => (base.seed + s + i) % 2 ** 32),
+            critic: disc?.critic,
+            signal,
+          });
+          for (let i = 0; i < part.length; i++) {
+            outputs.push(
+              Float32Array.from(out.data.subarray(i * size, (i + 1) * size), (v) =>
+                Math.max(spec.valueRange[0], Math.min(spec.valueRange[1], v)),
+              ),
+            );
+          }
+        }
+        if (req.writeImages ?? true) {
+          const dir = join(req.outDir, `t${t0}_w${w}`);
+          await mkdir(dir, { recursive: true });
+          for (const [i, o] of outputs.entries()) {
+            await writeFileAtomic(
+              join(dir, `${basename(sources[i]!.file, extname(sources[i]!.file))}.png`),
+              await encodePng(o, spec, { parameters: `t0: ${t0}, DG weight: ${w}, Seed: ${base.seed + i}` }),
+            );
+          }
+        }
+        const peak = spec.valueRange[1] - spec.valueRange[0];
+        const feats = await extractor.features(outputs, shape);
+        const paired = sources.map((s, i) => ({ truth: truth.get(basename(s.file)), out: outputs[i]! })).filter((p) => p.truth);
+        let meanLogRatio: number | null = null;
+        if (disc) {
+          const sigma = Float64Array.from(outputs, () => lvpSigmaVe(0.01));
+          const x = { data: new Float32Array(outputs.length * size), shape: [outputs.length, spec.channels, spec.height, spec.width] };
+          outputs.forEach((o, i) => x.data.set(o, i * size));
+          meanLogRatio = mean(Array.from((await criticAtVeState(disc.critic, x, sigma)).value));
+        }
+        const row: SweepRow = {
+          t0,
+          w,
+          l2Source: mean(outputs.map((o, i) => l2(o, sources[i]!.data))),
+          psnrSource: mean(outputs.map((o, i) => psnr(o, sources[i]!.data, peak))),
+          ssimSource: mean(outputs.map((o, i) => ssim(o, sources[i]!.data, shape))),
+          swd: swd(
+            outputs,
+            reference.map((r) => r.data),
+            shape,
+            { patchesPerImage: 32, directions: 256, seed: 0 },
+          ).mean,
+          fd: frechetDistance(feats, refFeatures),
+          kid: kernelInceptionDistance(feats, refFeatures),
+          l2Truth: paired.length ? mean(paired.map((p) => l2(p.out, p.truth!))) : null,
+          psnrTruth: paired.length ? mean(paired.map((p) => psnr(p.out, p.truth!, peak))) : null,
+          ssimTruth: paired.length ? mean(paired.map((p) => ssim(p.out, p.truth!, shape))) : null,
+          meanLogRatio,
+          images: outputs.length,
+        };
+        rows.push(row);
+        events.onRow?.(row);
+      }
+    }
+    const csv = toCsv(rows);
+    const json = JSON.stringify(
+      { model: model.manifest.name, discriminator: disc?.manifest.name ?? null, features: extractor.name, params: base, rows },
+      null,
+      2,
+    );
+    await writeFileAtomic(join(req.outDir, 'results.csv'), csv);
+    await writeFileAtomic(join(req.outDir, 'results.json'), json);
+    const plots: string[] = [];
+    for (const [key, label] of [
+      ['swd', 'SWD to target set ↓ (more realistic)'],
+      ['fd', `Fréchet distance (${extractor.name}) ↓`],
+    ] as const) {
+      const path = join(req.outDir, `frontier-${key}.png`);
+      const points = rows.map((r) => ({ t0: r.t0, w: r.w, faithfulness: r.l2Source, realism: r[key] }));
+      await writeFileAtomic(
+        path,
+        await renderPng(
+          frontierSpec(points, { faithfulness: 'L2 to source ↓ (more faithful)', realism: label }, 'Realism vs faithfulness'),
+        ),
+      );
+      plots.push(path);
+    }
+    return { rows, csv, json, plots };
+  } finally {
+    await extractor.dispose();
+    await disc?.dispose();
+    await model.dispose();
+  }
+}

@@ -1,0 +1,81 @@
+import { describe, expect, it } from 'vitest';
+import { frechetDistance, kernelInceptionDistance, laplacianPyramid, l2, psnr, pyrUp, ssim, swd } from '../../src/main/engine/metrics.js';
+import { Rng } from '../../src/main/engine/rng.js';
+
+const shape = { channels: 3, height: 32, width: 32, range: [-1, 1] as const };
+const rng = new Rng(11);
+/** A smooth random image: a few random sinusoids per channel. */
+function smooth(r: Rng): Float32Array {
+  const x = new Float32Array(3 * 32 * 32);
+  for (let c = 0; c < 3; c++) {
+    const [fx, fy, ph, a] = [r.uniform() * 0.4, r.uniform() * 0.4, r.uniform() * 6, 0.4 + 0.3 * r.uniform()];
+    for (let i = 0; i < 1024; i++) x[c * 1024 + i] = a * Math.sin(fx * (i % 32) + fy * Math.floor(i / 32) + ph);
+  }
+  return x;
+}
+const noisy = (x: Float32Array, s: number, r: Rng) => x.map((v) => v + s * r.normal());
+
+describe('faithfulness metrics', () => {
+  it('PSNR of a constant offset δ is 10·log10(peak²/δ²); L2 is |δ|', () => {
+    const a = smooth(rng);
+    const b = a.map((v) => v + 0.1);
+    expect(psnr(a, b, 2)).toBeCloseTo(10 * Math.log10(4 / 0.01), 4);
+    expect(l2(a, b)).toBeCloseTo(0.1, 5);
+    expect(psnr(a, a, 2)).toBe(Infinity);
+  });
+  it('SSIM is 1 for identical images, symmetric, and falls as noise grows', () => {
+    const a = smooth(rng);
+    expect(ssim(a, a, shape)).toBeCloseTo(1, 10);
+    const b = noisy(a, 0.1, rng);
+    expect(ssim(a, b, shape)).toBeCloseTo(ssim(b, a, shape), 10);
+    const c = noisy(a, 0.4, rng);
+    expect(ssim(a, c, shape)).toBeLessThan(ssim(a, b, shape));
+    expect(ssim(a, b, shape)).toBeLessThan(1);
+  });
+});
+
+describe('realism metrics', () => {
+  it('the Laplacian pyramid reconstructs the image exactly', () => {
+    const a = smooth(rng).map((v, i) => v + 0.05 * Math.sin(i));
+    const levels = laplacianPyramid(a, 3, 32, 32, 8);
+    expect(levels.map((l) => l.h)).toEqual([32, 16, 8]);
+    // rebuild from the coarsest: x_l = expand(x_{l+1}) + band_l
+    let cur = levels.at(-1)!.data;
+    for (let l = levels.length - 2; l >= 0; l--) {
+      const up = pyrUp(cur, 3, levels[l + 1]!.h, levels[l + 1]!.w);
+      cur = levels[l]!.data.map((v, i) => v + up[i]!);
+    }
+    cur.forEach((v, i) => expect(Math.abs(v - a[i]!)).toBeLessThan(1e-5));
+  });
+
+  it('SWD: a second sample of the same distribution is closer than a grainy one', () => {
+    const A = Array.from({ length: 24 }, () => smooth(rng));
+    const A2 = Array.from({ length: 24 }, () => smooth(rng));
+    const B = Array.from({ length: 24 }, () => noisy(smooth(rng), 0.3, rng));
+    const same = swd(A, A2, shape, { directions: 64, patchesPerImage: 32, seed: 1 });
+    const diff = swd(A, B, shape, { directions: 64, patchesPerImage: 32, seed: 1 });
+    expect(diff.mean).toBeGreaterThan(2 * same.mean);
+    // grain is high-frequency: the finest level sees it most
+    expect(diff.levels[0]!).toBeGreaterThan(diff.levels.at(-1)!);
+  });
+
+  it('Fréchet distance between Gaussians matches |m|² + d(1 + s² - 2s)', () => {
+    const d = 4;
+    const n = 4000;
+    const a = Array.from({ length: n }, () => Float64Array.from({ length: d }, () => rng.normal()));
+    const b = Array.from({ length: n }, () => Float64Array.from({ length: d }, () => 0.5 + 2 * rng.normal()));
+    const expected = d * 0.25 + d * (1 + 4 - 4);
+    // sampling error of means and covariances at n = 4000 is a few percent of this value
+    expect(Math.abs(frechetDistance(a, b) - expected) / expected).toBeLessThan(0.08);
+    expect(frechetDistance(a, a)).toBeCloseTo(0, 6);
+  });
+
+  it('KID is near 0 for two samples of one distribution and positive for different ones', () => {
+    const d = 8;
+    const s = (m: number) => Array.from({ length: 300 }, () => Float64Array.from({ length: d }, () => m + rng.normal()));
+    const same = kernelInceptionDistance(s(0), s(0));
+    const diff = kernelInceptionDistance(s(0), s(0.5));
+    expect(Math.abs(same)).toBeLessThan(0.05);
+    expect(diff).toBeGreaterThan(10 * Math.abs(same) + 0.05);
+  });
+});

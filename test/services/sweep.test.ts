@@ -1,0 +1,65 @@
+import { existsSync } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { describe, expect, it } from 'vitest';
+import { bundledDefaults } from '../../src/main/services/resources.js';
+import { runSweep, SWEEP_COLUMNS } from '../../src/main/services/sweep.js';
+import { tempDir } from '../helpers/tmp.js';
+
+describe('sweep over t0 × DG weight', async () => {
+  const dir = await tempDir();
+  const [src, ref, truth] = [join(dir, 'src'), join(dir, 'ref'), join(dir, 'truth')];
+  for (const d of [src, ref, truth]) await mkdir(d);
+  for (let i = 0; i < 3; i++) {
+    await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 40 * i, g: 80, b: 200 } } })
+      .png()
+      .toFile(join(src, `e${i}.png`));
+    await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 230, g: 120 + 30 * i, b: 60 } } })
+      .png()
+      .toFile(join(ref, `r${i}.png`));
+    await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 220, g: 100, b: 90 } } })
+      .png()
+      .toFile(join(truth, `e${i}.png`));
+  }
+
+  it('measures every setting with the same noise and writes CSV, JSON and frontier plots', async () => {
+    const d = bundledDefaults();
+    const out = join(dir, 'out');
+    const { rows, csv, plots } = await runSweep({
+      inputs: [src],
+      reference: [ref],
+      groundTruth: [truth],
+      t0s: [0.2, 0.6],
+      weights: [0, 1],
+      modelManifest: d.scoreModel,
+      discriminatorManifest: d.discriminator!,
+      params: { steps: 4, sampler: 'euler' },
+      outDir: out,
+    });
+    expect(rows).toHaveLength(4);
+    expect(csv.split('\n')[0]).toBe(SWEEP_COLUMNS.join(','));
+    // larger t0 leaves the source further behind (the trade-off's faithfulness axis)
+    const at = (t0: number, w: number) => rows.find((r) => r.t0 === t0 && r.w === w)!;
+    expect(at(0.6, 0).l2Source).toBeGreaterThan(at(0.2, 0).l2Source);
+    // guidance changes the result: the exact toy ratio pulls toward the low-grain target
+    expect(at(0.6, 1).l2Source).not.toBe(at(0.6, 0).l2Source);
+    expect(rows.every((r) => r.l2Truth !== null && r.images === 3)).toBe(true);
+    for (const p of plots) expect((await sharp(p).metadata()).format).toBe('png');
+    expect(existsSync(join(out, 't0.2_w1', 'e0.png'))).toBe(true);
+    expect(JSON.parse(await readFile(join(out, 'results.json'), 'utf8')).rows).toHaveLength(4);
+  }, 120_000);
+
+  it('refuses DG weights without a discriminator', async () => {
+    await expect(
+      runSweep({
+        inputs: [src],
+        reference: [ref],
+        t0s: [0.5],
+        weights: [1],
+        modelManifest: bundledDefaults().scoreModel,
+        outDir: join(dir, 'x'),
+      }),
+    ).rejects.toThrow(/needs a discriminator/);
+  });
+});
