@@ -36,12 +36,25 @@ export async function discTrain(seconds = 90, target = 0.8) {
     console.log('disc-train: skipped — no data/emoji; run "npx tsx tools/prepare-emoji.ts" first');
     return [];
   }
-  const [real, fake, valReal, valFake] = await Promise.all([load('google', 'train', 3000), load('twitter', 'train', 3000), load('google', 'test', 200), load('twitter', 'test', 200)]);
+  const [real, fake, valReal, valFake] = await Promise.all([
+    load('google', 'train', 3000),
+    load('twitter', 'train', 3000),
+    load('google', 'test', 200),
+    load('twitter', 'test', 200),
+  ]);
   const rows = [];
   for (const [name, over] of CONFIGS) {
     const arch: ConvEncoderArch = { ...DEFAULT_ARCH, ...over, attentionAt: [8] };
     const net = buildDiscriminatorNet(arch, 1);
-    const trainer = await DiscriminatorTrainer.create(net, [3, 64, 64], { loss: 'bce', batchSize: 32, lr: 2e-3, tauRange: [1e-5, 0.7], timeSampling: 'importance', seed: 1, hflip: true });
+    const trainer = await DiscriminatorTrainer.create(net, [3, 64, 64], {
+      loss: 'bce',
+      batchSize: 32,
+      lr: 2e-3,
+      tauRange: [1e-5, 0.7],
+      timeSampling: 'importance',
+      seed: 1,
+      hflip: true,
+    });
     const t0 = performance.now();
     let reachedAt: number | null = null;
     let acc = { accuracy: 0, bands: [] as { accuracy: number }[] };

@@ -1,4 +1,6 @@
 /** npm run bench: every bench script, one after another, in this process. */
+import { dgOverhead } from './dg-overhead.js';
+import { discTrain } from './disc-train.js';
 import { gradCost } from './grad-cost.js';
 import { samplerOverhead } from './sampler-overhead.js';
 
@@ -9,3 +11,8 @@ console.log('\n## sampler-overhead');
 await samplerOverhead();
 console.log('\n## grad-cost');
 await gradCost();
+console.log('\n## dg-overhead');
+await dgOverhead();
+console.log('\n## disc-train (60 s per configuration)');
+await discTrain(60);
+console.log('\n## ORT vs PyTorch CPU: skipped — python3-torch is not installed on this machine (apt-get install python3-torch)');

@@ -29,7 +29,8 @@ async function fetchSet(set: string): Promise<string> {
   if (existsSync(imgDir)) return imgDir;
   await mkdir(dir, { recursive: true });
   const tgz = `emoji-datasource-${set}-${VERSION}.tgz`;
-  if (!existsSync(join(cache, tgz))) execFileSync('npm', ['pack', `emoji-datasource-${set}@${VERSION}`, '--pack-destination', cache], { stdio: 'inherit' });
+  if (!existsSync(join(cache, tgz)))
+    execFileSync('npm', ['pack', `emoji-datasource-${set}@${VERSION}`, '--pack-destination', cache], { stdio: 'inherit' });
   execFileSync('tar', ['xzf', join(cache, tgz), '-C', dir, `package/img/${set}/64`]);
   return imgDir;
 }
@@ -44,7 +45,12 @@ async function main() {
     const split = isValidation(name, TEST_FRACTION) ? 'test' : 'train';
     counts = { ...counts, [split]: counts[split] + 1 };
     for (const set of SETS) {
-      await sharp(join(dirs[set]!, name)).resize(64, 64).flatten({ background: '#ffffff' }).removeAlpha().png().toFile(join(out, set, split, name));
+      await sharp(join(dirs[set]!, name))
+        .resize(64, 64)
+        .flatten({ background: '#ffffff' })
+        .removeAlpha()
+        .png()
+        .toFile(join(out, set, split, name));
     }
   }
   await writeFile(

@@ -9,6 +9,7 @@ import { ENGINE_VERSION } from '../../shared/version.js';
 import { EXECUTION_PROVIDERS } from '../engine/onnx/session.js';
 import { bundledDefaults } from '../services/resources.js';
 import { trainDiscriminator } from '../services/discriminator-training.js';
+import { diagnosePaths } from '../services/path-diagnostics.js';
 import { runSweep } from '../services/sweep.js';
 import { translateFiles } from '../services/translate-files.js';
 
@@ -128,6 +129,54 @@ export function buildProgram(): Command {
     .action(async (inputs: string[], o: SweepOpts) => {
       process.exitCode = await runSweepCli(inputs, o);
     });
+
+  program
+    .command('diagnose-paths')
+    .description('log r along time for real forward paths, unguided and guided sampling paths (paper Fig. 8): CSV + PNG')
+    .argument('<inputs...>', 'source images (files or folders)')
+    .requiredOption('--reference <dirs...>', 'target-domain images for the real forward paths')
+    .option('--model <manifest>', 'score-model manifest (default: the bundled default)')
+    .option('--discriminator <manifest>', 'discriminator manifest (default: the bundled one)')
+    .option('--t0 <t>', 'SDEdit start time', num('--t0'), 0.6)
+    .option('--dg-weight <w>', 'DG weight of the guided paths', num('--dg-weight'), 1)
+    .option('--steps <n>', 'sampler steps', int('--steps'), 30)
+    .option('--seed <n>', 'seed', int('--seed'), 0)
+    .requiredOption('--out <dir>', 'output folder')
+    .action(
+      async (
+        inputs: string[],
+        o: {
+          reference: string[];
+          model?: string;
+          discriminator?: string;
+          t0: number;
+          dgWeight: number;
+          steps: number;
+          seed: number;
+          out: string;
+        },
+      ) => {
+        try {
+          const d = o.model && o.discriminator ? null : bundledDefaults();
+          const disc = o.discriminator ?? d?.discriminator;
+          if (!disc) throw new Error('give a discriminator (--discriminator)');
+          const r = await diagnosePaths({
+            sources: inputs,
+            reference: o.reference,
+            modelManifest: o.model ?? d!.scoreModel,
+            discriminatorManifest: disc,
+            t0: o.t0,
+            weight: o.dgWeight,
+            params: { steps: o.steps, seed: o.seed },
+            outDir: o.out,
+          });
+          console.error(`wrote ${r.csvPath} and ${r.plotPath}`);
+        } catch (e) {
+          console.error(`error: ${(e as Error).message}`);
+          process.exitCode = 2;
+        }
+      },
+    );
 
   program
     .command('train-discriminator')

@@ -66,7 +66,7 @@ export function linesSpec(rows: { x: number; y: number; series: string }[], axes
     encoding: {
       x: { field: 'x', type: 'quantitative', title: axes.x },
       y: { field: 'y', type: 'quantitative', title: axes.y },
-      color: { field: 'series', type: 'nominal', title: null },
+      color: { field: 'series', type: 'nominal', title: null, legend: { orient: 'bottom', labelLimit: 400, columns: 1 } },
     },
   };
 }
