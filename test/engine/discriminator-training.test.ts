@@ -167,3 +167,51 @@ describe('discriminator training through ORT (paper Algorithm 1, dg-math §4)', 
     expect(b.step).toBe(5);
   });
 });
+
+describe("the paper's design: frozen features + trained head", () => {
+  it('trains only the head and learns; guidance differentiates through the frozen part', async () => {
+    const { NetBuilder } = await import('../../src/main/engine/nn/layers.js');
+    const { buildFrozenFeatureNet } = await import('../../src/main/engine/nn/frozen-features.js');
+    // a "pre-trained" extractor: fixed random convolutions, with a classifier head we cut away
+    const fe = new NetBuilder('pretrained', 9);
+    const x = fe.g.input('image', 'float32', ['N', 3, 16, 16]);
+    const f1 = fe.silu(fe.conv2d(x, 3, 16, { stride: 2 }));
+    const f2 = fe.silu(fe.conv2d(f1, 16, 32, { stride: 2 }));
+    fe.g.identity(fe.linear(fe.pool(f2), 32, 10), 'class_logits');
+    fe.g.output('class_logits', 'float32', ['N', 10]);
+    const bytes = serializeModel(fe.g.build());
+    const arch = { kind: 'frozen-features' as const, featureOnnx: 'pretrained.onnx', featureTensor: f2, hidden: 32, timeDim: 16 };
+    const net = await buildFrozenFeatureNet(arch, bytes, [3, 16, 16], 1);
+    expect(net.params.every((p) => !p.startsWith('frozen/'))).toBe(true);
+    expect(net.model.graph.nodes.some((n) => n.name.startsWith('frozen/'))).toBe(true);
+    const rng = new Rng(8);
+    const make = (grain: number) => Float32Array.from({ length: 768 }, (_, i) => Math.tanh(0.5 * Math.sin(i / 40) + grain * rng.normal()));
+    const real = Array.from({ length: 100 }, () => make(0));
+    const fake = Array.from({ length: 100 }, () => make(0.8));
+    const trainer = await DiscriminatorTrainer.create(net, [3, 16, 16], {
+      loss: 'bce',
+      batchSize: 32,
+      lr: 3e-3,
+      tauRange: [1e-5, 0.3],
+      timeSampling: 'uniform',
+      seed: 1,
+    });
+    const before = await trainer.evaluate(real.slice(0, 30), fake.slice(0, 30), 2);
+    for (let s = 0; s < 120; s++) await trainer.trainStep(real, fake);
+    const after = await trainer.evaluate(real.slice(0, 30), fake.slice(0, 30), 2);
+    expect(after.accuracy).toBeGreaterThan(Math.max(0.75, before.accuracy));
+    const critic = await criticFrom(trainer);
+    const { grad } = await critic.evaluate({ data: real[0]!, shape: [1, 3, 16, 16] }, Float64Array.from([0.1]));
+    expect(grad.data.some((v) => v !== 0)).toBe(true);
+    await trainer.dispose();
+  }, 60_000);
+
+  it('cutting at a tensor the extractor lacks is an error naming it', async () => {
+    const { cutAt } = await import('../../src/main/engine/nn/frozen-features.js');
+    const { NetBuilder } = await import('../../src/main/engine/nn/layers.js');
+    const fe = new NetBuilder('pretrained', 9);
+    fe.g.identity(fe.g.input('image', 'float32', ['N', 3]), 'y');
+    fe.g.output('y', 'float32', null);
+    expect(() => cutAt(fe.g.build(), 'block4', 'resnet.onnx')).toThrow(/feature extractor "resnet.onnx" has no tensor named "block4"/);
+  });
+});

@@ -199,6 +199,8 @@ export function buildProgram(): Command {
       'average-pool images by f inside the discriminator (default 2: a 32×32 view of 64×64 images)',
       int('--downsample'),
     )
+    .option('--features <onnx>', "the paper's design: a frozen feature extractor (ONNX) with a trained head; give --feature-tensor")
+    .option('--feature-tensor <name>', 'the tensor to cut the feature extractor at')
     .option('--val-fraction <f>', 'held-out share of images (split by file name)', num('--val-fraction'), 0.1)
     .option('--seed <n>', 'seed', int('--seed'), 0)
     .option('--eval-every <n>', 'validate every n steps', int('--eval-every'), 250)
@@ -282,6 +284,8 @@ interface TrainOpts {
   translationSteps: number;
   channels?: number[];
   downsample?: number;
+  features?: string;
+  featureTensor?: string;
   valFraction: number;
   seed: number;
   evalEvery: number;
@@ -323,6 +327,7 @@ async function runTrain(o: TrainOpts): Promise<number> {
         translationSteps: o.translationSteps,
         channels: o.channels,
         downsample: o.downsample,
+        frozenFeatures: o.features ? { onnx: o.features, tensor: o.featureTensor ?? '' } : undefined,
         valFraction: o.valFraction,
         seed: o.seed,
         evalEvery: o.evalEvery,

@@ -10,7 +10,8 @@ import type { DiscriminatorManifest } from '../../shared/manifest.js';
 import { TranslateParamsSchema } from '../../shared/params.js';
 import { ENGINE_VERSION } from '../../shared/version.js';
 import { readImage, writeFileAtomic, type ImageSpec } from '../engine/image-io.js';
-import { buildDiscriminatorNet, DEFAULT_ARCH, type ConvEncoderArch } from '../engine/nn/discriminator-net.js';
+import { buildDiscriminatorNet, DEFAULT_ARCH, type BuiltNet, type ConvEncoderArch } from '../engine/nn/discriminator-net.js';
+import { buildFrozenFeatureNet, type FrozenFeaturesArch } from '../engine/nn/frozen-features.js';
 import { buildGuidanceModel } from '../engine/onnx-critic.js';
 import { serializeModel } from '../engine/onnx/ir.js';
 import type { ExecutionProvider } from '../engine/onnx/session.js';
@@ -41,6 +42,8 @@ export interface TrainDiscriminatorRequest {
   channels?: number[];
   /** average-pool images by this factor inside the discriminator */
   downsample?: number;
+  /** the paper's design: a frozen feature extractor (ONNX) cut at a tensor, plus a trained head */
+  frozenFeatures?: { onnx: string; tensor: string } | undefined;
   evalEvery?: number;
   checkpointEvery?: number;
   resume?: boolean;
@@ -235,19 +238,41 @@ export async function trainDiscriminator(
 
     // dg-math §6: only τ ≤ t0 matters for image-to-image; t0 is in the score model's time
     const tauMax = Math.min(1, lvpTimeFromSigmaVe(model.schedule.sigmaAt(t0Hi)));
-    const arch: ConvEncoderArch = {
-      ...DEFAULT_ARCH,
-      inChannels: spec.channels,
-      resolution: spec.height,
-      channels: req.channels ?? DEFAULT_ARCH.channels,
-      attentionAt: DEFAULT_ARCH.attentionAt.filter((r) => r < spec.height),
-    };
-    if (spec.height !== spec.width || spec.height % 2 ** (arch.channels.length - 1) !== 0) {
-      throw new Error(
-        `the discriminator needs square images whose size divides by ${2 ** (arch.channels.length - 1)}; the model's are ${spec.width}×${spec.height}`,
-      );
+    let arch: ConvEncoderArch | FrozenFeaturesArch;
+    let net: BuiltNet;
+    if (req.frozenFeatures) {
+      arch = {
+        kind: 'frozen-features',
+        featureOnnx: req.frozenFeatures.onnx,
+        featureTensor: req.frozenFeatures.tensor,
+        hidden: 256,
+        timeDim: 64,
+      };
+      let bytes: Uint8Array;
+      try {
+        bytes = await readFile(req.frozenFeatures.onnx);
+      } catch (e) {
+        throw new Error(`cannot read feature extractor "${req.frozenFeatures.onnx}": ${(e as Error).message}`, { cause: e });
+      }
+      net = await buildFrozenFeatureNet(arch, bytes, [spec.channels, spec.height, spec.width], seed);
+    } else {
+      const conv: ConvEncoderArch = {
+        ...DEFAULT_ARCH,
+        inChannels: spec.channels,
+        resolution: spec.height,
+        channels: req.channels ?? DEFAULT_ARCH.channels,
+        attentionAt: DEFAULT_ARCH.attentionAt.filter((r) => r < spec.height),
+        downsample: req.downsample ?? DEFAULT_ARCH.downsample ?? 1,
+      };
+      const divisor = 2 ** (conv.channels.length - 1) * (conv.downsample ?? 1);
+      if (spec.height !== spec.width || spec.height % divisor !== 0) {
+        throw new Error(
+          `the discriminator needs square images whose size divides by ${divisor}; the model's are ${spec.width}×${spec.height}`,
+        );
+      }
+      arch = conv;
+      net = buildDiscriminatorNet(conv, seed);
     }
-    const net = buildDiscriminatorNet(arch, seed);
     const batchSize = req.batchSize ?? 32;
     const steps = req.epochs ? Math.ceil((req.epochs * (realTrain.length + fakeTrain.length)) / batchSize) : (req.steps ?? 2000);
     trainer = await DiscriminatorTrainer.create(net, [spec.channels, spec.height, spec.width], {

@@ -1,0 +1,98 @@
+/**
+ * The paper's default discriminator design: a frozen, pre-trained feature extractor (for
+ * the paper, the ADM classifier's encoder) cut at a named tensor, plus a small trainable
+ * time-conditioned head. Only the head is trained; guidance differentiates through both.
+ */
+import type { OnnxModel, OnnxNode } from '../onnx/ir.js';
+import { parseModel, serializeModel } from '../onnx/ir.js';
+import { createSession, ort } from '../onnx/session.js';
+import type { BuiltNet } from './discriminator-net.js';
+import { NetBuilder } from './layers.js';
+
+export interface FrozenFeaturesArch {
+  kind: 'frozen-features';
+  /** the feature extractor's ONNX file (as given by the user) */
+  featureOnnx: string;
+  /** the tensor to cut the extractor at: [N, C, H, W] (pooled) or [N, D] */
+  featureTensor: string;
+  hidden: number;
+  timeDim: number;
+}
+
+/** Keep only the nodes needed to compute `tensor`; error naming the tensor if nothing makes it. */
+export function cutAt(model: OnnxModel, tensor: string, source: string): OnnxModel {
+  const producers = new Map<string, OnnxNode>();
+  for (const n of model.graph.nodes) for (const o of n.outputs) producers.set(o, n);
+  if (!producers.has(tensor)) {
+    const names = model.graph.nodes.flatMap((n) => n.outputs).slice(-8);
+    throw new Error(`feature extractor "${source}" has no tensor named "${tensor}" (its last tensors include: ${names.join(', ')})`);
+  }
+  const keep = new Set<OnnxNode>();
+  const stack = [tensor];
+  while (stack.length) {
+    const v = stack.pop()!;
+    const n = producers.get(v);
+    if (!n || keep.has(n)) continue;
+    keep.add(n);
+    stack.push(...n.inputs.filter(Boolean));
+  }
+  const nodes = model.graph.nodes.filter((n) => keep.has(n));
+  const used = new Set(nodes.flatMap((n) => n.inputs));
+  const initializers = new Map([...model.graph.initializers].filter(([k]) => used.has(k)));
+  return {
+    ...model,
+    graph: {
+      ...model.graph,
+      nodes,
+      initializers,
+      inputs: model.graph.inputs.filter((i) => used.has(i.name)),
+      outputs: [{ name: tensor, dtype: 'float32', shape: null }],
+    },
+  };
+}
+
+/** Build the discriminator: x → frozen features → pool → [features, emb(τ)] → MLP → logit. */
+export async function buildFrozenFeatureNet(
+  arch: FrozenFeaturesArch,
+  featureBytes: Uint8Array,
+  dataShape: number[],
+  seed = 0,
+): Promise<BuiltNet> {
+  const extractor = cutAt(parseModel(featureBytes, arch.featureOnnx), arch.featureTensor, arch.featureOnnx);
+  if (extractor.graph.inputs.length !== 1) {
+    throw new Error(
+      `feature extractor "${arch.featureOnnx}" cut at "${arch.featureTensor}" needs ${extractor.graph.inputs.length} inputs; it must take the image alone`,
+    );
+  }
+  // probe the feature size with one image
+  const probe = await createSession(serializeModel(extractor), arch.featureOnnx);
+  const inputName = extractor.graph.inputs[0]!.name;
+  const out = await probe.session.run({
+    [inputName]: new ort.Tensor('float32', new Float32Array(dataShape.reduce((a, b) => a * b, 1)), [1, ...dataShape]),
+  });
+  await probe.session.release();
+  const dims = out[arch.featureTensor]!.dims;
+  if (dims.length !== 2 && dims.length !== 4)
+    throw new Error(`feature tensor "${arch.featureTensor}" has shape [${dims.join(', ')}]; expected [N, D] or [N, C, H, W]`);
+  const featureDim = dims[1]!;
+
+  const net = new NetBuilder('discriminator', seed);
+  const { g } = net;
+  const x = g.input('x', 'float32', ['N', ...dataShape]);
+  const t = g.input('t', 'float32', ['N']);
+  // splice the frozen extractor in, its names prefixed so they cannot collide
+  const rename = (v: string) => (v === '' ? v : v === inputName ? x : `frozen/${v}`);
+  for (const [k, v] of extractor.graph.initializers) g.initializers.set(rename(k), v);
+  for (const n of extractor.graph.nodes)
+    g.nodes.push({ ...n, name: `frozen/${n.name}`, inputs: n.inputs.map(rename), outputs: n.outputs.map(rename) });
+  let f = rename(arch.featureTensor);
+  if (dims.length === 4) f = net.pool(f);
+  let h = g.op('Concat', [f, net.timeEmbedding(t, arch.timeDim)], { axis: 1 });
+  h = net.silu(net.linear(h, featureDim + arch.timeDim, arch.hidden));
+  h = net.silu(net.linear(h, arch.hidden, arch.hidden));
+  g.identity(net.linear(h, arch.hidden, 1), 'logit');
+  g.output('logit', 'float32', ['N', 1]);
+  const model = g.build({ architecture: JSON.stringify(arch) }, Math.max(17, extractor.opsetVersion));
+  const paramCount = net.params.reduce((s, p) => s + model.graph.initializers.get(p)!.data.length, 0);
+  return { model, params: net.params, paramCount };
+}
