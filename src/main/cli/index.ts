@@ -7,7 +7,8 @@ import cliProgress from 'cli-progress';
 import { SAMPLER_NAMES, TranslateParamsSchema } from '../../shared/params.js';
 import { ENGINE_VERSION } from '../../shared/version.js';
 import { EXECUTION_PROVIDERS } from '../engine/onnx/session.js';
-import { bundledDefaults } from '../services/resources.js';
+import { Gallery, parametersFromPng } from '../services/gallery.js';
+import { bundledDefaults, defaultGalleryDir } from '../services/resources.js';
 import { trainDiscriminator } from '../services/discriminator-training.js';
 import { diagnosePaths } from '../services/path-diagnostics.js';
 import { runSweep } from '../services/sweep.js';
@@ -59,6 +60,8 @@ interface TranslateOpts {
   threads?: number;
   json: boolean;
   progress: boolean;
+  gallery?: string | false;
+  resumeRun?: number;
 }
 
 export function buildProgram(): Command {
@@ -101,11 +104,123 @@ export function buildProgram(): Command {
     .option('--out <dir>', 'output folder', 'outputs')
     .addOption(new Option('--provider <ep>', 'ONNX Runtime execution provider').choices(EXECUTION_PROVIDERS).default('cpu'))
     .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', int('--threads'))
+    .option('--gallery <dir>', 'record results in this gallery (default: the studio gallery)')
+    .option('--no-gallery', 'do not record results in a gallery')
+    .option('--resume-run <id>', 'continue an interrupted gallery run (same inputs and parameters)', int('--resume-run'))
     .option('--json', 'print one JSON record per output on stdout', false)
     .option('--no-progress', 'no progress bar')
     .action(async (inputs: string[], o: TranslateOpts & { discriminator?: string | false }) => {
       process.exitCode = await runTranslate(inputs, o);
     });
+  const gallery = program.command('gallery').description('the SQLite-indexed gallery of results');
+  const withGallery = async (dir: string | undefined, f: (g: Gallery) => Promise<number | void> | number | void) => {
+    const g = await Gallery.open(dir ?? defaultGalleryDir());
+    try {
+      process.exitCode = (await f(g)) ?? 0;
+    } catch (e) {
+      console.error(`error: ${(e as Error).message}`);
+      process.exitCode = 2;
+    } finally {
+      g.db.close();
+    }
+  };
+  const ids = (v: string, prev: number[] = []) => [...prev, ...v.split(',').map(int('id'))];
+  gallery
+    .command('list')
+    .description('newest results first, filtered')
+    .option('--dir <dir>', 'gallery folder')
+    .option('--model <name>', 'score model name')
+    .option('--t0 <lo,hi>', 't0 range', pair('--t0'))
+    .option('--dg-weight <w>', 'DG weight', num('--dg-weight'))
+    .option('--tag <tag>', 'tag')
+    .option('--text <text>', 'text in notes, source paths, model names')
+    .option('--favourites', 'favourites only')
+    .option('--errors', 'include failed images')
+    .option('--limit <n>', 'rows', int('--limit'), 50)
+    .option('--json', 'JSON lines')
+    .action(
+      (o: {
+        dir?: string;
+        model?: string;
+        t0?: [number, number];
+        dgWeight?: number;
+        tag?: string;
+        text?: string;
+        favourites?: boolean;
+        errors?: boolean;
+        limit: number;
+        json?: boolean;
+      }) =>
+        withGallery(o.dir, (g) => {
+          const rows = g.search({
+            model: o.model,
+            t0Min: o.t0?.[0],
+            t0Max: o.t0?.[1],
+            dgWeight: o.dgWeight,
+            tag: o.tag,
+            text: o.text,
+            favourite: o.favourites,
+            includeErrors: o.errors,
+            limit: o.limit,
+          });
+          for (const r of rows) {
+            if (o.json) console.log(JSON.stringify(r));
+            else
+              console.log(
+                `${r.id}\t${r.createdAt}\tt0=${r.t0} w=${r.dgWeight} seed=${r.seed}\t${r.modelName}\t${r.error ? `ERROR ${r.error}` : r.sourcePath}${r.favourite ? ' ★' : ''}${r.tags.length ? ` [${r.tags.join(', ')}]` : ''}`,
+              );
+          }
+        }),
+    );
+  gallery
+    .command('show')
+    .argument('<id>', 'output id', int('id'))
+    .option('--dir <dir>', 'gallery folder')
+    .action((id: number, o: { dir?: string }) =>
+      withGallery(o.dir, (g) => {
+        const r = g.get(id);
+        if (!r) throw new Error(`the gallery has no output ${id}`);
+        console.log(JSON.stringify({ ...r, file: r.sha256 ? g.objectPath(r.sha256) : null }, null, 2));
+      }),
+    );
+  gallery
+    .command('export')
+    .argument('<ids>', 'comma-separated output ids', ids)
+    .requiredOption('--out <dir>', 'folder')
+    .option('--dir <dir>', 'gallery folder')
+    .action((list: number[], o: { out: string; dir?: string }) =>
+      withGallery(o.dir, async (g) => {
+        const files = await g.export(list, o.out);
+        console.error(`exported ${files.length} image(s) with JSON sidecars to ${o.out}`);
+      }),
+    );
+  gallery
+    .command('reuse')
+    .description('print the parameters of an output (by id, or from a PNG the studio wrote) as translate options')
+    .argument('<idOrPng>', 'output id or PNG path')
+    .option('--dir <dir>', 'gallery folder')
+    .option('--json', 'as JSON')
+    .action((what: string, o: { dir?: string; json?: boolean }) =>
+      withGallery(o.dir, async (g) => {
+        const p = /^\d+$/.test(what) ? g.get(Number(what))?.params : await parametersFromPng(what);
+        if (!p) throw new Error(`the gallery has no output ${what}`);
+        if (o.json) console.log(JSON.stringify(p));
+        else
+          console.log(
+            `--t0 ${p.t0} --dg-weight ${p.dgWeight}${p.dgWeight2 === null ? '' : ` --dg-weight2 ${p.dgWeight2}`} --dg-window ${p.dgWindow.join(',')} --steps ${p.steps} --sampler ${p.sampler} --seed ${p.seed} --eta ${p.eta} --churn ${p.churn} --spacing ${p.spacing}`,
+          );
+      }),
+    );
+  gallery
+    .command('delete')
+    .argument('<ids>', 'comma-separated output ids', ids)
+    .option('--dir <dir>', 'gallery folder')
+    .action((list: number[], o: { dir?: string }) =>
+      withGallery(o.dir, async (g) => {
+        console.error(`deleted ${await g.delete(list)} output(s)`);
+      }),
+    );
+
   program
     .command('sweep')
     .description('translate over a t0 × DG-weight grid and measure realism against faithfulness (CSV, JSON, frontier plots)')
@@ -409,16 +524,30 @@ async function runTranslate(inputs: string[], o: TranslateOpts & { discriminator
     console.error('\ncancelling…');
     controller.abort();
   });
+  const gallery = o.gallery === false ? undefined : await Gallery.open(o.gallery ?? defaultGalleryDir());
+  let runInputs = inputs;
+  let runParams = params.data;
+  if (o.resumeRun !== undefined) {
+    const run = gallery?.run(o.resumeRun);
+    if (!run) {
+      console.error(`error: the gallery has no run ${o.resumeRun}`);
+      gallery?.db.close();
+      return 2;
+    }
+    [runInputs, runParams] = [run.inputs, run.params];
+  }
   try {
     const { outputs, errors } = await translateFiles(
       {
-        inputs,
+        inputs: runInputs,
         outDir: o.out,
-        params: params.data,
+        params: runParams,
         modelManifest,
         discriminatorManifest,
         executionProvider: o.provider,
         threads: o.threads,
+        gallery,
+        resumeRunId: o.resumeRun,
       },
       {
         onStart: (s) => {
@@ -448,6 +577,8 @@ async function runTranslate(inputs: string[], o: TranslateOpts & { discriminator
     const err = e as Error;
     console.error(err.name === 'CancelledError' ? 'cancelled: images written so far are kept' : `error: ${err.message}`);
     return 2;
+  } finally {
+    gallery?.db.close();
   }
 }
 

@@ -2,6 +2,7 @@
  * Where the bundled models live, and which ones are the defaults.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
@@ -36,4 +37,15 @@ export function bundledDefaults(): BundledDefaults {
     discriminator: raw.discriminator ? join(models, raw.discriminator) : null,
     note: raw.note,
   };
+}
+
+/** Where the studio keeps its data: $DG_STUDIO_HOME, else $XDG_DATA_HOME/dg-studio or ~/.local/share/dg-studio. */
+export function dataDir(): string {
+  const env = process.env['DG_STUDIO_HOME'];
+  if (env) return resolve(env);
+  return join(process.env['XDG_DATA_HOME'] || join(homedir(), '.local', 'share'), 'dg-studio');
+}
+
+export function defaultGalleryDir(): string {
+  return join(dataDir(), 'gallery');
 }

@@ -14,6 +14,7 @@ import type { ExecutionProvider } from '../engine/onnx/session.js';
 import { loadScoreModel, type ScoreModel } from '../engine/score-model.js';
 import type { Tensor } from '../engine/tensor.js';
 import { translateBatch } from '../engine/translate.js';
+import type { Gallery } from './gallery.js';
 
 export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.webp', '.gif', '.tif', '.tiff', '.avif'];
 
@@ -25,9 +26,15 @@ export interface TranslateFilesRequest {
   discriminatorManifest?: string | undefined;
   executionProvider?: ExecutionProvider | undefined;
   threads?: number | undefined;
+  /** record every result (and every per-image error) in this gallery */
+  gallery?: Gallery | undefined;
+  /** continue an interrupted gallery run: sources it already has are skipped */
+  resumeRunId?: number | undefined;
 }
 
 export interface OutputRecord {
+  galleryId?: number;
+  runId?: number;
   source: string;
   output: string;
   sidecar: string;
@@ -139,69 +146,97 @@ export async function translateFiles(
     const outputs: OutputRecord[] = [];
     const errors: FileError[] = [];
     const taken = new Set<string>();
-    const item = spec.channels * spec.height * spec.width;
-    let done = 0;
-    for (let start = 0; start < files.length; start += params.batchSize) {
-      const batchFiles = files.slice(start, start + params.batchSize);
-      const loaded: { file: string; index: number; data: Float32Array }[] = [];
-      for (const [k, file] of batchFiles.entries()) {
-        try {
-          loaded.push({ file, index: start + k, data: await readImage(file, spec) });
-        } catch (e) {
-          const err = { file, message: (e as Error).message };
-          errors.push(err);
-          events.onError?.(err);
+    const gallery = req.gallery;
+    let runId: number | undefined;
+    let skip = new Set<string>();
+    if (gallery && req.resumeRunId !== undefined) {
+      const run = gallery.run(req.resumeRunId);
+      if (!run) throw new Error(`gallery has no run ${req.resumeRunId}`);
+      runId = run.id;
+      skip = gallery.doneSources(run.id);
+      gallery.db.prepare("UPDATE runs SET status = 'running' WHERE id = ?").run(run.id);
+    } else if (gallery) {
+      runId = gallery.startRun({
+        params,
+        inputs: files.map((f) => resolve(f)),
+        model: modelInfo,
+        discriminator: discInfo,
+        engineVersion: ENGINE_VERSION,
+      });
+    }
+    const todo = files.map((file, index) => ({ file, index })).filter((f) => !skip.has(resolve(f.file)));
+    try {
+      const item = spec.channels * spec.height * spec.width;
+      let done = 0;
+      for (let start = 0; start < todo.length; start += params.batchSize) {
+        const loaded: { file: string; index: number; data: Float32Array }[] = [];
+        for (const { file, index } of todo.slice(start, start + params.batchSize)) {
+          try {
+            loaded.push({ file, index, data: await readImage(file, spec) });
+          } catch (e) {
+            const err = { file, message: (e as Error).message };
+            errors.push(err);
+            if (gallery && runId !== undefined) gallery.addError(runId, resolve(file), (params.seed + index) % 2 ** 32, err.message);
+            events.onError?.(err);
+            done++;
+          }
+        }
+        if (loaded.length === 0) continue;
+        const sources: Tensor = {
+          data: new Float32Array(loaded.length * item),
+          shape: [loaded.length, spec.channels, spec.height, spec.width],
+        };
+        loaded.forEach((l, i) => sources.data.set(l.data, i * item));
+        const seeds = loaded.map((l) => (params.seed + l.index) % 2 ** 32);
+        const result = await translateBatch(model, sources, params, {
+          seeds,
+          critic: disc?.critic,
+          signal,
+          onStep: (s) => events.onStep?.({ done, total: files.length, step: s.stepIndex + 1, steps: s.totalSteps, preview: s.denoised }),
+        });
+        for (const [i, l] of loaded.entries()) {
+          const record: OutputRecord = {
+            runId,
+            source: resolve(l.file),
+            output: '',
+            sidecar: '',
+            seed: seeds[i]!,
+            params: { ...params, seed: seeds[i]! },
+            model: modelInfo,
+            discriminator: discInfo,
+            engineVersion: ENGINE_VERSION,
+            createdAt: new Date().toISOString(),
+          };
+          const stem = `${basename(l.file, extname(l.file))}-t${params.t0}-w${params.dgWeight}-${seeds[i]}`;
+          const name = await freeName(req.outDir, stem, taken);
+          record.output = join(resolve(req.outDir), name);
+          record.sidecar = record.output.replace(/\.png$/, '.json');
+          const line = formatParametersLine(record.params, {
+            Model: modelInfo.name,
+            'Model hash': modelInfo.sha256.slice(0, 10),
+            ...(discInfo ? { Discriminator: discInfo.name, 'Discriminator hash': discInfo.sha256.slice(0, 10) } : {}),
+            Size: `${spec.width}x${spec.height}`,
+            Version: `dg-studio ${ENGINE_VERSION}`,
+          });
+          const png = await encodePng(result.data.subarray(i * item, (i + 1) * item), spec, {
+            parameters: `Source: ${basename(l.file)}\n${line}`,
+            'dg-studio': JSON.stringify(record),
+          });
+          await writeFileAtomic(record.output, png);
+          if (gallery && runId !== undefined)
+            record.galleryId = await gallery.addOutput(runId, { png, sourcePath: record.source, seed: record.seed });
+          await writeFileAtomic(record.sidecar, JSON.stringify(record, null, 2));
+          outputs.push(record);
+          events.onResult?.(record);
           done++;
         }
       }
-      if (loaded.length === 0) continue;
-      const sources: Tensor = {
-        data: new Float32Array(loaded.length * item),
-        shape: [loaded.length, spec.channels, spec.height, spec.width],
-      };
-      loaded.forEach((l, i) => sources.data.set(l.data, i * item));
-      const seeds = loaded.map((l) => (params.seed + l.index) % 2 ** 32);
-      const result = await translateBatch(model, sources, params, {
-        seeds,
-        critic: disc?.critic,
-        signal,
-        onStep: (s) => events.onStep?.({ done, total: files.length, step: s.stepIndex + 1, steps: s.totalSteps, preview: s.denoised }),
-      });
-      for (const [i, l] of loaded.entries()) {
-        const record: OutputRecord = {
-          source: resolve(l.file),
-          output: '',
-          sidecar: '',
-          seed: seeds[i]!,
-          params: { ...params, seed: seeds[i]! },
-          model: modelInfo,
-          discriminator: discInfo,
-          engineVersion: ENGINE_VERSION,
-          createdAt: new Date().toISOString(),
-        };
-        const stem = `${basename(l.file, extname(l.file))}-t${params.t0}-w${params.dgWeight}-${seeds[i]}`;
-        const name = await freeName(req.outDir, stem, taken);
-        record.output = join(resolve(req.outDir), name);
-        record.sidecar = record.output.replace(/\.png$/, '.json');
-        const line = formatParametersLine(record.params, {
-          Model: modelInfo.name,
-          'Model hash': modelInfo.sha256.slice(0, 10),
-          ...(discInfo ? { Discriminator: discInfo.name, 'Discriminator hash': discInfo.sha256.slice(0, 10) } : {}),
-          Size: `${spec.width}x${spec.height}`,
-          Version: `dg-studio ${ENGINE_VERSION}`,
-        });
-        const png = await encodePng(result.data.subarray(i * item, (i + 1) * item), spec, {
-          parameters: `Source: ${basename(l.file)}\n${line}`,
-          'dg-studio': JSON.stringify(record),
-        });
-        await writeFileAtomic(record.output, png);
-        await writeFileAtomic(record.sidecar, JSON.stringify(record, null, 2));
-        outputs.push(record);
-        events.onResult?.(record);
-        done++;
-      }
+      if (gallery && runId !== undefined) gallery.finishRun(runId, 'done');
+      return { outputs, errors };
+    } catch (e) {
+      if (gallery && runId !== undefined) gallery.finishRun(runId, (e as Error).name === 'CancelledError' ? 'cancelled' : 'failed');
+      throw e;
     }
-    return { outputs, errors };
   } finally {
     await disc?.dispose();
     await model.dispose();
