@@ -1,3 +1,4 @@
+import type * as FsPromises from 'node:fs/promises';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -9,7 +10,7 @@ import { tempDir } from '../helpers/tmp.js';
 
 // a disk that is full for one folder: every write there fails with ENOSPC
 vi.mock('node:fs/promises', async (importOriginal) => {
-  const orig = await importOriginal<typeof import('node:fs/promises')>();
+  const orig = await importOriginal<typeof FsPromises>();
   const writeFile: typeof orig.writeFile = async (path, ...rest) => {
     if (String(path).includes('full-disk')) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
     return orig.writeFile(path, ...rest);
