@@ -289,7 +289,7 @@ export class Gallery {
       const like = `%${q.text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
       add("(o.note LIKE ? ESCAPE '\\' OR o.source_path LIKE ? ESCAPE '\\' OR r.model_name LIKE ? ESCAPE '\\')", like, like, like);
     }
-    if (q.after) add('(o.created_at < ? OR (o.created_at = ? AND o.id < ?))', q.after.createdAt, q.after.createdAt, q.after.id);
+    if (q.after) add('(o.created_at, o.id) < (?, ?)', q.after.createdAt, q.after.id);
     const sql =
       'SELECT o.*, r.t0, r.dg_weight, r.model_name, r.disc_name, r.params_json FROM outputs o JOIN runs r ON r.id = o.run_id' +
       (where.length ? ` WHERE ${where.join(' AND ')}` : '') +
