@@ -25,6 +25,7 @@ export default tseslint.config(
     files: ['**/*.svelte'],
     languageOptions: { parserOptions: { parser: tseslint.parser }, globals: { ...globals.browser } },
   },
+  { files: ['**/*.svelte.ts'], languageOptions: { parser: tseslint.parser } },
   { files: ['src/renderer/**'], languageOptions: { globals: { ...globals.browser } } },
   boundary(
     ['src/main/engine/**'],

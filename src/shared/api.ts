@@ -1,47 +1,189 @@
 /**
- * The one typed contract between the studio's back end (Electron main or server mode)
- * and its renderer. Every payload has a schema; main validates before acting.
+ * The one typed contract between the studio's back end (Electron main or server mode) and
+ * its renderer. Every request has a schema; the back end validates before acting. The
+ * renderer never sends file paths: images travel as bytes into the back end's inbox.
  */
 import { z } from 'zod';
-import { CHANNELS } from './channels.js';
 import { TranslateParamsSchema } from './params.js';
 
 export const StudioInfoSchema = z.object({
   engineVersion: z.string(),
-  defaultModel: z.string().nullable(),
-  defaultDiscriminator: z.string().nullable(),
+  mode: z.enum(['electron', 'server']),
   note: z.string(),
 });
 export type StudioInfo = z.infer<typeof StudioInfoSchema>;
 
+export interface ModelEntry {
+  id: string;
+  kind: 'score' | 'discriminator';
+  name: string;
+  bundled: boolean;
+  description: string;
+}
+
+export interface SourceRef {
+  id: string;
+  name: string;
+  /** URL of a thumbnail, relative to the back end (see imageUrl) */
+  thumb: string;
+}
+
+export interface GalleryItem {
+  id: number;
+  runId: number;
+  createdAt: string;
+  sourceName: string;
+  sourceThumb: string | null;
+  image: string | null;
+  thumb: string | null;
+  error: string | null;
+  favourite: boolean;
+  note: string;
+  tags: string[];
+  t0: number;
+  dgWeight: number;
+  seed: number;
+  modelName: string;
+  discriminatorName: string | null;
+  params: z.infer<typeof TranslateParamsSchema>;
+}
+
+export interface JobDto {
+  id: number;
+  kind: string;
+  label: string;
+  state: 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
+  done: number;
+  total: number;
+  message: string | null;
+  /** the current x̂0 as a PNG data URL */
+  preview: string | null;
+  error: string | null;
+  /** kind-specific result: gallery ids for translations, plot URL and rows for sweeps, … */
+  result: unknown;
+}
+
+export interface SweepRow {
+  t0: number;
+  w: number;
+  /** faithfulness to the source: RMS distance, PSNR (dB), SSIM */
+  l2Source: number;
+  psnrSource: number;
+  ssimSource: number;
+  /** realism to the reference set */
+  swd: number;
+  fd: number;
+  kid: number;
+  /** paired distances to the ground-truth target, when given */
+  l2Truth: number | null;
+  psnrTruth: number | null;
+  ssimTruth: number | null;
+  /** the guiding discriminator's mean log r on the results at τ = 0.01 (a diagnostic, not a judge) */
+  meanLogRatio: number | null;
+  images: number;
+}
+
+export type StudioEvent = { type: 'job'; job: JobDto } | { type: 'gallery' };
+
+const id = z.string().regex(/^[0-9a-f]{16,64}$/, 'not a source id');
+const entryId = z.string().min(1).max(200);
+
+export const AddSourcesSchema = z.object({
+  files: z
+    .array(z.object({ name: z.string().min(1).max(255), data: z.instanceof(Uint8Array) }))
+    .min(1)
+    .max(500),
+});
+
 export const TranslateRequestSchema = z.object({
-  /** files the user picked or dropped (main accepts only paths it handed out) */
-  inputs: z.array(z.string().min(1)).min(1).max(10_000),
+  sources: z.array(id).min(1).max(10_000),
   params: TranslateParamsSchema,
-  model: z.string().min(1).nullable().default(null),
-  discriminator: z.string().min(1).nullable().default(null),
+  model: entryId.nullable().default(null),
+  discriminator: entryId.nullable().default(null),
 });
 export type TranslateRequest = z.input<typeof TranslateRequestSchema>;
 
-export const TranslateResultSchema = z.object({
-  outputs: z.array(z.object({ source: z.string(), output: z.string(), seed: z.number() })),
-  errors: z.array(z.object({ file: z.string(), message: z.string() })),
+export const GalleryQuerySchema = z.object({
+  model: z.string().max(200).optional(),
+  t0Min: z.number().optional(),
+  t0Max: z.number().optional(),
+  dgWeight: z.number().optional(),
+  tag: z.string().max(100).optional(),
+  text: z.string().max(200).optional(),
+  favourite: z.boolean().optional(),
+  includeErrors: z.boolean().optional(),
+  limit: z.number().int().min(1).max(500).optional(),
+  after: z.object({ createdAt: z.string(), id: z.number().int() }).optional(),
 });
-export type TranslateResult = z.infer<typeof TranslateResultSchema>;
 
-/** Channel names and request schemas: the whole surface, nothing else. */
+export const GalleryUpdateSchema = z.object({
+  favourite: z.boolean().optional(),
+  note: z.string().max(10_000).optional(),
+  addTag: z.string().min(1).max(100).optional(),
+  removeTag: z.string().min(1).max(100).optional(),
+});
+
+export const SweepRequestSchema = z.object({
+  sources: z.array(id).min(1).max(1000),
+  reference: z.array(id).min(2).max(5000),
+  t0s: z.array(z.number().gt(0).max(1)).min(1).max(12),
+  weights: z.array(z.number().min(0).max(100)).min(1).max(12),
+  params: TranslateParamsSchema,
+  model: entryId.nullable().default(null),
+  discriminator: entryId.nullable().default(null),
+});
+
+export const TrainRequestSchema = z.object({
+  sources: z.array(id).min(2),
+  targets: z.array(id).min(2),
+  t0Range: z.tuple([z.number().gt(0).max(1), z.number().gt(0).max(1)]),
+  steps: z.number().int().min(1).max(1_000_000),
+  batchSize: z.number().int().min(2).max(512).default(32),
+  name: z
+    .string()
+    .min(1)
+    .max(100)
+    .regex(/^[\w .-]+$/, 'letters, digits, spaces, dots and dashes only'),
+  model: entryId.nullable().default(null),
+});
+
+/** Every method: its argument schema (a tuple) — the whole surface, nothing else. */
 export const API = {
-  getInfo: { channel: CHANNELS.getInfo, request: z.tuple([]) },
-  translate: { channel: CHANNELS.translate, request: z.tuple([TranslateRequestSchema]) },
+  getInfo: z.tuple([]),
+  listModels: z.tuple([]),
+  addSources: z.tuple([AddSourcesSchema]),
+  translate: z.tuple([TranslateRequestSchema]),
+  cancelJob: z.tuple([z.number().int()]),
+  listJobs: z.tuple([]),
+  gallerySearch: z.tuple([GalleryQuerySchema]),
+  galleryUpdate: z.tuple([z.number().int(), GalleryUpdateSchema]),
+  galleryDelete: z.tuple([z.array(z.number().int()).min(1)]),
+  sweep: z.tuple([SweepRequestSchema]),
+  trainDiscriminator: z.tuple([TrainRequestSchema]),
 } as const;
+export type ApiMethod = keyof typeof API;
 
 export interface StudioApi {
   getInfo(): Promise<StudioInfo>;
-  translate(req: TranslateRequest): Promise<TranslateResult>;
+  listModels(): Promise<ModelEntry[]>;
+  addSources(req: z.input<typeof AddSourcesSchema>): Promise<{ sources: SourceRef[]; errors: { name: string; message: string }[] }>;
+  translate(req: TranslateRequest): Promise<{ jobId: number }>;
+  cancelJob(id: number): Promise<boolean>;
+  listJobs(): Promise<JobDto[]>;
+  gallerySearch(q: z.input<typeof GalleryQuerySchema>): Promise<GalleryItem[]>;
+  galleryUpdate(id: number, u: z.input<typeof GalleryUpdateSchema>): Promise<GalleryItem>;
+  galleryDelete(ids: number[]): Promise<number>;
+  sweep(req: z.input<typeof SweepRequestSchema>): Promise<{ jobId: number }>;
+  trainDiscriminator(req: z.input<typeof TrainRequestSchema>): Promise<{ jobId: number }>;
+}
+
+/** What the preload exposes: the API plus an event subscription and the image URL scheme. */
+export interface StudioBridge extends StudioApi {
+  onEvent(listener: (e: StudioEvent) => void): () => void;
 }
 
 declare global {
   interface Window {
-    dgStudio: StudioApi;
+    dgStudio?: StudioBridge;
   }
 }

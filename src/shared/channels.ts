@@ -1,5 +1,17 @@
-/** IPC channel names: the preload needs these and nothing else from the contract. */
-export const CHANNELS = {
-  getInfo: 'dg:get-info',
-  translate: 'dg:translate',
-} as const;
+/** IPC names: the preload needs these and nothing else from the contract. */
+export const METHODS = [
+  'getInfo',
+  'listModels',
+  'addSources',
+  'translate',
+  'cancelJob',
+  'listJobs',
+  'gallerySearch',
+  'galleryUpdate',
+  'galleryDelete',
+  'sweep',
+  'trainDiscriminator',
+] as const;
+
+export const channelOf = (method: string) => `dg:${method}`;
+export const EVENT_CHANNEL = 'dg:event';

@@ -8,10 +8,14 @@ import { SAMPLER_NAMES, TranslateParamsSchema } from '../../shared/params.js';
 import { ENGINE_VERSION } from '../../shared/version.js';
 import { EXECUTION_PROVIDERS } from '../engine/onnx/session.js';
 import { Gallery, parametersFromPng } from '../services/gallery.js';
-import { bundledDefaults, defaultGalleryDir } from '../services/resources.js';
+import { bundledDefaults, defaultGalleryDir, resourcesDir } from '../services/resources.js';
 import { trainDiscriminator } from '../services/discriminator-training.js';
 import { diagnosePaths } from '../services/path-diagnostics.js';
 import { runSweep } from '../services/sweep.js';
+import { StudioBackend } from '../backend.js';
+import { startServer } from '../server.js';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { translateFiles } from '../services/translate-files.js';
 
 function num(name: string) {
@@ -112,6 +116,33 @@ export function buildProgram(): Command {
     .action(async (inputs: string[], o: TranslateOpts & { discriminator?: string | false }) => {
       process.exitCode = await runTranslate(inputs, o);
     });
+  program
+    .command('serve')
+    .description('serve the studio to a browser: the same API over HTTP + WebSocket, loopback and token-protected')
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--port <port>', 'port (0: any free one)', int('--port'), 7860)
+    .option('--data <dir>', 'studio data folder (gallery, inbox, trained discriminators)')
+    .action(async (o: { host: string; port: number; data?: string }) => {
+      const rendererDir = process.env['DG_STUDIO_RENDERER'] ?? join(dirname(resourcesDir()), 'out', 'renderer');
+      if (!existsSync(join(rendererDir, 'index.html'))) {
+        console.error(`error: the studio UI is not built (${rendererDir}); run "npm run build" first`);
+        process.exitCode = 2;
+        return;
+      }
+      if (o.host !== '127.0.0.1' && o.host !== 'localhost' && o.host !== '::1')
+        console.error(`warning: listening on ${o.host}: anyone who can reach it and has the token can use the studio`);
+      const backend = await StudioBackend.create({ mode: 'server', dataDir: o.data });
+      const s = await startServer({ backend, rendererDir, host: o.host, port: o.port });
+      console.log(`DG Studio server: ${s.url}`);
+      const stop = async () => {
+        await s.close();
+        await backend.close();
+        process.exit(0);
+      };
+      process.once('SIGINT', () => void stop());
+      process.once('SIGTERM', () => void stop());
+    });
+
   const gallery = program.command('gallery').description('the SQLite-indexed gallery of results');
   const withGallery = async (dir: string | undefined, f: (g: Gallery) => Promise<number | void> | number | void) => {
     const g = await Gallery.open(dir ?? defaultGalleryDir());

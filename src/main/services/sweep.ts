@@ -5,6 +5,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
+import type { SweepRow } from '../../shared/api.js';
 import { TranslateParamsSchema, type TranslateParamsInput } from '../../shared/params.js';
 import { loadDiscriminator, type LoadedDiscriminator } from '../engine/discriminator.js';
 import { createFeatureExtractor } from '../engine/features.js';
@@ -34,25 +35,7 @@ export interface SweepRequest {
   threads?: number | undefined;
 }
 
-export interface SweepRow {
-  t0: number;
-  w: number;
-  /** faithfulness to the source: RMS distance, PSNR (dB), SSIM */
-  l2Source: number;
-  psnrSource: number;
-  ssimSource: number;
-  /** realism to the reference set */
-  swd: number;
-  fd: number;
-  kid: number;
-  /** paired distances to the ground-truth target, when given */
-  l2Truth: number | null;
-  psnrTruth: number | null;
-  ssimTruth: number | null;
-  /** the guiding discriminator's mean log r on the results at τ = 0.01 (a diagnostic, not a judge) */
-  meanLogRatio: number | null;
-  images: number;
-}
+export type { SweepRow };
 
 export const SWEEP_COLUMNS: (keyof SweepRow)[] = [
   't0',

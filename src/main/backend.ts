@@ -1,0 +1,386 @@
+/**
+ * The studio's back end: the StudioApi contract implemented over the services. Electron's
+ * IPC handlers and the server mode both call `dispatch`, which validates every request
+ * against the shared schema first. Knows no Electron and no HTTP.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
+import { basename, extname, join } from 'node:path';
+import sharp, { type Metadata } from 'sharp';
+import type { z } from 'zod';
+import {
+  API,
+  type ApiMethod,
+  type GalleryItem,
+  type JobDto,
+  type ModelEntry,
+  type SourceRef,
+  type StudioApi,
+  type StudioEvent,
+} from '../shared/api.js';
+import { ENGINE_VERSION } from '../shared/version.js';
+import { encodePng, MAX_INPUT_PIXELS, writeFileAtomic } from './engine/image-io.js';
+import { readJsonFile } from './engine/score-model.js';
+import { trainDiscriminator } from './services/discriminator-training.js';
+import { Gallery, type OutputRow } from './services/gallery.js';
+import { JobQueue, type JobInfo } from './services/jobs.js';
+import { bundledDefaults, dataDir, defaultGalleryDir } from './services/resources.js';
+import { runSweep } from './services/sweep.js';
+import { translateFiles } from './services/translate-files.js';
+
+export class PayloadError extends Error {
+  constructor(method: string, error: z.ZodError) {
+    super(`invalid request to ${method}: ${error.issues.map((i) => `${i.path.join('.') || '(payload)'}: ${i.message}`).join('; ')}`);
+    this.name = 'PayloadError';
+  }
+}
+
+const MAX_UPLOAD_BYTES = 50 * 1024 * 1024;
+
+export interface BackendOptions {
+  mode: 'electron' | 'server';
+  dataDir?: string;
+}
+
+export class StudioBackend implements StudioApi {
+  readonly jobs = new JobQueue();
+  private readonly listeners = new Set<(e: StudioEvent) => void>();
+  private readonly home: string;
+  private readonly previews = new Map<number, string>();
+
+  private constructor(
+    readonly gallery: Gallery,
+    private readonly opts: BackendOptions,
+  ) {
+    this.home = opts.dataDir ?? dataDir();
+    this.jobs.on('update', (j) => this.emit({ type: 'job', job: this.dto(j) }));
+  }
+
+  static async create(opts: BackendOptions): Promise<StudioBackend> {
+    const home = opts.dataDir ?? dataDir();
+    await mkdir(join(home, 'inbox', 'thumbs'), { recursive: true });
+    await mkdir(join(home, 'discriminators'), { recursive: true });
+    return new StudioBackend(await Gallery.open(opts.dataDir ? join(home, 'gallery') : defaultGalleryDir()), opts);
+  }
+
+  onEvent(listener: (e: StudioEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private emit(e: StudioEvent): void {
+    for (const l of this.listeners) l(e);
+  }
+
+  /** Validate and call: the single entry point for IPC and HTTP. */
+  async dispatch(method: string, args: unknown[]): Promise<unknown> {
+    if (!Object.hasOwn(API, method)) throw new Error(`unknown method "${method}"`);
+    const parsed = API[method as ApiMethod].safeParse(args);
+    if (!parsed.success) throw new PayloadError(method, parsed.error);
+    const fn = this[method as ApiMethod] as (...a: unknown[]) => Promise<unknown>;
+    return fn.apply(this, parsed.data as unknown[]);
+  }
+
+  /** Files the renderer may show: gallery objects/thumbs and inbox thumbs, by content hash. */
+  resolveFile(kind: string, name: string): string | null {
+    if (!/^[0-9a-f]{16,64}$/.test(name)) return null;
+    if (kind === 'image') return this.gallery.objectPath(name);
+    if (kind === 'thumb') return this.gallery.thumbPath(name);
+    if (kind === 'source') return join(this.home, 'inbox', 'thumbs', `${name}.webp`);
+    if (kind === 'plot') return join(this.home, 'plots', `${name}.png`);
+    return null;
+  }
+
+  private dto(j: JobInfo): JobDto {
+    if (j.progress?.preview) this.previews.set(j.id, `data:image/png;base64,${Buffer.from(j.progress.preview).toString('base64')}`);
+    return {
+      id: j.id,
+      kind: j.kind,
+      label: j.label,
+      state: j.state,
+      done: j.progress?.done ?? 0,
+      total: j.progress?.total ?? 0,
+      message: j.progress?.message ?? null,
+      preview: this.previews.get(j.id) ?? null,
+      error: j.error,
+      result: j.result ?? null,
+    };
+  }
+
+  /** The name the user gave an inbox image, and its thumbnail. */
+  private sourceOf(path: string): { name: string; thumb: string | null } {
+    const inbox = join(this.home, 'inbox');
+    const m = /^([0-9a-f]{32})\.[a-z0-9]*$/.exec(basename(path));
+    if (!path.startsWith(inbox) || !m) return { name: basename(path), thumb: null };
+    let name = basename(path);
+    try {
+      name = readFileSync(join(inbox, `${m[1]}.name`), 'utf8');
+    } catch {
+      // the name file is a nicety; the hash name still identifies the image
+    }
+    return { name, thumb: `source/${m[1]}` };
+  }
+
+  private item(r: OutputRow): GalleryItem {
+    const src = this.sourceOf(r.sourcePath);
+    return {
+      id: r.id,
+      runId: r.runId,
+      createdAt: r.createdAt,
+      sourceName: src.name,
+      sourceThumb: src.thumb,
+      image: r.sha256 ? `image/${r.sha256}` : null,
+      thumb: r.sha256 ? `thumb/${r.sha256}` : null,
+      error: r.error,
+      favourite: r.favourite,
+      note: r.note,
+      tags: r.tags,
+      t0: r.t0,
+      dgWeight: r.dgWeight,
+      seed: r.seed,
+      modelName: r.modelName,
+      discriminatorName: r.discriminatorName,
+      params: r.params,
+    };
+  }
+
+  // ---- models ----
+
+  private async entries(): Promise<(ModelEntry & { manifest: string })[]> {
+    const d = bundledDefaults();
+    const out: (ModelEntry & { manifest: string })[] = [];
+    const add = async (manifest: string, kind: 'score' | 'discriminator', bundled: boolean, id: string) => {
+      try {
+        const m = (await readJsonFile(manifest, 'manifest')) as { name?: string; description?: string };
+        out.push({ id, kind, name: m.name ?? id, description: m.description ?? '', bundled, manifest });
+      } catch {
+        // a broken manifest is skipped here and reported when used
+      }
+    };
+    await add(d.scoreModel, 'score', true, 'bundled:score');
+    if (d.discriminator) await add(d.discriminator, 'discriminator', true, 'bundled:discriminator');
+    const mine = join(this.home, 'discriminators');
+    for (const name of existsSync(mine) ? await readdir(mine) : []) {
+      if (existsSync(join(mine, name, 'manifest.json')))
+        await add(join(mine, name, 'manifest.json'), 'discriminator', false, `trained:${name}`);
+    }
+    return out;
+  }
+
+  private async manifestOf(id: string | null, kind: 'score' | 'discriminator'): Promise<string | undefined> {
+    const list = await this.entries();
+    if (id === null) return list.find((e) => e.kind === kind && e.bundled)?.manifest;
+    const e = list.find((x) => x.id === id && x.kind === kind);
+    if (!e) throw new Error(`no ${kind === 'score' ? 'score model' : 'discriminator'} "${id}"; pick one from the list`);
+    return e.manifest;
+  }
+
+  // ---- the contract ----
+
+  async getInfo() {
+    return { engineVersion: ENGINE_VERSION, mode: this.opts.mode, note: bundledDefaults().note };
+  }
+
+  async listModels(): Promise<ModelEntry[]> {
+    return (await this.entries()).map(({ manifest: _m, ...e }) => e);
+  }
+
+  /** Store dropped or picked images in the inbox (content-addressed), with thumbnails. */
+  async addSources(req: { files: { name: string; data: Uint8Array }[] }) {
+    const sources: SourceRef[] = [];
+    const errors: { name: string; message: string }[] = [];
+    for (const f of req.files) {
+      try {
+        if (f.data.length === 0) throw new Error('the file is empty');
+        if (f.data.length > MAX_UPLOAD_BYTES) throw new Error(`the file is larger than ${MAX_UPLOAD_BYTES >> 20} MiB`);
+        let meta: Metadata;
+        try {
+          meta = await sharp(f.data, { limitInputPixels: MAX_INPUT_PIXELS }).metadata();
+        } catch {
+          throw new Error('not an image DG Studio can read (PNG, JPEG, WebP, GIF, TIFF, AVIF)');
+        }
+        if ((meta.width ?? 0) * (meta.height ?? 0) > MAX_INPUT_PIXELS)
+          throw new Error(`the image is larger than ${MAX_INPUT_PIXELS} pixels`);
+        const sha = createHash('sha256').update(f.data).digest('hex').slice(0, 32);
+        const ext = (extname(f.name).toLowerCase() || '.png').replace(/[^.a-z0-9]/g, '');
+        const path = join(this.home, 'inbox', `${sha}${ext}`);
+        if (!existsSync(path)) {
+          const thumb = await sharp(f.data, { limitInputPixels: MAX_INPUT_PIXELS })
+            .rotate()
+            .resize(128, 128, { fit: 'inside' })
+            .webp()
+            .toBuffer();
+          await writeFileAtomic(join(this.home, 'inbox', 'thumbs', `${sha}.webp`), thumb);
+          await writeFileAtomic(path, f.data);
+          await writeFileAtomic(join(this.home, 'inbox', `${sha}.name`), f.name);
+        }
+        sources.push({ id: sha, name: f.name, thumb: `source/${sha}` });
+      } catch (e) {
+        errors.push({ name: f.name, message: `cannot use "${f.name}": ${(e as Error).message}` });
+      }
+    }
+    return { sources, errors };
+  }
+
+  private async sourcePaths(ids: string[]): Promise<string[]> {
+    const names = await readdir(join(this.home, 'inbox'));
+    return ids.map((id) => {
+      const f = names.find((n) => n.startsWith(id) && !n.endsWith('.name'));
+      if (!f) throw new Error(`source ${id} is no longer in the inbox; add the image again`);
+      return join(this.home, 'inbox', f);
+    });
+  }
+
+  async translate(req: z.output<typeof API.translate>[0]) {
+    const inputs = await this.sourcePaths(req.sources);
+    const modelManifest = (await this.manifestOf(req.model, 'score'))!;
+    const discriminatorManifest =
+      req.params.dgWeight > 0 || (req.params.dgWeight2 ?? 0) > 0 ? await this.manifestOf(req.discriminator, 'discriminator') : undefined;
+    const outDir = join(this.home, 'outputs');
+    const job = this.jobs.submit(
+      'translate',
+      `${inputs.length} image(s), t0 ${req.params.t0}, w ${req.params.dgWeight}`,
+      async ({ signal, progress }) => {
+        let last = 0;
+        const { outputs, errors } = await translateFiles(
+          { inputs, outDir, params: req.params, modelManifest, discriminatorManifest, gallery: this.gallery },
+          {
+            onStep: (s) => {
+              const now = Date.now();
+              if (s.preview && now - last > 250) {
+                last = now;
+                const [, c, h, w] = s.preview.shape as [number, number, number, number];
+                void encodePng(s.preview.data.subarray(0, c * h * w), {
+                  channels: c as 1 | 3,
+                  height: h,
+                  width: w,
+                  valueRange: [-1, 1],
+                }).then((png) =>
+                  progress({
+                    done: s.done * s.steps + s.step,
+                    total: s.total * s.steps,
+                    message: `image ${s.done + 1}/${s.total}, step ${s.step}/${s.steps}`,
+                    preview: png,
+                  }),
+                );
+              } else
+                progress({
+                  done: s.done * s.steps + s.step,
+                  total: s.total * s.steps,
+                  message: `image ${s.done + 1}/${s.total}, step ${s.step}/${s.steps}`,
+                });
+            },
+            onResult: () => this.emit({ type: 'gallery' }),
+          },
+          signal,
+        );
+        return { galleryIds: outputs.map((o) => o.galleryId), errors };
+      },
+    );
+    return { jobId: job.id };
+  }
+
+  async cancelJob(id: number) {
+    return this.jobs.cancel(id);
+  }
+
+  async listJobs() {
+    return this.jobs.list().map((j) => this.dto(j));
+  }
+
+  async gallerySearch(q: z.output<typeof API.gallerySearch>[0]) {
+    return this.gallery.search(q).map((r) => this.item(r));
+  }
+
+  async galleryUpdate(id: number, u: z.output<typeof API.galleryUpdate>[1]) {
+    if (!this.gallery.get(id)) throw new Error(`the gallery has no output ${id}`);
+    if (u.favourite !== undefined) this.gallery.setFavourite(id, u.favourite);
+    if (u.note !== undefined) this.gallery.setNote(id, u.note);
+    if (u.addTag) this.gallery.addTag(id, u.addTag);
+    if (u.removeTag) this.gallery.removeTag(id, u.removeTag);
+    this.emit({ type: 'gallery' });
+    return this.item(this.gallery.get(id)!);
+  }
+
+  async galleryDelete(ids: number[]) {
+    const n = await this.gallery.delete(ids);
+    this.emit({ type: 'gallery' });
+    return n;
+  }
+
+  async sweep(req: z.output<typeof API.sweep>[0]) {
+    const inputs = await this.sourcePaths(req.sources);
+    const reference = await this.sourcePaths(req.reference);
+    const modelManifest = (await this.manifestOf(req.model, 'score'))!;
+    const discriminatorManifest = req.weights.some((w) => w > 0) ? await this.manifestOf(req.discriminator, 'discriminator') : undefined;
+    const job = this.jobs.submit('sweep', `sweep ${req.t0s.length}×${req.weights.length}`, async ({ signal, progress }) => {
+      const outDir = join(this.home, 'sweeps', `${Date.now()}`);
+      const total = req.t0s.length * req.weights.length;
+      let done = 0;
+      const r = await runSweep(
+        {
+          inputs,
+          reference,
+          t0s: req.t0s,
+          weights: req.weights,
+          modelManifest,
+          discriminatorManifest,
+          params: req.params,
+          outDir,
+          writeImages: false,
+        },
+        { onRow: (row) => progress({ done: ++done, total, message: `t0 ${row.t0}, w ${row.w}` }) },
+        signal,
+      );
+      await mkdir(join(this.home, 'plots'), { recursive: true });
+      const plot = await readFile(r.plots[0]!);
+      const sha = createHash('sha256').update(plot).digest('hex').slice(0, 32);
+      await writeFileAtomic(join(this.home, 'plots', `${sha}.png`), plot);
+      return { rows: r.rows, plot: `plot/${sha}` };
+    });
+    return { jobId: job.id };
+  }
+
+  async trainDiscriminator(req: z.output<typeof API.trainDiscriminator>[0]) {
+    const sources = await this.sourcePaths(req.sources);
+    const targets = await this.sourcePaths(req.targets);
+    const modelManifest = (await this.manifestOf(req.model, 'score'))!;
+    const outDir = join(this.home, 'discriminators', req.name);
+    const job = this.jobs.submit('train', `train discriminator "${req.name}"`, async ({ signal, progress }) => {
+      const losses: number[] = [];
+      const r = await trainDiscriminator(
+        {
+          modelManifest,
+          sources,
+          targets,
+          outDir,
+          t0Range: req.t0Range,
+          steps: req.steps,
+          batchSize: req.batchSize,
+          evalEvery: Math.max(10, Math.floor(req.steps / 4)),
+        },
+        {
+          onProgress: (p) => {
+            losses.push(p.lossEma);
+            progress({ done: p.step, total: p.steps, message: JSON.stringify({ loss: p.lossEma, losses: losses.slice(-200) }) });
+          },
+        },
+        signal,
+      );
+      return {
+        manifest: r.manifestPath,
+        steps: r.steps,
+        accuracy: r.validation.accuracy,
+        cancelled: r.cancelled,
+        id: `trained:${req.name}`,
+      };
+    });
+    return { jobId: job.id };
+  }
+
+  async close(): Promise<void> {
+    for (const j of this.jobs.list()) this.jobs.cancel(j.id);
+    this.gallery.db.close();
+  }
+}

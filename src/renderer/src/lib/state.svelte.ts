@@ -1,0 +1,75 @@
+import type { GalleryItem, JobDto, ModelEntry, SourceRef } from '../../../shared/api';
+import type { TranslateParamsInput } from '../../../shared/params';
+import { api } from './client';
+
+export interface Toast {
+  id: number;
+  kind: 'error' | 'info';
+  text: string;
+}
+
+export const studio = $state({
+  tab: 'translate' as 'translate' | 'gallery' | 'sweep' | 'train',
+  theme: (matchMedia?.('(prefers-color-scheme: dark)').matches ? 'dark' : 'light') as 'light' | 'dark',
+  sources: [] as SourceRef[],
+  models: [] as ModelEntry[],
+  model: null as string | null,
+  discriminator: null as string | null,
+  params: {
+    t0: 0.5,
+    dgWeight: 1,
+    steps: 20,
+    sampler: 'heun',
+    seed: 0,
+    batchSize: 4,
+    eta: 0,
+    churn: 0,
+    dgWindow: [0.01, 1],
+  } as TranslateParamsInput & {
+    t0: number;
+    dgWeight: number;
+    steps: number;
+    seed: number;
+    batchSize: number;
+    dgWindow: [number, number];
+  },
+  jobs: {} as Record<number, JobDto>,
+  toasts: [] as Toast[],
+  galleryVersion: 0,
+  selected: null as GalleryItem | null,
+});
+
+let toastId = 0;
+export function toast(text: string, kind: Toast['kind'] = 'error'): void {
+  const id = ++toastId;
+  studio.toasts.push({ id, kind, text });
+  setTimeout(() => (studio.toasts = studio.toasts.filter((t) => t.id !== id)), kind === 'error' ? 9000 : 4000);
+}
+
+/** Read picked or dropped files as bytes and add them to the back end's inbox. */
+export async function addFiles(files: File[]): Promise<SourceRef[]> {
+  if (files.length === 0) return [];
+  const payload = await Promise.all(files.map(async (f) => ({ name: f.name, data: new Uint8Array(await f.arrayBuffer()) })));
+  try {
+    const r = await api.addSources({ files: payload });
+    for (const e of r.errors) toast(`${e.message}. Use a PNG, JPEG, WebP, GIF, TIFF or AVIF image.`);
+    return r.sources;
+  } catch (e) {
+    toast((e as Error).message);
+    return [];
+  }
+}
+
+export async function startup(): Promise<void> {
+  api.onEvent((e) => {
+    if (e.type === 'job') {
+      studio.jobs[e.job.id] = e.job;
+      if (e.job.state === 'failed') toast(`${e.job.label}: ${e.job.error}`);
+    } else studio.galleryVersion++;
+  });
+  try {
+    studio.models = await api.listModels();
+  } catch (e) {
+    toast(`cannot list models: ${(e as Error).message}`);
+  }
+}

@@ -1,0 +1,60 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { describe, expect, it } from 'vitest';
+import { StudioBackend } from '../../src/main/backend.js';
+import { ENGINE_VERSION } from '../../src/shared/version.js';
+import { tempDir } from '../helpers/tmp.js';
+
+describe('the back end validates every request (no Electron needed)', async () => {
+  const backend = await StudioBackend.create({ mode: 'server', dataDir: await tempDir() });
+
+  it('answers getInfo', async () => {
+    expect(await backend.dispatch('getInfo', [])).toMatchObject({ engineVersion: ENGINE_VERSION, mode: 'server' });
+  });
+
+  it('rejects unknown methods, extra arguments, wrong types, out-of-range values and path tricks', async () => {
+    await expect(backend.dispatch('constructor', [])).rejects.toThrow(/unknown method "constructor"/);
+    await expect(backend.dispatch('__proto__', [])).rejects.toThrow(/unknown method/);
+    await expect(backend.dispatch('getInfo', ['surprise'])).rejects.toThrow(/invalid request to getInfo/);
+    await expect(backend.dispatch('translate', [{ sources: ['../../etc/passwd'], params: {} }])).rejects.toThrow(
+      /sources.0: not a source id/,
+    );
+    await expect(backend.dispatch('translate', [{ sources: ['0123456789abcdef'], params: { t0: 3 } }])).rejects.toThrow(
+      /t0 must be in \(0, 1\]/,
+    );
+    await expect(backend.dispatch('translate', [{ sources: ['0123456789abcdef'], params: { sampler: 'rm -rf' } }])).rejects.toThrow(
+      /sampler/,
+    );
+    await expect(
+      backend.dispatch('trainDiscriminator', [{ sources: [], targets: [], t0Range: [0.3, 0.6], steps: 1, name: '../evil' }]),
+    ).rejects.toThrow(/name/);
+    expect(backend.resolveFile('image', '../../../etc/passwd')).toBeNull();
+    expect(backend.resolveFile('secret', '0123456789abcdef')).toBeNull();
+  });
+
+  it('takes images as bytes into its inbox and refuses what is not an image, by name', async () => {
+    const png = await sharp({ create: { width: 20, height: 20, channels: 3, background: '#123456' } })
+      .png()
+      .toBuffer();
+    const r = (await backend.dispatch('addSources', [
+      {
+        files: [
+          { name: 'ok.png', data: new Uint8Array(png) },
+          { name: 'notes.png', data: new TextEncoder().encode('hello') },
+        ],
+      },
+    ])) as {
+      sources: { id: string }[];
+      errors: { message: string }[];
+    };
+    expect(r.sources).toHaveLength(1);
+    expect(r.errors[0]!.message).toMatch(/cannot use "notes.png": not an image/);
+    expect(backend.resolveFile('source', r.sources[0]!.id)).toMatch(/inbox/);
+  });
+
+  it('the engine version matches package.json', () => {
+    const pkg = JSON.parse(readFileSync(join(import.meta.dirname, '../../package.json'), 'utf8'));
+    expect(ENGINE_VERSION).toBe(pkg.version);
+  });
+});
