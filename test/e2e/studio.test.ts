@@ -1,0 +1,134 @@
+/**
+ * End-to-end: the real renderer (built by `npm run build`) in Debian's Chromium, driven by
+ * Playwright, against server mode on the bundled (toy) models. Screenshots go to
+ * test-artifacts/.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { StudioBackend } from '../../src/main/backend.js';
+import { startServer, type StudioServer } from '../../src/main/server.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const root = join(import.meta.dirname, '..', '..');
+const rendererDir = join(root, 'out', 'renderer');
+const artifacts = join(root, 'test-artifacts');
+const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
+
+describe('studio in a real browser (server mode)', async () => {
+  const dir = await tempDir();
+  let server: StudioServer;
+  let backend: StudioBackend;
+  let browser: Browser;
+  let page: Page;
+  const images: string[] = [];
+
+  beforeAll(async () => {
+    if (!existsSync(join(rendererDir, 'index.html'))) throw new Error('the renderer is not built: run "npm run build" (npm test does)');
+    if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: apt-get install chromium (.ci/run does)`);
+    await mkdir(artifacts, { recursive: true });
+    for (let i = 0; i < 3; i++) {
+      const p = join(dir, `photo ${i}.png`);
+      await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 40 + 60 * i, g: 90, b: 200 - 50 * i } } })
+        .png()
+        .toFile(p);
+      images.push(p);
+    }
+    await writeFile(join(dir, 'notes.png'), 'not an image at all');
+    backend = await StudioBackend.create({ mode: 'server', dataDir: join(dir, 'data') });
+    server = await startServer({ backend, rendererDir });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--no-first-run',
+      ],
+    });
+    page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    await page.goto(server.url);
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+    await backend?.close();
+  });
+
+  it('refuses requests without the access token', async () => {
+    const res = await fetch(server.url.replace(/\?token=.*/, 'api/getInfo'), { method: 'POST', body: '[]' });
+    expect(res.status).toBe(401);
+  });
+
+  it('rejects a bad file with a visible error that says what to do', async () => {
+    await page.setInputFiles('[data-testid=file-input]', [join(dir, 'notes.png')]);
+    const toast = page.locator('[data-testid=toast]').first();
+    await toast.waitFor();
+    expect(await toast.textContent()).toMatch(/cannot use "notes.png": not an image .* Use a PNG, JPEG/);
+    await page.screenshot({ path: join(artifacts, 'bad-file.png') });
+  });
+
+  it('translates images, shows progress and results, and compares with plain SDEdit', async () => {
+    await page.setInputFiles('[data-testid=file-input]', images.slice(0, 2));
+    await page.locator('[data-testid=source]').nth(1).waitFor();
+    await page.fill('[data-testid=steps]', '8');
+    await page.click('[data-testid=run]');
+    await page.locator('[data-testid=progress]').first().waitFor();
+    await page.locator('[data-testid=result]').nth(1).waitFor({ timeout: 60_000 });
+    expect(await page.locator('[data-testid=progress]').first().textContent()).toMatch(/done/);
+    await page.click('[data-testid=compare]');
+    await page.locator('[data-testid=wipe]').waitFor({ timeout: 60_000 });
+    await page.screenshot({ path: join(artifacts, 'translate-compare.png') });
+  });
+
+  it('cancels a run', async () => {
+    await page.fill('[data-testid=steps]', '1000');
+    await page.click('[data-testid=run]');
+    await page.locator('[data-testid=cancel]:not([disabled])').waitFor();
+    await page.click('[data-testid=cancel]');
+    await page.locator('[data-testid=progress]', { hasText: 'cancelled' }).first().waitFor({ timeout: 30_000 });
+    await page.screenshot({ path: join(artifacts, 'cancelled.png') });
+    await page.fill('[data-testid=steps]', '8');
+  });
+
+  it('finds results in the gallery and reuses their parameters', async () => {
+    await page.click('[data-testid=tab-gallery]');
+    await page.locator('[data-testid=gallery-item]').first().waitFor();
+    await page.locator('[data-testid=gallery-item]').first().click();
+    await page.locator('[data-testid=gallery-detail]').waitFor();
+    await page.screenshot({ path: join(artifacts, 'gallery.png') });
+    await page.click('[data-testid=reuse]');
+    await page.locator('[data-testid=toast]', { hasText: 'parameters of #' }).waitFor();
+    expect(await page.locator('[data-testid=steps]').inputValue()).toBe('8');
+  });
+
+  it('runs a 2×2 sweep and shows the realism–faithfulness plot', async () => {
+    await page.click('[data-testid=tab-sweep]');
+    await page.setInputFiles('[data-testid=reference-input]', images);
+    await page.fill('[data-testid=sweep-t0]', '0.3, 0.6');
+    await page.fill('[data-testid=sweep-w]', '0, 1');
+    await page.click('[data-testid=sweep-run]');
+    await page.locator('[data-testid=sweep-plot]').waitFor({ timeout: 90_000 });
+    const ok = await page.locator('[data-testid=sweep-plot]').evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth > 100);
+    expect(ok).toBe(true);
+    await page.screenshot({ path: join(artifacts, 'sweep.png') });
+  });
+
+  it('trains a discriminator for a few steps and offers it for translation', async () => {
+    await page.click('[data-testid=tab-train]');
+    await page.setInputFiles('[data-testid=train-sources]', images);
+    await page.setInputFiles('[data-testid=train-targets]', images.slice().reverse());
+    await page.fill('[data-testid=train-steps]', '6');
+    await page.click('[data-testid=train-run]');
+    await page.locator('[data-testid=train-done]').waitFor({ timeout: 120_000 });
+    await page.screenshot({ path: join(artifacts, 'train.png') });
+    const models = (await backend.listModels()).map((m) => m.id);
+    expect(models).toContain('trained:my-discriminator');
+  });
+});
