@@ -147,6 +147,8 @@ export const DiscriminatorManifestSchema = z.discriminatedUnion('kind', [
       .default({ betaMin: 0.1, betaMax: 20 }),
     dataShape: z.array(z.number().int().positive()).min(1),
     valueRange: z.tuple([z.number(), z.number()]).default([-1, 1]),
+    /** class names of a class-conditional discriminator (its `class_label` input) */
+    classes: z.array(z.string()).optional(),
     training: z.record(z.string(), z.unknown()).optional(),
   }),
   z.object({

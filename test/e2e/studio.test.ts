@@ -115,7 +115,10 @@ describe('studio in a real browser (server mode)', async () => {
     await page.fill('[data-testid=sweep-w]', '0, 1');
     await page.click('[data-testid=sweep-run]');
     await page.locator('[data-testid=sweep-plot]').waitFor({ timeout: 90_000 });
-    const ok = await page.locator('[data-testid=sweep-plot]').evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth > 100);
+    const ok = await page.locator('[data-testid=sweep-plot]').evaluate((el) => {
+      const img = el as unknown as { complete: boolean; naturalWidth: number };
+      return img.complete && img.naturalWidth > 100;
+    });
     expect(ok).toBe(true);
     await page.screenshot({ path: join(artifacts, 'sweep.png') });
   });

@@ -71,4 +71,29 @@ describe('train-discriminator service', async () => {
     const manifest = JSON.parse(await readFile(r.manifestPath, 'utf8'));
     expect(manifest.training.cancelled).toBe(true);
   }, 120_000);
+
+  it('class-conditional: one subfolder per class; the package records the classes and needs a label to guide', async () => {
+    const [cs, ct] = [join(dir, 'csrc'), join(dir, 'ctgt')];
+    for (const [root, colours] of [
+      [cs, ['#2244cc', '#cc4422']],
+      [ct, ['#cc4422', '#2244cc']],
+    ] as const) {
+      for (const [k, cls] of ['cats', 'dogs'].entries()) {
+        await mkdir(join(root, cls), { recursive: true });
+        for (let i = 0; i < 3; i++)
+          await sharp({ create: { width: 64, height: 64, channels: 3, background: colours[k]! } })
+            .png()
+            .toFile(join(root, cls, `${cls}${i}.png`));
+      }
+    }
+    const r = await trainDiscriminator({ ...base, sources: [cs], targets: [ct], outDir: join(dir, 'classes'), steps: 6, classes: true });
+    const manifest = JSON.parse(await readFile(r.manifestPath, 'utf8'));
+    expect(manifest.classes).toEqual(['cats', 'dogs']);
+    await expect(loadDiscriminator(r.manifestPath)).rejects.toThrow(/class-conditional: give a class label/);
+    const disc = await loadDiscriminator(r.manifestPath, undefined, {}, 1);
+    const { value } = await disc.critic.evaluate({ data: new Float32Array(3 * 64 * 64), shape: [1, 3, 64, 64] }, Float64Array.from([0.2]));
+    expect(Number.isFinite(value[0]!)).toBe(true);
+    await disc.dispose();
+    await expect(loadDiscriminator(r.manifestPath, undefined, {}, 5)).rejects.toThrow(/knows classes 0…1 \(cats, dogs\); got 5/);
+  }, 120_000);
 });

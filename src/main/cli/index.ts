@@ -345,6 +345,7 @@ export function buildProgram(): Command {
       'average-pool images by f inside the discriminator (default 2: a 32×32 view of 64×64 images)',
       int('--downsample'),
     )
+    .option('--classes', 'class-conditional: source and target folders hold one subfolder per class', false)
     .option('--features <onnx>', "the paper's design: a frozen feature extractor (ONNX) with a trained head; give --feature-tensor")
     .option('--feature-tensor <name>', 'the tensor to cut the feature extractor at')
     .option('--val-fraction <f>', 'held-out share of images (split by file name)', num('--val-fraction'), 0.1)
@@ -432,6 +433,7 @@ interface TrainOpts {
   downsample?: number;
   features?: string;
   featureTensor?: string;
+  classes: boolean;
   valFraction: number;
   seed: number;
   evalEvery: number;
@@ -473,6 +475,7 @@ async function runTrain(o: TrainOpts): Promise<number> {
         translationSteps: o.translationSteps,
         channels: o.channels,
         downsample: o.downsample,
+        classes: o.classes,
         frozenFeatures: o.features ? { onnx: o.features, tensor: o.featureTensor ?? '' } : undefined,
         valFraction: o.valFraction,
         seed: o.seed,

@@ -56,6 +56,7 @@ export async function loadDiscriminator(
   manifestPath: string,
   expect?: { dataShape: number[]; valueRange: readonly [number, number] },
   session: SessionOptions = {},
+  classLabel: number | null = null,
 ): Promise<LoadedDiscriminator> {
   const raw = await readJsonFile(manifestPath, 'discriminator manifest');
   const parsed = DiscriminatorManifestSchema.safeParse(raw);
@@ -87,7 +88,12 @@ export async function loadDiscriminator(
         throw wrap(e);
       }
     }
-    const critic = await createOnnxCritic(guidance, { ...session, ...manifest, source: manifestPath });
+    if (classLabel !== null && manifest.classes && classLabel >= manifest.classes.length) {
+      throw new Error(
+        `discriminator "${manifestPath}" knows classes 0…${manifest.classes.length - 1} (${manifest.classes.join(', ')}); got ${classLabel}`,
+      );
+    }
+    const critic = await createOnnxCritic(guidance, { ...session, ...manifest, source: manifestPath, classLabel });
     return { manifest, manifestPath, critic, dispose: critic.dispose };
   }
   const [real, fake] = await Promise.all([

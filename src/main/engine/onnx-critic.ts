@@ -63,11 +63,17 @@ export interface OnnxCriticOptions extends SessionOptions {
   coordinates: 'vp' | 've';
   lvp: LvpParams;
   source: string;
+  /** for class-conditional discriminators: the class every item is judged as */
+  classLabel?: number | null | undefined;
 }
 
 export async function createOnnxCritic(guidanceModel: Uint8Array, opts: OnnxCriticOptions): Promise<Critic & { dispose(): Promise<void> }> {
   const s = await createSession(guidanceModel, opts.source, opts);
   const gradName = gradOutputName(opts.io.x);
+  const conditional = s.session.inputNames.includes('class_label');
+  if (conditional && (opts.classLabel === null || opts.classLabel === undefined)) {
+    throw new Error(`discriminator "${opts.name}" is class-conditional: give a class label (--class-label)`);
+  }
   return {
     name: opts.name,
     async evaluate(xVp: Tensor, tauLvp: Float64Array) {
@@ -87,7 +93,9 @@ export async function createOnnxCritic(guidanceModel: Uint8Array, opts: OnnxCrit
           : new ort.Tensor('float32', Float32Array.from(times), [n]);
       let out: ort.InferenceSession.OnnxValueMapType;
       try {
-        out = await s.session.run({ [opts.io.x]: new ort.Tensor('float32', x, xVp.shape), [opts.io.t]: t });
+        const feeds: Record<string, ort.Tensor> = { [opts.io.x]: new ort.Tensor('float32', x, xVp.shape), [opts.io.t]: t };
+        if (conditional) feeds['class_label'] = new ort.Tensor('int64', new BigInt64Array(n).fill(BigInt(opts.classLabel!)), [n]);
+        out = await s.session.run(feeds);
       } catch (e) {
         throw new Error(`discriminator "${opts.name}" failed to run: ${(e as Error).message.split('\n')[0]}`, { cause: e });
       }

@@ -4,7 +4,7 @@
  * loads (dg-math §6: real = target; fake = source ∪ unguided SDEdit translations).
  */
 import { createHash } from 'node:crypto';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { DiscriminatorManifest } from '../../shared/manifest.js';
 import { TranslateParamsSchema } from '../../shared/params.js';
@@ -42,6 +42,11 @@ export interface TrainDiscriminatorRequest {
   channels?: number[];
   /** average-pool images by this factor inside the discriminator */
   downsample?: number;
+  /**
+   * class-conditional: each source and target folder holds one subfolder per class (the same
+   * names on both sides); the discriminator learns d(x, τ, class)
+   */
+  classes?: boolean;
   /** the paper's design: a frozen feature extractor (ONNX) cut at a tensor, plus a trained head */
   frozenFeatures?: { onnx: string; tensor: string } | undefined;
   evalEvery?: number;
@@ -200,7 +205,35 @@ export async function trainDiscriminator(
   let trainer: DiscriminatorTrainer | null = null;
   try {
     const spec = imageSpecOf(model);
-    const [sourceFiles, targetFiles] = [await expandInputs(req.sources), await expandInputs(req.targets)];
+    // class-conditional data: <folder>/<class>/<images>, the same class names under sources and targets
+    let classNames: string[] | undefined;
+    const classOfFile = new Map<string, number>();
+    let sourceInputs = req.sources;
+    let targetInputs = req.targets;
+    if (req.classes) {
+      const subdirs = async (dirs: string[]) => {
+        const names = new Set<string>();
+        for (const d of dirs) for (const e of await readdir(d, { withFileTypes: true })) if (e.isDirectory()) names.add(e.name);
+        return names;
+      };
+      const [s, t] = [await subdirs(req.sources), await subdirs(req.targets)];
+      classNames = [...s].filter((c) => t.has(c)).sort();
+      if (classNames.length < 2)
+        throw new Error('class-conditional training needs at least two class subfolders present in both the source and the target folders');
+      const expand = async (dirs: string[]) => {
+        const all: string[] = [];
+        for (const d of dirs) {
+          for (const [k, c] of classNames!.entries()) {
+            const files = await expandInputs([join(d, c)]).catch(() => [] as string[]);
+            files.forEach((f) => classOfFile.set(f, k));
+            all.push(...files);
+          }
+        }
+        return all;
+      };
+      [sourceInputs, targetInputs] = [await expand(req.sources), await expand(req.targets)];
+    }
+    const [sourceFiles, targetFiles] = [await expandInputs(sourceInputs), await expandInputs(targetInputs)];
     events.onStage?.(`reading ${sourceFiles.length} source and ${targetFiles.length} target images`);
     const sources = await readSet(sourceFiles, spec, events);
     const targets = await readSet(targetFiles, spec, events);
@@ -225,14 +258,16 @@ export async function trainDiscriminator(
     };
     const cacheDir = join(req.outDir, 'cache');
     events.onStage?.(`making unguided SDEdit translations of the sources (t0 ${t0Lo}…${t0Hi}, cached in ${cacheDir})`);
-    const fakeTrain = [
-      ...src.train.map((s) => s.data),
-      ...(await unguidedTranslations(model, modelSha, src.train, tr, cacheDir, spec, events, signal)),
-    ];
-    const fakeVal = [
-      ...src.val.map((s) => s.data),
-      ...(await unguidedTranslations(model, modelSha, src.val, tr, cacheDir, spec, events, signal)),
-    ];
+    const classOf = new Map<Float32Array, number>();
+    for (const set of [sources, targets]) for (const s of set) classOf.set(s.data, classOfFile.get(s.file) ?? 0);
+    const translated = async (set: { file: string; data: Float32Array }[]) => {
+      const out = await unguidedTranslations(model, modelSha, set, tr, cacheDir, spec, events, signal);
+      // translations come out in source order, translationsPerSource each: they keep their source's class
+      out.forEach((x, i) => classOf.set(x, classOfFile.get(set[Math.floor(i / tr.translationsPerSource)]!.file) ?? 0));
+      return out;
+    };
+    const fakeTrain = [...src.train.map((s) => s.data), ...(await translated(src.train))];
+    const fakeVal = [...src.val.map((s) => s.data), ...(await translated(src.val))];
     const realTrain = tgt.train.map((s) => s.data);
     const realVal = tgt.val.map((s) => s.data);
 
@@ -263,6 +298,7 @@ export async function trainDiscriminator(
         channels: req.channels ?? DEFAULT_ARCH.channels,
         attentionAt: DEFAULT_ARCH.attentionAt.filter((r) => r < spec.height),
         downsample: req.downsample ?? DEFAULT_ARCH.downsample ?? 1,
+        classes: classNames?.length ?? 0,
       };
       const divisor = 2 ** (conv.channels.length - 1) * (conv.downsample ?? 1);
       if (spec.height !== spec.width || spec.height % divisor !== 0) {
@@ -283,6 +319,7 @@ export async function trainDiscriminator(
       timeSampling: req.timeSampling ?? 'importance',
       seed,
       hflip: true,
+      classOf: classNames ? (x) => classOf.get(x) ?? 0 : undefined,
       session: { executionProvider: req.executionProvider, threads: req.threads, onWarning: events.onWarning },
     });
     const ckDir = join(req.outDir, 'checkpoint');
@@ -352,6 +389,7 @@ export async function trainDiscriminator(
       lvp: { betaMin: 0.1, betaMax: 20 },
       dataShape: model.manifest.dataShape,
       valueRange: model.manifest.valueRange,
+      ...(classNames ? { classes: classNames } : {}),
       training: {
         architecture: arch,
         parameters: net.paramCount,

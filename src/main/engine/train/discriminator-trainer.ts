@@ -13,6 +13,9 @@ import { importanceSampledLvpTime, lvpAlpha, lvpIntegratedBeta, lvpSigma, LVP_DE
 import { Adam, type AdamState } from './adam.js';
 import { buildTrainingModel, gradOutputName, LABEL_INPUT, LOSS_OUTPUT, WEIGHT_INPUT, type RatioLoss } from './training-graph.js';
 
+/** The class input of conditional discriminators (see buildDiscriminatorNet). */
+export const CLASS_INPUT = 'class_label';
+
 export interface TrainerOptions {
   loss: RatioLoss;
   batchSize: number;
@@ -25,6 +28,8 @@ export interface TrainerOptions {
   seed: number;
   /** random horizontal flips of [C, H, W] items */
   hflip?: boolean;
+  /** class of each item, for a class-conditional network (one with a `class_label` input) */
+  classOf?: (item: Float32Array) => number;
   session?: SessionOptions;
 }
 
@@ -81,6 +86,7 @@ export class DiscriminatorTrainer {
   step = 0;
   private readonly shapes: Map<string, number[]>;
   private readonly itemSize: number;
+  private readonly conditional: boolean;
 
   private constructor(
     readonly net: BuiltNet,
@@ -95,6 +101,20 @@ export class DiscriminatorTrainer {
     this.adam = new Adam(this.params, { lr: opts.lr, weightDecay: opts.weightDecay ?? 0 });
     this.rng = new Rng(opts.seed);
     this.itemSize = dataShape.reduce((a, b) => a * b, 1);
+    this.conditional = net.model.graph.inputs.some((i) => i.name === CLASS_INPUT);
+    if (this.conditional && !opts.classOf) throw new Error('a class-conditional discriminator needs the class of every training image');
+  }
+
+  /** The class-label feed for a conditional network (nothing for an unconditional one). */
+  private classFeed(items: Float32Array[]): Record<string, ort.Tensor> {
+    if (!this.conditional) return {};
+    return {
+      [CLASS_INPUT]: new ort.Tensor(
+        'int64',
+        BigInt64Array.from(items, (x) => BigInt(this.opts.classOf!(x))),
+        [items.length],
+      ),
+    };
   }
 
   static async create(net: BuiltNet, dataShape: number[], opts: TrainerOptions): Promise<DiscriminatorTrainer> {
@@ -141,6 +161,7 @@ export class DiscriminatorTrainer {
     const times = items.map(() => sampleTrainingTime(this.rng.uniform(), this.opts.tauRange, this.opts.timeSampling, this.opts.lvp));
     const out = await this.train.session.run({
       ...this.paramFeeds(),
+      ...this.classFeed(items),
       x: this.diffusedBatch(items, times, true, this.rng),
       t: new ort.Tensor('float32', Float32Array.from(times), [items.length]),
       [LABEL_INPUT]: new ort.Tensor('float32', labels, [items.length]),
@@ -164,6 +185,7 @@ export class DiscriminatorTrainer {
       const part = items.slice(s, s + chunk);
       const r = await this.evalSession.session.run({
         ...this.paramFeeds(),
+        ...this.classFeed(part),
         x: this.diffusedBatch(part, times.slice(s, s + chunk), false, rng),
         t: new ort.Tensor('float32', Float32Array.from(times.slice(s, s + chunk)), [part.length]),
       });
