@@ -26,6 +26,7 @@ import { trainDiscriminator } from './services/discriminator-training.js';
 import { Gallery, type OutputRow } from './services/gallery.js';
 import { JobQueue, type JobInfo } from './services/jobs.js';
 import { bundledDefaults, dataDir, defaultGalleryDir } from './services/resources.js';
+import { diagnosePaths } from './services/path-diagnostics.js';
 import { runSweep } from './services/sweep.js';
 import { translateFiles } from './services/translate-files.js';
 
@@ -333,11 +334,37 @@ export class StudioBackend implements StudioApi {
         { onRow: (row) => progress({ done: ++done, total, message: `t0 ${row.t0}, w ${row.w}` }) },
         signal,
       );
-      await mkdir(join(this.home, 'plots'), { recursive: true });
-      const plot = await readFile(r.plots[0]!);
-      const sha = createHash('sha256').update(plot).digest('hex').slice(0, 32);
-      await writeFileAtomic(join(this.home, 'plots', `${sha}.png`), plot);
-      return { rows: r.rows, plot: `plot/${sha}` };
+      return { rows: r.rows, plot: await this.keepPlot(r.plots[0]!) };
+    });
+    return { jobId: job.id };
+  }
+
+  /** Keep a plot PNG where resolveFile can serve it; returns its file reference. */
+  private async keepPlot(path: string): Promise<string> {
+    await mkdir(join(this.home, 'plots'), { recursive: true });
+    const plot = await readFile(path);
+    const sha = createHash('sha256').update(plot).digest('hex').slice(0, 32);
+    await writeFileAtomic(join(this.home, 'plots', `${sha}.png`), plot);
+    return `plot/${sha}`;
+  }
+
+  async diagnosePaths(req: z.output<typeof API.diagnosePaths>[0]) {
+    const sources = await this.sourcePaths(req.sources);
+    const reference = await this.sourcePaths(req.reference);
+    const modelManifest = (await this.manifestOf(req.model, 'score'))!;
+    const discriminatorManifest = (await this.manifestOf(req.discriminator, 'discriminator'))!;
+    const job = this.jobs.submit('paths', `log r along paths, t0 ${req.t0}, w ${req.weight}`, async () => {
+      const r = await diagnosePaths({
+        sources,
+        reference,
+        modelManifest,
+        discriminatorManifest,
+        t0: req.t0,
+        weight: req.weight,
+        params: req.params,
+        outDir: join(this.home, 'paths', `${Date.now()}`),
+      });
+      return { rows: r.rows, plot: await this.keepPlot(r.plotPath) };
     });
     return { jobId: job.id };
   }

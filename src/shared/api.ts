@@ -133,6 +133,16 @@ export const SweepRequestSchema = z.object({
   discriminator: entryId.nullable().default(null),
 });
 
+export const PathsRequestSchema = z.object({
+  sources: z.array(id).min(1).max(1000),
+  reference: z.array(id).min(1).max(5000),
+  t0: z.number().gt(0).max(1),
+  weight: z.number().min(0).max(100),
+  params: TranslateParamsSchema,
+  model: entryId.nullable().default(null),
+  discriminator: entryId.nullable().default(null),
+});
+
 export const TrainRequestSchema = z.object({
   sources: z.array(id).min(2),
   targets: z.array(id).min(2),
@@ -159,6 +169,7 @@ export const API = {
   galleryUpdate: z.tuple([z.number().int(), GalleryUpdateSchema]),
   galleryDelete: z.tuple([z.array(z.number().int()).min(1)]),
   sweep: z.tuple([SweepRequestSchema]),
+  diagnosePaths: z.tuple([PathsRequestSchema]),
   trainDiscriminator: z.tuple([TrainRequestSchema]),
 } as const;
 export type ApiMethod = keyof typeof API;
@@ -174,6 +185,7 @@ export interface StudioApi {
   galleryUpdate(id: number, u: z.input<typeof GalleryUpdateSchema>): Promise<GalleryItem>;
   galleryDelete(ids: number[]): Promise<number>;
   sweep(req: z.input<typeof SweepRequestSchema>): Promise<{ jobId: number }>;
+  diagnosePaths(req: z.input<typeof PathsRequestSchema>): Promise<{ jobId: number }>;
   trainDiscriminator(req: z.input<typeof TrainRequestSchema>): Promise<{ jobId: number }>;
 }
 

@@ -10,6 +10,7 @@ export const METHODS = [
   'galleryUpdate',
   'galleryDelete',
   'sweep',
+  'diagnosePaths',
   'trainDiscriminator',
 ] as const;
 

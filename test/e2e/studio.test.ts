@@ -108,7 +108,7 @@ describe('studio in a real browser (server mode)', async () => {
     expect(await page.locator('[data-testid=steps]').inputValue()).toBe('8');
   });
 
-  it('runs a 2×2 sweep and shows the realism–faithfulness plot', async () => {
+  it('runs a 2×2 sweep and shows the realism–faithfulness plot, then the path diagnostics', async () => {
     await page.click('[data-testid=tab-sweep]');
     await page.setInputFiles('[data-testid=reference-input]', images);
     await page.fill('[data-testid=sweep-t0]', '0.3, 0.6');
@@ -121,6 +121,9 @@ describe('studio in a real browser (server mode)', async () => {
     });
     expect(ok).toBe(true);
     await page.screenshot({ path: join(artifacts, 'sweep.png') });
+    await page.click('[data-testid=paths-run]');
+    await page.locator('[data-testid=paths-plot]').waitFor({ timeout: 60_000 });
+    await page.screenshot({ path: join(artifacts, 'paths.png') });
   });
 
   it('trains a discriminator for a few steps and offers it for translation', async () => {
