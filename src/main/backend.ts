@@ -5,23 +5,26 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, readdir, readFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import sharp, { type Metadata } from 'sharp';
 import type { z } from 'zod';
 import {
   API,
+  SettingsSchema,
   type ApiMethod,
   type GalleryItem,
   type JobDto,
   type ModelEntry,
+  type Settings,
   type SourceRef,
   type StudioApi,
   type StudioEvent,
 } from '../shared/api.js';
+import { loadDiscriminator } from './engine/discriminator.js';
+import { loadScoreModel, readJsonFile } from './engine/score-model.js';
 import { ENGINE_VERSION } from '../shared/version.js';
 import { encodePng, MAX_INPUT_PIXELS, writeFileAtomic } from './engine/image-io.js';
-import { readJsonFile } from './engine/score-model.js';
 import { trainDiscriminator } from './services/discriminator-training.js';
 import { Gallery, type OutputRow } from './services/gallery.js';
 import { JobQueue, type JobInfo } from './services/jobs.js';
@@ -49,6 +52,7 @@ export class StudioBackend implements StudioApi {
   private readonly listeners = new Set<(e: StudioEvent) => void>();
   private readonly home: string;
   private readonly previews = new Map<number, string>();
+  private settings: Settings = SettingsSchema.parse({});
 
   private constructor(
     readonly gallery: Gallery,
@@ -62,7 +66,14 @@ export class StudioBackend implements StudioApi {
     const home = opts.dataDir ?? dataDir();
     await mkdir(join(home, 'inbox', 'thumbs'), { recursive: true });
     await mkdir(join(home, 'discriminators'), { recursive: true });
-    return new StudioBackend(await Gallery.open(opts.dataDir ? join(home, 'gallery') : defaultGalleryDir()), opts);
+    await mkdir(join(home, 'models'), { recursive: true });
+    const b = new StudioBackend(await Gallery.open(opts.dataDir ? join(home, 'gallery') : defaultGalleryDir()), opts);
+    try {
+      b.settings = SettingsSchema.parse(JSON.parse(await readFile(join(home, 'settings.json'), 'utf8')));
+    } catch {
+      // no settings yet (or unreadable ones): defaults
+    }
+    return b;
   }
 
   onEvent(listener: (e: StudioEvent) => void): () => void {
@@ -146,6 +157,10 @@ export class StudioBackend implements StudioApi {
     };
   }
 
+  private get session() {
+    return { executionProvider: this.settings.executionProvider, threads: this.settings.threads || undefined };
+  }
+
   // ---- models ----
 
   private async entries(): Promise<(ModelEntry & { manifest: string })[]> {
@@ -161,6 +176,13 @@ export class StudioBackend implements StudioApi {
     };
     await add(d.scoreModel, 'score', true, 'bundled:score');
     if (d.discriminator) await add(d.discriminator, 'discriminator', true, 'bundled:discriminator');
+    const imported = join(this.home, 'models');
+    for (const name of existsSync(imported) ? await readdir(imported) : []) {
+      const manifest = join(imported, name, 'manifest.json');
+      if (!existsSync(manifest)) continue;
+      const format = ((await readJsonFile(manifest, 'manifest').catch(() => ({}))) as { format?: string }).format;
+      await add(manifest, format === 'dg-studio/discriminator@1' ? 'discriminator' : 'score', false, `imported:${name}`);
+    }
     const mine = join(this.home, 'discriminators');
     for (const name of existsSync(mine) ? await readdir(mine) : []) {
       if (existsSync(join(mine, name, 'manifest.json')))
@@ -238,14 +260,15 @@ export class StudioBackend implements StudioApi {
     const modelManifest = (await this.manifestOf(req.model, 'score'))!;
     const discriminatorManifest =
       req.params.dgWeight > 0 || (req.params.dgWeight2 ?? 0) > 0 ? await this.manifestOf(req.discriminator, 'discriminator') : undefined;
-    const outDir = join(this.home, 'outputs');
+    const outDir = this.settings.outputDir ?? join(this.home, 'outputs');
+    const session = this.session;
     const job = this.jobs.submit(
       'translate',
       `${inputs.length} image(s), t0 ${req.params.t0}, w ${req.params.dgWeight}`,
       async ({ signal, progress }) => {
         let last = 0;
         const { outputs, errors } = await translateFiles(
-          { inputs, outDir, params: req.params, modelManifest, discriminatorManifest, gallery: this.gallery },
+          { inputs, outDir, params: req.params, modelManifest, discriminatorManifest, gallery: this.gallery, ...session },
           {
             onStep: (s) => {
               const now = Date.now();
@@ -329,12 +352,17 @@ export class StudioBackend implements StudioApi {
           discriminatorManifest,
           params: req.params,
           outDir,
-          writeImages: false,
+          ...this.session,
         },
         { onRow: (row) => progress({ done: ++done, total, message: `t0 ${row.t0}, w ${row.w}` }) },
         signal,
       );
-      return { rows: r.rows, plot: await this.keepPlot(r.plots[0]!) };
+      // one example image per (t0, w) cell for the grid: the first source's translation
+      const first = basename(inputs[0]!, extname(inputs[0]!));
+      const cells = [];
+      for (const row of r.rows)
+        cells.push({ t0: row.t0, w: row.w, image: await this.keepPlot(join(outDir, `t${row.t0}_w${row.w}`, `${first}.png`)) });
+      return { rows: r.rows, plot: await this.keepPlot(r.plots[0]!), cells };
     });
     return { jobId: job.id };
   }
@@ -363,6 +391,7 @@ export class StudioBackend implements StudioApi {
         weight: req.weight,
         params: req.params,
         outDir: join(this.home, 'paths', `${Date.now()}`),
+        ...this.session,
       });
       return { rows: r.rows, plot: await this.keepPlot(r.plotPath) };
     });
@@ -386,6 +415,7 @@ export class StudioBackend implements StudioApi {
           steps: req.steps,
           batchSize: req.batchSize,
           evalEvery: Math.max(10, Math.floor(req.steps / 4)),
+          ...this.session,
         },
         {
           onProgress: (p) => {
@@ -404,6 +434,51 @@ export class StudioBackend implements StudioApi {
       };
     });
     return { jobId: job.id };
+  }
+
+  async getSettings(): Promise<Settings> {
+    return this.settings;
+  }
+
+  async setSettings(next: Settings): Promise<Settings> {
+    if (next.outputDir !== null) {
+      try {
+        await mkdir(next.outputDir, { recursive: true });
+      } catch (e) {
+        throw new Error(`cannot use "${next.outputDir}" as the output folder: ${(e as Error).message}`, { cause: e });
+      }
+    }
+    this.settings = next;
+    await writeFileAtomic(join(this.home, 'settings.json'), JSON.stringify(next, null, 2));
+    return next;
+  }
+
+  /** Import a model: its manifest (one .json) and the files it names; validated by loading it. */
+  async importModel(req: z.output<typeof API.importModel>[0]): Promise<ModelEntry> {
+    const manifests = req.files.filter((f) => f.name.toLowerCase().endsWith('.json'));
+    if (manifests.length !== 1) throw new Error(`give exactly one manifest (.json) with the model's files; got ${manifests.length}`);
+    let slug = '';
+    try {
+      const m = JSON.parse(new TextDecoder().decode(manifests[0]!.data)) as { name?: string };
+      slug = (m.name ?? 'model').replace(/[^\w.-]+/g, '-').slice(0, 60) || 'model';
+    } catch (e) {
+      throw new Error(`cannot read manifest "${manifests[0]!.name}": not valid JSON (${(e as Error).message})`, { cause: e });
+    }
+    const dir = join(this.home, 'models', slug);
+    if (existsSync(dir)) throw new Error(`a model named "${slug}" is already imported; rename it in its manifest`);
+    await mkdir(dir, { recursive: true });
+    try {
+      for (const f of req.files) await writeFileAtomic(join(dir, f === manifests[0] ? 'manifest.json' : f.name), f.data);
+      const manifest = join(dir, 'manifest.json');
+      if (req.kind === 'score') await (await loadScoreModel(manifest, this.session)).dispose();
+      else await (await loadDiscriminator(manifest, undefined, this.session)).dispose();
+    } catch (e) {
+      await rm(dir, { recursive: true, force: true });
+      throw new Error((e as Error).message.replaceAll(dir + '/', ''), { cause: e });
+    }
+    const entry = (await this.listModels()).find((m) => m.id === `imported:${slug}`);
+    if (!entry) throw new Error(`imported "${slug}" but cannot list it`);
+    return entry;
   }
 
   async close(): Promise<void> {

@@ -157,6 +157,32 @@ export const TrainRequestSchema = z.object({
   model: entryId.nullable().default(null),
 });
 
+export const SettingsSchema = z.object({
+  executionProvider: z.enum(['cpu', 'cuda', 'dml', 'coreml', 'webgpu']).default('cpu'),
+  /** ONNX Runtime intra-op threads; 0 = all cores */
+  threads: z.number().int().min(0).max(256).default(0),
+  /** where translated PNGs are also written (besides the gallery); null = the studio's data folder */
+  outputDir: z.string().max(4096).nullable().default(null),
+});
+export type Settings = z.infer<typeof SettingsSchema>;
+
+export const ImportModelSchema = z.object({
+  kind: z.enum(['score', 'discriminator']),
+  files: z
+    .array(
+      z.object({
+        name: z
+          .string()
+          .min(1)
+          .max(255)
+          .regex(/^[^/\\]+$/, 'a file name, not a path'),
+        data: z.instanceof(Uint8Array),
+      }),
+    )
+    .min(1)
+    .max(8),
+});
+
 /** Every method: its argument schema (a tuple) — the whole surface, nothing else. */
 export const API = {
   getInfo: z.tuple([]),
@@ -171,6 +197,9 @@ export const API = {
   sweep: z.tuple([SweepRequestSchema]),
   diagnosePaths: z.tuple([PathsRequestSchema]),
   trainDiscriminator: z.tuple([TrainRequestSchema]),
+  getSettings: z.tuple([]),
+  setSettings: z.tuple([SettingsSchema]),
+  importModel: z.tuple([ImportModelSchema]),
 } as const;
 export type ApiMethod = keyof typeof API;
 
@@ -187,6 +216,9 @@ export interface StudioApi {
   sweep(req: z.input<typeof SweepRequestSchema>): Promise<{ jobId: number }>;
   diagnosePaths(req: z.input<typeof PathsRequestSchema>): Promise<{ jobId: number }>;
   trainDiscriminator(req: z.input<typeof TrainRequestSchema>): Promise<{ jobId: number }>;
+  getSettings(): Promise<Settings>;
+  setSettings(s: z.input<typeof SettingsSchema>): Promise<Settings>;
+  importModel(req: z.input<typeof ImportModelSchema>): Promise<ModelEntry>;
 }
 
 /** What the preload exposes: the API plus an event subscription and the image URL scheme. */

@@ -12,6 +12,9 @@ export const METHODS = [
   'sweep',
   'diagnosePaths',
   'trainDiscriminator',
+  'getSettings',
+  'setSettings',
+  'importModel',
 ] as const;
 
 export const channelOf = (method: string) => `dg:${method}`;

@@ -121,6 +121,9 @@ describe('studio in a real browser (server mode)', async () => {
     });
     expect(ok).toBe(true);
     await page.screenshot({ path: join(artifacts, 'sweep.png') });
+    await page.locator('[data-testid=sweep-grid] button').first().click();
+    await page.locator('[data-testid=sweep-opened]').waitFor();
+    await page.click('[data-testid=sweep-opened]');
     await page.click('[data-testid=paths-run]');
     await page.locator('[data-testid=paths-plot]').waitFor({ timeout: 60_000 });
     await page.screenshot({ path: join(artifacts, 'paths.png') });
@@ -136,5 +139,23 @@ describe('studio in a real browser (server mode)', async () => {
     await page.screenshot({ path: join(artifacts, 'train.png') });
     const models = (await backend.listModels()).map((m) => m.id);
     expect(models).toContain('trained:my-discriminator');
+  });
+
+  it('imports a model from its manifest and ONNX file, and explains a broken manifest in words', async () => {
+    await page.click('[data-testid=tab-settings]');
+    const toy = join(root, 'resources', 'models', 'toy-gaussian-64');
+    await page.setInputFiles('[data-testid=import-files]', [join(toy, 'manifest.json'), join(toy, 'model.onnx')]);
+    await page.locator('[data-testid=toast]', { hasText: 'imported "Toy sunset' }).waitFor();
+    const bad = join(dir, 'broken.json');
+    await writeFile(bad, JSON.stringify({ format: 'dg-studio/score-model@1', name: 'broken', onnx: 'model.onnx', prediction: 'noise' }));
+    await page.setInputFiles('[data-testid=import-files]', [bad]);
+    const t = page.locator('[data-testid=toast]', { hasText: 'import failed' });
+    await t.waitFor();
+    expect(await t.textContent()).toMatch(/invalid manifest[\s\S]*prediction/);
+    await page.selectOption('[data-testid=settings-ep]', 'cuda');
+    await page.click('[data-testid=settings-save]');
+    await page.locator('[data-testid=toast]', { hasText: 'settings saved' }).waitFor();
+    expect((await backend.getSettings()).executionProvider).toBe('cuda');
+    await page.screenshot({ path: join(artifacts, 'settings.png') });
   });
 });

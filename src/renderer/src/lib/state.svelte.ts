@@ -9,7 +9,7 @@ export interface Toast {
 }
 
 export const studio = $state({
-  tab: 'translate' as 'translate' | 'gallery' | 'sweep' | 'train',
+  tab: 'translate' as 'translate' | 'gallery' | 'sweep' | 'train' | 'settings',
   theme: (matchMedia?.('(prefers-color-scheme: dark)').matches ? 'dark' : 'light') as 'light' | 'dark',
   sources: [] as SourceRef[],
   models: [] as ModelEntry[],
