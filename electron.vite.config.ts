@@ -13,6 +13,7 @@ export default defineConfig({
         input: {
           index: resolve(import.meta.dirname, 'src/main/index.ts'),
           cli: resolve(import.meta.dirname, 'src/main/cli/index.ts'),
+          'backend-host': resolve(import.meta.dirname, 'src/main/backend-host.ts'),
         },
       },
     },

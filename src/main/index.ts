@@ -1,16 +1,24 @@
 /**
- * Electron main: one window, sandboxed renderer, IPC through the validated back end, and a
- * custom protocol for gallery images (the renderer never gets file:// access).
+ * Electron main: one window, sandboxed renderer, IPC relayed to the back end running in a
+ * utility process (long work never blocks the window), and a custom protocol for gallery
+ * images (the renderer never gets file:// access).
  */
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { app, BrowserWindow, ipcMain, net, protocol, shell } from 'electron';
+import { app, BrowserWindow, ipcMain, net, protocol, shell, utilityProcess } from 'electron';
 import { channelOf, EVENT_CHANNEL, METHODS } from '../shared/channels.js';
-import { StudioBackend } from './backend.js';
+import { BackendClient } from './backend-client.js';
 
 protocol.registerSchemesAsPrivileged([{ scheme: 'dg-files', privileges: { standard: true, secure: true, supportFetchAPI: true } }]);
 
-function createWindow(backend: StudioBackend): void {
+function startBackend(): BackendClient {
+  const child = utilityProcess.fork(join(import.meta.dirname, 'backend-host.js'), [], { serviceName: 'DG Studio engine' });
+  const client = new BackendClient({ postMessage: (m) => child.postMessage(m), onMessage: (l) => child.on('message', l) });
+  child.on('exit', (code) => client.failAll(`the engine process stopped (exit code ${code}); restart DG Studio`));
+  return client;
+}
+
+function createWindow(backend: BackendClient): void {
   const win = new BrowserWindow({
     width: 1280,
     height: 800,
@@ -36,18 +44,18 @@ function createWindow(backend: StudioBackend): void {
 }
 
 void app.whenReady().then(async () => {
-  const backend = await StudioBackend.create({ mode: 'electron' });
-  protocol.handle('dg-files', (request) => {
+  const backend = startBackend();
+  await backend.ready;
+  protocol.handle('dg-files', async (request) => {
     const url = new URL(request.url);
-    const path = backend.resolveFile(url.hostname, url.pathname.slice(1));
+    const path = (await backend.call('$resolveFile', [url.hostname, url.pathname.slice(1)])) as string | null;
     return path ? net.fetch(pathToFileURL(path).toString()) : new Response('not found', { status: 404 });
   });
-  for (const method of METHODS) ipcMain.handle(channelOf(method), (_event, ...args: unknown[]) => backend.dispatch(method, args));
+  for (const method of METHODS) ipcMain.handle(channelOf(method), (_event, ...args: unknown[]) => backend.call(method, args));
   createWindow(backend);
   app.on('activate', () => {
     if (BrowserWindow.getAllWindows().length === 0) createWindow(backend);
   });
-  app.on('before-quit', () => void backend.close());
 });
 
 app.on('window-all-closed', () => {

@@ -1,0 +1,52 @@
+/**
+ * The other end of backend-host: calls and events over a message port (an Electron
+ * utilityProcess or a forked Node process).
+ */
+import type { StudioEvent } from '../shared/api.js';
+
+export interface MessagePortLike {
+  postMessage(message: unknown): void;
+  onMessage(listener: (message: unknown) => void): void;
+}
+
+export class BackendClient {
+  private next = 1;
+  private readonly pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
+  private readonly listeners = new Set<(e: StudioEvent) => void>();
+  readonly ready: Promise<void>;
+
+  constructor(private readonly port: MessagePortLike) {
+    let markReady!: () => void;
+    this.ready = new Promise((r) => (markReady = r));
+    port.onMessage((raw) => {
+      const m = raw as { id?: number; result?: unknown; error?: string; event?: StudioEvent; ready?: boolean };
+      if (m.ready) markReady();
+      else if (m.event) this.listeners.forEach((l) => l(m.event!));
+      else if (m.id !== undefined) {
+        const p = this.pending.get(m.id);
+        this.pending.delete(m.id);
+        if (m.error !== undefined) p?.reject(new Error(m.error));
+        else p?.resolve(m.result);
+      }
+    });
+  }
+
+  call(method: string, args: unknown[]): Promise<unknown> {
+    const id = this.next++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.port.postMessage({ id, method, args });
+    });
+  }
+
+  onEvent(listener: (e: StudioEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Fail every call still waiting (the host died). */
+  failAll(reason: string): void {
+    for (const p of this.pending.values()) p.reject(new Error(reason));
+    this.pending.clear();
+  }
+}
