@@ -87,6 +87,22 @@ describe('studio in a real browser (server mode)', async () => {
     await page.screenshot({ path: join(artifacts, 'translate-compare.png') });
   });
 
+  it('adds a whole folder of images', async () => {
+    const folder = join(dir, 'folder');
+    await mkdir(folder);
+    for (const [i, c] of ['#aa3355', '#33aa55'].entries())
+      await sharp({ create: { width: 32, height: 32, channels: 3, background: c } })
+        .png()
+        .toFile(join(folder, `f${i}.png`));
+    const before = await page.locator('[data-testid=source]').count();
+    await page.setInputFiles('[data-testid=folder-input]', folder);
+    await page
+      .locator('[data-testid=source]')
+      .nth(before + 1)
+      .waitFor();
+    expect(await page.locator('[data-testid=source]').count()).toBe(before + 2);
+  });
+
   it('cancels a run', async () => {
     await page.fill('[data-testid=steps]', '1000');
     await page.click('[data-testid=run]');
