@@ -94,6 +94,36 @@ const MIGRATIONS: string[] = [
    CREATE INDEX runs_t0 ON runs(t0);
    CREATE INDEX runs_weight ON runs(dg_weight);
    CREATE INDEX tags_tag ON tags(tag);`,
+  // 2: human studies (annotation mode)
+  `CREATE TABLE studies (
+     id INTEGER PRIMARY KEY,
+     name TEXT NOT NULL,
+     question TEXT NOT NULL CHECK (question IN ('realism', 'faithfulness')),
+     seed INTEGER NOT NULL,
+     created_at TEXT NOT NULL,
+     settings_json TEXT NOT NULL
+   );
+   CREATE TABLE study_items (
+     id INTEGER PRIMARY KEY,
+     study_id INTEGER NOT NULL REFERENCES studies(id) ON DELETE CASCADE,
+     a_output INTEGER NOT NULL,
+     b_output INTEGER,
+     source_path TEXT NOT NULL,
+     check_kind TEXT CHECK (check_kind IN ('repeat', 'obvious')),
+     repeat_of INTEGER
+   );
+   CREATE TABLE judgements (
+     id INTEGER PRIMARY KEY,
+     study_id INTEGER NOT NULL REFERENCES studies(id) ON DELETE CASCADE,
+     item_id INTEGER NOT NULL REFERENCES study_items(id) ON DELETE CASCADE,
+     annotator TEXT NOT NULL,
+     created_at TEXT NOT NULL,
+     position INTEGER NOT NULL,
+     left_is_a INTEGER NOT NULL,
+     choice TEXT NOT NULL CHECK (choice IN ('a', 'b', 'tie')),
+     undone INTEGER NOT NULL DEFAULT 0
+   );
+   CREATE INDEX judgements_by ON judgements(study_id, annotator, undone);`,
 ];
 
 export class Gallery {

@@ -1,0 +1,258 @@
+/**
+ * Annotation mode: blind pairwise studies over gallery outputs. Setting A against setting B
+ * (e.g. plain SDEdit vs SDEdit + DG at one t0), paired by source image and seed; every
+ * annotator sees the pairs in their own seeded order with seeded left/right sides; attention
+ * checks (a repeated pair, an obvious pair) are flagged. Stored in the gallery's SQLite file.
+ */
+import { createHash } from 'node:crypto';
+import { encodePng, readImage, writeFileAtomic } from '../engine/image-io.js';
+import { l2 } from '../engine/metrics.js';
+import { Rng } from '../engine/rng.js';
+import { bradleyTerry, fleissKappa, wilsonInterval } from '../engine/study-stats.js';
+import type { Gallery, OutputRow } from './gallery.js';
+
+export interface SettingFilter {
+  t0: number;
+  dgWeight: number;
+  model?: string | undefined;
+}
+
+export interface StudyItemView {
+  itemId: number;
+  position: number;
+  total: number;
+  done: number;
+  sourcePath: string;
+  /** output ids shown left and right (null: the obvious-check blank image) */
+  left: number | null;
+  right: number | null;
+  leftIsA: boolean;
+}
+
+export interface StudySummary {
+  study: { id: number; name: string; question: string; seed: number; a: SettingFilter; b: SettingFilter };
+  judgements: number;
+  annotators: { name: string; judged: number; repeatConsistent: number | null; obviousPassed: number | null; flagged: boolean }[];
+  winRateB: { wins: number; ties: number; losses: number; rate: number; low: number; high: number };
+  bradleyTerry: { a: number; b: number };
+  fleissKappa: number | null;
+  /** share of judgements where the human choice agrees with lower L2 to the source */
+  agreementWithL2: number | null;
+}
+
+const OBVIOUS = -1;
+
+function hashSeed(seed: number, annotator: string): number {
+  return (seed ^ parseInt(createHash('sha256').update(annotator).digest('hex').slice(0, 8), 16)) >>> 0;
+}
+
+export class Studies {
+  constructor(private readonly g: Gallery) {}
+
+  private match(f: SettingFilter): OutputRow[] {
+    return this.g.search({ t0Min: f.t0 - 1e-9, t0Max: f.t0 + 1e-9, dgWeight: f.dgWeight, model: f.model, limit: 500 });
+  }
+
+  /** Pairs of outputs of A and B for the same source (and seed); plus ~10 % attention checks. */
+  create(opts: { name: string; question: 'realism' | 'faithfulness'; a: SettingFilter; b: SettingFilter; seed: number }): number {
+    const a = this.match(opts.a);
+    const b = this.match(opts.b);
+    const bBySource = new Map(b.map((r) => [`${r.sourcePath}|${r.seed}`, r]));
+    const pairs = a.map((r) => [r, bBySource.get(`${r.sourcePath}|${r.seed}`)] as const).filter((p): p is [OutputRow, OutputRow] => !!p[1]);
+    if (pairs.length < 2) {
+      throw new Error(
+        `need at least two sources with results for both settings (found ${pairs.length}); translate the same images with both settings and the same seed first`,
+      );
+    }
+    const rng = new Rng(opts.seed);
+    return this.g.db.transaction(() => {
+      const id = Number(
+        this.g.db
+          .prepare('INSERT INTO studies (name, question, seed, created_at, settings_json) VALUES (?, ?, ?, ?, ?)')
+          .run(opts.name, opts.question, opts.seed, new Date().toISOString(), JSON.stringify({ a: opts.a, b: opts.b })).lastInsertRowid,
+      );
+      const ins = this.g.db.prepare(
+        'INSERT INTO study_items (study_id, a_output, b_output, source_path, check_kind, repeat_of) VALUES (?, ?, ?, ?, ?, ?)',
+      );
+      const ids = pairs.map(([x, y]) => Number(ins.run(id, x.id, y.id, x.sourcePath, null, null).lastInsertRowid));
+      const checks = Math.max(1, Math.round(pairs.length * 0.1));
+      for (let c = 0; c < checks; c++) {
+        const k = Math.floor(rng.uniform() * pairs.length);
+        ins.run(id, pairs[k]![0].id, pairs[k]![1].id, pairs[k]![0].sourcePath, 'repeat', ids[k]);
+        // obvious: a real result against a flat grey image (B side = OBVIOUS); the result must win
+        ins.run(id, pairs[k]![1].id, OBVIOUS, pairs[k]![0].sourcePath, 'obvious', null);
+      }
+      return id;
+    })();
+  }
+
+  list(): { id: number; name: string; question: string; items: number }[] {
+    return this.g.db
+      .prepare(
+        'SELECT s.id, s.name, s.question, COUNT(i.id) AS items FROM studies s LEFT JOIN study_items i ON i.study_id = s.id GROUP BY s.id ORDER BY s.id DESC',
+      )
+      .all() as { id: number; name: string; question: string; items: number }[];
+  }
+
+  private study(id: number) {
+    const s = this.g.db.prepare('SELECT * FROM studies WHERE id = ?').get(id) as
+      { id: number; name: string; question: string; seed: number; settings_json: string } | undefined;
+    if (!s) throw new Error(`there is no study ${id}`);
+    const settings = JSON.parse(s.settings_json) as { a: SettingFilter; b: SettingFilter };
+    return { id: s.id, name: s.name, question: s.question, seed: s.seed, ...settings };
+  }
+
+  /** An annotator's order and sides: reproducible from the study seed and the annotator's name. */
+  plan(studyId: number, annotator: string): { itemId: number; leftIsA: boolean }[] {
+    const s = this.study(studyId);
+    const items = this.g.db.prepare('SELECT id FROM study_items WHERE study_id = ? ORDER BY id').pluck().all(studyId) as number[];
+    const rng = new Rng(hashSeed(s.seed, annotator));
+    const order = [...items];
+    for (let i = order.length - 1; i > 0; i--) {
+      const j = Math.floor(rng.uniform() * (i + 1));
+      [order[i], order[j]] = [order[j]!, order[i]!];
+    }
+    return order.map((itemId) => ({ itemId, leftIsA: rng.uniform() < 0.5 }));
+  }
+
+  next(studyId: number, annotator: string): StudyItemView | null {
+    const plan = this.plan(studyId, annotator);
+    const done = new Set(
+      this.g.db
+        .prepare('SELECT item_id FROM judgements WHERE study_id = ? AND annotator = ? AND undone = 0')
+        .pluck()
+        .all(studyId, annotator) as number[],
+    );
+    const position = plan.findIndex((p) => !done.has(p.itemId));
+    if (position < 0) return null;
+    const p = plan[position]!;
+    const item = this.g.db.prepare('SELECT * FROM study_items WHERE id = ?').get(p.itemId) as {
+      a_output: number;
+      b_output: number;
+      source_path: string;
+    };
+    const b = item.b_output === OBVIOUS ? null : item.b_output;
+    return {
+      itemId: p.itemId,
+      position,
+      total: plan.length,
+      done: done.size,
+      sourcePath: item.source_path,
+      left: p.leftIsA ? item.a_output : b,
+      right: p.leftIsA ? b : item.a_output,
+      leftIsA: p.leftIsA,
+    };
+  }
+
+  /** Record a judgement: 'left', 'right' or 'tie' as seen, stored as a/b with the side shown. */
+  judge(studyId: number, annotator: string, itemId: number, seen: 'left' | 'right' | 'tie'): void {
+    const p = this.plan(studyId, annotator).find((x) => x.itemId === itemId);
+    if (!p) throw new Error(`item ${itemId} is not part of study ${studyId}`);
+    const choice = seen === 'tie' ? 'tie' : (seen === 'left') === p.leftIsA ? 'a' : 'b';
+    const position = this.g.db
+      .prepare('SELECT COUNT(*) FROM judgements WHERE study_id = ? AND annotator = ?')
+      .pluck()
+      .get(studyId, annotator) as number;
+    this.g.db
+      .prepare(
+        'INSERT INTO judgements (study_id, item_id, annotator, created_at, position, left_is_a, choice) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      )
+      .run(studyId, itemId, annotator, new Date().toISOString(), position, p.leftIsA ? 1 : 0, choice);
+  }
+
+  /** Undo the annotator's last judgement (kept in the table, marked undone). */
+  undo(studyId: number, annotator: string): boolean {
+    const last = this.g.db
+      .prepare('SELECT id FROM judgements WHERE study_id = ? AND annotator = ? AND undone = 0 ORDER BY id DESC LIMIT 1')
+      .pluck()
+      .get(studyId, annotator) as number | undefined;
+    if (last === undefined) return false;
+    this.g.db.prepare('UPDATE judgements SET undone = 1 WHERE id = ?').run(last);
+    return true;
+  }
+
+  /** One row per judgement (undone ones included, flagged). */
+  rows(studyId: number): Record<string, string | number | null>[] {
+    return this.g.db
+      .prepare(
+        `SELECT j.id, j.annotator, j.created_at, j.position, j.left_is_a, j.choice, j.undone, i.id AS item_id, i.a_output, i.b_output, i.source_path, i.check_kind
+         FROM judgements j JOIN study_items i ON i.id = j.item_id WHERE j.study_id = ? ORDER BY j.id`,
+      )
+      .all(studyId) as Record<string, string | number | null>[];
+  }
+
+  async summary(studyId: number): Promise<StudySummary> {
+    const s = this.study(studyId);
+    const rows = this.rows(studyId).filter((r) => !r['undone']);
+    const main = rows.filter((r) => !r['check_kind']);
+    const wins = main.filter((r) => r['choice'] === 'b').length;
+    const ties = main.filter((r) => r['choice'] === 'tie').length;
+    const losses = main.filter((r) => r['choice'] === 'a').length;
+    const ci = wilsonInterval(wins + ties / 2, main.length);
+    const bt = bradleyTerry([
+      [0, losses + ties / 2],
+      [wins + ties / 2, 0],
+    ]);
+    // Fleiss κ over items judged by the most common number (≥ 2) of annotators
+    const byItem = new Map<number, string[]>();
+    for (const r of main) byItem.set(r['item_id'] as number, [...(byItem.get(r['item_id'] as number) ?? []), r['choice'] as string]);
+    const counts = [...byItem.values()].filter((v) => v.length >= 2);
+    const k = counts.length ? Math.min(...counts.map((v) => v.length)) : 0;
+    const table = counts.map((v) => ['a', 'b', 'tie'].map((c) => v.slice(0, k).filter((x) => x === c).length));
+    const kappa = table.length >= 2 && k >= 2 ? fleissKappa(table) : null;
+    const annotators = [...new Set(rows.map((r) => r['annotator'] as string))].map((name) => {
+      const mine = rows.filter((r) => r['annotator'] === name);
+      const repeats = mine.filter((r) => r['check_kind'] === 'repeat');
+      const consistent = repeats.filter((r) => {
+        const original = this.g.db.prepare('SELECT repeat_of FROM study_items WHERE id = ?').pluck().get(r['item_id']) as number;
+        return mine.find((m) => m['item_id'] === original)?.['choice'] === r['choice'];
+      }).length;
+      const obvious = mine.filter((r) => r['check_kind'] === 'obvious');
+      const passed = obvious.filter((r) => r['choice'] === 'a').length;
+      const repeatConsistent = repeats.length ? consistent / repeats.length : null;
+      const obviousPassed = obvious.length ? passed / obvious.length : null;
+      return {
+        name,
+        judged: mine.length,
+        repeatConsistent,
+        obviousPassed,
+        flagged: (repeatConsistent ?? 1) < 1 || (obviousPassed ?? 1) < 1,
+      };
+    });
+    // faithfulness: does the human prefer the result closer to the source (lower L2)?
+    let agreement: number | null = null;
+    if (s.question === 'faithfulness' && main.length) {
+      let agree = 0;
+      let counted = 0;
+      for (const r of main) {
+        if (r['choice'] === 'tie') continue;
+        const [ra, rb] = [this.g.get(r['a_output'] as number), this.g.get(r['b_output'] as number)];
+        if (!ra?.sha256 || !rb?.sha256) continue;
+        const spec = { channels: 3 as const, height: 64, width: 64, valueRange: [-1, 1] as const };
+        const [src, xa, xb] = await Promise.all([
+          readImage(ra.sourcePath, spec),
+          readImage(this.g.objectPath(ra.sha256), spec),
+          readImage(this.g.objectPath(rb.sha256), spec),
+        ]);
+        const metricPrefersB = l2(xb, src) < l2(xa, src);
+        if (metricPrefersB === (r['choice'] === 'b')) agree++;
+        counted++;
+      }
+      agreement = counted ? agree / counted : null;
+    }
+    return {
+      study: { id: s.id, name: s.name, question: s.question, seed: s.seed, a: s.a, b: s.b },
+      judgements: rows.length,
+      annotators,
+      winRateB: { wins, ties, losses, rate: ci.rate, low: ci.low, high: ci.high },
+      bradleyTerry: { a: bt[0]!, b: bt[1]! },
+      fleissKappa: kappa,
+      agreementWithL2: agreement,
+    };
+  }
+}
+
+/** The flat grey image of the obvious attention check. */
+export async function obviousImage(path: string): Promise<void> {
+  await writeFileAtomic(path, await encodePng(new Float32Array(3 * 64 * 64), { channels: 3, height: 64, width: 64, valueRange: [-1, 1] }));
+}
