@@ -30,6 +30,7 @@ import { Gallery, type OutputRow } from './services/gallery.js';
 import { JobQueue, type JobInfo } from './services/jobs.js';
 import { bundledDefaults, dataDir, defaultGalleryDir } from './services/resources.js';
 import { diagnosePaths } from './services/path-diagnostics.js';
+import { obviousImage, Studies } from './services/studies.js';
 import { runSweep } from './services/sweep.js';
 import { translateFiles } from './services/translate-files.js';
 
@@ -41,6 +42,8 @@ export class PayloadError extends Error {
 }
 
 const MAX_UPLOAD_BYTES = 50 * 1024 * 1024;
+/** file name (a hex id, as resolveFile wants) of the flat grey image of obvious attention checks */
+const GREY_IMAGE = '0'.repeat(32);
 
 export interface BackendOptions {
   mode: 'electron' | 'server';
@@ -479,6 +482,60 @@ export class StudioBackend implements StudioApi {
     const entry = (await this.listModels()).find((m) => m.id === `imported:${slug}`);
     if (!entry) throw new Error(`imported "${slug}" but cannot list it`);
     return entry;
+  }
+
+  // ---- annotation studies ----
+
+  private get studies(): Studies {
+    return new Studies(this.gallery);
+  }
+
+  async listStudies() {
+    return this.studies.list();
+  }
+
+  async createStudy(req: z.output<typeof API.createStudy>[0]) {
+    return this.studies.create(req);
+  }
+
+  /** The next pair for an annotator, as image URLs (the blank obvious-check image included). */
+  async nextStudyItem(studyId: number, annotator: string) {
+    const it = this.studies.next(studyId, annotator);
+    if (!it) return null;
+    const grey = join(this.home, 'plots', `${GREY_IMAGE}.png`);
+    if (!existsSync(grey)) {
+      await mkdir(join(this.home, 'plots'), { recursive: true });
+      await obviousImage(grey);
+    }
+    const url = (id: number | null) => (id === null ? `plot/${basename(grey, '.png')}` : `image/${this.gallery.get(id)?.sha256}`);
+    const src = this.sourceOf(it.sourcePath);
+    return {
+      itemId: it.itemId,
+      position: it.position,
+      total: it.total,
+      done: it.done,
+      source: src.thumb,
+      left: url(it.left),
+      right: url(it.right),
+    };
+  }
+
+  async judge(studyId: number, annotator: string, itemId: number, choice: 'left' | 'right' | 'tie') {
+    this.studies.judge(studyId, annotator, itemId, choice);
+  }
+
+  async undoJudgement(studyId: number, annotator: string) {
+    return this.studies.undo(studyId, annotator);
+  }
+
+  async studySummary(studyId: number) {
+    return this.studies.summary(studyId);
+  }
+
+  async studyExport(studyId: number) {
+    const rows = this.studies.rows(studyId);
+    const cols = Object.keys(rows[0] ?? { id: 0 });
+    return [cols.join(','), ...rows.map((r) => cols.map((c) => JSON.stringify(r[c] ?? '')).join(','))].join('\n') + '\n';
   }
 
   async close(): Promise<void> {

@@ -183,6 +183,26 @@ export const ImportModelSchema = z.object({
     .max(8),
 });
 
+export const CreateStudySchema = z.object({
+  name: z.string().min(1).max(200),
+  question: z.enum(['realism', 'faithfulness']),
+  a: z.object({ t0: z.number(), dgWeight: z.number() }),
+  b: z.object({ t0: z.number(), dgWeight: z.number() }),
+  seed: z.number().int().min(0).default(0),
+});
+
+export interface StudyItemDto {
+  itemId: number;
+  position: number;
+  total: number;
+  done: number;
+  source: string | null;
+  left: string;
+  right: string;
+}
+
+const annotator = z.string().min(1).max(100);
+
 /** Every method: its argument schema (a tuple) — the whole surface, nothing else. */
 export const API = {
   getInfo: z.tuple([]),
@@ -200,6 +220,13 @@ export const API = {
   getSettings: z.tuple([]),
   setSettings: z.tuple([SettingsSchema]),
   importModel: z.tuple([ImportModelSchema]),
+  listStudies: z.tuple([]),
+  createStudy: z.tuple([CreateStudySchema]),
+  nextStudyItem: z.tuple([z.number().int(), annotator]),
+  judge: z.tuple([z.number().int(), annotator, z.number().int(), z.enum(['left', 'right', 'tie'])]),
+  undoJudgement: z.tuple([z.number().int(), annotator]),
+  studySummary: z.tuple([z.number().int()]),
+  studyExport: z.tuple([z.number().int()]),
 } as const;
 export type ApiMethod = keyof typeof API;
 
@@ -219,6 +246,14 @@ export interface StudioApi {
   getSettings(): Promise<Settings>;
   setSettings(s: z.input<typeof SettingsSchema>): Promise<Settings>;
   importModel(req: z.input<typeof ImportModelSchema>): Promise<ModelEntry>;
+  listStudies(): Promise<{ id: number; name: string; question: string; items: number }[]>;
+  createStudy(req: z.input<typeof CreateStudySchema>): Promise<number>;
+  nextStudyItem(studyId: number, annotator: string): Promise<StudyItemDto | null>;
+  judge(studyId: number, annotator: string, itemId: number, choice: 'left' | 'right' | 'tie'): Promise<void>;
+  undoJudgement(studyId: number, annotator: string): Promise<boolean>;
+  studySummary(studyId: number): Promise<unknown>;
+  /** one row per judgement, as CSV text */
+  studyExport(studyId: number): Promise<string>;
 }
 
 /** What the preload exposes: the API plus an event subscription and the image URL scheme. */

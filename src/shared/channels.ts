@@ -15,6 +15,13 @@ export const METHODS = [
   'getSettings',
   'setSettings',
   'importModel',
+  'listStudies',
+  'createStudy',
+  'nextStudyItem',
+  'judge',
+  'undoJudgement',
+  'studySummary',
+  'studyExport',
 ] as const;
 
 export const channelOf = (method: string) => `dg:${method}`;

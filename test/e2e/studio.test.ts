@@ -174,4 +174,45 @@ describe('studio in a real browser (server mode)', async () => {
     expect((await backend.getSettings()).executionProvider).toBe('cuda');
     await page.screenshot({ path: join(artifacts, 'settings.png') });
   });
+
+  it('a scripted annotator completes a blind study by keyboard, and the export matches the keys', async () => {
+    await page.click('[data-testid=tab-annotate]');
+    await page.click('[data-testid=study-create]');
+    await page.locator('[data-testid=study-select] option').first().waitFor({ state: 'attached' });
+    await page.fill('[data-testid=annotator]', 'tester');
+    await page.click('[data-testid=study-start]');
+    const keys = ['ArrowLeft', 'ArrowRight', '0', 'ArrowRight', 'ArrowLeft', 'ArrowRight'];
+    const pressed: string[] = [];
+    await page.locator('[data-testid=study-item]').waitFor();
+    // one mistake, undone with U
+    await page.keyboard.press('ArrowRight');
+    await page.locator('[data-testid=study-progress]', { hasText: /^1\// }).waitFor();
+    await page.keyboard.press('u');
+    await page.locator('[data-testid=study-progress]', { hasText: /^0\// }).waitFor();
+    for (const key of keys) {
+      if (await page.locator('[data-testid=study-finished]').isVisible()) break;
+      const before = await page.locator('[data-testid=study-progress]').textContent();
+      await page.keyboard.press(key);
+      pressed.push(key);
+      await page.waitForFunction((b) => {
+        const doc = (globalThis as unknown as { document: { querySelector(s: string): { textContent: string | null } | null } }).document;
+        return doc.querySelector('[data-testid=study-progress]')?.textContent !== b || !!doc.querySelector('[data-testid=study-finished]');
+      }, before);
+    }
+    await page.locator('[data-testid=study-finished]').waitFor();
+    await page.screenshot({ path: join(artifacts, 'study-done.png') });
+    const studyId = (await backend.listStudies())[0]!.id;
+    const csv = await backend.studyExport(studyId);
+    const [head, ...lines] = csv.trim().split('\n');
+    const cols = head!.split(',');
+    const rows = lines.map((l) => Object.fromEntries(JSON.parse(`[${l}]`).map((v: unknown, i: number) => [cols[i], v])));
+    const live = rows.filter((r) => r['undone'] === 0);
+    expect(rows.filter((r) => r['undone'] === 1)).toHaveLength(1);
+    expect(live.map((r) => r['annotator'])).toEqual(pressed.map(() => 'tester'));
+    live.forEach((r, i) => {
+      const key = pressed[i]!;
+      const expected = key === '0' ? 'tie' : (key === 'ArrowLeft') === (r['left_is_a'] === 1) ? 'a' : 'b';
+      expect(r['choice']).toBe(expected);
+    });
+  });
 });

@@ -8,6 +8,7 @@ import { SAMPLER_NAMES, TranslateParamsSchema } from '../../shared/params.js';
 import { ENGINE_VERSION } from '../../shared/version.js';
 import { EXECUTION_PROVIDERS } from '../engine/onnx/session.js';
 import { Gallery, parametersFromPng } from '../services/gallery.js';
+import { Studies } from '../services/studies.js';
 import { bundledDefaults, defaultGalleryDir, resourcesDir } from '../services/resources.js';
 import { trainDiscriminator } from '../services/discriminator-training.js';
 import { diagnosePaths } from '../services/path-diagnostics.js';
@@ -249,6 +250,68 @@ export function buildProgram(): Command {
     .action((list: number[], o: { dir?: string }) =>
       withGallery(o.dir, async (g) => {
         console.error(`deleted ${await g.delete(list)} output(s)`);
+      }),
+    );
+
+  const study = program.command('study').description('blind human studies of realism and faithfulness over gallery results');
+  const setting = (name: string) => (v: string) => {
+    const m = /^t0=([\d.]+),w=([\d.]+)$/.exec(v.replace(/\s+/g, ''));
+    if (!m) throw new InvalidArgumentError(`${name} takes "t0=0.5,w=2", got "${v}"`);
+    return { t0: Number(m[1]), dgWeight: Number(m[2]) };
+  };
+  study
+    .command('create')
+    .description('pair results of two settings (same sources and seeds) into a blind A/B study')
+    .requiredOption('--name <name>', 'study name')
+    .requiredOption('--a <setting>', 'setting A, e.g. "t0=0.5,w=0"', setting('--a'))
+    .requiredOption('--b <setting>', 'setting B, e.g. "t0=0.5,w=2"', setting('--b'))
+    .addOption(new Option('--question <q>', 'what annotators judge').choices(['realism', 'faithfulness']).default('realism'))
+    .option('--seed <n>', 'seed of the order and sides', int('--seed'), 0)
+    .option('--dir <dir>', 'gallery folder')
+    .action(
+      (o: {
+        name: string;
+        a: { t0: number; dgWeight: number };
+        b: { t0: number; dgWeight: number };
+        question: 'realism' | 'faithfulness';
+        seed: number;
+        dir?: string;
+      }) =>
+        withGallery(o.dir, (g) => {
+          const id = new Studies(g).create(o);
+          console.log(id);
+          console.error(`created study ${id}; annotate it in the studio (Annotate tab)`);
+        }),
+    );
+  study
+    .command('export')
+    .argument('<id>', 'study id', int('id'))
+    .requiredOption('--out <dir>', 'folder for judgements.csv, judgements.json and summary.json')
+    .option('--dir <dir>', 'gallery folder')
+    .action((id: number, o: { out: string; dir?: string }) =>
+      withGallery(o.dir, async (g) => {
+        const st = new Studies(g);
+        const rows = st.rows(id);
+        const { mkdir } = await import('node:fs/promises');
+        const { writeFileAtomic } = await import('../engine/image-io.js');
+        await mkdir(o.out, { recursive: true });
+        const cols = Object.keys(rows[0] ?? { id: 0 });
+        await writeFileAtomic(
+          join(o.out, 'judgements.csv'),
+          [cols.join(','), ...rows.map((r) => cols.map((c) => JSON.stringify(r[c] ?? '')).join(','))].join('\n') + '\n',
+        );
+        await writeFileAtomic(join(o.out, 'judgements.json'), JSON.stringify(rows, null, 2));
+        await writeFileAtomic(join(o.out, 'summary.json'), JSON.stringify(await st.summary(id), null, 2));
+        console.error(`exported ${rows.length} judgement(s) to ${o.out}`);
+      }),
+    );
+  study
+    .command('summary')
+    .argument('<id>', 'study id', int('id'))
+    .option('--dir <dir>', 'gallery folder')
+    .action((id: number, o: { dir?: string }) =>
+      withGallery(o.dir, async (g) => {
+        console.log(JSON.stringify(await new Studies(g).summary(id), null, 2));
       }),
     );
 

@@ -9,7 +9,7 @@ export interface Toast {
 }
 
 export const studio = $state({
-  tab: 'translate' as 'translate' | 'gallery' | 'sweep' | 'train' | 'settings',
+  tab: 'translate' as 'translate' | 'gallery' | 'sweep' | 'train' | 'annotate' | 'settings',
   theme: (matchMedia?.('(prefers-color-scheme: dark)').matches ? 'dark' : 'light') as 'light' | 'dark',
   sources: [] as SourceRef[],
   models: [] as ModelEntry[],
