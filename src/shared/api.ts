@@ -183,11 +183,12 @@ export const ImportModelSchema = z.object({
     .max(8),
 });
 
+const Setting = z.object({ t0: z.number(), dgWeight: z.number() });
 export const CreateStudySchema = z.object({
   name: z.string().min(1).max(200),
   question: z.enum(['realism', 'faithfulness']),
-  a: z.object({ t0: z.number(), dgWeight: z.number() }),
-  b: z.object({ t0: z.number(), dgWeight: z.number() }),
+  /** two settings (A/B) or a grid; every pair of settings is compared on every source */
+  settings: z.array(Setting).min(2).max(16),
   seed: z.number().int().min(0).default(0),
 });
 

@@ -100,4 +100,33 @@ describe('pairwise studies', async () => {
     expect(s.fleissKappa).not.toBeNull();
     expect(s.agreementWithL2).not.toBeNull();
   });
+
+  it('a grid of three settings compares every pair and ranks them by Bradley–Terry', async () => {
+    await translateFiles({
+      inputs,
+      outDir: join(dir, 'out2'),
+      params: { steps: 2, t0: 0.5, dgWeight: 2, seed: 3 },
+      modelManifest: d.scoreModel,
+      discriminatorManifest: d.discriminator!,
+      gallery: g,
+    });
+    const grid = studies.create({ name: 'grid', question: 'realism', settings: [0, 1, 2].map((w) => ({ t0: 0.5, dgWeight: w })), seed: 7 });
+    expect(studies.plan(grid, 'x').length).toBe(6 * 3 + 2 * 2); // 6 sources × 3 pairs + checks
+    // this annotator always prefers the larger weight (and passes the checks)
+    for (let item = studies.next(grid, 'x'); item; item = studies.next(grid, 'x')) {
+      const row = g.db.prepare('SELECT a_setting, b_setting, check_kind FROM study_items WHERE id = ?').get(item.itemId) as {
+        a_setting: number;
+        b_setting: number;
+        check_kind: string | null;
+      };
+      const wantA = row.check_kind === 'obvious' || row.a_setting > row.b_setting;
+      studies.judge(grid, 'x', item.itemId, wantA === item.leftIsA ? 'left' : 'right');
+    }
+    const s = await studies.summary(grid);
+    const strengths = s.settings.map((x) => x.strength);
+    expect(strengths[0]!).toBeLessThan(strengths[1]!);
+    expect(strengths[1]!).toBeLessThan(strengths[2]!);
+    expect(s.settings[2]!.rate).toBe(1);
+    expect(s.annotators[0]!.flagged).toBe(false);
+  });
 });

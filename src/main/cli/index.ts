@@ -263,8 +263,11 @@ export function buildProgram(): Command {
     .command('create')
     .description('pair results of two settings (same sources and seeds) into a blind A/B study')
     .requiredOption('--name <name>', 'study name')
-    .requiredOption('--a <setting>', 'setting A, e.g. "t0=0.5,w=0"', setting('--a'))
-    .requiredOption('--b <setting>', 'setting B, e.g. "t0=0.5,w=2"', setting('--b'))
+    .requiredOption(
+      '--setting <setting>',
+      'a setting to compare, e.g. "t0=0.5,w=0"; give two (A/B) or more (a grid)',
+      (v: string, prev: { t0: number; dgWeight: number }[] = []) => [...prev, setting('--setting')(v)],
+    )
     .addOption(new Option('--question <q>', 'what annotators judge').choices(['realism', 'faithfulness']).default('realism'))
     .option('--seed <n>', 'seed of the order and sides', int('--seed'), 0)
     .option('--dir <dir>', 'gallery folder')

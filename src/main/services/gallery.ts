@@ -108,6 +108,8 @@ const MIGRATIONS: string[] = [
      study_id INTEGER NOT NULL REFERENCES studies(id) ON DELETE CASCADE,
      a_output INTEGER NOT NULL,
      b_output INTEGER,
+     a_setting INTEGER NOT NULL DEFAULT 0,
+     b_setting INTEGER NOT NULL DEFAULT 1,
      source_path TEXT NOT NULL,
      check_kind TEXT CHECK (check_kind IN ('repeat', 'obvious')),
      repeat_of INTEGER

@@ -35,6 +35,8 @@ export interface StudySummary {
   annotators: { name: string; judged: number; repeatConsistent: number | null; obviousPassed: number | null; flagged: boolean }[];
   winRateB: { wins: number; ties: number; losses: number; rate: number; low: number; high: number };
   bradleyTerry: { a: number; b: number };
+  /** every setting: Bradley–Terry log-strength and its win rate (ties half) with a Wilson interval */
+  settings: (SettingFilter & { strength: number; games: number; rate: number; low: number; high: number })[];
   fleissKappa: number | null;
   /** share of judgements where the human choice agrees with lower L2 to the source */
   agreementWithL2: number | null;
@@ -53,34 +55,51 @@ export class Studies {
     return this.g.search({ t0Min: f.t0 - 1e-9, t0Max: f.t0 + 1e-9, dgWeight: f.dgWeight, model: f.model, limit: 500 });
   }
 
-  /** Pairs of outputs of A and B for the same source (and seed); plus ~10 % attention checks. */
-  create(opts: { name: string; question: 'realism' | 'faithfulness'; a: SettingFilter; b: SettingFilter; seed: number }): number {
-    const a = this.match(opts.a);
-    const b = this.match(opts.b);
-    const bBySource = new Map(b.map((r) => [`${r.sourcePath}|${r.seed}`, r]));
-    const pairs = a.map((r) => [r, bBySource.get(`${r.sourcePath}|${r.seed}`)] as const).filter((p): p is [OutputRow, OutputRow] => !!p[1]);
-    if (pairs.length < 2) {
+  /**
+   * Pairs for every two settings (A/B, or a t0 × w grid) over the sources that have results
+   * for all of them with the same seed; plus ~10 % attention checks.
+   */
+  create(opts: {
+    name: string;
+    question: 'realism' | 'faithfulness';
+    seed: number;
+    settings?: SettingFilter[];
+    a?: SettingFilter;
+    b?: SettingFilter;
+  }): number {
+    const settings = opts.settings ?? (opts.a && opts.b ? [opts.a, opts.b] : []);
+    if (settings.length < 2) throw new Error('a study compares at least two settings');
+    const key = (r: OutputRow) => `${r.sourcePath}|${r.seed}`;
+    const bySetting = settings.map((f) => new Map(this.match(f).map((r) => [key(r), r])));
+    const keys = [...bySetting[0]!.keys()].filter((k) => bySetting.every((m) => m.has(k)));
+    if (keys.length < 2) {
       throw new Error(
-        `need at least two sources with results for both settings (found ${pairs.length}); translate the same images with both settings and the same seed first`,
+        `need at least two sources with results for every setting (found ${keys.length}); translate the same images with each setting and the same seed first`,
       );
     }
+    const pairs: { a: OutputRow; b: OutputRow; i: number; j: number }[] = [];
+    for (const k of keys)
+      for (let i = 0; i < settings.length; i++)
+        for (let j = i + 1; j < settings.length; j++) pairs.push({ a: bySetting[i]!.get(k)!, b: bySetting[j]!.get(k)!, i, j });
     const rng = new Rng(opts.seed);
     return this.g.db.transaction(() => {
       const id = Number(
         this.g.db
           .prepare('INSERT INTO studies (name, question, seed, created_at, settings_json) VALUES (?, ?, ?, ?, ?)')
-          .run(opts.name, opts.question, opts.seed, new Date().toISOString(), JSON.stringify({ a: opts.a, b: opts.b })).lastInsertRowid,
+          .run(opts.name, opts.question, opts.seed, new Date().toISOString(), JSON.stringify({ settings, a: settings[0], b: settings[1] }))
+          .lastInsertRowid,
       );
       const ins = this.g.db.prepare(
-        'INSERT INTO study_items (study_id, a_output, b_output, source_path, check_kind, repeat_of) VALUES (?, ?, ?, ?, ?, ?)',
+        'INSERT INTO study_items (study_id, a_output, b_output, a_setting, b_setting, source_path, check_kind, repeat_of) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
       );
-      const ids = pairs.map(([x, y]) => Number(ins.run(id, x.id, y.id, x.sourcePath, null, null).lastInsertRowid));
+      const ids = pairs.map((p) => Number(ins.run(id, p.a.id, p.b.id, p.i, p.j, p.a.sourcePath, null, null).lastInsertRowid));
       const checks = Math.max(1, Math.round(pairs.length * 0.1));
       for (let c = 0; c < checks; c++) {
         const k = Math.floor(rng.uniform() * pairs.length);
-        ins.run(id, pairs[k]![0].id, pairs[k]![1].id, pairs[k]![0].sourcePath, 'repeat', ids[k]);
+        const p = pairs[k]!;
+        ins.run(id, p.a.id, p.b.id, p.i, p.j, p.a.sourcePath, 'repeat', ids[k]);
         // obvious: a real result against a flat grey image (B side = OBVIOUS); the result must win
-        ins.run(id, pairs[k]![1].id, OBVIOUS, pairs[k]![0].sourcePath, 'obvious', null);
+        ins.run(id, p.b.id, OBVIOUS, p.j, p.j, p.a.sourcePath, 'obvious', null);
       }
       return id;
     })();
@@ -98,8 +117,16 @@ export class Studies {
     const s = this.g.db.prepare('SELECT * FROM studies WHERE id = ?').get(id) as
       { id: number; name: string; question: string; seed: number; settings_json: string } | undefined;
     if (!s) throw new Error(`there is no study ${id}`);
-    const settings = JSON.parse(s.settings_json) as { a: SettingFilter; b: SettingFilter };
-    return { id: s.id, name: s.name, question: s.question, seed: s.seed, ...settings };
+    const settings = JSON.parse(s.settings_json) as { a: SettingFilter; b: SettingFilter; settings?: SettingFilter[] };
+    return {
+      id: s.id,
+      name: s.name,
+      question: s.question,
+      seed: s.seed,
+      a: settings.a,
+      b: settings.b,
+      settings: settings.settings ?? [settings.a, settings.b],
+    };
   }
 
   /** An annotator's order and sides: reproducible from the study seed and the annotator's name. */
@@ -175,7 +202,7 @@ export class Studies {
   rows(studyId: number): Record<string, string | number | null>[] {
     return this.g.db
       .prepare(
-        `SELECT j.id, j.annotator, j.created_at, j.position, j.left_is_a, j.choice, j.undone, i.id AS item_id, i.a_output, i.b_output, i.source_path, i.check_kind
+        `SELECT j.id, j.annotator, j.created_at, j.position, j.left_is_a, j.choice, j.undone, i.id AS item_id, i.a_output, i.b_output, i.a_setting, i.b_setting, i.source_path, i.check_kind
          FROM judgements j JOIN study_items i ON i.id = j.item_id WHERE j.study_id = ? ORDER BY j.id`,
       )
       .all(studyId) as Record<string, string | number | null>[];
@@ -185,21 +212,36 @@ export class Studies {
     const s = this.study(studyId);
     const rows = this.rows(studyId).filter((r) => !r['undone']);
     const main = rows.filter((r) => !r['check_kind']);
-    const wins = main.filter((r) => r['choice'] === 'b').length;
-    const ties = main.filter((r) => r['choice'] === 'tie').length;
-    const losses = main.filter((r) => r['choice'] === 'a').length;
-    const ci = wilsonInterval(wins + ties / 2, main.length);
-    const bt = bradleyTerry([
-      [0, losses + ties / 2],
-      [wins + ties / 2, 0],
-    ]);
+    const first = main.filter((r) => r['a_setting'] === 0 && r['b_setting'] === 1);
+    const wins = first.filter((r) => r['choice'] === 'b').length;
+    const ties = first.filter((r) => r['choice'] === 'tie').length;
+    const losses = first.filter((r) => r['choice'] === 'a').length;
+    const ci = wilsonInterval(wins + ties / 2, first.length);
+    const k = s.settings.length;
+    const matrix = Array.from({ length: k }, () => new Array<number>(k).fill(0));
+    for (const r of main) {
+      const [i, j] = [r['a_setting'] as number, r['b_setting'] as number];
+      if (r['choice'] === 'a') matrix[i]![j]! += 1;
+      else if (r['choice'] === 'b') matrix[j]![i]! += 1;
+      else {
+        matrix[i]![j]! += 0.5;
+        matrix[j]![i]! += 0.5;
+      }
+    }
+    const strengths = bradleyTerry(matrix);
+    const perSetting = s.settings.map((f, i) => {
+      const won = matrix[i]!.reduce((a, b) => a + b, 0);
+      const games = matrix.reduce((a, row, j) => a + row[i]! + matrix[i]![j]!, 0);
+      const w = wilsonInterval(won, games);
+      return { ...f, strength: strengths[i]!, games, rate: w.rate, low: w.low, high: w.high };
+    });
     // Fleiss κ over items judged by the most common number (≥ 2) of annotators
     const byItem = new Map<number, string[]>();
     for (const r of main) byItem.set(r['item_id'] as number, [...(byItem.get(r['item_id'] as number) ?? []), r['choice'] as string]);
     const counts = [...byItem.values()].filter((v) => v.length >= 2);
-    const k = counts.length ? Math.min(...counts.map((v) => v.length)) : 0;
-    const table = counts.map((v) => ['a', 'b', 'tie'].map((c) => v.slice(0, k).filter((x) => x === c).length));
-    const kappa = table.length >= 2 && k >= 2 ? fleissKappa(table) : null;
+    const raters = counts.length ? Math.min(...counts.map((v) => v.length)) : 0;
+    const table = counts.map((v) => ['a', 'b', 'tie'].map((c) => v.slice(0, raters).filter((x) => x === c).length));
+    const kappa = table.length >= 2 && raters >= 2 ? fleissKappa(table) : null;
     const annotators = [...new Set(rows.map((r) => r['annotator'] as string))].map((name) => {
       const mine = rows.filter((r) => r['annotator'] === name);
       const repeats = mine.filter((r) => r['check_kind'] === 'repeat');
@@ -245,7 +287,8 @@ export class Studies {
       judgements: rows.length,
       annotators,
       winRateB: { wins, ties, losses, rate: ci.rate, low: ci.low, high: ci.high },
-      bradleyTerry: { a: bt[0]!, b: bt[1]! },
+      bradleyTerry: { a: strengths[0]!, b: strengths[1]! },
+      settings: perSetting,
       fleissKappa: kappa,
       agreementWithL2: agreement,
     };
