@@ -10,10 +10,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TranslateParamsSchema } from '../src/shared/params.js';
-import { buildGuidanceModel, createOnnxCritic } from '../src/main/engine/onnx-critic.js';
+import { criticFromForward } from '../src/main/engine/onnx-critic.js';
 import { buildDiscriminatorNet, DEFAULT_ARCH } from '../src/main/engine/nn/discriminator-net.js';
-import { serializeModel } from '../src/main/engine/onnx/ir.js';
-import { LVP_DEFAULT } from '../src/main/engine/schedules.js';
 import { loadScoreModel } from '../src/main/engine/score-model.js';
 import { translateBatch } from '../src/main/engine/translate.js';
 import { writeConvEpsModel } from './conv-eps-model.js';
@@ -24,15 +22,7 @@ export async function dgOverhead({ batch = 4, steps = 10, reps = 3 } = {}) {
   try {
     const model = await loadScoreModel(await writeConvEpsModel(dir, 128, 14));
     const net = buildDiscriminatorNet(DEFAULT_ARCH, 1);
-    const critic = await createOnnxCritic(serializeModel(buildGuidanceModel(net.model, { x: 'x', output: 'logit' }, 'logit')), {
-      name: 'bench',
-      io: { x: 'x', t: 't' },
-      timeInput: { kind: 'lvp-tau', scale: 1 },
-      timeDType: 'float32',
-      coordinates: 'vp',
-      lvp: LVP_DEFAULT,
-      source: 'bench',
-    });
+    const critic = await criticFromForward(net.model, 'bench');
     const src = { data: new Float32Array(batch * 3 * 64 * 64).map((_, i) => Math.sin(i / 7)), shape: [batch, 3, 64, 64] };
     const seeds = Array.from({ length: batch }, (_, i) => i);
     const cases = [

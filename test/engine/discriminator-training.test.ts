@@ -2,10 +2,10 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { discriminatorGuidance, type Critic } from '../../src/main/engine/guidance.js';
 import { buildDiscriminatorNet } from '../../src/main/engine/nn/discriminator-net.js';
-import { buildGuidanceModel, createOnnxCritic } from '../../src/main/engine/onnx-critic.js';
+import { criticFromForward } from '../../src/main/engine/onnx-critic.js';
 import { serializeModel } from '../../src/main/engine/onnx/ir.js';
 import { BatchRng, Rng } from '../../src/main/engine/rng.js';
-import { LVP_DEFAULT, importanceSampledLvpTime } from '../../src/main/engine/schedules.js';
+import { importanceSampledLvpTime } from '../../src/main/engine/schedules.js';
 import { loadScoreModel } from '../../src/main/engine/score-model.js';
 import { sdedit } from '../../src/main/engine/sdedit.js';
 import { DiscriminatorTrainer, sampleTrainingTime } from '../../src/main/engine/train/discriminator-trainer.js';
@@ -30,16 +30,7 @@ function mmd2(a: Float32Array, b: Float32Array, n = 600): number {
 }
 
 async function criticFrom(trainer: DiscriminatorTrainer): Promise<Critic> {
-  const guidance = buildGuidanceModel(trainer.exportForward(), { x: 'x', output: 'logit' }, 'logit');
-  return createOnnxCritic(serializeModel(guidance), {
-    name: 'trained',
-    io: { x: 'x', t: 't' },
-    timeInput: { kind: 'lvp-tau', scale: 1 },
-    timeDType: 'float32',
-    coordinates: 'vp',
-    lvp: LVP_DEFAULT,
-    source: 'trained',
-  });
+  return criticFromForward(trainer.exportForward(), 'trained');
 }
 
 describe('discriminator training through ORT (paper Algorithm 1, dg-math §4)', async () => {

@@ -6,9 +6,9 @@ import type { DiscriminatorTimeSpec } from '../../shared/manifest.js';
 import type { Critic } from './guidance.js';
 import { gradient, gradOutputName } from './onnx/autodiff.js';
 import { Emitter } from './onnx/emitter.js';
-import type { OnnxModel } from './onnx/ir.js';
+import { serializeModel, type OnnxModel } from './onnx/ir.js';
 import { createSession, ort, type SessionOptions } from './onnx/session.js';
-import { lvpAlpha, lvpSigmaVe, type LvpParams } from './schedules.js';
+import { LVP_DEFAULT, lvpAlpha, lvpSigmaVe, type LvpParams } from './schedules.js';
 import type { Tensor } from './tensor.js';
 
 export const LOG_RATIO_OUTPUT = 'log_ratio';
@@ -112,4 +112,22 @@ export async function createOnnxCritic(guidanceModel: Uint8Array, opts: OnnxCrit
     },
     dispose: () => s.session.release(),
   };
+}
+
+/** A critic from a forward discriminator with the trainer's conventions: inputs x (LVP) and t = τ, output logit. */
+export function criticFromForward(
+  forward: OnnxModel,
+  name: string,
+  session: SessionOptions = {},
+): Promise<Critic & { dispose(): Promise<void> }> {
+  return createOnnxCritic(serializeModel(buildGuidanceModel(forward, { x: 'x', output: 'logit' }, 'logit')), {
+    ...session,
+    name,
+    io: { x: 'x', t: 't' },
+    timeInput: { kind: 'lvp-tau', scale: 1 },
+    timeDType: 'float32',
+    coordinates: 'vp',
+    lvp: LVP_DEFAULT,
+    source: name,
+  });
 }

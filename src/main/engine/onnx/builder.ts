@@ -19,7 +19,7 @@ import {
 
 export type AttrInput = Attr | number | number[] | string;
 
-function toAttr(v: AttrInput): Attr {
+export function toAttr(v: AttrInput): Attr {
   if (typeof v === 'string') return { type: 'string', value: v };
   if (typeof v === 'number') return Number.isInteger(v) ? int(v) : float(v);
   if (Array.isArray(v)) return ints(v);

@@ -3,15 +3,8 @@
  * shape and constant helpers so shared subexpressions are emitted once.
  */
 import { tensorData, type Attr, type DType, type Dim, type OnnxGraph, type OnnxNode, type TensorData } from './ir.js';
-import type { AttrInput } from './builder.js';
+import { toAttr, type AttrInput } from './builder.js';
 import { sameShape, type Shape } from './shapes.js';
-
-function toAttr(v: AttrInput): Attr {
-  if (typeof v === 'string') return { type: 'string', value: v };
-  if (typeof v === 'number') return Number.isInteger(v) ? { type: 'int', value: v } : { type: 'float', value: v };
-  if (Array.isArray(v)) return { type: 'ints', value: v };
-  return v;
-}
 
 export class Emitter {
   readonly nodes: OnnxNode[] = [];
