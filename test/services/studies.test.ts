@@ -9,6 +9,12 @@ import { translateFiles } from '../../src/main/services/translate-files.js';
 import { tempDir } from '../helpers/tmp.js';
 
 describe('study statistics against hand-computed cases', () => {
+  it('Spearman ρ: identical orders 1, reversed −1, ties get average ranks', async () => {
+    const { spearman } = await import('../../src/main/services/studies.js');
+    expect(spearman([1, 2, 3], [10, 20, 30])).toBeCloseTo(1, 12);
+    expect(spearman([1, 2, 3], [3, 2, 1])).toBeCloseTo(-1, 12);
+    expect(spearman([1, 2, 3, 4], [1, 3, 2, 4])).toBeCloseTo(0.8, 12);
+  });
   it('Wilson interval of 8/10 is (0.490, 0.943)', () => {
     const w = wilsonInterval(8, 10);
     expect(w.low).toBeCloseTo(0.4902, 3);
@@ -128,5 +134,12 @@ describe('pairwise studies', async () => {
     expect(strengths[1]!).toBeLessThan(strengths[2]!);
     expect(s.settings[2]!.rate).toBe(1);
     expect(s.annotators[0]!.flagged).toBe(false);
+    // with a reference set, every realism metric is ranked against the humans
+    const { readImage } = await import('../../src/main/engine/image-io.js');
+    const reference = await Promise.all(inputs.map((f) => readImage(f, { channels: 3, height: 64, width: 64, valueRange: [-1, 1] })));
+    const withRef = await studies.summary(grid, reference);
+    expect(withRef.metricAgreement!.swd).toHaveLength(3);
+    expect(Math.abs(withRef.metricAgreement!.spearmanSwd)).toBeLessThanOrEqual(1);
+    expect(Number.isFinite(withRef.metricAgreement!.spearmanFd)).toBe(true);
   });
 });

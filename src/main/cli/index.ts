@@ -311,10 +311,15 @@ export function buildProgram(): Command {
   study
     .command('summary')
     .argument('<id>', 'study id', int('id'))
+    .option('--reference <dirs...>', 'target-domain images: also rank the settings by SWD and Fréchet distance and compare with the humans')
     .option('--dir <dir>', 'gallery folder')
-    .action((id: number, o: { dir?: string }) =>
+    .action((id: number, o: { dir?: string; reference?: string[] }) =>
       withGallery(o.dir, async (g) => {
-        console.log(JSON.stringify(await new Studies(g).summary(id), null, 2));
+        const { expandInputs } = await import('../services/translate-files.js');
+        const { readImage } = await import('../engine/image-io.js');
+        const spec = { channels: 3 as const, height: 64, width: 64, valueRange: [-1, 1] as const };
+        const reference = o.reference ? await Promise.all((await expandInputs(o.reference)).map((f) => readImage(f, spec))) : undefined;
+        console.log(JSON.stringify(await new Studies(g).summary(id, reference), null, 2));
       }),
     );
 

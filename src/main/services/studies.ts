@@ -6,7 +6,8 @@
  */
 import { createHash } from 'node:crypto';
 import { encodePng, readImage, writeFileAtomic } from '../engine/image-io.js';
-import { l2 } from '../engine/metrics.js';
+import { createFeatureExtractor } from '../engine/features.js';
+import { frechetDistance, l2, swd } from '../engine/metrics.js';
 import { Rng } from '../engine/rng.js';
 import { bradleyTerry, fleissKappa, wilsonInterval } from '../engine/study-stats.js';
 import type { Gallery, OutputRow } from './gallery.js';
@@ -40,6 +41,37 @@ export interface StudySummary {
   fleissKappa: number | null;
   /** share of judgements where the human choice agrees with lower L2 to the source */
   agreementWithL2: number | null;
+  /**
+   * with a reference set: each setting's realism by SWD and Fréchet distance against it, and the
+   * Spearman correlation between the humans' Bradley–Terry strengths and each metric's ranking
+   * (lower distance = more realistic; +1: the metric orders the settings as the humans do)
+   */
+  metricAgreement: { swd: number[]; fd: number[]; spearmanSwd: number; spearmanFd: number } | null;
+}
+
+/** Spearman rank correlation (average ranks for ties). */
+export function spearman(x: number[], y: number[]): number {
+  const rank = (v: number[]) => {
+    const order = v.map((val, i) => [val, i] as const).sort((a, b) => a[0] - b[0]);
+    const r = new Array<number>(v.length);
+    for (let i = 0; i < order.length;) {
+      let j = i;
+      while (j + 1 < order.length && order[j + 1]![0] === order[i]![0]) j++;
+      for (let k = i; k <= j; k++) r[order[k]![1]] = (i + j) / 2;
+      i = j + 1;
+    }
+    return r;
+  };
+  const [rx, ry] = [rank(x), rank(y)];
+  const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+  const [mx, my] = [mean(rx), mean(ry)];
+  let [sxy, sxx, syy] = [0, 0, 0];
+  for (let i = 0; i < x.length; i++) {
+    sxy += (rx[i]! - mx) * (ry[i]! - my);
+    sxx += (rx[i]! - mx) ** 2;
+    syy += (ry[i]! - my) ** 2;
+  }
+  return sxx && syy ? sxy / Math.sqrt(sxx * syy) : NaN;
 }
 
 const OBVIOUS = -1;
@@ -198,6 +230,40 @@ export class Studies {
     return true;
   }
 
+  /** Realism metrics per setting (its study outputs against the reference) and their rank agreement with the humans. */
+  private async metricAgreement(studyId: number, strengths: number[], reference: Float32Array[]) {
+    const spec = { channels: 3 as const, height: 64, width: 64, valueRange: [-1, 1] as const };
+    const shape = { channels: 3, height: 64, width: 64, range: [-1, 1] as const };
+    const items = this.g.db
+      .prepare('SELECT a_output, b_output, a_setting, b_setting FROM study_items WHERE study_id = ? AND check_kind IS NULL')
+      .all(studyId) as {
+      a_output: number;
+      b_output: number;
+      a_setting: number;
+      b_setting: number;
+    }[];
+    const outputs = strengths.map(() => new Set<number>());
+    for (const it of items) {
+      outputs[it.a_setting]!.add(it.a_output);
+      outputs[it.b_setting]!.add(it.b_output);
+    }
+    const extractor = await createFeatureExtractor();
+    try {
+      const refFeatures = await extractor.features(reference, shape);
+      const swdPer: number[] = [];
+      const fdPer: number[] = [];
+      for (const ids of outputs) {
+        const imgs = await Promise.all([...ids].map((id) => readImage(this.g.objectPath(this.g.get(id)!.sha256!), spec)));
+        swdPer.push(swd(imgs, reference, shape, { patchesPerImage: 32, directions: 128, seed: 0 }).mean);
+        fdPer.push(frechetDistance(await extractor.features(imgs, shape), refFeatures));
+      }
+      const neg = (v: number[]) => v.map((x) => -x);
+      return { swd: swdPer, fd: fdPer, spearmanSwd: spearman(strengths, neg(swdPer)), spearmanFd: spearman(strengths, neg(fdPer)) };
+    } finally {
+      await extractor.dispose();
+    }
+  }
+
   /** One row per judgement (undone ones included, flagged). */
   rows(studyId: number): Record<string, string | number | null>[] {
     return this.g.db
@@ -208,7 +274,7 @@ export class Studies {
       .all(studyId) as Record<string, string | number | null>[];
   }
 
-  async summary(studyId: number): Promise<StudySummary> {
+  async summary(studyId: number, reference?: Float32Array[]): Promise<StudySummary> {
     const s = this.study(studyId);
     const rows = this.rows(studyId).filter((r) => !r['undone']);
     const main = rows.filter((r) => !r['check_kind']);
@@ -291,6 +357,13 @@ export class Studies {
       settings: perSetting,
       fleissKappa: kappa,
       agreementWithL2: agreement,
+      metricAgreement: reference?.length
+        ? await this.metricAgreement(
+            studyId,
+            perSetting.map((p) => p.strength),
+            reference,
+          )
+        : null,
     };
   }
 }
