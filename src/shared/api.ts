@@ -227,7 +227,7 @@ export const API = {
   judge: z.tuple([z.number().int(), annotator, z.number().int(), z.enum(['left', 'right', 'tie'])]),
   undoJudgement: z.tuple([z.number().int(), annotator]),
   studySummary: z.tuple([z.number().int()]),
-  studyExport: z.tuple([z.number().int()]),
+  studyExport: z.tuple([z.number().int(), z.enum(['csv', 'json']).default('csv')]),
 } as const;
 export type ApiMethod = keyof typeof API;
 
@@ -253,8 +253,8 @@ export interface StudioApi {
   judge(studyId: number, annotator: string, itemId: number, choice: 'left' | 'right' | 'tie'): Promise<void>;
   undoJudgement(studyId: number, annotator: string): Promise<boolean>;
   studySummary(studyId: number): Promise<unknown>;
-  /** one row per judgement, as CSV text */
-  studyExport(studyId: number): Promise<string>;
+  /** one row per judgement, as CSV text, or JSON {rows, summary} */
+  studyExport(studyId: number, format?: 'csv' | 'json'): Promise<string>;
 }
 
 /** What the preload exposes: the API plus an event subscription and the image URL scheme. */

@@ -214,5 +214,8 @@ describe('studio in a real browser (server mode)', async () => {
       const expected = key === '0' ? 'tie' : (key === 'ArrowLeft') === (r['left_is_a'] === 1) ? 'a' : 'b';
       expect(r['choice']).toBe(expected);
     });
+    const json = JSON.parse(await backend.studyExport(studyId, 'json')) as { rows: unknown[]; summary: { judgements: number } };
+    expect(json.rows).toHaveLength(rows.length);
+    expect(json.summary.judgements).toBe(live.length);
   });
 });
