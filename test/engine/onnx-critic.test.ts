@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadDiscriminator } from '../../src/main/engine/discriminator.js';
 import { discriminatorGuidance } from '../../src/main/engine/guidance.js';
-import { buildGuidanceModel, createOnnxCritic } from '../../src/main/engine/onnx-critic.js';
+import { buildGuidanceModel, createOnnxCritic, criticFromForward } from '../../src/main/engine/onnx-critic.js';
 import { GraphBuilder } from '../../src/main/engine/onnx/builder.js';
 import { serializeModel } from '../../src/main/engine/onnx/ir.js';
 import { BatchRng } from '../../src/main/engine/rng.js';
@@ -52,16 +52,7 @@ describe('ONNX discriminators for guidance (dg-math §4)', async () => {
   const dir = await tempDir();
 
   it('the guidance graph returns log r and ∇x log r in one run, matching the closed form', async () => {
-    const model = buildGuidanceModel(gaussianRatioDiscriminator(0.05, 0.15, 2), { x: 'x', output: 'logit' }, 'logit');
-    const critic = await createOnnxCritic(serializeModel(model), {
-      name: 'ratio',
-      io: { x: 'x', t: 't' },
-      timeInput: { kind: 'lvp-tau', scale: 1 },
-      timeDType: 'float32',
-      coordinates: 'vp',
-      lvp: LVP_DEFAULT,
-      source: 'ratio.onnx',
-    });
+    const critic = await criticFromForward(gaussianRatioDiscriminator(0.05, 0.15, 2), 'ratio');
     const x = { data: Float32Array.from([0.3, -0.5, 1.2, 0.1]), shape: [2, 2] };
     const tau = Float64Array.from([0.1, 0.6]);
     const { value, grad } = await critic.evaluate(x, tau);
