@@ -533,10 +533,8 @@ export class StudioBackend implements StudioApi {
   }
 
   async studyExport(studyId: number, format: 'csv' | 'json' = 'csv') {
-    const rows = this.studies.rows(studyId);
-    if (format === 'json') return JSON.stringify({ rows, summary: await this.studies.summary(studyId) }, null, 2);
-    const cols = Object.keys(rows[0] ?? { id: 0 });
-    return [cols.join(','), ...rows.map((r) => cols.map((c) => JSON.stringify(r[c] ?? '')).join(','))].join('\n') + '\n';
+    if (format === 'csv') return this.studies.csv(studyId);
+    return JSON.stringify({ rows: this.studies.rows(studyId), summary: await this.studies.summary(studyId) }, null, 2);
   }
 
   async close(): Promise<void> {

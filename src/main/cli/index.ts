@@ -298,11 +298,7 @@ export function buildProgram(): Command {
         const { mkdir } = await import('node:fs/promises');
         const { writeFileAtomic } = await import('../engine/image-io.js');
         await mkdir(o.out, { recursive: true });
-        const cols = Object.keys(rows[0] ?? { id: 0 });
-        await writeFileAtomic(
-          join(o.out, 'judgements.csv'),
-          [cols.join(','), ...rows.map((r) => cols.map((c) => JSON.stringify(r[c] ?? '')).join(','))].join('\n') + '\n',
-        );
+        await writeFileAtomic(join(o.out, 'judgements.csv'), st.csv(id));
         await writeFileAtomic(join(o.out, 'judgements.json'), JSON.stringify(rows, null, 2));
         await writeFileAtomic(join(o.out, 'summary.json'), JSON.stringify(await st.summary(id), null, 2));
         console.error(`exported ${rows.length} judgement(s) to ${o.out}`);

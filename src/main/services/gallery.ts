@@ -218,6 +218,11 @@ export class Gallery {
     return Number(r.lastInsertRowid);
   }
 
+  /** Mark an interrupted (or cancelled) run as running again, to finish it. */
+  resumeRun(runId: number): void {
+    this.db.prepare("UPDATE runs SET status = 'running' WHERE id = ?").run(runId);
+  }
+
   finishRun(runId: number, status: 'done' | 'cancelled' | 'failed'): void {
     this.db.prepare('UPDATE runs SET status = ? WHERE id = ?').run(status, runId);
   }

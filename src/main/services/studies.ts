@@ -264,6 +264,13 @@ export class Studies {
     }
   }
 
+  /** The judgement rows as CSV (JSON-quoted values, a header line). */
+  csv(studyId: number): string {
+    const rows = this.rows(studyId);
+    const cols = Object.keys(rows[0] ?? { id: 0 });
+    return [cols.join(','), ...rows.map((r) => cols.map((c) => JSON.stringify(r[c] ?? '')).join(','))].join('\n') + '\n';
+  }
+
   /** One row per judgement (undone ones included, flagged). */
   rows(studyId: number): Record<string, string | number | null>[] {
     return this.g.db

@@ -154,7 +154,7 @@ export async function translateFiles(
       if (!run) throw new Error(`gallery has no run ${req.resumeRunId}`);
       runId = run.id;
       skip = gallery.doneSources(run.id);
-      gallery.db.prepare("UPDATE runs SET status = 'running' WHERE id = ?").run(run.id);
+      gallery.resumeRun(run.id);
     } else if (gallery) {
       runId = gallery.startRun({
         params,
