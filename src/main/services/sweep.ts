@@ -37,6 +37,13 @@ export interface SweepRequest {
 
 export type { SweepRow };
 
+export interface SettingOutputs {
+  outputs: Float32Array[];
+  sources: { file: string; data: Float32Array }[];
+  truths: (Float32Array | null)[];
+  spec: ImageSpec;
+}
+
 export const SWEEP_COLUMNS: (keyof SweepRow)[] = [
   't0',
   'w',
@@ -66,7 +73,12 @@ export function toCsv(rows: SweepRow[]): string {
 
 export async function runSweep(
   req: SweepRequest,
-  events: { onRow?(row: SweepRow): void; onStage?(message: string): void } = {},
+  events: {
+    onRow?(row: SweepRow): void;
+    onStage?(message: string): void;
+    /** every setting's outputs (clipped to the value range), in source order, with their sources and paired truths */
+    onOutputs?(setting: { t0: number; w: number }, result: SettingOutputs): void;
+  } = {},
   signal?: AbortSignal,
 ): Promise<{ rows: SweepRow[]; csv: string; json: string; plots: string[] }> {
   const session = { executionProvider: req.executionProvider, threads: req.threads };
@@ -130,6 +142,7 @@ export async function runSweep(
             );
           }
         }
+        events.onOutputs?.({ t0, w }, { outputs, sources, truths: sources.map((s) => truth.get(basename(s.file)) ?? null), spec });
         const peak = spec.valueRange[1] - spec.valueRange[0];
         const feats = await extractor.features(outputs, shape);
         const paired = sources.map((s, i) => ({ truth: truth.get(basename(s.file)), out: outputs[i]! })).filter((p) => p.truth);

@@ -1,0 +1,153 @@
+import { existsSync } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { describe, expect, it } from 'vitest';
+import type { SweepRow } from '../../src/shared/api.js';
+import {
+  frontierGaps,
+  pairedDifference,
+  reading,
+  resultsTable,
+  runEvidence,
+  sdeditRealismAt,
+  spreadSubset,
+} from '../../src/main/services/evidence.js';
+import { bundledDefaults } from '../../src/main/services/resources.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const row = (t0: number, w: number, l2Source: number, swd: number, fd = swd): SweepRow => ({
+  t0,
+  w,
+  l2Source,
+  psnrSource: 0,
+  ssimSource: 0,
+  swd,
+  fd,
+  kid: 0,
+  l2Truth: null,
+  psnrTruth: null,
+  ssimTruth: null,
+  meanLogRatio: null,
+  images: 4,
+});
+
+describe('evidence report arithmetic', () => {
+  it('spreads a subset over the whole sorted list', () => {
+    expect(spreadSubset([0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 5)).toEqual([0, 2, 4, 6, 8]);
+    expect(spreadSubset([1, 2], 0)).toEqual([1, 2]);
+    expect(spreadSubset([1, 2], 5)).toEqual([1, 2]);
+  });
+
+  it('paired difference: mean and standard error of b − a', () => {
+    const d = pairedDifference([1, 2, 3, 4], [1.5, 2.5, 3.0, 5.0]);
+    // differences 0.5, 0.5, 0, 1: mean 0.5, sample variance 1/6, s.e. sqrt(1/24)
+    expect(d.mean).toBeCloseTo(0.5, 12);
+    expect(d.se).toBeCloseTo(Math.sqrt(1 / 24), 12);
+    expect(() => pairedDifference([1], [1, 2])).toThrow(/equal/);
+  });
+
+  it('interpolates the SDEdit curve and never extrapolates', () => {
+    const curve = [
+      { faithfulness: 0.1, realism: 10 },
+      { faithfulness: 0.3, realism: 6 },
+      { faithfulness: 0.2, realism: 8 },
+    ];
+    expect(sdeditRealismAt(curve, 0.25)).toBeCloseTo(7, 12);
+    expect(sdeditRealismAt(curve, 0.1)).toBeCloseTo(10, 12);
+    expect(sdeditRealismAt(curve, 0.35)).toBeNull();
+    expect(sdeditRealismAt(curve, 0.05)).toBeNull();
+  });
+
+  it('frontier gaps: a DG point below the SDEdit line is negative, one above positive', () => {
+    // SDEdit: realism falls linearly from 10 to 6 as L2 to source rises from 0.1 to 0.3
+    const rows = [row(0.2, 0, 0.1, 10), row(0.5, 0, 0.3, 6), row(0.2, 2, 0.2, 7), row(0.5, 2, 0.25, 8), row(0.5, 4, 0.5, 1)];
+    const gaps = frontierGaps(rows, 'swd');
+    expect(gaps[0]!.gap).toBeCloseTo(-1, 12); // SDEdit at 0.2 is 8
+    expect(gaps[1]!.gap).toBeCloseTo(1, 12); // SDEdit at 0.25 is 7
+    expect(gaps[2]!.gap).toBeNull(); // beyond the SDEdit range
+  });
+
+  it('the reading says "no change" within the noise floor and "more realistic" beyond it', () => {
+    const rows = [row(0.2, 0, 0.1, 10, 5), row(0.2, 1, 0.11, 9.95, 4.9), row(0.5, 0, 0.3, 6, 5), row(0.5, 2, 0.31, 4, 4)];
+    const paired = [
+      { t0: 0.5, w: 0, l2Truth: [0.5, 0.6, 0.7], l2Source: [0, 0, 0] },
+      { t0: 0.5, w: 2, l2Truth: [0.4, 0.5, 0.61], l2Source: [0, 0, 0] },
+    ];
+    const lines = reading(rows, paired, { swd: 0.1, fd: 0.05 });
+    expect(lines[0]).toMatch(/t0 = 0.2.*no realism change beyond the seed-noise floor/);
+    expect(lines[1]).toMatch(/t0 = 0.5.*w = 2.*more realistic.*closer to the true target/);
+    expect(resultsTable(rows, paired).split('\n')).toHaveLength(6);
+    expect(resultsTable(rows, paired)).toMatch(/\| 0.5 \| 2 \|.*−0\.0967 ± 0\.00333/);
+  });
+});
+
+describe('npm run evidence on the bundled toy models', async () => {
+  const dir = await tempDir();
+  const [src, tgt] = [join(dir, 'src'), join(dir, 'tgt')];
+  for (const d of [src, tgt]) await mkdir(d);
+  for (let i = 0; i < 4; i++) {
+    await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 40 * i, g: 90, b: 200 } } })
+      .png()
+      .toFile(join(src, `e${i}.png`));
+    await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 230, g: 120 + 20 * i, b: 60 } } })
+      .png()
+      .toFile(join(tgt, `e${i}.png`));
+  }
+  await sharp({ create: { width: 64, height: 64, channels: 3, background: '#00ff00' } })
+    .png()
+    .toFile(join(src, 'unpaired.png'));
+
+  it('writes results.md with the table, plots, grid and reading', async () => {
+    const d = bundledDefaults();
+    const docs = join(dir, 'docs');
+    const res = await runEvidence({
+      sources: [src],
+      targets: [tgt],
+      modelManifest: d.scoreModel,
+      discriminatorManifest: d.discriminator!,
+      t0s: [0.3, 0.6],
+      weights: [1],
+      limit: 3,
+      params: { steps: 3, sampler: 'euler', batchSize: 2 },
+      docsDir: docs,
+      workDir: join(dir, 'work'),
+      gridT0: 0.6,
+      gridWeight: 1,
+      gridRows: 2,
+    });
+    // w = 0 is always added; the unpaired source is left out; limit 3 of 4 pairs
+    expect(res.rows.map((r) => `${r.t0}/${r.w}`)).toEqual(['0.3/0', '0.3/1', '0.6/0', '0.6/1']);
+    expect(res.rows.every((r) => r.images === 3 && r.l2Truth !== null)).toBe(true);
+    expect(res.noise.swd).toBeGreaterThanOrEqual(0);
+    const md = await readFile(res.markdownPath, 'utf8');
+    expect(md).toMatch(/\| 0\.6 \| 1 \|/);
+    expect(md).toContain('![source, SDEdit, SDEdit + DG, true target](results/grid.png)');
+    expect(md).toMatch(/\*\*t0 = 0.6\*\*: best DG weight by SWD is w = 1/);
+    const grid = await sharp(join(docs, 'results', 'grid.png')).metadata();
+    // 4 columns of 128 px + 5 gaps of 4; header 28 + 2 rows of 128 + gaps
+    expect([grid.width, grid.height]).toEqual([4 * 128 + 20, 28 + 2 * 132 + 4]);
+    for (const f of ['results.csv', 'results.json', 'frontier-swd.png', 'frontier-fd.png'])
+      expect(existsSync(join(docs, 'results', f))).toBe(true);
+  }, 120_000);
+
+  it('names the folders when no source has a paired target', async () => {
+    await expect(
+      runEvidence({
+        sources: [join(src, 'unpaired.png')],
+        targets: [tgt],
+        modelManifest: bundledDefaults().scoreModel,
+        discriminatorManifest: bundledDefaults().discriminator!,
+        t0s: [0.5],
+        weights: [1],
+        limit: 0,
+        params: {},
+        docsDir: join(dir, 'docs2'),
+        workDir: join(dir, 'work2'),
+        gridT0: 0.5,
+        gridWeight: 1,
+        gridRows: 1,
+      }),
+    ).rejects.toThrow(/no source in .*unpaired\.png has a target of the same name in .*tgt/);
+  });
+});

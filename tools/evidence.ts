@@ -1,0 +1,88 @@
+/**
+ * `npm run evidence`: the t0 × w sweep on held-out emoji that docs/results.md reports
+ * (see src/main/services/evidence.ts). Needs `npx tsx tools/prepare-emoji.ts` once.
+ *
+ *   npm run evidence                                  # bundled default models, 64 held-out emoji
+ *   npm run evidence -- --limit 0 --steps 40          # every held-out emoji, more steps
+ */
+import { existsSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { Command, InvalidArgumentError } from 'commander';
+import { SAMPLER_NAMES, type TranslateParamsInput } from '../src/shared/params.js';
+import { runEvidence } from '../src/main/services/evidence.js';
+import { bundledDefaults } from '../src/main/services/resources.js';
+
+const root = join(import.meta.dirname, '..');
+const list = (flag: string) => (v: string) => {
+  const out = v.split(',').map(Number);
+  if (out.some((x) => !Number.isFinite(x))) throw new InvalidArgumentError(`${flag} takes numbers separated by commas, got "${v}"`);
+  return out;
+};
+const num = (flag: string) => (v: string) => {
+  const x = Number(v);
+  if (!Number.isFinite(x)) throw new InvalidArgumentError(`${flag} takes a number, got "${v}"`);
+  return x;
+};
+
+const program = new Command('evidence')
+  .description('Does DG lift the realism–faithfulness curve? Sweep t0 × w on held-out pairs and write docs/results.md')
+  .option('--sources <dir>', 'held-out source images', join(root, 'data/emoji/twitter/test'))
+  .option('--targets <dir>', 'held-out target images (same file names as the sources)', join(root, 'data/emoji/google/test'))
+  .option('--model <manifest>', 'score model manifest (default: the bundled default)')
+  .option('--discriminator <manifest>', 'discriminator manifest (default: the bundled default)')
+  .option('--t0s <list>', 't0 values', list('--t0s'), [0.2, 0.35, 0.5, 0.65, 0.8])
+  .option('--weights <list>', 'DG weights (0 = plain SDEdit is always included)', list('--weights'), [0, 0.5, 1, 2, 4])
+  .option('--limit <n>', 'how many held-out sources (spread over the list; 0 = all)', num('--limit'), 64)
+  .option('--steps <n>', 'sampler steps from t0 down to 0', num('--steps'), 30)
+  .option('--sampler <name>', `one of ${SAMPLER_NAMES.join(', ')}`, 'heun')
+  .option('--dg-weight2 <w>', "Heun's second-stage weight (default: the same as w; the paper uses 0)", num('--dg-weight2'))
+  .option('--seed <n>', 'first seed', num('--seed'), 0)
+  .option('--batch <n>', 'batch size', num('--batch'), 8)
+  .option('--grid-t0 <t0>', 'the t0 of the image grid', num('--grid-t0'), 0.5)
+  .option('--grid-weight <w>', 'the DG weight of the image grid', num('--grid-weight'), 2)
+  .option('--grid-rows <n>', 'images in the grid', num('--grid-rows'), 8)
+  .option('--docs <dir>', 'where results.md and results/ go', join(root, 'docs'))
+  .option('--work <dir>', 'where every translated image is kept', join(root, '.cache/evidence'))
+  .option('--threads <n>', 'ONNX Runtime intra-op threads', num('--threads'))
+  .parse();
+
+const o = program.opts();
+for (const dir of [o['sources'], o['targets']] as string[])
+  if (!existsSync(dir)) program.error(`"${dir}" does not exist; prepare the emoji pair first: npx tsx tools/prepare-emoji.ts`);
+const defaults = bundledDefaults();
+const model = (o['model'] as string | undefined) ?? defaults.scoreModel;
+const discriminator =
+  (o['discriminator'] as string | undefined) ??
+  defaults.discriminator ??
+  program.error('no discriminator: pass --discriminator (the bundled defaults have none)');
+if (!o['model'] && defaults.note) console.warn(`note: ${defaults.note}`);
+const params: TranslateParamsInput = {
+  steps: o['steps'],
+  sampler: o['sampler'],
+  seed: o['seed'],
+  batchSize: o['batch'],
+  ...(o['dgWeight2'] !== undefined ? { dgWeight2: o['dgWeight2'] } : {}),
+};
+const t = Date.now();
+const result = await runEvidence(
+  {
+    sources: [o['sources']],
+    targets: [o['targets']],
+    modelManifest: model,
+    discriminatorManifest: discriminator,
+    t0s: o['t0s'],
+    weights: o['weights'],
+    limit: o['limit'],
+    params,
+    docsDir: o['docs'],
+    workDir: o['work'],
+    gridT0: o['gridT0'],
+    gridWeight: o['gridWeight'],
+    gridRows: o['gridRows'],
+    threads: o['threads'],
+    provenance: [`Machine: ${cpus()[0]?.model ?? 'unknown CPU'} × ${cpus().length}, ONNX Runtime CPU.`],
+  },
+  (m) => console.log(m),
+);
+console.log(`wrote ${result.files.join(', ')} in ${Math.round((Date.now() - t) / 1000)} s`);
