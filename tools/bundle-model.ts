@@ -1,0 +1,162 @@
+/**
+ * Bundle a trained score model (and optionally a discriminator package) into resources/,
+ * after checking it: the ONNX loads and matches its manifest, and the model denoises
+ * held-out target images better than the per-pixel linear baseline at every checked t0
+ * (src/main/engine/model-check.ts) — a model that produces noise is refused.
+ *
+ *   npx tsx tools/bundle-model.ts --score .cache/noto-unet --check data/emoji/google/test \
+ *     --name noto-emoji-unet [--discriminator .cache/noto-dg --discriminator-name noto-emoji-dg] --default
+ *
+ * A model fetched from the GPU machine in pieces (part-aa, part-ab, … with model.onnx.sha256,
+ * as tools/device-train.sh writes them) is joined and its checksum verified first.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { copyFile, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { basename, join, relative } from 'node:path';
+import { Command, InvalidArgumentError } from 'commander';
+import { readImage } from '../src/main/engine/image-io.js';
+import { denoisingCheck } from '../src/main/engine/model-check.js';
+import { loadDiscriminator } from '../src/main/engine/discriminator.js';
+import { loadScoreModel } from '../src/main/engine/score-model.js';
+import { resourcesDir } from '../src/main/services/resources.js';
+import { expandInputs, imageSpecOf } from '../src/main/services/translate-files.js';
+
+export const RESOURCES_BUDGET_BYTES = 60 * 1024 * 1024;
+
+/** Join `part-*` pieces (sorted by name) into `model.onnx`, checking `model.onnx.sha256` when present. */
+export async function joinParts(dir: string): Promise<void> {
+  const target = join(dir, 'model.onnx');
+  const parts = (await readdir(dir)).filter((n) => n.startsWith('part-')).sort();
+  if (existsSync(target) || parts.length === 0) return;
+  const bytes = Buffer.concat(await Promise.all(parts.map((p) => readFile(join(dir, p)))));
+  const shaFile = join(dir, 'model.onnx.sha256');
+  if (existsSync(shaFile)) {
+    const want = (await readFile(shaFile, 'utf8')).trim().split(/\s+/)[0];
+    const got = createHash('sha256').update(bytes).digest('hex');
+    if (want !== got)
+      throw new Error(
+        `${dir}: the joined ${parts.join('+')} has sha256 ${got}, but model.onnx.sha256 says ${want}; a piece is missing or damaged`,
+      );
+  }
+  await writeFile(target, bytes);
+  console.log(`joined ${parts.length} pieces into ${target} (${(bytes.length / 2 ** 20).toFixed(1)} MiB)`);
+}
+
+async function folderBytes(dir: string): Promise<number> {
+  let total = 0;
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    total += e.isDirectory() ? await folderBytes(p) : (await stat(p)).size;
+  }
+  return total;
+}
+
+async function copyFolder(from: string, to: string, files: string[]): Promise<void> {
+  await rm(to, { recursive: true, force: true });
+  await mkdir(to, { recursive: true });
+  for (const f of files) await copyFile(join(from, f), join(to, f));
+}
+
+const num = (flag: string) => (v: string) => {
+  const x = Number(v);
+  if (!Number.isFinite(x)) throw new InvalidArgumentError(`${flag} takes a number, got "${v}"`);
+  return x;
+};
+
+async function main() {
+  const o = new Command('bundle-model')
+    .requiredOption('--score <dir>', 'folder with manifest.json and model.onnx (or its part-* pieces)')
+    .requiredOption('--check <dir>', 'held-out target-domain images for the denoising check')
+    .option('--name <folder>', 'folder name under resources/models/', 'noto-emoji-unet')
+    .option('--discriminator <dir>', 'a discriminator package (from train-discriminator) to bundle with it')
+    .option('--discriminator-name <folder>', 'its folder name under resources/models/', 'noto-emoji-dg')
+    .option(
+      '--t0s <list>',
+      't0 values to check (at larger t0 every denoiser approaches the data mean, so the ratio tends to 1 and says little)',
+      (v) => v.split(',').map(Number),
+      [0.2, 0.35, 0.5],
+    )
+    .option('--max-ratio <r>', "the model's denoising MSE must stay below r × the baseline's at every t0", num('--max-ratio'), 0.9)
+    .option('--images <n>', 'how many held-out images to check on', num('--images'), 64)
+    .option('--default', 'make the bundle the default of every entry point (resources/models/defaults.json)')
+    .parse()
+    .opts();
+  const resources = resourcesDir();
+  await joinParts(o['score']);
+  const manifestPath = join(o['score'], 'manifest.json');
+  const model = await loadScoreModel(manifestPath);
+  try {
+    const spec = imageSpecOf(model);
+    const files = (await expandInputs([o['check']])).slice(0, o['images']);
+    const images = await Promise.all(files.map((f) => readImage(f, spec)));
+    const sigmas = (o['t0s'] as number[]).map((t) => model.schedule.sigmaAt(t));
+    const levels = await denoisingCheck(model.denoiser(), images, model.manifest.dataShape, sigmas);
+    console.log(`denoising check of "${model.manifest.name}" on ${images.length} images of ${o['check']}:`);
+    levels.forEach((l, i) =>
+      console.log(
+        `  t0 ${o['t0s'][i]} (σ_ve ${l.sigma.toFixed(3)}): model MSE ${l.modelMse.toFixed(4)}, linear baseline ${l.baselineMse.toFixed(4)}, ratio ${l.ratio.toFixed(3)}`,
+      ),
+    );
+    const bad = levels.filter((l) => !(l.ratio < o['maxRatio']));
+    if (bad.length)
+      throw new Error(
+        `refusing to bundle ${manifestPath}: it does not denoise held-out images better than ${o['maxRatio']} × the per-pixel linear baseline ` +
+          `(ratios ${levels.map((l) => l.ratio.toFixed(3)).join(', ')}); an untrained or broken model would produce noise`,
+      );
+    const dest = join(resources, 'models', o['name']);
+    await copyFolder(o['score'], dest, ['manifest.json', basename(model.onnxPath)]);
+    const report = [
+      `# ${model.manifest.name}`,
+      '',
+      model.manifest.description ?? '',
+      '',
+      `Bundled by tools/bundle-model.ts on ${new Date().toISOString().slice(0, 10)}. License: ${model.manifest.license ?? 'see resources/LICENSES.md'}.`,
+      '',
+      `Denoising check on ${images.length} held-out target images (model MSE ÷ per-pixel linear MMSE baseline; below 1 = the model knows the data):`,
+      '',
+      '| t0 | σ_ve | ratio |',
+      '| --- | --- | --- |',
+      ...levels.map((l, i) => `| ${o['t0s'][i]} | ${l.sigma.toFixed(3)} | ${l.ratio.toFixed(3)} |`),
+      '',
+    ].join('\n');
+    await writeFile(join(dest, 'README.md'), report);
+    let discRel: string | null = null;
+    if (o['discriminator']) {
+      const disc = await loadDiscriminator(join(o['discriminator'], 'manifest.json'), {
+        dataShape: model.manifest.dataShape,
+        valueRange: model.manifest.valueRange,
+      });
+      await disc.dispose();
+      const ddest = join(resources, 'models', o['discriminatorName']);
+      const keep = (await readdir(o['discriminator'])).filter((n) => n.endsWith('.onnx') || n === 'manifest.json' || n.endsWith('.md'));
+      await copyFolder(o['discriminator'], ddest, keep);
+      discRel = `${o['discriminatorName']}/manifest.json`;
+    }
+    const total = await folderBytes(resources);
+    console.log(`resources/ is ${(total / 2 ** 20).toFixed(1)} MiB (budget ${RESOURCES_BUDGET_BYTES / 2 ** 20} MiB)`);
+    if (total > RESOURCES_BUDGET_BYTES)
+      throw new Error(`resources/ would be ${(total / 2 ** 20).toFixed(1)} MiB, over the 60 MiB budget; bundle a smaller model`);
+    if (o['default']) {
+      const defaultsPath = join(resources, 'models', 'defaults.json');
+      const defaults = JSON.parse(await readFile(defaultsPath, 'utf8')) as Record<string, unknown>;
+      defaults['scoreModel'] = `${o['name']}/manifest.json`;
+      // a discriminator belongs to its model's domain pair: without a new one, DG is off by default
+      defaults['discriminator'] = discRel;
+      if (!discRel) console.warn('no --discriminator: the defaults will have none (DG needs --discriminator until one is bundled)');
+      defaults['note'] = '';
+      await writeFile(defaultsPath, JSON.stringify(defaults, null, 2) + '\n');
+      console.log(`defaults: ${relative(resources, dest)}${discRel ? ` + ${discRel}` : ''}`);
+    }
+    console.log(`bundled into ${dest}`);
+  } finally {
+    await model.dispose();
+  }
+}
+
+if (process.argv[1] && basename(process.argv[1]).startsWith('bundle-model')) {
+  main().catch((e: unknown) => {
+    console.error(`bundle-model: ${(e as Error).message}`);
+    process.exit(1);
+  });
+}
