@@ -10,6 +10,7 @@ step. Works with PyTorch 1.13 (Debian) and 2.x.
 """
 import argparse
 import contextlib
+import inspect
 import json
 import math
 import os
@@ -132,6 +133,43 @@ class UNet(nn.Module):
         return self.out(h)
 
 
+def export_onnx(model: nn.Module, x: torch.Tensor, t: torch.Tensor, path: str) -> None:
+    """TorchScript-based export (the graph DG Studio is tested on); PyTorch ≥ 2.9 defaults to the dynamo
+    exporter, so ask for the classic one and fall back to dynamo only if it is gone."""
+    kwargs = dict(input_names=['x', 't'], output_names=['out'], opset_version=17,
+                  dynamic_axes={'x': {0: 'N'}, 't': {0: 'N'}, 'out': {0: 'N'}})
+    if 'dynamo' in inspect.signature(torch.onnx.export).parameters:
+        try:
+            torch.onnx.export(model, (x, t), path, dynamo=False, **kwargs)
+            return
+        except Exception as e:  # the classic exporter was removed: use dynamo with a dynamic batch
+            print(f'classic ONNX export failed ({e}); trying the dynamo exporter', flush=True)
+            batch = torch.export.Dim('N')
+            torch.onnx.export(model, (x, t), path, dynamo=True, input_names=['x', 't'], output_names=['out'],
+                              opset_version=18, dynamic_shapes=({0: batch}, {0: batch}), external_data=False)
+            return
+    torch.onnx.export(model, (x, t), path, **kwargs)
+
+
+def verify_onnx(model: nn.Module, path: str) -> None:
+    """Run the exported file with ONNX Runtime (when installed) on a batch of 3 and compare with PyTorch."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        print('onnxruntime is not installed here: the export was not cross-checked', flush=True)
+        return
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(3, 3, 64, 64, generator=g)
+    t = torch.tensor([3, 400, 999], dtype=torch.int64)
+    with torch.no_grad():
+        want = model(x, t).numpy()
+    got = ort.InferenceSession(path, providers=['CPUExecutionProvider']).run(['out'], {'x': x.numpy(), 't': t.numpy()})[0]
+    err = float(np.abs(got - want).max())
+    print(f'ONNX Runtime vs PyTorch on 3 inputs: max |Δ| = {err:.2e}', flush=True)
+    if not err < 1e-3:
+        raise SystemExit(f'the exported {path} disagrees with the PyTorch model (max |Δ| = {err})')
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--data', required=True, help='folder of 64×64 target-domain PNGs (the training split)')
@@ -218,8 +256,8 @@ def main():
     x = torch.zeros(2, 3, 64, 64)
     t = torch.tensor([10, 500], dtype=torch.int64)
     onnx_path = os.path.join(a.out, 'model.onnx')
-    torch.onnx.export(ema, (x, t), onnx_path, input_names=['x', 't'], output_names=['out'], opset_version=17,
-                      dynamic_axes={'x': {0: 'N'}, 't': {0: 'N'}, 'out': {0: 'N'}})
+    export_onnx(ema, x, t, onnx_path)
+    verify_onnx(ema, onnx_path)
     manifest = {
         'format': 'dg-studio/score-model@1',
         'name': a.name,
