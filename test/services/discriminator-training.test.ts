@@ -58,6 +58,31 @@ describe('train-discriminator service', async () => {
     expect(resumed.steps).toBe(16);
   }, 120_000);
 
+  it("--init starts from an earlier run's weights (fresh step and optimizer) and refuses another architecture", async () => {
+    const first = await trainDiscriminator({ ...base, outDir: join(dir, 'pre'), steps: 6, translationsPerSource: 0 });
+    const stages: string[] = [];
+    const warm = await trainDiscriminator(
+      { ...base, outDir: join(dir, 'warm'), steps: 0, init: join(dir, 'pre') },
+      { onStage: (m) => stages.push(m) },
+    );
+    expect(stages).toContain(`initialized from ${join(dir, 'pre')} (its step 6)`);
+    expect(warm.steps).toBe(0);
+    const logits = async (manifest: string) => {
+      const d = await loadDiscriminator(manifest, { dataShape: [3, 64, 64], valueRange: [-1, 1] });
+      const x = { data: Float32Array.from({ length: 2 * 3 * 64 * 64 }, (_, i) => Math.sin(i)), shape: [2, 3, 64, 64] };
+      const { value } = await d.critic.evaluate(x, Float64Array.from([0.05, 0.3]));
+      await d.dispose();
+      return [...value];
+    };
+    expect(await logits(warm.manifestPath)).toEqual(await logits(first.manifestPath));
+    await expect(
+      trainDiscriminator({ ...base, channels: [8, 16, 16, 32], outDir: join(dir, 'other'), steps: 1, init: join(dir, 'pre') }),
+    ).rejects.toThrow(/--init ".*pre": checkpoint does not match this architecture \(parameter ".*"\)/);
+    await expect(trainDiscriminator({ ...base, outDir: join(dir, 'none'), steps: 1, init: join(dir, 'nowhere') })).rejects.toThrow(
+      /--init ".*nowhere" holds no checkpoint/,
+    );
+  }, 120_000);
+
   it('cancelling keeps what was learned: a checkpoint and a package marked as stopped', async () => {
     const out = join(dir, 'cancel');
     const ctrl = new AbortController();

@@ -419,6 +419,7 @@ export function buildProgram(): Command {
     .option('--seed <n>', 'seed', int('--seed'), 0)
     .option('--eval-every <n>', 'validate every n steps', int('--eval-every'), 250)
     .option('--resume', 'continue from the checkpoint in --out', false)
+    .option('--init <dir>', 'start from the weights of an earlier run of the same architecture (its --out folder)')
     .requiredOption('--out <dir>', 'folder for the discriminator package')
     .addOption(new Option('--provider <ep>', 'ONNX Runtime execution provider').choices(EXECUTION_PROVIDERS).default('cpu'))
     .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', int('--threads'))
@@ -505,6 +506,7 @@ interface TrainOpts {
   seed: number;
   evalEvery: number;
   resume: boolean;
+  init?: string;
   out: string;
   provider: (typeof EXECUTION_PROVIDERS)[number];
   threads?: number;
@@ -548,6 +550,7 @@ async function runTrain(o: TrainOpts): Promise<number> {
         seed: o.seed,
         evalEvery: o.evalEvery,
         resume: o.resume,
+        init: o.init,
         executionProvider: o.provider,
         threads: o.threads,
       },

@@ -52,6 +52,11 @@ export interface TrainDiscriminatorRequest {
   evalEvery?: number;
   checkpointEvery?: number;
   resume?: boolean;
+  /**
+   * start from the weights of an earlier run of the same architecture (its output folder, e.g. one
+   * pre-trained on sources alone before the score model existed); step and optimizer start fresh
+   */
+  init?: string | undefined;
   executionProvider?: ExecutionProvider;
   threads?: number;
 }
@@ -323,6 +328,16 @@ export async function trainDiscriminator(
       session: { executionProvider: req.executionProvider, threads: req.threads, onWarning: events.onWarning },
     });
     const ckDir = join(req.outDir, 'checkpoint');
+    if (req.init && !req.resume) {
+      const from = await loadCheckpoint(join(req.init, 'checkpoint'));
+      if (!from) throw new Error(`--init "${req.init}" holds no checkpoint/ (state.json, state.bin) of a discriminator run`);
+      try {
+        trainer.restore({ ...trainer.checkpoint(), params: from.params });
+      } catch (e) {
+        throw new Error(`--init "${req.init}": ${(e as Error).message}`, { cause: e });
+      }
+      events.onStage?.(`initialized from ${req.init} (its step ${from.step})`);
+    }
     if (req.resume) {
       const ck = await loadCheckpoint(ckDir);
       if (ck) {
