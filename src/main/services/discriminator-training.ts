@@ -75,15 +75,22 @@ export interface TrainResult {
   cancelled: boolean;
 }
 
-/** A stable split by file name: FNV-1a of the basename, so it is the same on every machine. */
-export function isValidation(file: string, fraction: number): boolean {
+/**
+ * A stable split by file name: FNV-1a of the salt and the basename, so it is the same on every
+ * machine. Data sets are split with no salt (tools/prepare-emoji.ts); the trainer's validation
+ * split uses its own salt, so it is not empty on a folder that is itself one side of such a split.
+ */
+export function isValidation(file: string, fraction: number, salt = ''): boolean {
   let h = 0x811c9dc5;
-  for (const ch of basename(file)) {
+  for (const ch of salt + basename(file)) {
     h ^= ch.codePointAt(0)!;
     h = Math.imul(h, 0x01000193) >>> 0;
   }
   return h / 2 ** 32 < fraction;
 }
+
+/** The trainer's validation split (see isValidation). */
+export const VALIDATION_SALT = 'dg-studio/validation:';
 
 async function readSet(files: string[], spec: ImageSpec, events: TrainEvents): Promise<{ file: string; data: Float32Array }[]> {
   const out = [];
@@ -243,8 +250,8 @@ export async function trainDiscriminator(
     const sources = await readSet(sourceFiles, spec, events);
     const targets = await readSet(targetFiles, spec, events);
     const split = <T extends { file: string }>(set: T[]) => {
-      const val = set.filter((s) => isValidation(s.file, valFraction));
-      const train = set.filter((s) => !isValidation(s.file, valFraction));
+      const val = set.filter((s) => isValidation(s.file, valFraction, VALIDATION_SALT));
+      const train = set.filter((s) => !isValidation(s.file, valFraction, VALIDATION_SALT));
       // keep at least one of each
       if (val.length === 0 && train.length > 1) val.push(train.pop()!);
       return { train, val };
