@@ -514,6 +514,7 @@ interface TrainOpts {
 
 async function runTrain(o: TrainOpts): Promise<number> {
   const modelManifest = o.model ?? bundledDefaults().scoreModel;
+  let lastLine = Date.now();
   const bar = process.stderr.isTTY
     ? new cliProgress.SingleBar(
         { format: '{bar} {value}/{total} | loss {loss} | {rate} img/s', hideCursor: true },
@@ -558,6 +559,11 @@ async function runTrain(o: TrainOpts): Promise<number> {
         onStage: (m) => console.error(m),
         onWarning: (m) => console.error(`warning: ${m}`),
         onProgress: (p) => {
+          // no terminal (a log file, CI): a plain line every 30 s instead of the bar
+          if (!bar && Date.now() - lastLine > 30_000) {
+            lastLine = Date.now();
+            console.error(`step ${p.step}/${p.steps}: loss ${p.lossEma.toFixed(4)}, ${p.itemsPerSecond.toFixed(0)} images/s`);
+          }
           if (bar && !started) {
             bar.start(p.steps, p.step, { loss: '…', rate: '…' });
             started = true;
