@@ -4,6 +4,7 @@ import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { loadDiscriminator } from '../../src/main/engine/discriminator.js';
 import { bundledDefaults } from '../../src/main/services/resources.js';
+import { parseModel } from '../../src/main/engine/onnx/ir.js';
 import { isValidation, trainDiscriminator, VALIDATION_SALT } from '../../src/main/services/discriminator-training.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -86,6 +87,26 @@ describe('train-discriminator service', async () => {
     await expect(trainDiscriminator({ ...base, outDir: join(dir, 'none'), steps: 1, init: join(dir, 'nowhere') })).rejects.toThrow(
       /--init ".*nowhere" holds no checkpoint/,
     );
+  }, 120_000);
+
+  it("a score model's own U-Net encoder as a time-conditioned frozen extractor: trains the head, packages, guides", async () => {
+    const fixture = join(import.meta.dirname, '..', 'fixtures', 'torch-unet-tiny', 'model.onnx');
+    const unet = parseModel(await readFile(fixture), 'unet');
+    const mid = unet.graph.nodes.find((n) => n.name === '/Concat_1')!.inputs[0]!;
+    const r = await trainDiscriminator({
+      ...base,
+      outDir: join(dir, 'unet-features'),
+      steps: 4,
+      frozenFeatures: { onnx: fixture, tensor: mid, time: { name: 't', encoding: { kind: 'ddpm-step', steps: 1000 } } },
+    });
+    const manifest = JSON.parse(await readFile(r.manifestPath, 'utf8'));
+    expect(manifest.training.architecture.timeInput).toEqual({ name: 't', encoding: { kind: 'ddpm-step', steps: 1000 } });
+    const disc = await loadDiscriminator(r.manifestPath, { dataShape: [3, 64, 64], valueRange: [-1, 1] });
+    const x = { data: Float32Array.from({ length: 3 * 64 * 64 }, (_, i) => Math.sin(i / 9)), shape: [1, 3, 64, 64] };
+    const { value, grad } = await disc.critic.evaluate(x, Float64Array.from([0.3]));
+    expect(Number.isFinite(value[0]!)).toBe(true);
+    expect(grad.data.some((v) => v !== 0)).toBe(true);
+    await disc.dispose();
   }, 120_000);
 
   it('cancelling keeps what was learned: a checkpoint and a package marked as stopped', async () => {

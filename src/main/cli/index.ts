@@ -7,6 +7,7 @@ import cliProgress from 'cli-progress';
 import { SAMPLER_NAMES, TranslateParamsSchema } from '../../shared/params.js';
 import { ENGINE_VERSION } from '../../shared/version.js';
 import { EXECUTION_PROVIDERS } from '../engine/onnx/session.js';
+import type { FeatureTimeEncoding } from '../engine/nn/frozen-features.js';
 import { Gallery, parametersFromPng } from '../services/gallery.js';
 import { Studies } from '../services/studies.js';
 import { bundledDefaults, defaultGalleryDir, resourcesDir } from '../services/resources.js';
@@ -415,6 +416,19 @@ export function buildProgram(): Command {
     .option('--classes', 'class-conditional: source and target folders hold one subfolder per class', false)
     .option('--features <onnx>', "the paper's design: a frozen feature extractor (ONNX) with a trained head; give --feature-tensor")
     .option('--feature-tensor <name>', 'the tensor to cut the feature extractor at')
+    .option('--feature-time <input>', "a time-conditioned extractor (a noisy classifier, a score model's U-Net): its input that takes time")
+    .option(
+      '--feature-time-encoding <enc>',
+      'how τ is fed to it: stepT (DDPM step round(τ·(T−1)), e.g. step1000) or tau',
+      (v: string): FeatureTimeEncoding => {
+        if (v === 'tau') return { kind: 'tau' };
+        const m = /^step(\d+)$/.exec(v);
+        if (!m || Number(m[1]) < 2)
+          throw new InvalidArgumentError(`--feature-time-encoding takes stepT (e.g. step1000) or tau, got "${v}"`);
+        return { kind: 'ddpm-step', steps: Number(m[1]) };
+      },
+      { kind: 'ddpm-step', steps: 1000 } as FeatureTimeEncoding,
+    )
     .option('--val-fraction <f>', 'held-out share of images (split by file name)', num('--val-fraction'), 0.1)
     .option('--seed <n>', 'seed', int('--seed'), 0)
     .option('--eval-every <n>', 'validate every n steps', int('--eval-every'), 250)
@@ -501,6 +515,8 @@ interface TrainOpts {
   downsample?: number;
   features?: string;
   featureTensor?: string;
+  featureTime?: string;
+  featureTimeEncoding: FeatureTimeEncoding;
   classes: boolean;
   valFraction: number;
   seed: number;
@@ -546,7 +562,13 @@ async function runTrain(o: TrainOpts): Promise<number> {
         channels: o.channels,
         downsample: o.downsample,
         classes: o.classes,
-        frozenFeatures: o.features ? { onnx: o.features, tensor: o.featureTensor ?? '' } : undefined,
+        frozenFeatures: o.features
+          ? {
+              onnx: o.features,
+              tensor: o.featureTensor ?? '',
+              ...(o.featureTime ? { time: { name: o.featureTime, encoding: o.featureTimeEncoding } } : {}),
+            }
+          : undefined,
         valFraction: o.valFraction,
         seed: o.seed,
         evalEvery: o.evalEvery,

@@ -48,7 +48,7 @@ export interface TrainDiscriminatorRequest {
    */
   classes?: boolean;
   /** the paper's design: a frozen feature extractor (ONNX) cut at a tensor, plus a trained head */
-  frozenFeatures?: { onnx: string; tensor: string } | undefined;
+  frozenFeatures?: { onnx: string; tensor: string; time?: FrozenFeaturesArch['timeInput'] } | undefined;
   evalEvery?: number;
   checkpointEvery?: number;
   resume?: boolean;
@@ -292,6 +292,7 @@ export async function trainDiscriminator(
         kind: 'frozen-features',
         featureOnnx: req.frozenFeatures.onnx,
         featureTensor: req.frozenFeatures.tensor,
+        ...(req.frozenFeatures.time ? { timeInput: req.frozenFeatures.time } : {}),
         hidden: 256,
         timeDim: 64,
       };

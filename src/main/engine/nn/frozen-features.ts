@@ -3,8 +3,10 @@
  * the paper, the ADM classifier's encoder) cut at a named tensor, plus a small trainable
  * time-conditioned head. Only the head is trained; guidance differentiates through both.
  */
+import type { GraphBuilder } from '../onnx/builder.js';
 import type { OnnxModel, OnnxNode } from '../onnx/ir.js';
 import { parseModel, serializeModel } from '../onnx/ir.js';
+import { OnnxDataType } from '../onnx/proto.js';
 import { createSession, ort } from '../onnx/session.js';
 import type { BuiltNet } from './discriminator-net.js';
 import { NetBuilder } from './layers.js';
@@ -17,6 +19,32 @@ export interface FrozenFeaturesArch {
   featureTensor: string;
   hidden: number;
   timeDim: number;
+  /**
+   * for a time-conditioned extractor (the paper's noisy ADM classifier, or a score model's own
+   * U-Net encoder): which of its inputs takes time, and how the discriminator's LVP τ is encoded
+   */
+  timeInput?: { name: string; encoding: FeatureTimeEncoding } | undefined;
+}
+
+/** `tau`: the LVP τ itself; `ddpm-step`: the step of a T-step DDPM schedule. */
+export type FeatureTimeEncoding = { kind: 'tau' } | { kind: 'ddpm-step'; steps: number };
+
+/**
+ * dg-math §3: a time fraction t maps to step round(t·(T−1)) of a T-step DDPM schedule (the LVP
+ * β 0.1…20 is the continuous limit of DDPM linear β 1e-4…0.02, T = 1000); clipped to [0, T−1].
+ */
+export function ddpmStepFromTau(tau: number, steps: number): number {
+  return Math.min(steps - 1, Math.max(0, Math.round(tau * (steps - 1))));
+}
+
+/** The same mapping as graph nodes, cast to the extractor's time dtype. */
+function encodeFeatureTime(g: GraphBuilder, tau: string, encoding: FeatureTimeEncoding, dtype: 'float32' | 'int64'): string {
+  let v = tau;
+  if (encoding.kind === 'ddpm-step') {
+    const scaled = g.op('Round', [g.op('Mul', [tau, g.scalar(encoding.steps - 1)])]);
+    v = g.op('Clip', [scaled, g.scalar(0), g.scalar(encoding.steps - 1)]);
+  }
+  return dtype === 'float32' ? v : g.op('Cast', [v], { to: OnnxDataType.int64 });
 }
 
 /** Keep only the nodes needed to compute `tensor`; error naming the tensor if nothing makes it. */
@@ -59,17 +87,34 @@ export async function buildFrozenFeatureNet(
   seed = 0,
 ): Promise<BuiltNet> {
   const extractor = cutAt(parseModel(featureBytes, arch.featureOnnx), arch.featureTensor, arch.featureOnnx);
-  if (extractor.graph.inputs.length !== 1) {
+  const inputs = extractor.graph.inputs;
+  const timeIn = arch.timeInput ? inputs.find((i) => i.name === arch.timeInput!.name) : undefined;
+  if (arch.timeInput && !timeIn)
     throw new Error(
-      `feature extractor "${arch.featureOnnx}" cut at "${arch.featureTensor}" needs ${extractor.graph.inputs.length} inputs; it must take the image alone`,
+      `feature extractor "${arch.featureOnnx}" cut at "${arch.featureTensor}" has no input "${arch.timeInput.name}" (its inputs: ${inputs.map((i) => i.name).join(', ')})`,
+    );
+  const imageInputs = inputs.filter((i) => i !== timeIn);
+  if (imageInputs.length !== 1) {
+    throw new Error(
+      `feature extractor "${arch.featureOnnx}" cut at "${arch.featureTensor}" needs ${inputs.length} inputs (${inputs.map((i) => i.name).join(', ')}); ` +
+        'it must take the image alone, or the image and a time input named by --feature-time',
     );
   }
+  if (timeIn && timeIn.dtype !== 'float32' && timeIn.dtype !== 'int64')
+    throw new Error(
+      `feature extractor "${arch.featureOnnx}": time input "${timeIn.name}" is ${timeIn.dtype}; float32 or int64 are supported`,
+    );
+  const timeDType = timeIn?.dtype as 'float32' | 'int64' | undefined;
   // probe the feature size with one image
   const probe = await createSession(serializeModel(extractor), arch.featureOnnx);
-  const inputName = extractor.graph.inputs[0]!.name;
-  const out = await probe.session.run({
+  const inputName = imageInputs[0]!.name;
+  const feeds: Record<string, InstanceType<typeof ort.Tensor>> = {
     [inputName]: new ort.Tensor('float32', new Float32Array(dataShape.reduce((a, b) => a * b, 1)), [1, ...dataShape]),
-  });
+  };
+  if (timeIn)
+    feeds[timeIn.name] =
+      timeDType === 'int64' ? new ort.Tensor('int64', new BigInt64Array(1), [1]) : new ort.Tensor('float32', new Float32Array(1), [1]);
+  const out = await probe.session.run(feeds);
   await probe.session.release();
   const dims = out[arch.featureTensor]!.dims;
   if (dims.length !== 2 && dims.length !== 4)
@@ -81,7 +126,8 @@ export async function buildFrozenFeatureNet(
   const x = g.input('x', 'float32', ['N', ...dataShape]);
   const t = g.input('t', 'float32', ['N']);
   // splice the frozen extractor in, its names prefixed so they cannot collide
-  const rename = (v: string) => (v === '' ? v : v === inputName ? x : `frozen/${v}`);
+  const timeFeed = timeIn ? encodeFeatureTime(g, t, arch.timeInput!.encoding, timeDType!) : '';
+  const rename = (v: string) => (v === '' ? v : v === inputName ? x : timeIn && v === timeIn.name ? timeFeed : `frozen/${v}`);
   for (const [k, v] of extractor.graph.initializers) g.initializers.set(rename(k), v);
   for (const n of extractor.graph.nodes)
     g.nodes.push({ ...n, name: `frozen/${n.name}`, inputs: n.inputs.map(rename), outputs: n.outputs.map(rename) });
