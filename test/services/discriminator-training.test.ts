@@ -109,6 +109,21 @@ describe('train-discriminator service', async () => {
     await disc.dispose();
   }, 120_000);
 
+  it('--fakes adds translations made elsewhere to the fake side, split by file name like the rest', async () => {
+    const fakes = join(dir, 'gpu-fakes');
+    await mkdir(fakes, { recursive: true });
+    for (let i = 0; i < 10; i++)
+      await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 250, g: 10 * i, b: 10 } } })
+        .png()
+        .toFile(join(fakes, `s${i}.png`));
+    const plain = await trainDiscriminator({ ...base, outDir: join(dir, 'no-extra'), steps: 1, translationsPerSource: 0 });
+    const r = await trainDiscriminator({ ...base, outDir: join(dir, 'extra'), steps: 1, translationsPerSource: 0, extraFakes: [fakes] });
+    const data = async (x: { manifestPath: string }) => JSON.parse(await readFile(x.manifestPath, 'utf8')).training.data;
+    const [da, db] = [await data(plain), await data(r)];
+    expect(db.extraFakes).toBe(10);
+    expect(db.fakeTrain + db.fakeVal).toBe(da.fakeTrain + da.fakeVal + 10);
+  }, 120_000);
+
   it('cancelling keeps what was learned: a checkpoint and a package marked as stopped', async () => {
     const out = join(dir, 'cancel');
     const ctrl = new AbortController();

@@ -407,6 +407,7 @@ export function buildProgram(): Command {
     .addOption(new Option('--time-sampling <kind>', 'τ sampling').choices(['importance', 'uniform']).default('importance'))
     .option('--translations <k>', 'unguided translations per source image', int('--translations'), 1)
     .option('--translation-steps <n>', 'sampler steps for those translations', int('--translation-steps'), 10)
+    .option('--fakes <dirs...>', 'more fake images: unguided translations made elsewhere (e.g. on a GPU by tools/device-train.sh)')
     .option('--channels <list>', 'encoder channels per level', (v: string) => v.split(',').map(int('--channels')))
     .option(
       '--downsample <f>',
@@ -516,6 +517,7 @@ interface TrainOpts {
   features?: string;
   featureTensor?: string;
   featureTime?: string;
+  fakes?: string[];
   featureTimeEncoding: FeatureTimeEncoding;
   classes: boolean;
   valFraction: number;
@@ -559,6 +561,7 @@ async function runTrain(o: TrainOpts): Promise<number> {
         timeSampling: o.timeSampling,
         translationsPerSource: o.translations,
         translationSteps: o.translationSteps,
+        extraFakes: o.fakes,
         channels: o.channels,
         downsample: o.downsample,
         classes: o.classes,

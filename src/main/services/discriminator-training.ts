@@ -37,6 +37,11 @@ export interface TrainDiscriminatorRequest {
   timeSampling?: 'importance' | 'uniform';
   translationsPerSource?: number;
   translationSteps?: number;
+  /**
+   * more fake images, e.g. unguided translations made elsewhere (tools/device-train.sh makes them
+   * on the GPU with the score model it trains); split like the rest by file name
+   */
+  extraFakes?: string[] | undefined;
   valFraction?: number;
   seed?: number;
   channels?: number[];
@@ -278,8 +283,11 @@ export async function trainDiscriminator(
       out.forEach((x, i) => classOf.set(x, classOfFile.get(set[Math.floor(i / tr.translationsPerSource)]!.file) ?? 0));
       return out;
     };
-    const fakeTrain = [...src.train.map((s) => s.data), ...(await translated(src.train))];
-    const fakeVal = [...src.val.map((s) => s.data), ...(await translated(src.val))];
+    const extra = split(req.extraFakes?.length ? await readSet(await expandInputs(req.extraFakes), spec, events) : []);
+    if (req.classes && extra.train.length + extra.val.length > 0)
+      throw new Error('extra fakes are not supported for class-conditional training');
+    const fakeTrain = [...src.train.map((s) => s.data), ...(await translated(src.train)), ...extra.train.map((s) => s.data)];
+    const fakeVal = [...src.val.map((s) => s.data), ...(await translated(src.val)), ...extra.val.map((s) => s.data)];
     const realTrain = tgt.train.map((s) => s.data);
     const realVal = tgt.val.map((s) => s.data);
 
@@ -427,6 +435,7 @@ export async function trainDiscriminator(
           realVal: realVal.length,
           fakeVal: fakeVal.length,
           translationsPerSource: tr.translationsPerSource,
+          extraFakes: extra.train.length + extra.val.length,
         },
         scoreModel: { name: model.manifest.name, sha256: modelSha },
         validation,
