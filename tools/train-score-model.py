@@ -133,6 +133,47 @@ class UNet(nn.Module):
         return self.out(h)
 
 
+@torch.no_grad()
+def sdedit_ddim(model: nn.Module, abar: torch.Tensor, x0: torch.Tensor, t0: torch.Tensor, steps: int, g: torch.Generator) -> torch.Tensor:
+    """Unguided SDEdit (dg-math §5): noise x0 to step round(t0·(T−1)), then deterministic DDIM down to 0.
+    One t0 per image; the discriminator's fakes, made here because the GPU is here."""
+    T = abar.shape[0]
+    i0 = (t0 * (T - 1)).round().long()
+    eps = torch.randn(x0.shape, device=x0.device, generator=g)
+    a0 = abar[i0][:, None, None, None]
+    x = a0.sqrt() * x0 + (1 - a0).sqrt() * eps
+    fracs = torch.linspace(1, 0, steps + 1, device=x0.device)
+    for k in range(steps):
+        i = (i0.float() * fracs[k]).round().long()
+        j = (i0.float() * fracs[k + 1]).round().long()
+        ai = abar[i][:, None, None, None]
+        with torch.autocast(device_type='cuda', dtype=torch.bfloat16) if x0.is_cuda else contextlib.nullcontext():
+            e = model(x, i).float()
+        x0_hat = ((x - (1 - ai).sqrt() * e) / ai.sqrt()).clamp(-1, 1)
+        aj = abar[j][:, None, None, None]
+        last = (k == steps - 1)
+        x = x0_hat if last else aj.sqrt() * x0_hat + (1 - aj).sqrt() * e
+    return x
+
+
+def translate_folder(model, abar, src: str, out: str, t0_range, steps: int, seed: int, dev: str) -> int:
+    names = sorted(n for n in os.listdir(src) if n.lower().endswith('.png'))
+    os.makedirs(out, exist_ok=True)
+    g = torch.Generator(device=dev).manual_seed(seed + 12345)
+    lo, hi = t0_range
+    for s in range(0, len(names), 256):
+        part = names[s:s + 256]
+        x0 = torch.stack([torch.from_numpy(np.asarray(Image.open(os.path.join(src, n)).convert('RGB').resize((64, 64)), dtype=np.float32))
+                          for n in part]).permute(0, 3, 1, 2).to(dev) / 127.5 - 1
+        # t0 spread evenly over the range, by index (deterministic)
+        t0 = torch.tensor([lo + (hi - lo) * ((s + k) % 7) / 6 for k in range(len(part))], device=dev)
+        y = sdedit_ddim(model, abar, x0, t0, steps, g)
+        pix = ((y.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+        for n, p in zip(part, pix):
+            Image.fromarray(p).save(os.path.join(out, n))
+    return len(names)
+
+
 def export_onnx(model: nn.Module, x: torch.Tensor, t: torch.Tensor, path: str) -> None:
     """TorchScript-based export (the graph DG Studio is tested on); PyTorch ≥ 2.9 defaults to the dynamo
     exporter, so ask for the classic one and fall back to dynamo only if it is gone."""
@@ -186,6 +227,10 @@ def main():
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--resume', action='store_true')
     ap.add_argument('--name', default='Noto emoji U-Net (ε, DDPM linear, 64×64)')
+    ap.add_argument('--translate', help='after training: a folder of source images to translate without guidance (discriminator fakes)')
+    ap.add_argument('--translate-out', help='where those translations go (PNG, same names)')
+    ap.add_argument('--t0-range', default='0.2,0.8', help='the translations use t0 evenly spread over this range')
+    ap.add_argument('--translate-steps', type=int, default=20)
     a = ap.parse_args()
 
     torch.manual_seed(a.seed)
@@ -250,6 +295,12 @@ def main():
             save()
             last_save = time.time()
     save()
+
+    if a.translate:
+        ema.eval()
+        lo, hi = (float(v) for v in a.t0_range.split(','))
+        n = translate_folder(ema, abar, a.translate, a.translate_out, (lo, hi), a.translate_steps, a.seed, dev)
+        print(f'translated {n} images of {a.translate} into {a.translate_out}', flush=True)
 
     # export the EMA weights: x [N,3,64,64] in [-1,1], t [N] int64 step → ε̂
     ema.eval().float().cpu()
