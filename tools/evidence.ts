@@ -2,7 +2,7 @@
  * `npm run evidence`: the t0 × w sweep on held-out emoji that docs/results.md reports
  * (see src/main/services/evidence.ts). Needs `npx tsx tools/prepare-emoji.ts` once.
  *
- *   npm run evidence                                  # bundled default models, 64 held-out emoji
+ *   npm run evidence                                  # bundled default models, 48 held-out emoji
  *   npm run evidence -- --limit 0 --steps 40          # every held-out emoji, more steps
  */
 import { existsSync } from 'node:fs';
@@ -33,8 +33,8 @@ const program = new Command('evidence')
   .option('--discriminator <manifest>', 'discriminator manifest (default: the bundled default)')
   .option('--t0s <list>', 't0 values', list('--t0s'), [0.2, 0.35, 0.5, 0.65, 0.8])
   .option('--weights <list>', 'DG weights (0 = plain SDEdit is always included)', list('--weights'), [0, 0.5, 1, 2, 4])
-  .option('--limit <n>', 'how many held-out sources (spread over the list; 0 = all)', num('--limit'), 64)
-  .option('--steps <n>', 'sampler steps from t0 down to 0', num('--steps'), 30)
+  .option('--limit <n>', 'how many held-out sources (spread over the list; 0 = all)', num('--limit'), 48)
+  .option('--steps <n>', 'sampler steps from t0 down to 0', num('--steps'), 12)
   .option('--sampler <name>', `one of ${SAMPLER_NAMES.join(', ')}`, 'heun')
   .option('--dg-weight2 <w>', "Heun's second-stage weight (default: the same as w; the paper uses 0)", num('--dg-weight2'))
   .option('--seed <n>', 'first seed', num('--seed'), 0)
