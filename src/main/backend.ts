@@ -28,7 +28,7 @@ import { encodePng, MAX_INPUT_PIXELS, writeFileAtomic } from './engine/image-io.
 import { trainDiscriminator } from './services/discriminator-training.js';
 import { Gallery, type OutputRow } from './services/gallery.js';
 import { JobQueue, type JobInfo } from './services/jobs.js';
-import { bundledDefaults, dataDir, defaultGalleryDir } from './services/resources.js';
+import { bundledDefaults, dataDir, defaultGalleryDir, resourcesDir } from './services/resources.js';
 import { diagnosePaths } from './services/path-diagnostics.js';
 import { obviousImage, Studies } from './services/studies.js';
 import { runSweep } from './services/sweep.js';
@@ -210,6 +210,15 @@ export class StudioBackend implements StudioApi {
 
   async listModels(): Promise<ModelEntry[]> {
     return (await this.entries()).map(({ manifest: _m, ...e }) => e);
+  }
+
+  /** The bundled samples (resources/samples/*.png), through the same inbox as any picked file. */
+  async addSamples() {
+    const dir = join(resourcesDir(), 'samples');
+    const names = (await readdir(dir)).filter((n) => n.toLowerCase().endsWith('.png')).sort();
+    return this.addSources({
+      files: await Promise.all(names.map(async (name) => ({ name, data: new Uint8Array(await readFile(join(dir, name))) }))),
+    });
   }
 
   /** Store dropped or picked images in the inbox (content-addressed), with thumbnails. */

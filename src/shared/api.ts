@@ -209,6 +209,7 @@ export const API = {
   getInfo: z.tuple([]),
   listModels: z.tuple([]),
   addSources: z.tuple([AddSourcesSchema]),
+  addSamples: z.tuple([]),
   translate: z.tuple([TranslateRequestSchema]),
   cancelJob: z.tuple([z.number().int()]),
   listJobs: z.tuple([]),
@@ -235,6 +236,8 @@ export interface StudioApi {
   getInfo(): Promise<StudioInfo>;
   listModels(): Promise<ModelEntry[]>;
   addSources(req: z.input<typeof AddSourcesSchema>): Promise<{ sources: SourceRef[]; errors: { name: string; message: string }[] }>;
+  /** the bundled sample images (resources/samples), added like picked files: a first run needs no files */
+  addSamples(): Promise<{ sources: SourceRef[]; errors: { name: string; message: string }[] }>;
   translate(req: TranslateRequest): Promise<{ jobId: number }>;
   cancelJob(id: number): Promise<boolean>;
   listJobs(): Promise<JobDto[]>;

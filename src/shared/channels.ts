@@ -3,6 +3,7 @@ export const METHODS = [
   'getInfo',
   'listModels',
   'addSources',
+  'addSamples',
   'translate',
   'cancelJob',
   'listJobs',

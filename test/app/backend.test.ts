@@ -53,6 +53,15 @@ describe('the back end validates every request (no Electron needed)', async () =
     expect(backend.resolveFile('source', r.sources[0]!.id)).toMatch(/inbox/);
   });
 
+  it('adds the bundled samples like picked files, so a first run needs none', async () => {
+    const r = (await backend.dispatch('addSamples', [])) as { sources: { id: string; name: string }[]; errors: unknown[] };
+    expect(r.errors).toEqual([]);
+    expect(r.sources.map((s) => s.name)).toContain('twemoji-1f427-penguin.png');
+    expect(r.sources.length).toBeGreaterThanOrEqual(8);
+    for (const s of r.sources) expect(backend.resolveFile('source', s.id)).toMatch(/inbox/);
+    await expect(backend.dispatch('addSamples', ['extra'])).rejects.toThrow();
+  });
+
   it('the engine version matches package.json', () => {
     const pkg = JSON.parse(readFileSync(join(import.meta.dirname, '../../package.json'), 'utf8'));
     expect(ENGINE_VERSION).toBe(pkg.version);

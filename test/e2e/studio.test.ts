@@ -74,6 +74,17 @@ describe('studio in a real browser (server mode)', async () => {
     await page.screenshot({ path: join(artifacts, 'bad-file.png') });
   });
 
+  it('offers the bundled samples while no source is chosen', async () => {
+    await page.click('[data-testid=try-samples]');
+    await page.locator('[data-testid=source]').nth(7).waitFor();
+    expect(await page.locator('[data-testid=source] figcaption').allTextContents()).toContain('twemoji-1f427-penguin.png');
+    expect(await page.locator('[data-testid=try-samples]').count()).toBe(0);
+    await page.screenshot({ path: join(artifacts, 'samples.png') });
+    // back to an empty list for the next steps
+    while ((await page.locator('[data-testid=source] .x').count()) > 0) await page.locator('[data-testid=source] .x').first().click();
+    await page.locator('[data-testid=try-samples]').waitFor();
+  });
+
   it('translates images, shows progress and results, and compares with plain SDEdit', async () => {
     await page.setInputFiles('[data-testid=file-input]', images.slice(0, 2));
     await page.locator('[data-testid=source]').nth(1).waitFor();
