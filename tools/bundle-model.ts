@@ -58,6 +58,21 @@ async function copyFolder(from: string, to: string, files: string[]): Promise<vo
   for (const f of files) await copyFile(join(from, f), join(to, f));
 }
 
+/** Add a row for a bundled folder to resources/LICENSES.md's table (once). */
+export async function recordLicense(resources: string, folder: string, what: string, source: string, license: string): Promise<void> {
+  const path = join(resources, 'LICENSES.md');
+  const text = await readFile(path, 'utf8');
+  const key = `\`models/${folder}/\``;
+  if (text.includes(key)) return;
+  const lines = text.split('\n');
+  const header = lines.findIndex((l) => l.startsWith('| Path |'));
+  if (header < 0) throw new Error(`${path} has no table starting with "| Path |"`);
+  let last = header + 1;
+  while (lines[last + 1]?.startsWith('|')) last++;
+  lines.splice(last + 1, 0, `| ${key} | ${what} | ${source} | ${license} |`);
+  await writeFile(path, lines.join('\n'));
+}
+
 const num = (flag: string) => (v: string) => {
   const x = Number(v);
   if (!Number.isFinite(x)) throw new InvalidArgumentError(`${flag} takes a number, got "${v}"`);
@@ -121,6 +136,13 @@ async function main() {
       '',
     ].join('\n');
     await writeFile(join(dest, 'README.md'), report);
+    await recordLicense(
+      resources,
+      o['name'],
+      `score model "${model.manifest.name}" (ONNX + manifest)`,
+      'trained by `tools/train-score-model.py` on the Noto training split (`docs/emoji-pipeline.md`)',
+      model.manifest.license ?? 'see the model README',
+    );
     let discRel: string | null = null;
     if (o['discriminator']) {
       const disc = await loadDiscriminator(join(o['discriminator'], 'manifest.json'), {
@@ -132,6 +154,13 @@ async function main() {
       const keep = (await readdir(o['discriminator'])).filter((n) => n.endsWith('.onnx') || n === 'manifest.json' || n.endsWith('.md'));
       await copyFolder(o['discriminator'], ddest, keep);
       discRel = `${o['discriminatorName']}/manifest.json`;
+      await recordLicense(
+        resources,
+        o['discriminatorName'],
+        'discriminator (forward + guidance ONNX, manifest)',
+        "trained by DG Studio's own trainer on the emoji training splits (`docs/emoji-pipeline.md`)",
+        'weights: MIT; trained on Twemoji (CC-BY 4.0) and Noto Emoji (Apache License 2.0) images',
+      );
     }
     const total = await folderBytes(resources);
     console.log(`resources/ is ${(total / 2 ** 20).toFixed(1)} MiB (budget ${RESOURCES_BUDGET_BYTES / 2 ** 20} MiB)`);
