@@ -19,15 +19,23 @@ SOURCES=${SOURCES:-data/emoji/twitter/train}
 WORK=$(mktemp -d)
 export PYTHONUNBUFFERED=1
 mkdir -p "$OUT/score" "$OUT/fakes"
+# one shot on a lent machine: whatever happens after the export (a failed ONNX Runtime cross-check,
+# say), bring back what exists, so it can be looked at here
+set +e
 {
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || echo "no GPU visible"
   "$PY" -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available())'
   "$PY" tools/train-score-model.py --data "$DATA" --out "$WORK" --minutes "${MINUTES:-7.5}" \
     --translate "$SOURCES" --translate-out "$WORK/fakes" --t0-range 0.2,0.8 "$@"
 } 2>&1 | tee "$OUT/score/train.log"
+status=${PIPESTATUS[0]}
+set -e
 cd "$WORK"
+[ -f model.onnx ] || { echo "training or export failed (exit $status); see train.log"; exit "$status"; }
+[ "$status" = 0 ] || echo "warning: exit $status after the export; the files come back for a look (see train.log)"
 sha256sum model.onnx > "$OUT/score/model.onnx.sha256"
 split -b 15M -d -a 2 model.onnx "$OUT/score/part-"
 cp manifest.json "$OUT/score/"
-tar cf - -C "$WORK/fakes" . | split -b 15M -d -a 1 - "$OUT/fakes/fakes-"
+[ -d "$WORK/fakes" ] && tar cf - -C "$WORK/fakes" . | split -b 15M -d -a 1 - "$OUT/fakes/fakes-"
 ls -la "$OUT/score" "$OUT/fakes"
+exit "$status"
