@@ -4,6 +4,9 @@ import { discTrain } from './disc-train.js';
 import { galleryQuery } from './gallery-query.js';
 import { gradCost } from './grad-cost.js';
 import { samplerOverhead } from './sampler-overhead.js';
+import { unetCosts } from './unet-costs.js';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 
 console.log(
   `# DG Studio benchmarks — ${new Date().toISOString()} — node ${process.version}, ${(await import('node:os')).cpus().length} cores`,
@@ -18,5 +21,8 @@ console.log('\n## disc-train (60 s per configuration)');
 await discTrain(60);
 console.log('\n## gallery-query (100k outputs)');
 await galleryQuery();
+console.log("\n## unet-costs (a real U-Net: ORT vs PyTorch CPU, and each discriminator design's DG overhead)");
+const unet = join(import.meta.dirname, '..', '.cache', 'unet-bench', 'manifest.json');
+if (existsSync(unet)) await unetCosts(unet);
+else console.log(`no U-Net at ${unet}: make one as the top of bench/unet-costs.ts says (needs python3-torch), then rerun`);
 console.log(`\npeak RSS of the whole run: ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`);
-console.log('\n## ORT vs PyTorch CPU: skipped — python3-torch is not installed on this machine (apt-get install python3-torch)');
