@@ -270,8 +270,10 @@ export class StudioBackend implements StudioApi {
   async translate(req: z.output<typeof API.translate>[0]) {
     const inputs = await this.sourcePaths(req.sources);
     const modelManifest = (await this.manifestOf(req.model, 'score'))!;
-    const discriminatorManifest =
-      req.params.dgWeight > 0 || (req.params.dgWeight2 ?? 0) > 0 ? await this.manifestOf(req.discriminator, 'discriminator') : undefined;
+    const guided = req.params.dgWeight > 0 || (req.params.dgWeight2 ?? 0) > 0;
+    const discriminatorManifest = guided ? await this.manifestOf(req.discriminator, 'discriminator') : undefined;
+    if (guided && !discriminatorManifest)
+      throw new Error('a DG weight above 0 needs a discriminator, and none is bundled: train or import one, or set the DG weight to 0');
     const outDir = this.settings.outputDir ?? join(this.home, 'outputs');
     const session = this.session;
     const job = this.jobs.submit(

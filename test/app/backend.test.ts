@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { cp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
@@ -60,6 +61,30 @@ describe('the back end validates every request (no Electron needed)', async () =
     expect(r.sources.length).toBeGreaterThanOrEqual(8);
     for (const s of r.sources) expect(backend.resolveFile('source', s.id)).toMatch(/inbox/);
     await expect(backend.dispatch('addSamples', ['extra'])).rejects.toThrow();
+  });
+
+  it('refuses a DG weight when no discriminator exists, instead of silently translating without guidance', async () => {
+    const resources = await tempDir();
+    await cp(join(import.meta.dirname, '..', '..', 'resources'), resources, { recursive: true });
+    const defaults = join(resources, 'models', 'defaults.json');
+    await writeFile(defaults, JSON.stringify({ ...JSON.parse(readFileSync(defaults, 'utf8')), discriminator: null }));
+    await rm(join(resources, 'models', 'toy-gaussian-64-dg'), { recursive: true });
+    const before = process.env['DG_STUDIO_RESOURCES'];
+    process.env['DG_STUDIO_RESOURCES'] = resources;
+    try {
+      const lonely = await StudioBackend.create({ mode: 'server', dataDir: await tempDir() });
+      const { sources } = (await lonely.dispatch('addSamples', [])) as { sources: { id: string }[] };
+      await expect(lonely.dispatch('translate', [{ sources: [sources[0]!.id], params: { dgWeight: 1 } }])).rejects.toThrow(
+        /a DG weight above 0 needs a discriminator, and none is bundled/,
+      );
+      expect(await lonely.dispatch('translate', [{ sources: [sources[0]!.id], params: { dgWeight: 0, steps: 2 } }])).toHaveProperty(
+        'jobId',
+      );
+      await lonely.close();
+    } finally {
+      if (before === undefined) delete process.env['DG_STUDIO_RESOURCES'];
+      else process.env['DG_STUDIO_RESOURCES'] = before;
+    }
   });
 
   it('the engine version matches package.json', () => {

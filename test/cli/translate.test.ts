@@ -28,6 +28,28 @@ describe('dg-studio translate (CLI)', async () => {
         .toFile(join(inDir, 'b é.png')),
     );
 
+  it('a DG weight without a discriminator warns and records what was done: plain SDEdit (w = 0)', async () => {
+    const out = join(dir, 'no-disc');
+    const r = await cli([
+      'translate',
+      join(dir, 'a.png'),
+      '--no-discriminator',
+      '--dg-weight',
+      '2',
+      '--steps',
+      '2',
+      '--out',
+      out,
+      '--json',
+      '--no-gallery',
+    ]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/warning: DG weight 2 was given but no discriminator: translating without guidance \(recorded as w = 0\)/);
+    const rec = JSON.parse(r.stdout.trim().split('\n')[0]!);
+    expect(rec.output).toMatch(/a-t0\.5-w0-0\.png$/);
+    expect((await readPngText(rec.output))['parameters']).toMatch(/DG weight: 0, DG weight 2: 0,/);
+  });
+
   it('translates files and folders with the bundled default, embedding parameters in PNG and sidecar', async () => {
     const out = join(dir, 'out');
     const r = await cli(['translate', join(dir, 'a.png'), inDir, '--steps', '4', '--seed', '7', '--t0', '0.4', '--out', out, '--json']);

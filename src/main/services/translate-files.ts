@@ -113,7 +113,7 @@ export async function translateFiles(
   events: TranslateEvents = {},
   signal?: AbortSignal,
 ): Promise<{ outputs: OutputRecord[]; errors: FileError[] }> {
-  const params = TranslateParamsSchema.parse(req.params);
+  let params = TranslateParamsSchema.parse(req.params);
   const files = await expandInputs(req.inputs);
   const model = await loadScoreModel(req.modelManifest, {
     executionProvider: req.executionProvider,
@@ -129,7 +129,9 @@ export async function translateFiles(
         valueRange: model.manifest.valueRange,
       });
     } else if (params.dgWeight > 0 || (params.dgWeight2 ?? 0) > 0) {
-      events.onWarning?.('a DG weight was given but no discriminator: translating without guidance');
+      // what is recorded (file names, PNG parameters, gallery) must be what was done: plain SDEdit
+      events.onWarning?.(`DG weight ${params.dgWeight} was given but no discriminator: translating without guidance (recorded as w = 0)`);
+      params = { ...params, dgWeight: 0, dgWeight2: null, boosting: null };
     }
     await mkdir(req.outDir, { recursive: true });
     const modelInfo = { name: model.manifest.name, manifest: resolve(req.modelManifest), sha256: await sha256File(model.onnxPath) };
