@@ -12,7 +12,8 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { basename, join, relative } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { readImage } from '../src/main/engine/image-io.js';
@@ -24,11 +25,14 @@ import { expandInputs, imageSpecOf } from '../src/main/services/translate-files.
 
 export const RESOURCES_BUDGET_BYTES = 60 * 1024 * 1024;
 
-/** Join `part-*` pieces (sorted by name) into `model.onnx`, checking `model.onnx.sha256` when present. */
-export async function joinParts(dir: string): Promise<void> {
-  const target = join(dir, 'model.onnx');
+/**
+ * The folder to load the model from: `dir` itself when it holds model.onnx; else a fresh temporary
+ * folder with its manifest and the `part-*` pieces joined (sorted by name) into model.onnx, checked
+ * against `model.onnx.sha256` when present. `dir` is only read (the device tool's files are read-only).
+ */
+export async function joinParts(dir: string): Promise<string> {
   const parts = (await readdir(dir)).filter((n) => n.startsWith('part-')).sort();
-  if (existsSync(target) || parts.length === 0) return;
+  if (existsSync(join(dir, 'model.onnx')) || parts.length === 0) return dir;
   const bytes = Buffer.concat(await Promise.all(parts.map((p) => readFile(join(dir, p)))));
   const shaFile = join(dir, 'model.onnx.sha256');
   if (existsSync(shaFile)) {
@@ -39,8 +43,11 @@ export async function joinParts(dir: string): Promise<void> {
         `${dir}: the joined ${parts.join('+')} has sha256 ${got}, but model.onnx.sha256 says ${want}; a piece is missing or damaged`,
       );
   }
-  await writeFile(target, bytes);
-  console.log(`joined ${parts.length} pieces into ${target} (${(bytes.length / 2 ** 20).toFixed(1)} MiB)`);
+  const out = await mkdtemp(join(tmpdir(), 'dg-bundle-'));
+  for (const f of await readdir(dir)) if (!f.startsWith('part-') && f.endsWith('.json')) await copyFile(join(dir, f), join(out, f));
+  await writeFile(join(out, 'model.onnx'), bytes);
+  console.log(`joined ${parts.length} pieces into ${join(out, 'model.onnx')} (${(bytes.length / 2 ** 20).toFixed(1)} MiB)`);
+  return out;
 }
 
 async function folderBytes(dir: string): Promise<number> {
@@ -98,8 +105,8 @@ async function main() {
     .parse()
     .opts();
   const resources = resourcesDir();
-  await joinParts(o['score']);
-  const manifestPath = join(o['score'], 'manifest.json');
+  const scoreDir = await joinParts(o['score']);
+  const manifestPath = join(scoreDir, 'manifest.json');
   const model = await loadScoreModel(manifestPath);
   try {
     const spec = imageSpecOf(model);
@@ -120,7 +127,7 @@ async function main() {
           `(ratios ${levels.map((l) => l.ratio.toFixed(3)).join(', ')}); an untrained or broken model would produce noise`,
       );
     const dest = join(resources, 'models', o['name']);
-    await copyFolder(o['score'], dest, ['manifest.json', basename(model.onnxPath)]);
+    await copyFolder(scoreDir, dest, ['manifest.json', basename(model.onnxPath)]);
     const report = [
       `# ${model.manifest.name}`,
       '',

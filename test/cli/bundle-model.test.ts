@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { cp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -19,8 +20,15 @@ describe('tools/bundle-model.ts', () => {
     const cut = [0, 100_000, 250_000, bytes.length];
     for (let i = 0; i < 3; i++) await writeFile(join(dir, `part-a${'abc'[i]}`), bytes.subarray(cut[i], cut[i + 1]));
     await writeFile(join(dir, 'model.onnx.sha256'), `${createHash('sha256').update(bytes).digest('hex')}  model.onnx\n`);
-    await joinParts(dir);
-    expect(Buffer.compare(await readFile(join(dir, 'model.onnx')), bytes)).toBe(0);
+    await writeFile(join(dir, 'manifest.json'), await readFile(join(fixture, 'manifest.json')));
+    // the device tool's files are read-only: joining must not write there (checked below; chmod
+    // would not stop root, who runs CI)
+    const joined = await joinParts(dir);
+    expect(joined).not.toBe(dir);
+    expect(Buffer.compare(await readFile(join(joined, 'model.onnx')), bytes)).toBe(0);
+    expect(existsSync(join(joined, 'manifest.json'))).toBe(true);
+    expect(existsSync(join(dir, 'model.onnx'))).toBe(false);
+    expect(await joinParts(fixture)).toBe(fixture);
 
     const broken = await tempDir();
     await writeFile(join(broken, 'part-aa'), bytes.subarray(0, 100_000));
