@@ -131,10 +131,10 @@ describe('npm run evidence on the bundled toy models', async () => {
       expect(existsSync(join(docs, 'results', f))).toBe(true);
   }, 120_000);
 
-  it('names the folders when no source has a paired target', async () => {
-    await expect(
+  it('names the folders when no source has a paired target, and needs a DG weight above 0', async () => {
+    const request = (over: Partial<Parameters<typeof runEvidence>[0]>) =>
       runEvidence({
-        sources: [join(src, 'unpaired.png')],
+        sources: [src],
         targets: [tgt],
         modelManifest: bundledDefaults().scoreModel,
         discriminatorManifest: bundledDefaults().discriminator!,
@@ -147,7 +147,11 @@ describe('npm run evidence on the bundled toy models', async () => {
         gridT0: 0.5,
         gridWeight: 1,
         gridRows: 1,
-      }),
-    ).rejects.toThrow(/no source in .*unpaired\.png has a target of the same name in .*tgt/);
+        ...over,
+      });
+    await expect(request({ sources: [join(src, 'unpaired.png')] })).rejects.toThrow(
+      /no source in .*unpaired\.png has a target of the same name in .*tgt/,
+    );
+    await expect(request({ weights: [0] })).rejects.toThrow(/at least one DG weight above 0/);
   });
 });

@@ -233,6 +233,8 @@ export async function runEvidence(
     throw new Error(`no source in ${req.sources.join(', ')} has a target of the same name in ${req.targets.join(', ')}`);
   const chosen = spreadSubset(paired, req.limit);
   const weights = [...new Set([0, ...req.weights])].sort((a, b) => a - b);
+  if (weights.length < 2) throw new Error('the evidence compares DG with plain SDEdit: give at least one DG weight above 0');
+  if (req.t0s.length === 0) throw new Error('give at least one t0');
   // the grid and the noise floor use settings of the sweep: the nearest ones to those asked for
   const nearest = (xs: number[], x: number) => xs.reduce((a, b) => (Math.abs(b - x) < Math.abs(a - x) ? b : a));
   const gridT0 = nearest(req.t0s, req.gridT0);
