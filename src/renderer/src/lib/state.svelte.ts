@@ -46,18 +46,31 @@ export function toast(text: string, kind: Toast['kind'] = 'error'): void {
   setTimeout(() => (studio.toasts = studio.toasts.filter((t) => t.id !== id)), kind === 'error' ? 9000 : 4000);
 }
 
-/** Read picked or dropped files as bytes and add them to the back end's inbox. */
-export async function addFiles(files: File[]): Promise<SourceRef[]> {
-  if (files.length === 0) return [];
-  const payload = await Promise.all(files.map(async (f) => ({ name: f.name, data: new Uint8Array(await f.arrayBuffer()) })));
+/** Add images to the back end's inbox; every refused image and any failure becomes a toast. */
+async function intoInbox(
+  request: () => Promise<{ sources: SourceRef[]; errors: { message: string }[] }>,
+  advice: string,
+): Promise<SourceRef[]> {
   try {
-    const r = await api.addSources({ files: payload });
-    for (const e of r.errors) toast(`${e.message}. Use a PNG, JPEG, WebP, GIF, TIFF or AVIF image.`);
+    const r = await request();
+    for (const e of r.errors) toast(`${e.message}${advice}`);
     return r.sources;
   } catch (e) {
     toast((e as Error).message);
     return [];
   }
+}
+
+/** Read picked or dropped files as bytes and add them to the back end's inbox. */
+export async function addFiles(files: File[]): Promise<SourceRef[]> {
+  if (files.length === 0) return [];
+  const payload = await Promise.all(files.map(async (f) => ({ name: f.name, data: new Uint8Array(await f.arrayBuffer()) })));
+  return intoInbox(() => api.addSources({ files: payload }), '. Use a PNG, JPEG, WebP, GIF, TIFF or AVIF image.');
+}
+
+/** The bundled sample images, through the same inbox. */
+export function addSamples(): Promise<SourceRef[]> {
+  return intoInbox(() => api.addSamples(), '');
 }
 
 export async function startup(): Promise<void> {
