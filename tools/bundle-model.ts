@@ -15,7 +15,8 @@ import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join, relative } from 'node:path';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
+import { list, num } from '../src/main/cli/options.js';
 import { readImage } from '../src/main/engine/image-io.js';
 import { denoisingCheck } from '../src/main/engine/model-check.js';
 import { loadDiscriminator } from '../src/main/engine/discriminator.js';
@@ -50,7 +51,8 @@ export async function joinParts(dir: string): Promise<string> {
   return out;
 }
 
-async function folderBytes(dir: string): Promise<number> {
+/** Bytes of every file below `dir`. */
+export async function folderBytes(dir: string): Promise<number> {
   let total = 0;
   for (const e of await readdir(dir, { withFileTypes: true })) {
     const p = join(dir, e.name);
@@ -80,12 +82,6 @@ export async function recordLicense(resources: string, folder: string, what: str
   await writeFile(path, lines.join('\n'));
 }
 
-const num = (flag: string) => (v: string) => {
-  const x = Number(v);
-  if (!Number.isFinite(x)) throw new InvalidArgumentError(`${flag} takes a number, got "${v}"`);
-  return x;
-};
-
 async function main() {
   const o = new Command('bundle-model')
     .requiredOption('--score <dir>', 'folder with manifest.json and model.onnx (or its part-* pieces)')
@@ -96,7 +92,7 @@ async function main() {
     .option(
       '--t0s <list>',
       't0 values to check (at larger t0 every denoiser approaches the data mean, so the ratio tends to 1 and says little)',
-      (v) => v.split(',').map(Number),
+      list('--t0s'),
       [0.2, 0.35, 0.5],
     )
     .option('--max-ratio <r>', "the model's denoising MSE must stay below r × the baseline's at every t0", num('--max-ratio'), 0.9)

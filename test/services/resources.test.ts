@@ -1,20 +1,13 @@
-import { cp, readdir, readFile, stat } from 'node:fs/promises';
+import { cp, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { recordLicense } from '../../tools/bundle-model.js';
+import { folderBytes, recordLicense } from '../../tools/bundle-model.js';
 import { resourcesDir } from '../../src/main/services/resources.js';
 import { tempDir } from '../helpers/tmp.js';
 
-async function bytesOf(dir: string): Promise<number> {
-  let total = 0;
-  for (const e of await readdir(dir, { withFileTypes: true }))
-    total += e.isDirectory() ? await bytesOf(join(dir, e.name)) : (await stat(join(dir, e.name))).size;
-  return total;
-}
-
 describe('the bundled resources', () => {
   it('stay within the 60 MB budget', async () => {
-    expect(await bytesOf(resourcesDir())).toBeLessThanOrEqual(60 * 1024 * 1024);
+    expect(await folderBytes(resourcesDir())).toBeLessThanOrEqual(60 * 1024 * 1024);
   });
 
   it('every bundled model folder and sample set has its license recorded in resources/LICENSES.md', async () => {

@@ -98,11 +98,10 @@ export function frontierGaps(rows: SweepRow[], metric: 'swd' | 'fd'): { t0: numb
   const curve = rows.filter((r) => r.w === 0).map((r) => ({ faithfulness: r.l2Source, realism: r[metric] }));
   return rows
     .filter((r) => r.w > 0)
-    .map((r) => ({
-      t0: r.t0,
-      w: r.w,
-      gap: sdeditRealismAt(curve, r.l2Source) === null ? null : r[metric] - sdeditRealismAt(curve, r.l2Source)!,
-    }));
+    .map((r) => {
+      const sdedit = sdeditRealismAt(curve, r.l2Source);
+      return { t0: r.t0, w: r.w, gap: sdedit === null ? null : r[metric] - sdedit };
+    });
 }
 
 const f3 = (v: number | null) => (v === null || !Number.isFinite(v) ? '–' : Number(v.toPrecision(3)).toString());
@@ -169,13 +168,12 @@ export function reading(rows: SweepRow[], paired: PairedDistances[], noise: { sw
     const floor = noise[metric];
     const below = gaps.filter((g) => g.gap! < -floor);
     const above = gaps.filter((g) => g.gap! > floor);
+    const best = below.length ? below.reduce((a, b) => (b.gap! < a.gap! ? b : a)) : null;
     if (gaps.length)
       out.push(
         `- Against the SDEdit frontier (${metric.toUpperCase()} at equal L2 to the source, interpolated between t0 values): ` +
           `${below.length} of ${gaps.length} DG settings lie below it by more than the noise floor (${f3(floor)}), ${above.length} above it` +
-          (below.length
-            ? ` (best: t0 = ${below.reduce((a, b) => (b.gap! < a.gap! ? b : a)).t0}, w = ${below.reduce((a, b) => (b.gap! < a.gap! ? b : a)).w})`
-            : '') +
+          (best ? ` (best: t0 = ${best.t0}, w = ${best.w})` : '') +
           '.',
       );
   }
