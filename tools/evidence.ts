@@ -8,23 +8,13 @@
 import { existsSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
+import { list, num } from '../src/main/cli/options.js';
 import { SAMPLER_NAMES, type TranslateParamsInput } from '../src/shared/params.js';
 import { runEvidence } from '../src/main/services/evidence.js';
 import { bundledDefaults } from '../src/main/services/resources.js';
 
 const root = join(import.meta.dirname, '..');
-const list = (flag: string) => (v: string) => {
-  const out = v.split(',').map(Number);
-  if (out.some((x) => !Number.isFinite(x))) throw new InvalidArgumentError(`${flag} takes numbers separated by commas, got "${v}"`);
-  return out;
-};
-const num = (flag: string) => (v: string) => {
-  const x = Number(v);
-  if (!Number.isFinite(x)) throw new InvalidArgumentError(`${flag} takes a number, got "${v}"`);
-  return x;
-};
-
 const program = new Command('evidence')
   .description('Does DG lift the realism–faithfulness curve? Sweep t0 × w on held-out pairs and write docs/results.md')
   .option('--sources <dir>', 'held-out source images', join(root, 'data/emoji/twitter/test'))

@@ -3,6 +3,7 @@
  * dg-studio command line: a thin adapter over the services.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { int, list, num, pair } from './options.js';
 import cliProgress from 'cli-progress';
 import { SAMPLER_NAMES, TranslateParamsSchema } from '../../shared/params.js';
 import { ENGINE_VERSION } from '../../shared/version.js';
@@ -19,31 +20,6 @@ import { startServer } from '../server.js';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { translateFiles } from '../services/translate-files.js';
-
-function num(name: string) {
-  return (v: string) => {
-    const x = Number(v);
-    if (v.trim() === '' || !Number.isFinite(x)) throw new InvalidArgumentError(`${name} must be a number, got "${v}"`);
-    return x;
-  };
-}
-function int(name: string) {
-  return (v: string) => {
-    const x = num(name)(v);
-    if (!Number.isInteger(x)) throw new InvalidArgumentError(`${name} must be a whole number, got "${v}"`);
-    return x;
-  };
-}
-function list(name: string) {
-  return (v: string) => v.split(',').map(num(name));
-}
-function pair(name: string) {
-  return (v: string): [number, number] => {
-    const parts = v.split(',').map(num(name));
-    if (parts.length !== 2) throw new InvalidArgumentError(`${name} takes two numbers "low,high", got "${v}"`);
-    return [parts[0]!, parts[1]!];
-  };
-}
 
 interface TranslateOpts {
   model?: string;
