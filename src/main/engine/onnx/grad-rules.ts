@@ -336,6 +336,44 @@ function convInputGrad(e: Emitter, g: string, w: string, x: string, a: ConvAttrs
  * Returns [G·co, ci, k…].
  */
 function convWeightGrad(e: Emitter, x: string, gy: string, a: ConvAttrs): string {
+  if (a.group === 1 && a.spatial === 2 && a.dilations.every((d) => d === 1)) return convWeightGradIm2col(e, x, gy, a);
+  return convWeightGradByConv(e, x, gy, a);
+}
+
+/**
+ * dW of an ungrouped 2-D convolution as one batched GEMM over gathered windows (im2col):
+ * cols[n, (kh,kw,ci), p] = x_pad[n, ci, s·p_y + kh, s·p_x + kw], dW[co, (kh,kw,ci)] = Σ_n gy[n, co, p]·cols[n, ·, p]ᵀ.
+ * ORT's Conv over the batch axis (below) runs a kernel as large as the image with k×k outputs, a GEMM
+ * with 9 columns at a few GFLOP/s; this one has k²·ci columns and runs at the GEMM's speed.
+ */
+function convWeightGradIm2col(e: Emitter, x: string, gy: string, a: ConvAttrs): string {
+  const [kh, kw] = a.kernel as [number, number];
+  const [sh, sw] = a.strides as [number, number];
+  const padded = a.pads.some((p) => p !== 0) ? e.op('Pad', [x, e.i64([0, 0, a.pads[0]!, a.pads[1]!, 0, 0, a.pads[2]!, a.pads[3]!])]) : x;
+  const outSp = e.shapeSlice(gy, 2); // [Ho, Wo]
+  const span = e.op('Mul', [outSp, e.i64([sh, sw])]);
+  const windows: string[] = [];
+  for (let i = 0; i < kh; i++) {
+    for (let j = 0; j < kw; j++) {
+      const starts = e.i64([i, j]);
+      windows.push(
+        kh * kw === 1 && sh === 1 && sw === 1
+          ? padded
+          : e.op('Slice', [padded, starts, e.op('Add', [span, starts]), e.i64([2, 3]), e.i64([sh, sw])]),
+      );
+    }
+  }
+  const cols = windows.length === 1 ? windows[0]! : e.op('Concat', windows, { axis: 1 }); // [N, k²·ci, Ho, Wo]
+  const flat = (v: string) => e.op('Reshape', [v, e.i64([0, 0, -1])]);
+  const perItem = e.op('MatMul', [flat(gy), e.op('Transpose', [flat(cols)], { perm: [0, 2, 1] })]); // [N, co, k²·ci]
+  const summed = e.op('ReduceSum', [perItem, e.i64([0])], { keepdims: 0 }); // [co, k²·ci]
+  const ci = e.shapeSlice(x, 1, 2);
+  const byTap = e.op('Reshape', [summed, e.op('Concat', [e.i64([0, kh * kw]), ci], { axis: 0 })]); // [co, k², ci]
+  const w = e.op('Transpose', [byTap], { perm: [0, 2, 1] }); // [co, ci, k²]
+  return e.op('Reshape', [w, e.op('Concat', [e.i64([0]), ci, e.i64([kh, kw])], { axis: 0 })]);
+}
+
+function convWeightGradByConv(e: Emitter, x: string, gy: string, a: ConvAttrs): string {
   const sp = a.spatial;
   const spatialAxes = Array.from({ length: sp }, (_, i) => i + 2);
   let xT: string;
