@@ -9,6 +9,7 @@ The schedule is DDPM linear β 1e-4…0.02, T = 1000 (dg-math §1); the network 
 step. Works with PyTorch 1.13 (Debian) and 2.x.
 """
 import argparse
+import base64
 import contextlib
 import inspect
 import json
@@ -21,6 +22,53 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
+
+
+def save_safetensors(path: str, tensors: dict, metadata: dict) -> None:
+    """Write tensors (float32; names ending in a BF16 marker are stored as bfloat16) in the safetensors
+    format, atomically: the project's checkpoint format in both trainers (src/main/engine/safetensors.ts)."""
+    header, blobs, off = {'__metadata__': {k: str(v) for k, v in metadata.items()}}, [], 0
+    for name, (t, dtype) in tensors.items():
+        t = t.detach().cpu().float().contiguous()
+        if dtype == 'BF16':
+            raw = t.to(torch.bfloat16).view(torch.int16).numpy().tobytes()
+        else:
+            raw = t.numpy().astype('<f4').tobytes()
+        header[name] = {'dtype': dtype, 'shape': list(t.shape), 'data_offsets': [off, off + len(raw)]}
+        blobs.append(raw)
+        off += len(raw)
+    head = json.dumps(header).encode()
+    head += b' ' * ((8 - len(head) % 8) % 8)
+    with open(path + '.tmp', 'wb') as f:
+        f.write(len(head).to_bytes(8, 'little'))
+        f.write(head)
+        for b in blobs:
+            f.write(b)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(path + '.tmp', path)
+
+
+def load_safetensors(path: str):
+    """(tensors as float32 torch tensors, metadata) from a safetensors file with F32/BF16 tensors."""
+    with open(path, 'rb') as f:
+        buf = f.read()
+    n = int.from_bytes(buf[:8], 'little')
+    header = json.loads(buf[8:8 + n])
+    meta = header.pop('__metadata__', {})
+    data = buf[8 + n:]
+    out = {}
+    for name, info in header.items():
+        a, b = info['data_offsets']
+        if info['dtype'] == 'BF16':
+            bits = np.frombuffer(data[a:b], dtype='<u2').astype(np.uint32) << 16
+            arr = bits.view(np.float32)
+        elif info['dtype'] == 'F32':
+            arr = np.frombuffer(data[a:b], dtype='<f4')
+        else:
+            raise SystemExit(f'{path}: tensor {name} has dtype {info["dtype"]}; only F32 and BF16 are read')
+        out[name] = torch.from_numpy(arr.copy()).reshape(info['shape'])
+    return out, meta
 
 
 def load_images(folder: str) -> torch.Tensor:
@@ -70,17 +118,24 @@ class Attention(nn.Module):
         b, c, h, w = x.shape
         q, k, v = self.qkv(self.norm(x)).reshape(b, 3, c, h * w).unbind(1)
         scale = 1 / math.sqrt(math.sqrt(c))
-        a = torch.softmax(torch.einsum('bct,bcs->bts', q * scale, k * scale), dim=-1)
-        return x + self.proj(torch.einsum('bts,bcs->bct', a, v).reshape(b, c, h, w))
+        # bmm on (transposed) views, not einsum: PyTorch 1.13's CPU einsum here ran at a few GFLOP/s
+        # and took three quarters of a training step; the ONNX export is the same MatMuls
+        a = torch.softmax(torch.bmm((q * scale).transpose(1, 2), k * scale), dim=-1)  # [b, t, s]
+        return x + self.proj(torch.bmm(v, a.transpose(1, 2)).reshape(b, c, h, w))
 
 
 class UNet(nn.Module):
-    def __init__(self, ch: int = 64, mult=(1, 2, 2, 2), attn=(16, 8), groups: int = 32, res: int = 64):
+    def __init__(self, ch: int = 64, mult=(1, 2, 2, 2), attn=(16, 8), groups: int = 32, res: int = 64, patch: int = 1):
         super().__init__()
         tdim = ch * 4
         self.ch = ch
+        # patch p > 1: space-to-depth at the input, depth-to-space at the output (Hoogeboom et al. 2023,
+        # "simple diffusion"): the network runs at res/p with 3·p² image channels; `attn` names resolutions
+        # of that inner grid.
+        self.patch = patch
+        res //= patch
         self.temb = nn.Sequential(nn.Linear(ch, tdim), nn.SiLU(), nn.Linear(tdim, tdim))
-        self.inp = nn.Conv2d(3, ch, 3, padding=1)
+        self.inp = nn.Conv2d(3 * patch * patch, ch, 3, padding=1)
         self.down = nn.ModuleList()
         chans = [ch]
         cur, r = ch, res
@@ -108,7 +163,7 @@ class UNet(nn.Module):
             if i > 0:
                 self.up.append(nn.ModuleList([nn.Upsample(scale_factor=2, mode='nearest'), nn.Conv2d(cur, cur, 3, padding=1)]))
                 r *= 2
-        self.out = nn.Sequential(nn.GroupNorm(groups, cur), nn.SiLU(), nn.Conv2d(cur, 3, 3, padding=1))
+        self.out = nn.Sequential(nn.GroupNorm(groups, cur), nn.SiLU(), nn.Conv2d(cur, 3 * patch * patch, 3, padding=1))
         nn.init.zeros_(self.out[-1].weight)
         nn.init.zeros_(self.out[-1].bias)
 
@@ -120,6 +175,8 @@ class UNet(nn.Module):
 
     def forward(self, x, t):
         temb = self.temb(timestep_embedding(t, self.ch))
+        if self.patch > 1:
+            x = F.pixel_unshuffle(x, self.patch)
         h = self.inp(x)
         skips = [h]
         for blocks in self.down:
@@ -130,7 +187,8 @@ class UNet(nn.Module):
             if isinstance(blocks[0], ResBlock):
                 h = torch.cat([h, skips.pop()], dim=1)
             h = self._run(blocks, h, temb)
-        return self.out(h)
+        h = self.out(h)
+        return F.pixel_shuffle(h, self.patch) if self.patch > 1 else h
 
 
 @torch.no_grad()
@@ -211,21 +269,54 @@ def verify_onnx(model: nn.Module, path: str) -> None:
         raise SystemExit(f'the exported {path} disagrees with the PyTorch model (max |Δ| = {err})')
 
 
+def load_heldout(folder: str, count: int) -> torch.Tensor:
+    """The first `count` images (sorted) of a held-out folder, in [-1, 1]."""
+    return load_images(folder)[:count].float() / 127.5 - 1
+
+
+EVAL_TIMES = (0.2, 0.35, 0.5, 0.8)
+
+
+@torch.no_grad()
+def heldout_error(model: nn.Module, abar: torch.Tensor, x0: torch.Tensor, batch: int = 32) -> list:
+    """Held-out denoising error: mean ε-MSE at each t of EVAL_TIMES (step round(t·(T−1))), fixed noise."""
+    g = torch.Generator(device=x0.device).manual_seed(777)
+    out = []
+    for tt in EVAL_TIMES:
+        i = round(tt * (abar.shape[0] - 1))
+        eps = torch.randn(x0.shape, device=x0.device, generator=g)
+        xt = abar[i].sqrt() * x0 + (1 - abar[i]).sqrt() * eps
+        err = 0.0
+        for s in range(0, len(x0), batch):
+            t = torch.full((len(x0[s:s + batch]),), i, dtype=torch.int64, device=x0.device)
+            err += float(((model(xt[s:s + batch], t).float() - eps[s:s + batch]) ** 2).sum())
+        out.append(err / eps.numel())
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--data', required=True, help='folder of 64×64 target-domain PNGs (the training split)')
     ap.add_argument('--out', required=True)
-    ap.add_argument('--minutes', type=float, default=8.0, help='wall-clock training budget (export comes after)')
-    ap.add_argument('--max-steps', type=int, default=0, help='stop after this many steps (0: no limit)')
+    ap.add_argument('--minutes', type=float, default=8.0, help='wall-clock training budget of this run (export comes after)')
+    ap.add_argument('--max-steps', type=int, default=0, help='stop at this many steps in all (0: no limit)')
     ap.add_argument('--batch', type=int, default=256)
     ap.add_argument('--lr', type=float, default=2e-4)
+    ap.add_argument('--warmup', type=int, default=200, help='linear learning-rate warm-up, in steps')
     ap.add_argument('--ch', type=int, default=64)
     ap.add_argument('--mult', default='1,2,2,2')
-    ap.add_argument('--attn', default='16,8')
+    ap.add_argument('--attn', default='16,8', help='resolutions (of the inner grid, after --patch) with self-attention')
     ap.add_argument('--groups', type=int, default=32)
+    ap.add_argument('--patch', type=int, default=1, help='space-to-depth factor at the input (2 cuts the full-resolution cost ~4×)')
+    ap.add_argument('--t-max', type=float, default=1.0, help='train only on t ≤ t_max (SDEdit never needs t above the largest t0)')
     ap.add_argument('--ema', type=float, default=0.9995)
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--resume', action='store_true')
+    ap.add_argument('--ckpt-minutes', type=float, default=2.0, help='checkpoint every this many minutes (and on SIGINT/SIGTERM)')
+    ap.add_argument('--heldout', help='held-out target images: their denoising error is logged to eval.csv')
+    ap.add_argument('--eval-minutes', type=float, default=10.0)
+    ap.add_argument('--eval-count', type=int, default=64)
+    ap.add_argument('--no-export', action='store_true', help='stop after training (checkpoint only)')
     ap.add_argument('--name', default='Noto emoji U-Net (ε, DDPM linear, 64×64)')
     ap.add_argument('--translate', help='after training: a folder of source images to translate without guidance (discriminator fakes)')
     ap.add_argument('--translate-out', help='where those translations go (PNG, same names)')
@@ -233,48 +324,98 @@ def main():
     ap.add_argument('--translate-steps', type=int, default=20)
     a = ap.parse_args()
 
+    # Debian's PyTorch starts with one thread: use every core unless OMP_NUM_THREADS says otherwise
+    if 'OMP_NUM_THREADS' not in os.environ:
+        torch.set_num_threads(os.cpu_count() or 1)
     torch.manual_seed(a.seed)
     dev = 'cuda' if torch.cuda.is_available() else 'cpu'
     os.makedirs(a.out, exist_ok=True)
     data = load_images(a.data).to(dev)
     mult = tuple(int(v) for v in a.mult.split(','))
     attn = tuple(int(v) for v in a.attn.split(',') if v)
-    model = UNet(a.ch, mult, attn, a.groups).to(dev)
-    ema = UNet(a.ch, mult, attn, a.groups).to(dev)
+    arch = dict(ch=a.ch, mult=list(mult), attn=list(attn), groups=a.groups, patch=a.patch)
+    model = UNet(**arch).to(dev)
+    ema = UNet(**arch).to(dev)
     ema.load_state_dict(model.state_dict())
     ema.requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.0)
     betas = torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64)
     abar = torch.cumprod(1 - betas, 0).float().to(dev)
-    step = 0
-    ckpt = os.path.join(a.out, 'ckpt.pt')
+    t_hi = round(a.t_max * 999)  # largest training step
+    step, images, wall = 0, 0, 0.0
+    g = torch.Generator(device=dev).manual_seed(a.seed)
+    ckpt = os.path.join(a.out, 'checkpoint.safetensors')
+    names = [n for n, _ in model.named_parameters()]
     if a.resume and os.path.exists(ckpt):
-        s = torch.load(ckpt, map_location=dev)
-        model.load_state_dict(s['model'])
-        ema.load_state_dict(s['ema'])
-        opt.load_state_dict(s['opt'])
-        step = s['step']
-        print(f'resumed at step {step}', flush=True)
+        tensors, meta = load_safetensors(ckpt)
+        saved_arch = json.loads(meta.get('arch', 'null'))
+        if saved_arch and (saved_arch != json.loads(json.dumps(arch)) or float(meta.get('t_max', a.t_max)) != a.t_max):
+            raise SystemExit(f'{ckpt}: made with {saved_arch}, t_max {meta.get("t_max")}; this run asks for {arch}, t_max {a.t_max}')
+        model.load_state_dict({n: tensors['model.' + n] for n in names})
+        ema.load_state_dict({n: tensors['ema.' + n] for n in names})
+        adam_step = int(meta.get('adam_step', 0))
+        if adam_step:
+            sd = opt.state_dict()
+            sd['state'] = {i: {'step': torch.tensor(float(adam_step)), 'exp_avg': tensors['adam_m.' + n].to(dev),
+                               'exp_avg_sq': tensors['adam_v.' + n].to(dev)} for i, n in enumerate(names)}
+            opt.load_state_dict(sd)
+        step, images, wall = int(meta['step']), int(meta['images']), float(meta['wall_seconds'])
+        if meta.get('torch_rng'):
+            g.set_state(torch.tensor(list(base64.b64decode(meta['torch_rng'])), dtype=torch.uint8))
+        print(f'resumed at step {step} ({images} images, {wall / 60:.1f} min of training)', flush=True)
     params = sum(p.numel() for p in model.parameters())
-    print(f'{params / 1e6:.2f}M parameters, {len(data)} images, device {dev}', flush=True)
+    print(f'{params / 1e6:.2f}M parameters, {len(data)} images, device {dev}, {torch.get_num_threads()} threads, '
+          f'patch {a.patch}, t ≤ {a.t_max}', flush=True)
+    heldout = load_heldout(a.heldout, a.eval_count).to(dev) if a.heldout else None
+    eval_csv = os.path.join(a.out, 'eval.csv')
 
     def save():
-        torch.save({'model': model.state_dict(), 'ema': ema.state_dict(), 'opt': opt.state_dict(), 'step': step}, ckpt + '.tmp')
-        os.replace(ckpt + '.tmp', ckpt)
+        tensors = {}
+        params = dict(model.named_parameters())
+        for n in names:
+            tensors['model.' + n] = (params[n], 'F32')
+        for n, p in ema.named_parameters():
+            tensors['ema.' + n] = (p, 'F32')
+        st = opt.state_dict()['state']
+        adam_step = 0
+        for i, n in enumerate(names):
+            if i in st:  # bfloat16: the second moment underflows float16
+                tensors['adam_m.' + n] = (st[i]['exp_avg'], 'BF16')
+                tensors['adam_v.' + n] = (st[i]['exp_avg_sq'], 'BF16')
+                adam_step = int(st[i]['step'])
+        meta = {'format': 'dg-studio/score-checkpoint@1', 'trainer': 'tools/train-score-model.py', 'arch': json.dumps(arch),
+                't_max': a.t_max, 'step': step, 'images': images, 'wall_seconds': f'{wall:.1f}', 'adam_step': adam_step,
+                'batch': a.batch, 'lr': a.lr, 'ema': a.ema, 'torch_rng': base64.b64encode(bytes(g.get_state().tolist())).decode()}
+        save_safetensors(ckpt, tensors, meta)
 
-    start = time.time()
-    last_save = start
-    g = torch.Generator(device=dev).manual_seed(a.seed + step)
-    while True:
+    def evaluate():
+        ema.eval()
+        errs = heldout_error(ema, abar, heldout)
+        new = not os.path.exists(eval_csv)
+        with open(eval_csv, 'a') as f:
+            if new:
+                f.write('step,images,train_minutes,' + ','.join(f'eps_mse_t{tt}' for tt in EVAL_TIMES) + '\n')
+            f.write(f'{step},{images},{wall / 60:.2f},' + ','.join(f'{e:.5f}' for e in errs) + '\n')
+        print(f'held-out ε-MSE (EMA) at t = {EVAL_TIMES}: ' + ' '.join(f'{e:.4f}' for e in errs), flush=True)
+
+    stop = []
+    import signal
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.append(True))
+    run_start = time.time()
+    last_save = last_eval = run_start
+    last_log = (time.time(), images)
+    while not stop:
         if a.max_steps and step >= a.max_steps:
             break
-        if time.time() - start > a.minutes * 60:
+        if time.time() - run_start > a.minutes * 60:
             break
+        t_step = time.time()
         idx = torch.randint(0, len(data), (a.batch,), device=dev, generator=g)
         x0 = data[idx].float() / 127.5 - 1
         flip = torch.rand(a.batch, device=dev, generator=g) < 0.5
         x0 = torch.where(flip[:, None, None, None], x0.flip(3), x0)
-        t = torch.randint(0, 1000, (a.batch,), device=dev, generator=g)
+        t = torch.randint(0, t_hi + 1, (a.batch,), device=dev, generator=g)
         eps = torch.randn(x0.shape, device=dev, generator=g)
         ab = abar[t][:, None, None, None]
         xt = ab.sqrt() * x0 + (1 - ab).sqrt() * eps
@@ -283,18 +424,34 @@ def main():
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        for group in opt.param_groups:
+            group['lr'] = a.lr * min(1.0, (step + 1) / max(a.warmup, 1))
         opt.step()
+        # EMA with a warm-up (decay ≤ (1+n)/(10+n)) so that short runs are not dominated by the initial weights
+        decay = min(a.ema, (1 + step) / (10 + step))
         with torch.no_grad():
             for pe, pm in zip(ema.parameters(), model.parameters()):
-                pe.mul_(a.ema).add_(pm, alpha=1 - a.ema)
+                pe.mul_(decay).add_(pm, alpha=1 - decay)
         step += 1
-        if step % 100 == 0 or step == 1:
-            el = time.time() - start
-            print(f'step {step} loss {loss.item():.4f} {step * a.batch / max(el, 1e-9):.0f} img/s {el:.0f}s', flush=True)
-        if time.time() - last_save > 120:
+        images += a.batch
+        wall += time.time() - t_step
+        now = time.time()
+        if step % 50 == 0 or step == 1:
+            rate = (images - last_log[1]) / max(now - last_log[0], 1e-9)
+            last_log = (now, images)
+            print(f'step {step} loss {loss.item():.4f} {rate:.1f} img/s, {images} images, {wall / 60:.1f} min', flush=True)
+        if heldout is not None and now - last_eval > a.eval_minutes * 60:
+            evaluate()
+            last_eval = time.time()
+        if now - last_save > a.ckpt_minutes * 60:
             save()
             last_save = time.time()
     save()
+    if heldout is not None:
+        evaluate()
+    print(f'checkpoint at step {step} ({images} images, {wall / 60:.1f} min of training)' + (' — stopped by signal' if stop else ''), flush=True)
+    if a.no_export:
+        return
 
     if a.translate:
         ema.eval()
