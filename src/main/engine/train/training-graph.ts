@@ -55,3 +55,25 @@ export function buildTrainingModel(net: OnnxModel, logitOutput: string, params: 
 }
 
 export { gradOutputName };
+
+export const TARGET_INPUT = 'target';
+
+/**
+ * The score model's training graph (DDPM's simple loss, dg-math §1–2): from a network
+ * `x_t, t → ε̂` and its trainable initializers, a model with inputs `x` (the noised batch),
+ * `t`, `target` (the ε that made it) and every weight; outputs `loss` = mean (ε̂ − ε)² over all
+ * elements and `grad_<weight>` for each weight.
+ */
+export function buildScoreTrainingModel(net: OnnxModel, outputName: string, params: string[]): OnnxModel {
+  const withInputs = initializersToInputs(net, params);
+  const out = net.graph.outputs.find((o) => o.name === outputName);
+  if (!out) throw new Error(`the network has no output "${outputName}"`);
+  const graph = { ...withInputs.graph, nodes: [...withInputs.graph.nodes], inputs: [...withInputs.graph.inputs] };
+  graph.inputs.push({ name: TARGET_INPUT, dtype: 'float32', shape: out.shape });
+  const e = new Emitter(graph, 'loss/');
+  const diff = e.op('Sub', [outputName, TARGET_INPUT]);
+  e.op('ReduceMean', [e.op('Mul', [diff, diff])], { keepdims: 0 }, LOSS_OUTPUT);
+  graph.nodes.push(...e.nodes);
+  graph.outputs = [{ name: LOSS_OUTPUT, dtype: 'float32', shape: [] }];
+  return gradient({ ...withInputs, graph }, { of: LOSS_OUTPUT, wrt: params });
+}
