@@ -385,7 +385,7 @@ def main():
                 adam_step = int(st[i]['step'])
         meta = {'format': 'dg-studio/score-checkpoint@1', 'trainer': 'tools/train-score-model.py', 'arch': json.dumps(arch),
                 't_max': a.t_max, 'step': step, 'images': images, 'wall_seconds': f'{wall:.1f}', 'adam_step': adam_step,
-                'batch': a.batch, 'lr': a.lr, 'ema': a.ema, 'torch_rng': base64.b64encode(bytes(g.get_state().tolist())).decode()}
+                'batch': a.batch, 'lr': a.lr, 'warmup': a.warmup, 'ema': a.ema, 'seed': a.seed, 'torch_rng': base64.b64encode(bytes(g.get_state().tolist())).decode()}
         save_safetensors(ckpt, tensors, meta)
 
     def evaluate():

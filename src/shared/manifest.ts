@@ -74,8 +74,18 @@ export const ScoreModelManifestSchema = z
     valueRange: z.tuple([z.number(), z.number()]).default([-1, 1]),
     classes: z.object({ count: z.number().int().positive(), encoding: z.enum(['index', 'one-hot']).default('index') }).optional(),
     license: z.string().optional(),
+    /**
+     * times (fractions of the schedule, as t0) the network was trained on: a model trained with
+     * --t-max 0.8 is only valid for t0 ≤ 0.8
+     */
+    validTimeRange: z.tuple([z.number().min(0), z.number().gt(0).max(1)]).optional(),
+    /** how the model was made (trainer, data digest, steps, images seen, wall time, final loss) */
+    training: z.record(z.string(), z.unknown()).optional(),
   })
   .superRefine((m, ctx) => {
+    if (m.validTimeRange && m.validTimeRange[0] >= m.validTimeRange[1]) {
+      ctx.addIssue({ code: 'custom', path: ['validTimeRange'], message: 'validTimeRange must be [low, high] with low < high' });
+    }
     const discrete = m.schedule.kind === 'ddpm-linear' || m.schedule.kind === 'ddpm-cosine';
     if (m.timeInput.kind === 'step' && !discrete) {
       ctx.addIssue({ code: 'custom', path: ['timeInput'], message: 'a "step" time input needs a ddpm-* schedule' });
@@ -95,6 +105,17 @@ export const ScoreModelManifestSchema = z
   });
 export type ScoreModelManifest = z.infer<typeof ScoreModelManifestSchema>;
 export type ScoreModelManifestInput = z.input<typeof ScoreModelManifestSchema>;
+
+/**
+ * Why a t0 cannot be used with a model (null when it can): SDEdit starts at t0, so a model trained
+ * only on t ≤ t_max (validTimeRange) cannot translate from a larger t0.
+ */
+export function t0RangeProblem(m: Pick<ScoreModelManifest, 'name' | 'validTimeRange'>, t0: number): string | null {
+  if (!m.validTimeRange) return null;
+  const [, hi] = m.validTimeRange;
+  if (t0 > hi + 1e-9) return `t0 ${t0} is above the largest time the model "${m.name}" was trained on (${hi}); choose t0 ≤ ${hi}`;
+  return null;
+}
 
 /** Turn zod issues into one readable line per problem, naming the file. */
 export function describeManifestErrors(source: string, error: z.ZodError): string {

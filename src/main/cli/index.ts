@@ -20,6 +20,7 @@ import { startServer } from '../server.js';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { translateFiles } from '../services/translate-files.js';
+import { addTrainScoreModel } from './train-score-model.js';
 
 interface TranslateOpts {
   model?: string;
@@ -417,6 +418,7 @@ export function buildProgram(): Command {
     .action(async (o: TrainOpts) => {
       process.exitCode = await runTrain(o);
     });
+  addTrainScoreModel(program);
   return program;
 }
 

@@ -8,6 +8,7 @@ import type { StepInfo } from './samplers.js';
 import type { ScoreModel } from './score-model.js';
 import { sdedit } from './sdedit.js';
 import type { Tensor } from './tensor.js';
+import { t0RangeProblem } from '../../shared/manifest.js';
 
 export interface TranslateBatchOptions {
   /** one seed per item (A1111: seed + index in the run) */
@@ -25,6 +26,8 @@ export async function translateBatch(
   opts: TranslateBatchOptions,
 ): Promise<Tensor> {
   const n = sources.shape[0]!;
+  const outOfRange = t0RangeProblem(model.manifest, params.t0);
+  if (outOfRange) throw new Error(outOfRange);
   if (opts.seeds.length !== n) throw new Error(`need one seed per item: ${n} items, ${opts.seeds.length} seeds`);
   const w2 = params.dgWeight2 ?? params.dgWeight;
   const useDg = opts.critic && (params.dgWeight > 0 || w2 > 0);

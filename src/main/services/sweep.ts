@@ -18,6 +18,7 @@ import { loadScoreModel } from '../engine/score-model.js';
 import { translateBatch } from '../engine/translate.js';
 import { frontierSpec, renderPng } from './plots.js';
 import { expandInputs, imageSpecOf } from './translate-files.js';
+import { t0RangeProblem } from '../../shared/manifest.js';
 
 export interface SweepRequest {
   inputs: string[];
@@ -87,6 +88,8 @@ export async function runSweep(
   const extractor = await createFeatureExtractor({ ...req.features, ...session, channels: model.manifest.dataShape[0] });
   try {
     const spec = imageSpecOf(model);
+    const outOfRange = req.t0s.map((t0) => t0RangeProblem(model.manifest, t0)).find((p) => p);
+    if (outOfRange) throw new Error(`sweep: ${outOfRange}`);
     const shape: ImageShape = { channels: spec.channels, height: spec.height, width: spec.width, range: spec.valueRange };
     if (req.discriminatorManifest)
       disc = await loadDiscriminator(

@@ -15,6 +15,7 @@ import { loadScoreModel, type ScoreModel } from '../engine/score-model.js';
 import type { Tensor } from '../engine/tensor.js';
 import { translateBatch } from '../engine/translate.js';
 import type { Gallery } from './gallery.js';
+import { t0RangeProblem } from '../../shared/manifest.js';
 
 export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.webp', '.gif', '.tif', '.tiff', '.avif'];
 
@@ -123,6 +124,8 @@ export async function translateFiles(
   let disc: LoadedDiscriminator | null = null;
   try {
     const spec = imageSpecOf(model);
+    const outOfRange = t0RangeProblem(model.manifest, params.t0);
+    if (outOfRange) throw new Error(outOfRange);
     if (req.discriminatorManifest) {
       disc = await loadDiscriminator(req.discriminatorManifest, {
         dataShape: model.manifest.dataShape,

@@ -292,6 +292,7 @@ export class ScoreTrainer {
         adam_step: String(this.adam.stepCount),
         batch: String(o.batchSize),
         lr: String(o.lr),
+        warmup: String(o.warmupSteps),
         ema: String(o.emaDecay),
         seed: String(o.seed),
         ...extra,

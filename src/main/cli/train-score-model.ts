@@ -1,0 +1,176 @@
+/**
+ * `dg-studio train-score-model`: train a target score model (ε U-Net) from a folder of images in
+ * the app's own trainer (ONNX Runtime; no Python), with checkpoints, resume and export.
+ */
+import type { Command } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
+import { EXECUTION_PROVIDERS } from '../engine/onnx/session.js';
+import { DEFAULT_UNET_ARCH } from '../engine/nn/unet.js';
+import { DEFAULT_SCORE_TRAINING } from '../engine/train/score-trainer.js';
+import { trainScoreModel } from '../services/score-training.js';
+import { int, num } from './options.js';
+
+interface Opts {
+  data: string[];
+  out: string;
+  heldout?: string[];
+  size?: number;
+  channels?: number;
+  mult?: number[];
+  attn?: number[];
+  groups?: number;
+  patch?: number;
+  batch?: number;
+  lr?: number;
+  ema?: number;
+  warmup?: number;
+  minutes?: number;
+  steps?: number;
+  tMax?: number;
+  resume: boolean;
+  init?: string;
+  checkpointMinutes: number;
+  evalMinutes: number;
+  seed?: number;
+  name?: string;
+  provider: (typeof EXECUTION_PROVIDERS)[number];
+  threads?: number;
+}
+
+const ints = (name: string) => (v: string) => (v === '' ? [] : v.split(',').map(int(name)));
+
+function fraction(name: string) {
+  return (v: string) => {
+    const x = num(name)(v);
+    if (!(x > 0 && x <= 1)) throw new InvalidArgumentError(`${name} must be in (0, 1], got "${v}"`);
+    return x;
+  };
+}
+
+function positive(name: string, parse: (v: string) => number) {
+  return (v: string) => {
+    const x = parse(v);
+    if (!(x > 0)) throw new InvalidArgumentError(`${name} must be above 0, got "${v}"`);
+    return x;
+  };
+}
+
+export function addTrainScoreModel(program: Command): void {
+  const d = DEFAULT_UNET_ARCH;
+  const t = DEFAULT_SCORE_TRAINING;
+  program
+    .command('train-score-model')
+    .description('train a target score model (ε-prediction U-Net, DDPM linear schedule) from images, in ONNX Runtime: no Python')
+    .requiredOption('--data <dirs...>', 'target-domain images (files or folders)')
+    .requiredOption('--out <dir>', 'folder for the model (model.onnx, manifest.json) and its checkpoint')
+    .option('--heldout <dirs...>', 'held-out target images for the denoising error (default: 5 % of --data, by file name)')
+    .option(
+      '--size <px>',
+      `image side (default ${d.resolution}; other sizes are resized and centre-cropped)`,
+      positive('--size', int('--size')),
+    )
+    .option('--channels <n>', `base width (default ${d.channels})`, positive('--channels', int('--channels')))
+    .option('--mult <list>', `width multiplier per level (default ${d.mult.join(',')})`, ints('--mult'))
+    .option('--attn <list>', `resolutions with self-attention, after --patch (default ${d.attn.join(',')})`, ints('--attn'))
+    .option('--groups <n>', `GroupNorm groups (default ${d.groups})`, positive('--groups', int('--groups')))
+    .option(
+      '--patch <p>',
+      'space-to-depth factor at the input: 2 cuts the full-resolution cost ~4× (default 1)',
+      positive('--patch', int('--patch')),
+    )
+    .option('--batch <n>', `images per step (default ${t.batchSize}; on --resume the checkpoint's)`, positive('--batch', int('--batch')))
+    .option(
+      '--lr <lr>',
+      `AdamW learning rate after a linear warm-up (default ${t.lr}; on --resume the checkpoint's)`,
+      positive('--lr', num('--lr')),
+    )
+    .option('--warmup <steps>', `warm-up steps (default ${t.warmupSteps})`, int('--warmup'))
+    .option('--ema <decay>', `EMA decay of the exported weights (default ${t.emaDecay}; on --resume the checkpoint's)`, fraction('--ema'))
+    .option('--minutes <m>', 'stop after this many minutes of this run', positive('--minutes', num('--minutes')))
+    .option('--steps <n>', 'stop at this many steps in all', positive('--steps', int('--steps')))
+    .option('--t-max <t>', 'train only on t ≤ t_max: SDEdit never starts above the largest t0 you use (default 1)', fraction('--t-max'))
+    .option('--resume', 'continue from the checkpoint in --out (of this trainer or tools/train-score-model.py)', false)
+    .option('--init <checkpoint>', 'start from the weights of a checkpoint.safetensors of the same architecture')
+    .option(
+      '--checkpoint-minutes <m>',
+      'write a checkpoint every m minutes (and on Ctrl-C)',
+      positive('--checkpoint-minutes', num('--checkpoint-minutes')),
+      3,
+    )
+    .option('--eval-minutes <m>', 'held-out denoising error every m minutes', positive('--eval-minutes', num('--eval-minutes')), 10)
+    .option('--seed <n>', "seed of the initial weights and of every batch (default 0; on --resume the checkpoint's)", int('--seed'))
+    .option('--name <name>', 'the model name in its manifest')
+    .addOption(new Option('--provider <ep>', 'ONNX Runtime execution provider').choices(EXECUTION_PROVIDERS).default('cpu'))
+    .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', int('--threads'))
+    .action(async (o: Opts) => {
+      process.exitCode = await run(o);
+    });
+}
+
+async function run(o: Opts): Promise<number> {
+  if (o.steps === undefined && o.minutes === undefined) {
+    console.error('error: give --steps or --minutes (training stops there; Ctrl-C also stops it with a checkpoint)');
+    return 2;
+  }
+  const controller = new AbortController();
+  process.once('SIGINT', () => {
+    console.error('\nstopping: writing a checkpoint and the model so far…');
+    controller.abort();
+  });
+  const arch = Object.fromEntries(
+    Object.entries({ resolution: o.size, channels: o.channels, mult: o.mult, attn: o.attn, groups: o.groups, patch: o.patch }).filter(
+      ([, v]) => v !== undefined,
+    ),
+  );
+  let last = 0;
+  try {
+    const r = await trainScoreModel(
+      {
+        data: o.data,
+        outDir: o.out,
+        heldout: o.heldout,
+        ...(Object.keys(arch).length ? { arch } : {}),
+        batchSize: o.batch,
+        lr: o.lr,
+        warmupSteps: o.warmup,
+        emaDecay: o.ema,
+        tMax: o.tMax,
+        steps: o.steps,
+        minutes: o.minutes,
+        resume: o.resume,
+        init: o.init,
+        checkpointMinutes: o.checkpointMinutes,
+        evalMinutes: o.evalMinutes,
+        seed: o.seed,
+        name: o.name,
+        executionProvider: o.provider,
+        threads: o.threads,
+      },
+      {
+        onStage: (m) => console.error(m),
+        onWarning: (m) => console.error(`warning: ${m}`),
+        onProgress: (p) => {
+          if (Date.now() - last < (process.stderr.isTTY ? 2000 : 30_000)) return;
+          last = Date.now();
+          const eta = p.etaSeconds === null ? '' : `, ${Math.ceil(p.etaSeconds / 60)} min left`;
+          console.error(
+            `step ${p.step}${p.steps ? `/${p.steps}` : ''}: loss ${p.lossEma.toFixed(4)}, ${p.imagesPerSecond.toFixed(1)} images/s${eta}`,
+          );
+        },
+        onEval: (e) =>
+          console.error(
+            `held-out ε-MSE (EMA) at step ${e.step}: ${e.times.map((t, i) => `t ${t}: ${e.errors[i]!.toFixed(4)}`).join(', ')}`,
+          ),
+      },
+      controller.signal,
+    );
+    console.error(
+      `${r.cancelled ? 'stopped' : 'done'} at step ${r.steps} (${r.images} images, ${(r.wallSeconds / 60).toFixed(1)} min of training); ` +
+        `wrote ${r.manifestPath}, ${r.onnxPath} and ${r.checkpointPath}`,
+    );
+    return 0;
+  } catch (e) {
+    console.error(`error: ${(e as Error).message}`);
+    return 2;
+  }
+}

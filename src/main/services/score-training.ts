@@ -1,0 +1,367 @@
+/**
+ * Train a target score model (ε U-Net) from a folder of images, in the app's own trainer
+ * (ONNX Runtime, no Python), and write a model package — model.onnx with the EMA weights and a
+ * manifest — that `translate` loads unchanged. Checkpoints (safetensors: weights, EMA, Adam
+ * moments, training record) are written atomically every few minutes and on cancel; `resume`
+ * continues exactly. A checkpoint of tools/train-score-model.py with the same architecture is
+ * accepted too (the same parameter names).
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, stat } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
+import sharp from 'sharp';
+import type { ScoreModelManifestInput } from '../../shared/manifest.js';
+import { ENGINE_VERSION } from '../../shared/version.js';
+import { readImage, writeFileAtomic, type ImageSpec } from '../engine/image-io.js';
+import { buildUNet, DEFAULT_UNET_ARCH, unetArchProblem, unetParameterCount, type UNetArch } from '../engine/nn/unet.js';
+import { serializeModel } from '../engine/onnx/ir.js';
+import type { ExecutionProvider } from '../engine/onnx/session.js';
+import { decodeSafetensors, encodeSafetensors } from '../engine/safetensors.js';
+import { checkpointArch, DEFAULT_SCORE_TRAINING, ScoreTrainer } from '../engine/train/score-trainer.js';
+import { isValidation } from './discriminator-training.js';
+import { expandInputs } from './translate-files.js';
+
+export const EVAL_TIMES = [0.2, 0.35, 0.5, 0.8];
+export const CHECKPOINT_FILE = 'checkpoint.safetensors';
+
+export interface TrainScoreModelRequest {
+  /** target-domain images: folders and/or files */
+  data: string[];
+  outDir: string;
+  /** held-out target images for the denoising error (default: 5 % of the data, split by name) */
+  heldout?: string[] | undefined;
+  arch?: Partial<UNetArch>;
+  batchSize?: number;
+  lr?: number;
+  warmupSteps?: number;
+  emaDecay?: number;
+  tMax?: number;
+  /** stop after this many steps in all */
+  steps?: number | undefined;
+  /** stop after this many minutes of this run */
+  minutes?: number | undefined;
+  resume?: boolean;
+  /** start from the weights of a checkpoint file of either trainer (same architecture) */
+  init?: string | undefined;
+  checkpointMinutes?: number;
+  evalMinutes?: number;
+  evalCount?: number;
+  seed?: number;
+  name?: string | undefined;
+  executionProvider?: ExecutionProvider;
+  threads?: number;
+}
+
+export interface ScoreTrainEvents {
+  onStage?(message: string): void;
+  onProgress?(p: {
+    step: number;
+    steps: number | null;
+    loss: number;
+    lossEma: number;
+    imagesPerSecond: number;
+    etaSeconds: number | null;
+  }): void;
+  onEval?(e: { step: number; images: number; times: number[]; errors: number[] }): void;
+  onCheckpoint?(path: string): void;
+  onWarning?(message: string): void;
+}
+
+export interface ScoreTrainResult {
+  manifestPath: string;
+  onnxPath: string;
+  checkpointPath: string;
+  steps: number;
+  images: number;
+  wallSeconds: number;
+  finalLoss: number;
+  heldout: number[] | null;
+  cancelled: boolean;
+}
+
+/** Held-out images: the discriminator trainer's stable split by file name, with its own salt. */
+const isHeldOut = (file: string, fraction: number) => isValidation(file, fraction, 'dg-studio/score-heldout:');
+
+/** Read every image (skipping unreadable ones with a warning naming them); say how many were resized. */
+async function readImages(
+  files: string[],
+  spec: ImageSpec,
+  what: string,
+  events: ScoreTrainEvents,
+): Promise<{ file: string; data: Float32Array }[]> {
+  const out: { file: string; data: Float32Array }[] = [];
+  const resized: string[] = [];
+  for (const file of files) {
+    try {
+      const data = await readImage(file, spec);
+      const meta = await sharp(file).metadata();
+      if (meta.width !== spec.width || meta.height !== spec.height) resized.push(`${basename(file)} (${meta.width}×${meta.height})`);
+      out.push({ file, data });
+    } catch (e) {
+      events.onWarning?.(`skipping ${(e as Error).message}`);
+    }
+  }
+  if (resized.length)
+    events.onWarning?.(
+      `${resized.length} of ${files.length} ${what} images are not ${spec.width}×${spec.height}; they were resized to cover it and centre-cropped` +
+        ` (e.g. ${resized.slice(0, 3).join(', ')})`,
+    );
+  return out;
+}
+
+/** A digest of the training data (names and pixels), recorded in the manifest. */
+function dataDigest(items: { file: string; data: Float32Array }[]): string {
+  const h = createHash('sha256');
+  for (const it of items) h.update(basename(it.file)).update(Buffer.from(it.data.buffer, it.data.byteOffset, it.data.byteLength));
+  return h.digest('hex');
+}
+
+async function loadCheckpointFile(path: string) {
+  let buf: Buffer;
+  try {
+    buf = await readFile(path);
+  } catch (e) {
+    throw new Error(
+      `cannot read checkpoint "${path}": ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (e as Error).message}`,
+      {
+        cause: e,
+      },
+    );
+  }
+  return decodeSafetensors(buf, path);
+}
+
+const sameArch = (a: UNetArch, b: UNetArch) =>
+  a.channels === b.channels &&
+  a.groups === b.groups &&
+  a.patch === b.patch &&
+  a.resolution === b.resolution &&
+  a.mult.join() === b.mult.join() &&
+  a.attn.join() === b.attn.join();
+
+const describeArch = (a: UNetArch) =>
+  `channels ${a.channels}, mult ${a.mult.join(',')}, attn ${a.attn.join(',') || '-'}, groups ${a.groups}, patch ${a.patch}, ${a.resolution}×${a.resolution}`;
+
+export async function trainScoreModel(
+  req: TrainScoreModelRequest,
+  events: ScoreTrainEvents = {},
+  signal?: AbortSignal,
+): Promise<ScoreTrainResult> {
+  const o = { ...DEFAULT_SCORE_TRAINING };
+  const ckptPath = join(req.outDir, CHECKPOINT_FILE);
+  let arch: UNetArch = { ...DEFAULT_UNET_ARCH, ...req.arch };
+  let resumeFile = null;
+  if (req.resume) {
+    try {
+      await stat(ckptPath);
+      resumeFile = await loadCheckpointFile(ckptPath);
+    } catch (e) {
+      if ((e as Error).message.includes('file not found')) events.onWarning?.(`no checkpoint in ${req.outDir}: starting fresh`);
+      else throw e;
+    }
+  }
+  if (resumeFile) {
+    const saved = checkpointArch(resumeFile, ckptPath);
+    if (req.arch && !sameArch(saved, arch))
+      throw new Error(
+        `${ckptPath} was made with ${describeArch(saved)}; this run asks for ${describeArch(arch)}. Drop the width options to resume, or train into a new folder.`,
+      );
+    arch = saved;
+  }
+  const problem = unetArchProblem(arch);
+  if (problem) throw new Error(`cannot build this U-Net: ${problem}`);
+  const tMax = req.tMax ?? (resumeFile ? Number(resumeFile.metadata['t_max'] ?? 1) : o.tMax);
+  if (!(tMax > 0 && tMax <= 1)) throw new Error(`--t-max must be in (0, 1] (got ${tMax})`);
+  if (resumeFile && Number(resumeFile.metadata['t_max'] ?? 1) !== tMax)
+    throw new Error(`${ckptPath} was trained with t_max ${resumeFile.metadata['t_max']}; resume it with the same --t-max`);
+
+  const spec: ImageSpec = { channels: 3, height: arch.resolution, width: arch.resolution, valueRange: [-1, 1] };
+  let files: string[];
+  try {
+    files = await expandInputs(req.data);
+  } catch (e) {
+    throw new Error(`training data: ${(e as Error).message}`, { cause: e });
+  }
+  const heldFiles = req.heldout?.length ? await expandInputs(req.heldout) : files.filter((f) => isHeldOut(f, 0.05));
+  const trainFiles = req.heldout?.length ? files : files.filter((f) => !isHeldOut(f, 0.05));
+  events.onStage?.(`reading ${trainFiles.length} training and ${heldFiles.length} held-out images`);
+  const train = await readImages(trainFiles, spec, 'training', events);
+  if (train.length < 2)
+    throw new Error(`training data: need at least two readable images (found ${train.length} in ${req.data.join(', ')})`);
+  const held = (await readImages(heldFiles, spec, 'held-out', events)).slice(0, req.evalCount ?? 64);
+  const data = train.map((t) => t.data);
+
+  // on resume, the recipe comes from the checkpoint unless the request changes it (then the run is
+  // no longer an exact continuation, and says so)
+  const saved = (key: string): number | undefined => {
+    const v = resumeFile?.metadata[key];
+    return v === undefined || v === '' || !Number.isFinite(Number(v)) ? undefined : Number(v);
+  };
+  const changed = (
+    [
+      ['batch', req.batchSize],
+      ['lr', req.lr],
+      ['ema', req.emaDecay],
+      ['seed', req.seed],
+    ] as const
+  ).filter(([k, v]) => v !== undefined && saved(k) !== undefined && saved(k) !== v);
+  if (changed.length)
+    events.onWarning?.(
+      `resuming with ${changed.map(([k, v]) => `${k} ${v} (checkpoint: ${saved(k)})`).join(', ')}: not an exact continuation of the earlier run`,
+    );
+  const seed = req.seed ?? saved('seed') ?? 0;
+  const built = buildUNet(arch, seed);
+  const trainer = await ScoreTrainer.create(built, {
+    ...o,
+    batchSize: req.batchSize ?? saved('batch') ?? o.batchSize,
+    lr: req.lr ?? saved('lr') ?? o.lr,
+    warmupSteps: req.warmupSteps ?? saved('warmup') ?? o.warmupSteps,
+    emaDecay: req.emaDecay ?? saved('ema') ?? o.emaDecay,
+    tMax,
+    seed,
+    session: { executionProvider: req.executionProvider, threads: req.threads, onWarning: events.onWarning },
+  });
+  try {
+    if (resumeFile) {
+      trainer.restore(resumeFile, ckptPath);
+      events.onStage?.(
+        `resumed at step ${trainer.step} (${trainer.images} images, ${(trainer.wallSeconds / 60).toFixed(1)} min of training)`,
+      );
+    } else if (req.init) {
+      const init = await loadCheckpointFile(req.init);
+      const from = checkpointArch(init, req.init);
+      if (!sameArch(from, arch))
+        throw new Error(`--init ${req.init} was made with ${describeArch(from)}; this run asks for ${describeArch(arch)}`);
+      trainer.restore(init, req.init);
+      trainer.step = 0;
+      trainer.images = 0;
+      trainer.wallSeconds = 0;
+      trainer.adam.stepCount = 0;
+      for (const m of [...trainer.adam.m.values(), ...trainer.adam.v.values()]) m.fill(0);
+      events.onStage?.(`initialized from ${req.init}`);
+    }
+    await mkdir(req.outDir, { recursive: true });
+    const digest = dataDigest(train);
+    const saveCheckpoint = async () => {
+      const file = trainer.checkpoint({ data_sha256: digest, data: resolve(req.data[0]!) });
+      await writeFileAtomic(ckptPath, new Uint8Array(encodeSafetensors(file)));
+      events.onCheckpoint?.(ckptPath);
+    };
+    const evaluate = async () => {
+      if (!held.length) return null;
+      const errors = await trainer.heldoutError(
+        held.map((h) => h.data),
+        EVAL_TIMES,
+      );
+      events.onEval?.({ step: trainer.step, images: trainer.images, times: EVAL_TIMES, errors });
+      return errors;
+    };
+    const params = unetParameterCount(built);
+    const budget =
+      [req.steps ? `to step ${req.steps}` : '', req.minutes ? `for ${req.minutes} min` : ''].filter(Boolean).join(' or ') ||
+      'until cancelled';
+    events.onStage?.(
+      `training a ${(params / 1e6).toFixed(2)}M-parameter U-Net (${describeArch(arch)}) on ${trainer.provider}: ${data.length} images, t ≤ ${tMax}, batch ${trainer.opts.batchSize}, ${budget}`,
+    );
+    const start = performance.now();
+    let lastSave = start;
+    let lastEval = start;
+    let lastReport = { at: start, images: trainer.images };
+    let lossEma = NaN;
+    let loss = NaN;
+    let cancelled = false;
+    let heldout: number[] | null = null;
+    const checkpointMs = (req.checkpointMinutes ?? 3) * 60_000;
+    const evalMs = (req.evalMinutes ?? 10) * 60_000;
+    const startStep = trainer.step;
+    for (;;) {
+      if (req.steps !== undefined && trainer.step >= req.steps) break;
+      if (req.minutes !== undefined && performance.now() - start > req.minutes * 60_000) break;
+      if (signal?.aborted) {
+        cancelled = true;
+        break;
+      }
+      loss = (await trainer.trainStep(data)).loss;
+      lossEma = Number.isNaN(lossEma) ? loss : 0.98 * lossEma + 0.02 * loss;
+      const now = performance.now();
+      if (now - lastReport.at > 1000) {
+        const rate = ((trainer.images - lastReport.images) * 1000) / (now - lastReport.at);
+        const left = [
+          req.steps !== undefined ? ((req.steps - trainer.step) * trainer.opts.batchSize) / Math.max(rate, 1e-9) : Infinity,
+          req.minutes !== undefined ? req.minutes * 60 - (now - start) / 1000 : Infinity,
+        ];
+        const eta = Math.min(...left);
+        events.onProgress?.({
+          step: trainer.step,
+          steps: req.steps ?? null,
+          loss,
+          lossEma,
+          imagesPerSecond: rate,
+          etaSeconds: Number.isFinite(eta) ? eta : null,
+        });
+        lastReport = { at: now, images: trainer.images };
+      }
+      if (now - lastEval > evalMs) {
+        heldout = await evaluate();
+        lastEval = performance.now();
+      }
+      if (now - lastSave > checkpointMs) {
+        await saveCheckpoint();
+        lastSave = performance.now();
+      }
+    }
+    await saveCheckpoint();
+    if (trainer.step > startStep || heldout === null) heldout = await evaluate();
+
+    // the package: the EMA weights as an inference graph, and a manifest translate loads unchanged
+    const onnxPath = join(req.outDir, 'model.onnx');
+    await writeFileAtomic(onnxPath, serializeModel(trainer.exportModel({ 'dg-studio': 'score-model' })));
+    const manifest: ScoreModelManifestInput & { training: Record<string, unknown> } = {
+      format: 'dg-studio/score-model@1',
+      name: req.name ?? `${basename(resolve(req.outDir))} (trained in DG Studio)`,
+      description: `ε-prediction U-Net (${(params / 1e6).toFixed(2)}M parameters) trained in DG Studio ${ENGINE_VERSION}: ${trainer.step} steps of ${trainer.opts.batchSize}, EMA ${trainer.opts.emaDecay}`,
+      onnx: 'model.onnx',
+      io: { x: 'x', t: 't', output: 'out' },
+      prediction: 'eps',
+      schedule: { kind: 'ddpm-linear', steps: 1000, betaStart: 1e-4, betaEnd: 0.02 },
+      timeInput: { kind: 'step', scale: 1 },
+      timeDType: 'int64',
+      dataShape: [3, arch.resolution, arch.resolution],
+      valueRange: [-1, 1],
+      validTimeRange: [0, tMax],
+      training: {
+        trainer: 'dg-studio train-score-model',
+        architecture: arch,
+        parameters: params,
+        dataSha256: digest,
+        images: data.length,
+        steps: trainer.step,
+        imagesSeen: trainer.images,
+        wallSeconds: Math.round(trainer.wallSeconds),
+        batchSize: trainer.opts.batchSize,
+        lr: trainer.opts.lr,
+        emaDecay: trainer.opts.emaDecay,
+        tMax,
+        finalLoss: Number.isFinite(lossEma) ? lossEma : null,
+        heldoutEpsMse: heldout ? Object.fromEntries(EVAL_TIMES.map((t, i) => [String(t), heldout![i]])) : null,
+        cancelled,
+        createdAt: new Date().toISOString(),
+      },
+    };
+    const manifestPath = join(req.outDir, 'manifest.json');
+    await writeFileAtomic(manifestPath, JSON.stringify(manifest, null, 2));
+    return {
+      manifestPath,
+      onnxPath,
+      checkpointPath: ckptPath,
+      steps: trainer.step,
+      images: trainer.images,
+      wallSeconds: trainer.wallSeconds,
+      finalLoss: lossEma,
+      heldout,
+      cancelled,
+    };
+  } finally {
+    await trainer.dispose();
+  }
+}

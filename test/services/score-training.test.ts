@@ -1,0 +1,144 @@
+import type * as FsPromises from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { describe, expect, it, vi } from 'vitest';
+import { decodeSafetensors } from '../../src/main/engine/safetensors.js';
+import { trainScoreModel, type TrainScoreModelRequest } from '../../src/main/services/score-training.js';
+import { translateFiles } from '../../src/main/services/translate-files.js';
+import { tempDir } from '../helpers/tmp.js';
+
+// a disk that fills up: every write into a folder named "filling" fails once the flag is set
+const disk = { full: false };
+vi.mock('node:fs/promises', async (importOriginal) => {
+  const orig = await importOriginal<typeof FsPromises>();
+  const writeFile: typeof orig.writeFile = async (path, ...rest) => {
+    if (disk.full && String(path).includes('filling'))
+      throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+    return orig.writeFile(path, ...rest);
+  };
+  return { ...orig, writeFile, default: { ...orig, writeFile } };
+});
+
+const TINY = { resolution: 8, channels: 8, groups: 4, mult: [1, 2], attn: [] as number[] };
+
+async function folder(dir: string, specs: { name: string; size: number; channels?: 1 | 2 | 3 | 4; depth?: 'uchar' | 'ushort' }[]) {
+  await mkdir(dir, { recursive: true });
+  for (const [i, s] of specs.entries()) {
+    const ch = s.channels ?? 3;
+    const img = sharp({
+      create: {
+        width: s.size,
+        height: s.size,
+        channels: ch === 2 || ch === 4 ? 4 : 3,
+        background: { r: 40 * i, g: 200 - 20 * i, b: 90, alpha: 0.8 },
+      },
+    });
+    const out = ch === 1 || ch === 2 ? img.grayscale() : img;
+    await out
+      .png(s.depth === 'ushort' ? { force: true } : {})
+      .toColourspace(s.depth === 'ushort' ? 'rgb16' : 'srgb')
+      .toFile(join(dir, s.name));
+  }
+}
+
+describe('train-score-model (service)', async () => {
+  const root = await tempDir();
+  const base = (over: Partial<TrainScoreModelRequest>): TrainScoreModelRequest => ({
+    data: [join(root, 'data')],
+    outDir: join(root, 'out'),
+    arch: TINY,
+    batchSize: 4,
+    steps: 3,
+    ...over,
+  });
+
+  it('an empty folder is a clear error naming it', async () => {
+    await mkdir(join(root, 'empty'), { recursive: true });
+    await expect(trainScoreModel(base({ data: [join(root, 'empty')] }))).rejects.toThrow(/training data: folder ".*empty" holds no images/);
+  });
+
+  it('trains on grayscale, alpha, 16-bit and odd-sized images (resized, and says which), skips a corrupt file by name, exports a model translate loads', async () => {
+    const data = join(root, 'data');
+    await folder(data, [
+      { name: 'a.png', size: 8 },
+      { name: 'b-gray.png', size: 8, channels: 1 },
+      { name: 'c-alpha.png', size: 8, channels: 4 },
+      { name: 'd-16bit.png', size: 8, depth: 'ushort' },
+      { name: 'e-big.png', size: 20 },
+      { name: 'f.png', size: 8 },
+    ]);
+    await writeFile(join(data, 'g-corrupt.png'), Buffer.from('\x89PNG\r\n\x1a\n not really'));
+    const warnings: string[] = [];
+    const r = await trainScoreModel(base({ heldout: [join(data, 'a.png'), join(data, 'f.png')] }), { onWarning: (w) => warnings.push(w) });
+    expect(warnings.some((w) => /g-corrupt\.png/.test(w))).toBe(true);
+    expect(warnings.some((w) => /e-big\.png \(20×20\).*|not 8×8.*e-big\.png/.test(w))).toBe(true);
+    expect(r.steps).toBe(3);
+    const manifest = JSON.parse(await readFile(r.manifestPath, 'utf8')) as Record<string, unknown> & { training: Record<string, unknown> };
+    expect(manifest['prediction']).toBe('eps');
+    expect(manifest['validTimeRange']).toEqual([0, 1]);
+    expect(manifest.training['images']).toBe(6);
+    expect(manifest.training['steps']).toBe(3);
+    expect(typeof manifest.training['dataSha256']).toBe('string');
+    const { outputs, errors } = await translateFiles({
+      inputs: [join(data, 'a.png')],
+      outDir: join(root, 'translated'),
+      params: { steps: 2, t0: 0.5 },
+      modelManifest: r.manifestPath,
+    });
+    expect(errors).toEqual([]);
+    expect(outputs).toHaveLength(1);
+  });
+
+  it('a t0 above the trained range is refused before any work, with the range in the message', async () => {
+    const r = await trainScoreModel(base({ outDir: join(root, 'tmax'), tMax: 0.6, steps: 1 }));
+    await expect(
+      translateFiles({
+        inputs: [join(root, 'data', 'a.png')],
+        outDir: join(root, 'tmax-out'),
+        params: { t0: 0.8, steps: 2 },
+        modelManifest: r.manifestPath,
+      }),
+    ).rejects.toThrow(/t0 0\.8 is above the largest time the model .* was trained on \(0\.6\)/);
+  });
+
+  it('resume continues at the checkpoint step with its recipe; another width is refused, saying both', async () => {
+    const out = join(root, 'resume');
+    await trainScoreModel(base({ outDir: out, steps: 2, seed: 7, batchSize: 2 }));
+    const stages: string[] = [];
+    const r = await trainScoreModel(
+      { data: [join(root, 'data')], outDir: out, resume: true, steps: 4 },
+      { onStage: (s) => stages.push(s) },
+    );
+    expect(stages.some((s) => /resumed at step 2/.test(s))).toBe(true);
+    expect(r.images).toBe(8); // batch 2 from the checkpoint, not the default 32
+    await expect(trainScoreModel({ ...base({ outDir: out, resume: true, steps: 5 }), arch: { ...TINY, channels: 16 } })).rejects.toThrow(
+      /was made with channels 8.*this run asks for channels 16/,
+    );
+  });
+
+  it('a cancel writes the checkpoint and the model; a disk that fills during a checkpoint keeps the previous one', async () => {
+    const out = join(root, 'filling');
+    const controller = new AbortController();
+    const first = await trainScoreModel(
+      base({ outDir: out, steps: 1000 }),
+      { onProgress: () => controller.abort(), onCheckpoint: () => {} },
+      controller.signal,
+    );
+    // progress is reported after a second: cancelled somewhere after it, well before step 1000
+    expect(first.cancelled).toBe(true);
+    expect(first.steps).toBeLessThan(1000);
+    const before = await readFile(first.checkpointPath);
+    expect(Number(decodeSafetensors(before, 'ckpt').metadata['step'])).toBe(first.steps);
+    disk.full = true;
+    try {
+      await expect(trainScoreModel(base({ outDir: out, resume: true, steps: first.steps + 1 }))).rejects.toThrow(
+        /cannot write ".*checkpoint\.safetensors": the disk is full/,
+      );
+    } finally {
+      disk.full = false;
+    }
+    expect(await readFile(first.checkpointPath)).toEqual(before);
+    expect((await readdir(out)).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+  });
+});
