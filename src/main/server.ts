@@ -1,15 +1,27 @@
 /**
  * Server mode: the same contract over HTTP + WebSocket on 127.0.0.1, so the renderer runs in
- * a plain browser (a lab GPU box, a shared workstation). Every request needs the random
- * access token printed at start: as `?token=` on the first page load (which sets an
- * HttpOnly cookie), as the cookie, or as `Authorization: Bearer`.
+ * a plain browser. Every web page and process on the machine can reach it, so every request is
+ * treated as hostile (docs/security.md):
+ *
+ * - the API needs the access token in a header (`X-DG-Token` or `Authorization: Bearer`), never
+ *   a cookie alone; the event WebSocket needs it in its first message; both check `Origin`;
+ * - the page and gallery files (GET) may use the HttpOnly cookie set by the `?token=` page load,
+ *   but only for same-origin or direct navigations (`Sec-Fetch-Site`), so another site on
+ *   127.0.0.1 cannot ride it;
+ * - `Host` must name this server (DNS rebinding); bodies are JSON only; any parsing problem is a
+ *   400 with a message, never a crash; every response carries the security headers.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { createReadStream, existsSync, statSync } from 'node:fs';
+import { createReadStream, realpathSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { extname, join, normalize, resolve } from 'node:path';
-import { WebSocketServer } from 'ws';
-import type { StudioBackend } from './backend.js';
+import { extname, isAbsolute, relative, resolve } from 'node:path';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { StudioEvent } from '../shared/api.js';
+
+/** Ports other studios use by default (A1111/Forge/SD.Next 7860, ComfyUI 8188, InvokeAI 9090, Fooocus 7865). */
+export const OTHER_STUDIOS_PORTS = [7860, 7865, 8188, 9090];
+export const DEFAULT_PORT = 6806;
+export const TOKEN_HEADER = 'x-dg-token';
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -19,11 +31,20 @@ const TYPES: Record<string, string> = {
   '.webp': 'image/webp',
   '.svg': 'image/svg+xml',
   '.json': 'application/json',
+  '.woff2': 'font/woff2',
 };
 const MAX_BODY = 200 * 1024 * 1024;
+const AUTH_TIMEOUT_MS = 5000;
+
+/** What the server needs of the back end: calls, files by reference, events. */
+export interface ServedBackend {
+  dispatch(method: string, args: unknown[]): Promise<unknown>;
+  resolveFile(kind: string, name: string): string | null | Promise<string | null>;
+  onEvent(listener: (e: StudioEvent) => void): () => void;
+}
 
 export interface ServerOptions {
-  backend: StudioBackend;
+  backend: ServedBackend;
   rendererDir: string;
   host?: string;
   port?: number;
@@ -33,117 +54,300 @@ export interface ServerOptions {
 export interface StudioServer {
   server: Server;
   url: string;
+  origin: string;
   token: string;
   close(): Promise<void>;
 }
 
-function tokenOf(req: IncomingMessage, url: URL): string | null {
-  const auth = req.headers.authorization;
-  if (auth?.startsWith('Bearer ')) return auth.slice(7);
-  const q = url.searchParams.get('token');
-  if (q) return q;
-  const cookie = /(?:^|;\s*)dg_token=([^;]+)/.exec(req.headers.cookie ?? '');
-  return cookie ? decodeURIComponent(cookie[1]!) : null;
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
-function same(a: string, b: string): boolean {
+/** decodeURIComponent that says "bad request" instead of throwing URIError. */
+export function safeDecode(s: string, what: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    throw new HttpError(400, `malformed percent-encoding in the ${what}`);
+  }
+}
+
+function sameSecret(a: string, b: string): boolean {
   const [x, y] = [Buffer.from(a), Buffer.from(b)];
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
+function cookieToken(req: IncomingMessage): string | null {
+  const m = /(?:^|;\s*)dg_token=([^;]*)/.exec(String(req.headers.cookie ?? ''));
+  if (!m) return null;
+  try {
+    return decodeURIComponent(m[1]!);
+  } catch {
+    return null; // a malformed cookie is no cookie
+  }
+}
+
+function headerToken(req: IncomingMessage): string | null {
+  const h = req.headers[TOKEN_HEADER];
+  if (typeof h === 'string' && h) return h;
+  const auth = req.headers.authorization;
+  return typeof auth === 'string' && auth.startsWith('Bearer ') ? auth.slice(7) : null;
+}
+
+/** Sec-Fetch-Site of a browser request: same-origin pages and direct navigations only. */
+function fetchSiteAllowed(req: IncomingMessage): boolean {
+  const site = req.headers['sec-fetch-site'];
+  return site === undefined || site === 'same-origin' || site === 'none';
+}
+
+export const SECURITY_HEADERS: Record<string, string> = {
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'x-frame-options': 'DENY',
+  'cross-origin-opener-policy': 'same-origin',
+  'cross-origin-resource-policy': 'same-origin',
+  'permissions-policy': 'camera=(), microphone=(), geolocation=()',
+};
+
+function contentSecurityPolicy(origin: string): string {
+  const ws = origin.replace(/^http/, 'ws');
+  return [
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self' 'unsafe-inline'",
+    "img-src 'self' data: blob:",
+    `connect-src 'self' ${ws}`,
+    "object-src 'none'",
+    "base-uri 'none'",
+    "form-action 'none'",
+    "frame-ancestors 'none'",
+  ].join('; ');
+}
+
+function send(res: ServerResponse, status: number, body: unknown, extra: Record<string, string> = {}): void {
+  if (res.headersSent) return void res.end();
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', ...extra });
+  res.end(JSON.stringify(body));
+}
+
+function sendText(res: ServerResponse, status: number, text: string, extra: Record<string, string> = {}): void {
+  if (res.headersSent) return void res.end();
+  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', ...extra });
+  res.end(text);
+}
+
 /** JSON with Uint8Array as {"$bytes": base64} both ways (uploads). */
 export function reviveBytes(_k: string, v: unknown): unknown {
-  return v && typeof v === 'object' && '$bytes' in v ? new Uint8Array(Buffer.from((v as { $bytes: string }).$bytes, 'base64')) : v;
+  if (v && typeof v === 'object' && '$bytes' in v) {
+    const b = (v as { $bytes: unknown }).$bytes;
+    if (typeof b !== 'string') throw new HttpError(400, '"$bytes" must be a base64 string');
+    return new Uint8Array(Buffer.from(b, 'base64'));
+  }
+  return v;
 }
 
 async function readBody(req: IncomingMessage): Promise<string> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > MAX_BODY) throw new HttpError(413, `request too large (over ${MAX_BODY / 2 ** 20} MiB)`);
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const c of req) {
     size += (c as Buffer).length;
-    if (size > MAX_BODY) throw Object.assign(new Error('request too large'), { status: 413 });
+    if (size > MAX_BODY) throw new HttpError(413, `request too large (over ${MAX_BODY / 2 ** 20} MiB)`);
     chunks.push(c as Buffer);
   }
   return Buffer.concat(chunks).toString('utf8');
 }
 
-function send(res: ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
-  res.end(JSON.stringify(body));
+/** A file strictly inside `root` (after resolving links), or null. */
+export function insideRoot(root: string, rel: string): string | null {
+  const candidate = resolve(root, rel);
+  let real: string;
+  try {
+    real = realpathSync(candidate);
+  } catch {
+    return null;
+  }
+  const r = relative(root, real);
+  if (r === '' || r.startsWith('..') || isAbsolute(r)) return null;
+  return real;
 }
 
-function serveFile(res: ServerResponse, path: string, cache = false): void {
-  if (!existsSync(path) || !statSync(path).isFile()) {
-    res.writeHead(404).end('not found');
-    return;
+function serveFile(res: ServerResponse, path: string | null, headers: Record<string, string>, cache = false): void {
+  let ok: boolean;
+  try {
+    ok = !!path && statSync(path).isFile();
+  } catch {
+    ok = false;
   }
+  if (!ok) return sendText(res, 404, 'not found', headers);
   res.writeHead(200, {
-    'content-type': TYPES[extname(path)] ?? 'application/octet-stream',
-    'cache-control': cache ? 'max-age=31536000, immutable' : 'no-cache',
+    ...headers,
+    'content-type': TYPES[extname(path!)] ?? 'application/octet-stream',
+    'cache-control': cache ? 'private, max-age=31536000, immutable' : 'no-cache',
   });
-  createReadStream(path).pipe(res);
+  const stream = createReadStream(path!);
+  stream.on('error', () => res.destroy());
+  stream.pipe(res);
+}
+
+/** The Host values this server answers to (DNS rebinding: any other name is refused). */
+export function allowedHosts(host: string, port: number): Set<string> {
+  const names = new Set(['127.0.0.1', 'localhost', '[::1]']);
+  if (host !== '0.0.0.0' && host !== '::') names.add(host.includes(':') && !host.startsWith('[') ? `[${host}]` : host);
+  return new Set([...names].map((n) => `${n}:${port}`));
 }
 
 export async function startServer(opts: ServerOptions): Promise<StudioServer> {
   const token = opts.token ?? randomBytes(24).toString('hex');
+  if (token.length < 16 || !/^[\x21-\x7e]+$/.test(token)) throw new Error('the access token must be at least 16 printable characters');
   const host = opts.host ?? '127.0.0.1';
-  const root = resolve(opts.rendererDir);
-  const server = createServer((req, res) => {
-    void (async () => {
-      const url = new URL(req.url ?? '/', 'http://localhost');
-      const given = tokenOf(req, url);
-      if (!given || !same(given, token)) {
-        res
-          .writeHead(401, { 'content-type': 'text/plain' })
-          .end('DG Studio server: missing or wrong access token (open the URL printed at start)');
-        return;
-      }
-      if (url.searchParams.has('token'))
-        res.setHeader('set-cookie', `dg_token=${encodeURIComponent(token)}; HttpOnly; SameSite=Strict; Path=/`);
-      if (url.pathname.startsWith('/api/')) {
-        if (req.method !== 'POST') return send(res, 405, { error: 'use POST' });
-        try {
-          const args = JSON.parse(await readBody(req), reviveBytes) as unknown;
-          if (!Array.isArray(args)) return send(res, 400, { error: 'the body must be a JSON array of arguments' });
-          const result = await opts.backend.dispatch(url.pathname.slice(5), args);
-          return send(res, 200, { result: result ?? null });
-        } catch (e) {
-          const err = e as Error & { status?: number };
-          return send(res, err.status ?? (err.name === 'PayloadError' || err instanceof SyntaxError ? 400 : 500), { error: err.message });
-        }
-      }
-      if (url.pathname.startsWith('/files/')) {
-        const [, , kind, name] = url.pathname.split('/');
-        const path = opts.backend.resolveFile(kind ?? '', name ?? '');
-        return path ? serveFile(res, path, true) : void res.writeHead(404).end('not found');
-      }
-      // the built renderer; anything outside its folder is refused
-      const rel = url.pathname === '/' ? 'index.html' : decodeURIComponent(url.pathname.slice(1));
-      const path = normalize(join(root, rel));
-      if (!path.startsWith(root)) return void res.writeHead(403).end('forbidden');
-      serveFile(res, path);
-    })();
-  });
-  const wss = new WebSocketServer({ noServer: true });
-  server.on('upgrade', (req, socket, head) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    const given = tokenOf(req, url);
-    if (url.pathname !== '/events' || !given || !same(given, token)) {
-      socket.end('HTTP/1.1 401 Unauthorized\r\n\r\n');
-      return;
-    }
-    wss.handleUpgrade(req, socket, head, (ws) => {
-      const off = opts.backend.onEvent((e) => ws.send(JSON.stringify(e)));
-      ws.on('close', off);
+  const root = realpathSync(resolve(opts.rendererDir));
+  const server = createServer();
+  await new Promise<void>((ok, fail) => {
+    server.once('error', fail);
+    server.listen(opts.port ?? DEFAULT_PORT, host, () => {
+      server.off('error', fail);
+      ok();
     });
   });
-  await new Promise<void>((r) => server.listen(opts.port ?? 0, host, r));
   const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : opts.port;
+  const port = typeof address === 'object' && address ? address.port : (opts.port ?? DEFAULT_PORT);
+  const urlHost = host.includes(':') ? `[${host}]` : host;
+  const origin = `http://${urlHost}:${port}`;
+  const hosts = allowedHosts(host, port);
+  const origins = new Set([...hosts].map((h) => `http://${h}`));
+  const headers = { ...SECURITY_HEADERS, 'content-security-policy': contentSecurityPolicy(origin) };
+
+  /** Origin, if sent, must be this server's; Host must name it. */
+  const checkSite = (req: IncomingMessage) => {
+    const h = String(req.headers.host ?? '').toLowerCase();
+    if (!hosts.has(h)) throw new HttpError(421, `this server answers to ${[...hosts][0]} only (Host "${h.slice(0, 80)}" refused)`);
+    const o = req.headers.origin;
+    if (o !== undefined && !origins.has(String(o).toLowerCase())) throw new HttpError(403, 'requests from other sites are refused');
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    const method = req.method ?? '';
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', origin);
+    } catch {
+      throw new HttpError(400, 'malformed request URL');
+    }
+    checkSite(req);
+    const path = url.pathname;
+    if (path.startsWith('/api/')) {
+      if (method !== 'POST') return send(res, 405, { error: 'the API takes POST only' }, { ...headers, allow: 'POST' });
+      const given = headerToken(req);
+      if (!given || !sameSecret(given, token)) return send(res, 401, { error: 'missing or wrong access token', restart: true }, headers);
+      if (!fetchSiteAllowed(req)) throw new HttpError(403, 'requests from other sites are refused');
+      const type = String(req.headers['content-type'] ?? '')
+        .split(';')[0]!
+        .trim()
+        .toLowerCase();
+      if (type !== 'application/json') throw new HttpError(415, 'the body must be JSON (Content-Type: application/json)');
+      const name = path.slice(5);
+      if (!/^[A-Za-z][A-Za-z0-9]{0,63}$/.test(name)) throw new HttpError(404, 'no such API method');
+      let args: unknown;
+      try {
+        args = JSON.parse(await readBody(req), reviveBytes) as unknown;
+      } catch (e) {
+        if (e instanceof HttpError) throw e;
+        throw new HttpError(400, `the body is not valid JSON (${(e as Error).message.slice(0, 120)})`);
+      }
+      if (!Array.isArray(args)) throw new HttpError(400, 'the body must be a JSON array of arguments');
+      try {
+        const result = await opts.backend.dispatch(name, args);
+        return send(res, 200, { result: result ?? null }, headers);
+      } catch (e) {
+        const err = e as Error & { status?: number };
+        const status = err.status ?? (err.name === 'PayloadError' ? 400 : /^unknown method/i.test(err.message) ? 404 : 500);
+        return send(res, status, { error: err.message }, headers);
+      }
+    }
+    if (method !== 'GET' && method !== 'HEAD') return sendText(res, 405, 'method not allowed', { ...headers, allow: 'GET, HEAD' });
+    // page and files: the cookie (set by the ?token= page load) or a header, same-origin only
+    const q = url.searchParams.get('token');
+    const given = headerToken(req) ?? q ?? cookieToken(req);
+    if (!given || !sameSecret(given, token) || !fetchSiteAllowed(req))
+      return sendText(res, 401, 'DG Studio server: missing or wrong access token (open the URL printed at start)', headers);
+    const cookie: Record<string, string> = q
+      ? { 'set-cookie': `dg_token=${encodeURIComponent(token)}; HttpOnly; SameSite=Strict; Path=/` }
+      : {};
+    if (path === '/session') return send(res, 200, { token }, { ...headers, ...cookie });
+    if (path.startsWith('/files/')) {
+      const parts = path.split('/');
+      if (parts.length !== 4) return sendText(res, 404, 'not found', headers);
+      const file = await opts.backend.resolveFile(safeDecode(parts[2]!, 'path'), safeDecode(parts[3]!, 'path'));
+      return serveFile(res, file, headers, true);
+    }
+    // the built renderer; nothing outside its folder (resolved, links followed)
+    const rel = path === '/' ? 'index.html' : safeDecode(path.slice(1), 'path');
+    if (rel.includes('\0')) throw new HttpError(400, 'a NUL byte in the path');
+    return serveFile(res, insideRoot(root, rel), { ...headers, ...cookie });
+  };
+
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    handle(req, res).catch((e: unknown) => {
+      const status = e instanceof HttpError ? e.status : 500;
+      const message = e instanceof HttpError ? e.message : 'internal error';
+      if (!(e instanceof HttpError)) console.error(`server: ${(e as Error)?.stack ?? e}`);
+      send(res, status, { error: message }, headers);
+    });
+  });
+  server.on('clientError', (_err, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+    else socket.destroy();
+  });
+
+  const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
+  server.on('upgrade', (req, socket, head) => {
+    const refuse = (status: string) => {
+      if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\n\r\n`);
+      else socket.destroy();
+    };
+    try {
+      const url = new URL(req.url ?? '/', origin);
+      checkSite(req);
+      if (url.pathname !== '/events') return refuse('404 Not Found');
+    } catch (e) {
+      return refuse(e instanceof HttpError && e.status === 421 ? '421 Misdirected Request' : '403 Forbidden');
+    }
+    socket.on('error', () => socket.destroy());
+    wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
+      // the token comes in the first message: {"token": "…"}; nothing is sent before it
+      let off: (() => void) | null = null;
+      const timer = setTimeout(() => ws.close(4401, 'no access token'), AUTH_TIMEOUT_MS);
+      ws.on('error', () => ws.terminate());
+      ws.once('message', (data, isBinary) => {
+        clearTimeout(timer);
+        let given: unknown;
+        try {
+          given = isBinary ? null : (JSON.parse(String(data)) as { token?: unknown }).token;
+        } catch {
+          given = null;
+        }
+        if (typeof given !== 'string' || !sameSecret(given, token)) return ws.close(4401, 'missing or wrong access token');
+        off = opts.backend.onEvent((e) => ws.send(JSON.stringify(e)));
+        ws.send(JSON.stringify({ authenticated: true }));
+      });
+      ws.on('close', () => {
+        clearTimeout(timer);
+        off?.();
+      });
+    });
+  });
   return {
     server,
     token,
-    url: `http://${host}:${port}/?token=${token}`,
+    origin,
+    url: `${origin}/?token=${token}`,
     close: () =>
       new Promise<void>((r) => {
         wss.clients.forEach((c) => c.terminate());
