@@ -19,19 +19,20 @@ export class BackendClient {
     let markReady!: () => void;
     this.ready = new Promise((r) => (markReady = r));
     port.onMessage((raw) => {
-      const m = raw as { id?: number; result?: unknown; error?: string; event?: StudioEvent; ready?: boolean };
+      const m = raw as { id?: number; result?: unknown; error?: string; errorName?: string; event?: StudioEvent; ready?: boolean };
       if (m.ready) markReady();
       else if (m.event) this.listeners.forEach((l) => l(m.event!));
       else if (m.id !== undefined) {
         const p = this.pending.get(m.id);
         this.pending.delete(m.id);
-        if (m.error !== undefined) p?.reject(new Error(m.error));
+        if (m.error !== undefined) p?.reject(Object.assign(new Error(m.error), m.errorName ? { name: m.errorName } : {}));
         else p?.resolve(m.result);
       }
     });
   }
 
   call(method: string, args: unknown[]): Promise<unknown> {
+    if (this.closedReason !== null) return Promise.reject(new Error(this.closedReason));
     const id = this.next++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
@@ -44,8 +45,11 @@ export class BackendClient {
     return () => this.listeners.delete(listener);
   }
 
-  /** Fail every call still waiting (the host died). */
-  failAll(reason: string): void {
+  private closedReason: string | null = null;
+
+  /** Fail every call still waiting (the host died); with `closed`, every later call too. */
+  failAll(reason: string, closed = false): void {
+    if (closed) this.closedReason = reason;
     for (const p of this.pending.values()) p.reject(new Error(reason));
     this.pending.clear();
   }

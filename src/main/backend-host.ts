@@ -3,6 +3,7 @@
  * blocks the window: Electron starts it as a utilityProcess; Node can fork it (tests, tools).
  * Messages: {id, method, args} → {id, result} | {id, error}; events go out as {event}.
  */
+import { delimiter } from 'node:path';
 import { StudioBackend } from './backend.js';
 
 interface Port {
@@ -23,6 +24,7 @@ const port = parentPort();
 const backend = await StudioBackend.create({
   mode: process.env['DG_STUDIO_MODE'] === 'server' ? 'server' : 'electron',
   dataDir: process.env['DG_STUDIO_DATA'] || undefined,
+  allowedRoots: (process.env['DG_STUDIO_ROOTS'] ?? '').split(delimiter).filter(Boolean),
 });
 backend.onEvent((event) => port.post({ event }));
 port.onMessage((m) => {
@@ -33,8 +35,11 @@ port.onMessage((m) => {
         method === '$resolveFile' ? backend.resolveFile(String(args[0]), String(args[1])) : await backend.dispatch(method, args);
       port.post({ id, result: result ?? null });
     } catch (e) {
-      port.post({ id, error: (e as Error).message });
+      port.post({ id, error: (e as Error).message, errorName: (e as Error).name });
     }
   })();
 });
 port.post({ ready: true });
+process.once('SIGTERM', () => {
+  void backend.close().finally(() => process.exit(0));
+});

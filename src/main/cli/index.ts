@@ -11,12 +11,13 @@ import { EXECUTION_PROVIDERS } from '../engine/onnx/session.js';
 import type { FeatureTimeEncoding } from '../engine/nn/frozen-features.js';
 import { Gallery, parametersFromPng } from '../services/gallery.js';
 import { Studies } from '../services/studies.js';
-import { bundledDefaults, defaultGalleryDir, resourcesDir } from '../services/resources.js';
+import { bundledDefaults, dataDir, defaultGalleryDir, resourcesDir } from '../services/resources.js';
 import { trainDiscriminator } from '../services/discriminator-training.js';
 import { diagnosePaths } from '../services/path-diagnostics.js';
 import { runSweep } from '../services/sweep.js';
-import { StudioBackend } from '../backend.js';
-import { startServer } from '../server.js';
+import { DEFAULT_PORT, OTHER_STUDIOS_PORTS, startServer } from '../server.js';
+import { startBackendProcess } from '../backend-process.js';
+import { serverToken } from '../services/server-token.js';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { translateFiles } from '../services/translate-files.js';
@@ -99,27 +100,13 @@ export function buildProgram(): Command {
     .command('serve')
     .description('serve the studio to a browser: the same API over HTTP + WebSocket, loopback and token-protected')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
-    .option('--port <port>', 'port (0: any free one)', int('--port'), 7860)
+    .option('--port <port>', `port (0: any free one; default ${DEFAULT_PORT}, which no other studio uses)`, int('--port'), DEFAULT_PORT)
     .option('--data <dir>', 'studio data folder (gallery, inbox, trained discriminators)')
-    .action(async (o: { host: string; port: number; data?: string }) => {
-      const rendererDir = process.env['DG_STUDIO_RENDERER'] ?? join(dirname(resourcesDir()), 'out', 'renderer');
-      if (!existsSync(join(rendererDir, 'index.html'))) {
-        console.error(`error: the studio UI is not built (${rendererDir}); run "npm run build" first`);
-        process.exitCode = 2;
-        return;
-      }
-      if (o.host !== '127.0.0.1' && o.host !== 'localhost' && o.host !== '::1')
-        console.error(`warning: listening on ${o.host}: anyone who can reach it and has the token can use the studio`);
-      const backend = await StudioBackend.create({ mode: 'server', dataDir: o.data });
-      const s = await startServer({ backend, rendererDir, host: o.host, port: o.port });
-      console.log(`DG Studio server: ${s.url}`);
-      const stop = async () => {
-        await s.close();
-        await backend.close();
-        process.exit(0);
-      };
-      process.once('SIGINT', () => void stop());
-      process.once('SIGTERM', () => void stop());
+    .option('--token <token>', 'access token (default: kept in the data folder, so open pages keep working after a restart)')
+    .option('--new-token', 'make a new access token (pages opened with the old one must be reopened)', false)
+    .option('--allow-root <dirs...>', 'more folders the output folder may lie in (default: the data folder and your home)')
+    .action(async (o: ServeOpts) => {
+      process.exitCode = await serve(o);
     });
 
   const gallery = program.command('gallery').description('the SQLite-indexed gallery of results');
@@ -439,6 +426,63 @@ interface SweepOpts {
   out: string;
   provider: (typeof EXECUTION_PROVIDERS)[number];
   threads?: number;
+}
+
+interface ServeOpts {
+  host: string;
+  port: number;
+  data?: string;
+  token?: string;
+  newToken: boolean;
+  allowRoot?: string[];
+}
+
+async function serve(o: ServeOpts): Promise<number> {
+  const rendererDir = process.env['DG_STUDIO_RENDERER'] ?? join(dirname(resourcesDir()), 'out', 'renderer');
+  if (!existsSync(join(rendererDir, 'index.html'))) {
+    console.error(`error: the studio UI is not built (${rendererDir}); run "npm run build" first`);
+    return 2;
+  }
+  if (o.port < 0 || o.port > 65535) {
+    console.error(`error: --port must be 0…65535, got ${o.port}`);
+    return 2;
+  }
+  if (OTHER_STUDIOS_PORTS.includes(o.port))
+    console.error(`note: port ${o.port} is another studio's default; if it is busy, use --port ${DEFAULT_PORT}`);
+  if (o.host !== '127.0.0.1' && o.host !== 'localhost' && o.host !== '::1')
+    console.error(`warning: listening on ${o.host}: anyone who can reach it and has the token can use the studio`);
+  let token: string;
+  try {
+    token = o.token ?? (await serverToken(o.data ?? dataDir(), o.newToken));
+  } catch (e) {
+    console.error(`error: ${(e as Error).message}`);
+    return 2;
+  }
+  const backend = await startBackendProcess({ dataDir: o.data, mode: 'server', allowedRoots: o.allowRoot, onLog: (l) => console.error(l) });
+  let s;
+  try {
+    s = await startServer({ backend, rendererDir, host: o.host, port: o.port, token });
+  } catch (e) {
+    await backend.close();
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE')
+      console.error(
+        `error: port ${o.port} on ${o.host} is already in use (another DG Studio or another program); choose another with --port N, or --port 0 for any free port`,
+      );
+    else if (code === 'EACCES') console.error(`error: not allowed to listen on ${o.host}:${o.port}; choose a port above 1023`);
+    else if (code === 'EADDRNOTAVAIL') console.error(`error: ${o.host} is not an address of this machine`);
+    else console.error(`error: cannot start the server: ${(e as Error).message}`);
+    return 2;
+  }
+  console.log(`DG Studio server: ${s.url}`);
+  const stop = async () => {
+    await s.close();
+    await backend.close();
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void stop());
+  process.once('SIGTERM', () => void stop());
+  return 0;
 }
 
 async function runSweepCli(inputs: string[], o: SweepOpts): Promise<number> {
