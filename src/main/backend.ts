@@ -4,6 +4,7 @@
  * against the shared schema first. Knows no Electron and no HTTP.
  */
 import { createHash } from 'node:crypto';
+import { homedir } from 'node:os';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
@@ -33,6 +34,7 @@ import { diagnosePaths } from './services/path-diagnostics.js';
 import { obviousImage, Studies } from './services/studies.js';
 import { runSweep } from './services/sweep.js';
 import { translateFiles } from './services/translate-files.js';
+import { outputFolderProblem } from './services/folders.js';
 
 export class PayloadError extends Error {
   constructor(method: string, error: z.ZodError) {
@@ -48,6 +50,8 @@ const GREY_IMAGE = '0'.repeat(32);
 export interface BackendOptions {
   mode: 'electron' | 'server';
   dataDir?: string;
+  /** more folders an output folder may lie in (serve --allow-root) */
+  allowedRoots?: string[];
 }
 
 export class StudioBackend implements StudioApi {
@@ -417,6 +421,7 @@ export class StudioBackend implements StudioApi {
     const targets = await this.sourcePaths(req.targets);
     const modelManifest = (await this.manifestOf(req.model, 'score'))!;
     const outDir = join(this.home, 'discriminators', req.name);
+    if (existsSync(outDir)) throw new Error(`a discriminator named "${req.name}" exists already; choose another name (or delete it first)`);
     const job = this.jobs.submit('train', `train discriminator "${req.name}"`, async ({ signal, progress }) => {
       const losses: number[] = [];
       const r = await trainDiscriminator(
@@ -450,12 +455,19 @@ export class StudioBackend implements StudioApi {
     return { jobId: job.id };
   }
 
+  /** Where an output folder may lie: the data folder, the user's home, and roots given at start. */
+  allowedRoots(): string[] {
+    return [this.home, homedir(), ...(this.opts.allowedRoots ?? [])];
+  }
+
   async getSettings(): Promise<Settings> {
     return this.settings;
   }
 
   async setSettings(next: Settings): Promise<Settings> {
     if (next.outputDir !== null) {
+      const problem = outputFolderProblem(next.outputDir, this.allowedRoots());
+      if (problem) throw new Error(problem);
       try {
         await mkdir(next.outputDir, { recursive: true });
       } catch (e) {

@@ -153,7 +153,8 @@ export const TrainRequestSchema = z.object({
     .string()
     .min(1)
     .max(100)
-    .regex(/^[\w .-]+$/, 'letters, digits, spaces, dots and dashes only'),
+    .regex(/^[\w .-]+$/, 'letters, digits, spaces, dots and dashes only')
+    .refine((n) => !n.startsWith('.') && n.trim() === n, 'a name may not start with a dot or a space, or end with a space'),
   model: entryId.nullable().default(null),
 });
 

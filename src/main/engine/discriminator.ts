@@ -4,7 +4,7 @@
  * discriminators plug into the same Critic interface.
  */
 import { readFile } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { dirname } from 'node:path';
 import type { z } from 'zod';
 import type { MixtureSpecSchema } from '../../shared/manifest.js';
 import { describeManifestErrors, DiscriminatorManifestSchema, type DiscriminatorManifest } from '../../shared/manifest.js';
@@ -15,6 +15,7 @@ import { parseModel, serializeModel } from './onnx/ir.js';
 import type { SessionOptions } from './onnx/session.js';
 import { readJsonFile } from './score-model.js';
 import { exactLogRatioCritic, type GaussianMixture } from './toy-mixture.js';
+import { fileInManifestFolder } from './manifest-files.js';
 
 export interface LoadedDiscriminator {
   manifest: DiscriminatorManifest;
@@ -34,8 +35,15 @@ async function mixtureFromSpec(
     const [c, h, w] = m.dataShape;
     if (m.dataShape.length !== 3 || (c !== 1 && c !== 3)) throw new Error('meanImages need a dataShape [channels (1 or 3), height, width]');
     means = await Promise.all(
-      spec.meanImages.map(async (p) =>
-        Array.from(await readImage(resolve(base, p), { channels: c, height: h!, width: w!, valueRange: m.valueRange })),
+      spec.meanImages.map(async (p, i) =>
+        Array.from(
+          await readImage(fileInManifestFolder(base, p, `mixture.meanImages[${i}]`), {
+            channels: c,
+            height: h!,
+            width: w!,
+            valueRange: m.valueRange,
+          }),
+        ),
       ),
     );
   } else means = spec.means!;
@@ -78,9 +86,10 @@ export async function loadDiscriminator(
   const wrap = (e: unknown) => new Error(`discriminator "${manifestPath}": ${(e as Error).message}`, { cause: e });
   if (manifest.kind === 'onnx') {
     let guidance: Uint8Array;
-    if (manifest.guidanceOnnx) guidance = await readBytes(resolve(base, manifest.guidanceOnnx), 'discriminator guidance graph');
+    if (manifest.guidanceOnnx)
+      guidance = await readBytes(fileInManifestFolder(base, manifest.guidanceOnnx, 'guidanceOnnx'), 'discriminator guidance graph');
     else {
-      const forwardPath = resolve(base, manifest.onnx);
+      const forwardPath = fileInManifestFolder(base, manifest.onnx, 'onnx');
       const forward = parseModel(await readBytes(forwardPath, 'discriminator'), forwardPath);
       try {
         guidance = serializeModel(buildGuidanceModel(forward, manifest.io, manifest.output));

@@ -2,12 +2,13 @@
  * Score-model adapter: a manifest + ONNX file → a canonical VE denoiser running on ORT.
  */
 import { readFile, stat } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { dirname } from 'node:path';
 import { describeManifestErrors, ScoreModelManifestSchema, type ScoreModelManifest } from '../../shared/manifest.js';
 import { canonicalDenoiser, type Denoiser, type NetworkCall } from './denoiser.js';
 import { modelSchedule, type ModelSchedule } from './model-schedule.js';
 import { createSession, expectDType, ort, tensorMetadata, type OrtSession, type SessionOptions } from './onnx/session.js';
 import type { Tensor } from './tensor.js';
+import { fileInManifestFolder } from './manifest-files.js';
 
 export interface ScoreModel {
   manifest: ScoreModelManifest;
@@ -62,7 +63,7 @@ function checkShape(source: string, name: string, declared: readonly (number | s
 
 export async function loadScoreModel(manifestPath: string, opts: SessionOptions = {}): Promise<ScoreModel> {
   const manifest = await readScoreModelManifest(manifestPath);
-  const onnxPath = resolve(dirname(manifestPath), manifest.onnx);
+  const onnxPath = fileInManifestFolder(dirname(manifestPath), manifest.onnx, 'onnx');
   try {
     await stat(onnxPath);
   } catch {

@@ -1,0 +1,44 @@
+/**
+ * Which folders the studio may write results into: inside allowed roots (the data folder, the
+ * user's home, roots given at start), after following links, and never a system folder. Checked
+ * before any mkdir, so a hostile setting cannot create folders elsewhere or hang on /proc.
+ */
+import { realpathSync } from 'node:fs';
+import { dirname, isAbsolute, relative, resolve } from 'node:path';
+
+const SYSTEM = ['/proc', '/sys', '/dev', '/boot', '/etc', '/bin', '/sbin', '/usr', '/lib', '/lib64', '/run', '/var/run'];
+
+/** The real path of a folder that may not exist yet: its nearest existing ancestor's, plus the rest. */
+export function realPathOfFuture(p: string): string {
+  let head = resolve(p);
+  const tail: string[] = [];
+  for (;;) {
+    try {
+      return resolve(realpathSync(head), ...tail.reverse());
+    } catch {
+      const up = dirname(head);
+      if (up === head) return resolve(p);
+      tail.push(head.slice(up.length).replace(/^[/\\]/, ''));
+      head = up;
+    }
+  }
+}
+
+const within = (root: string, p: string) => {
+  const r = relative(root, p);
+  return r === '' || (!r.startsWith('..') && !isAbsolute(r));
+};
+
+/** Why `folder` cannot be an output folder (null when it can). */
+export function outputFolderProblem(folder: string, roots: string[]): string | null {
+  if (!folder.trim()) return 'the output folder is empty';
+  if (folder.includes('\0')) return 'the output folder contains a NUL byte';
+  if (!isAbsolute(folder)) return `the output folder must be an absolute path (got "${folder}")`;
+  const real = realPathOfFuture(folder);
+  if (SYSTEM.some((s) => within(s, real)))
+    return `"${folder}" is a system folder; choose a folder in your home or the studio's data folder`;
+  const realRoots = roots.map((r) => realPathOfFuture(r));
+  if (!realRoots.some((r) => r !== '/' && within(r, real)))
+    return `"${folder}" is outside the folders the studio may write to (${realRoots.join(', ')}); choose one inside them, or start the server with --allow-root`;
+  return null;
+}
