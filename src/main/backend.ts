@@ -27,6 +27,7 @@ import { loadScoreModel, readJsonFile } from './engine/score-model.js';
 import { ENGINE_VERSION } from '../shared/version.js';
 import { encodePng, MAX_INPUT_PIXELS, writeFileAtomic } from './engine/image-io.js';
 import { trainDiscriminator } from './services/discriminator-training.js';
+import { trainScoreModel } from './services/score-training.js';
 import { Gallery, type OutputRow } from './services/gallery.js';
 import { JobQueue, type JobInfo } from './services/jobs.js';
 import { bundledDefaults, dataDir, defaultGalleryDir, resourcesDir } from './services/resources.js';
@@ -189,6 +190,11 @@ export class StudioBackend implements StudioApi {
       if (!existsSync(manifest)) continue;
       const format = ((await readJsonFile(manifest, 'manifest').catch(() => ({}))) as { format?: string }).format;
       await add(manifest, format === 'dg-studio/discriminator@1' ? 'discriminator' : 'score', false, `imported:${name}`);
+    }
+    const scoreModels = join(this.home, 'score-models');
+    for (const name of existsSync(scoreModels) ? await readdir(scoreModels) : []) {
+      if (existsSync(join(scoreModels, name, 'manifest.json')))
+        await add(join(scoreModels, name, 'manifest.json'), 'score', false, `trained-score:${name}`);
     }
     const mine = join(this.home, 'discriminators');
     for (const name of existsSync(mine) ? await readdir(mine) : []) {
@@ -451,6 +457,46 @@ export class StudioBackend implements StudioApi {
         cancelled: r.cancelled,
         id: `trained:${req.name}`,
       };
+    });
+    return { jobId: job.id };
+  }
+
+  /** Train a target score model from target images (the app's own trainer); the model joins the list. */
+  async trainScoreModel(req: z.output<typeof API.trainScoreModel>[0]) {
+    const targets = await this.sourcePaths(req.targets);
+    const outDir = join(this.home, 'score-models', req.name);
+    if (existsSync(outDir)) throw new Error(`a score model named "${req.name}" exists already; choose another name (or delete it first)`);
+    const job = this.jobs.submit('train', `train score model "${req.name}"`, async ({ signal, progress }) => {
+      const losses: number[] = [];
+      let last = { imagesPerSecond: 0, etaSeconds: null as number | null, heldout: null as number[] | null };
+      const r = await trainScoreModel(
+        {
+          data: targets,
+          outDir,
+          arch: { channels: req.channels, patch: req.patch, resolution: req.resolution, groups: Math.min(8, req.channels) },
+          batchSize: req.batchSize,
+          tMax: req.tMax,
+          steps: req.steps,
+          checkpointMinutes: 3,
+          evalMinutes: 5,
+          name: req.name,
+          ...this.session,
+        },
+        {
+          onProgress: (p) => {
+            losses.push(p.lossEma);
+            last = { ...last, imagesPerSecond: p.imagesPerSecond, etaSeconds: p.etaSeconds };
+            progress({ done: p.step, total: req.steps, message: JSON.stringify({ loss: p.lossEma, losses: losses.slice(-200), ...last }) });
+          },
+          onEval: (e) => {
+            last = { ...last, heldout: e.errors };
+            progress({ done: e.step, total: req.steps, message: JSON.stringify({ losses: losses.slice(-200), ...last }) });
+          },
+        },
+        signal,
+      );
+      progress({ done: r.steps, total: req.steps, message: JSON.stringify({ losses: losses.slice(-200), ...last, heldout: r.heldout }) });
+      return { manifest: r.manifestPath, steps: r.steps, cancelled: r.cancelled, heldout: r.heldout, id: `trained-score:${req.name}` };
     });
     return { jobId: job.id };
   }

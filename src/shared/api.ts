@@ -143,18 +143,34 @@ export const PathsRequestSchema = z.object({
   discriminator: entryId.nullable().default(null),
 });
 
+/** A name that becomes a folder in the data folder: no separators, no ".", "..", or hidden names. */
+const folderName = z
+  .string()
+  .min(1)
+  .max(100)
+  .regex(/^[\w .-]+$/, 'letters, digits, spaces, dots and dashes only')
+  .refine((n) => !n.startsWith('.') && n.trim() === n, 'a name may not start with a dot or a space, or end with a space');
+
+/** Train a target score model (ε U-Net) from target-domain images, in the app's trainer. */
+export const TrainScoreModelRequestSchema = z.object({
+  targets: z.array(id).min(2),
+  name: folderName,
+  steps: z.number().int().min(1).max(10_000_000),
+  batchSize: z.number().int().min(1).max(512).default(32),
+  channels: z.number().int().min(4).max(256).default(32),
+  patch: z.union([z.literal(1), z.literal(2)]).default(1),
+  tMax: z.number().gt(0).max(1).default(1),
+  /** image side; targets of other sizes are resized and centre-cropped */
+  resolution: z.union([z.literal(32), z.literal(64), z.literal(128)]).default(64),
+});
+
 export const TrainRequestSchema = z.object({
   sources: z.array(id).min(2),
   targets: z.array(id).min(2),
   t0Range: z.tuple([z.number().gt(0).max(1), z.number().gt(0).max(1)]),
   steps: z.number().int().min(1).max(1_000_000),
   batchSize: z.number().int().min(2).max(512).default(32),
-  name: z
-    .string()
-    .min(1)
-    .max(100)
-    .regex(/^[\w .-]+$/, 'letters, digits, spaces, dots and dashes only')
-    .refine((n) => !n.startsWith('.') && n.trim() === n, 'a name may not start with a dot or a space, or end with a space'),
+  name: folderName,
   model: entryId.nullable().default(null),
 });
 
@@ -220,6 +236,7 @@ export const API = {
   sweep: z.tuple([SweepRequestSchema]),
   diagnosePaths: z.tuple([PathsRequestSchema]),
   trainDiscriminator: z.tuple([TrainRequestSchema]),
+  trainScoreModel: z.tuple([TrainScoreModelRequestSchema]),
   getSettings: z.tuple([]),
   setSettings: z.tuple([SettingsSchema]),
   importModel: z.tuple([ImportModelSchema]),
@@ -248,6 +265,7 @@ export interface StudioApi {
   sweep(req: z.input<typeof SweepRequestSchema>): Promise<{ jobId: number }>;
   diagnosePaths(req: z.input<typeof PathsRequestSchema>): Promise<{ jobId: number }>;
   trainDiscriminator(req: z.input<typeof TrainRequestSchema>): Promise<{ jobId: number }>;
+  trainScoreModel(req: z.input<typeof TrainScoreModelRequestSchema>): Promise<{ jobId: number }>;
   getSettings(): Promise<Settings>;
   setSettings(s: z.input<typeof SettingsSchema>): Promise<Settings>;
   importModel(req: z.input<typeof ImportModelSchema>): Promise<ModelEntry>;

@@ -13,6 +13,7 @@ export const METHODS = [
   'sweep',
   'diagnosePaths',
   'trainDiscriminator',
+  'trainScoreModel',
   'getSettings',
   'setSettings',
   'importModel',

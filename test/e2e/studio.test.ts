@@ -158,6 +158,7 @@ describe('studio in a real browser (server mode)', async () => {
 
   it('trains a discriminator for a few steps and offers it for translation', async () => {
     await page.click('[data-testid=tab-train]');
+    await page.click('[data-testid=train-what-disc]');
     await page.setInputFiles('[data-testid=train-sources]', images);
     await page.setInputFiles('[data-testid=train-targets]', images.slice().reverse());
     await page.fill('[data-testid=train-steps]', '6');
@@ -166,6 +167,21 @@ describe('studio in a real browser (server mode)', async () => {
     await page.screenshot({ path: join(artifacts, 'train.png') });
     const models = (await backend.listModels()).map((m) => m.id);
     expect(models).toContain('trained:my-discriminator');
+  });
+
+  it('trains a target score model for a few steps in the app, and offers it for translation', async () => {
+    await page.click('[data-testid=tab-train]');
+    await page.click('[data-testid=train-what-score]');
+    await page.setInputFiles('[data-testid=train-targets]', images);
+    await page.fill('[data-testid=score-name]', 'tiny-target');
+    await page.fill('[data-testid=score-steps]', '3');
+    await page.fill('[data-testid=score-channels]', '8');
+    await page.click('[data-testid=score-run]');
+    await page.locator('[data-testid=score-done]').waitFor({ timeout: 120_000 });
+    expect(await page.locator('[data-testid=score-done]').textContent()).toMatch(/after 3 steps/);
+    await page.screenshot({ path: join(artifacts, 'train-score.png') });
+    const models = await backend.listModels();
+    expect(models.find((m) => m.id === 'trained-score:tiny-target')?.kind).toBe('score');
   });
 
   it('imports a model from its manifest and ONNX file, and explains a broken manifest in words', async () => {
