@@ -479,6 +479,10 @@ def main():
         'dataShape': [3, 64, 64],
         'valueRange': [-1, 1],
         'license': 'weights: MIT; trained on Noto Emoji (Apache License 2.0)',
+        'validTimeRange': [0, a.t_max],
+        'training': {'trainer': 'tools/train-score-model.py', 'architecture': arch, 'parameters': params, 'steps': step,
+                     'imagesSeen': images, 'wallSeconds': round(wall), 'batchSize': a.batch, 'lr': a.lr, 'emaDecay': a.ema,
+                     'tMax': a.t_max, 'data': os.path.basename(os.path.normpath(a.data))},
     }
     with open(os.path.join(a.out, 'manifest.json'), 'w') as f:
         json.dump(manifest, f, indent=2)
