@@ -287,6 +287,12 @@ const cases: Case[] = [
     opts: F32,
   },
   {
+    name: 'InstanceNormalization of data far from zero (its rule takes σ² from x̂·x, without cancellation)',
+    inputs: { x: f32([2, 3, 4, 4], { min: 20 }), s: f32([3]), b: f32([3]) },
+    body: (g, x) => g.op('InstanceNormalization', [x.x!, x.s!, x.b!], { epsilon: float(1e-5) }),
+    opts: F32,
+  },
+  {
     name: 'LayerNormalization last axis',
     inputs: { x: f32([2, 3, 6]), s: f32([6]), b: f32([6]) },
     body: (g, x) => g.op('LayerNormalization', [x.x!, x.s!, x.b!], { axis: -1 }),

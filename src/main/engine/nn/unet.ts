@@ -156,17 +156,17 @@ class UNetBuilder {
   /** pixel_unshuffle: [N, C, H, W] → [N, C·p², H/p, W/p], channel c·p² + i·p + j. */
   spaceToDepth(x: string, c: number, res: number, p: number): string {
     const r = res / p;
-    const six = this.g.op('Reshape', [x, this.g.int64s([-1, c, r, p, r, p])]);
+    const six = this.g.op('Reshape', [x, this.g.int64s([0, c, r, p, r, p])]); // 0: keep the (symbolic) batch size
     const moved = this.g.op('Transpose', [six], { perm: [0, 1, 3, 5, 2, 4] });
-    return this.g.op('Reshape', [moved, this.g.int64s([-1, c * p * p, r, r])]);
+    return this.g.op('Reshape', [moved, this.g.int64s([0, c * p * p, r, r])]);
   }
 
   /** pixel_shuffle, the inverse of spaceToDepth. */
   depthToSpace(x: string, c: number, res: number, p: number): string {
     const r = res / p;
-    const six = this.g.op('Reshape', [x, this.g.int64s([-1, c, p, p, r, r])]);
+    const six = this.g.op('Reshape', [x, this.g.int64s([0, c, p, p, r, r])]);
     const moved = this.g.op('Transpose', [six], { perm: [0, 1, 4, 2, 5, 3] });
-    return this.g.op('Reshape', [moved, this.g.int64s([-1, c, res, res])]);
+    return this.g.op('Reshape', [moved, this.g.int64s([0, c, res, res])]);
   }
 
   upsample(x: string): string {

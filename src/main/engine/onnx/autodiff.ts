@@ -110,13 +110,19 @@ export function gradient(model: OnnxModel, opts: GradientOptions): OnnxModel {
     throw new Error(`"${opts.of}" is not a value of graph "${graph.name}"`);
   }
 
-  // 1. decompose the normalizations on the differentiated path into primitives
+  // 1. decompose the normalizations on the differentiated path into primitives (InstanceNormalization
+  // of a known rank has its own rule, which keeps ORT's fused forward kernel)
   const first = activity(nodes, opts.wrt, opts.of);
-  if (nodes.some((n) => DECOMPOSABLE.has(n.opType) && n.outputs.some((o) => first.active.has(o)))) {
-    const fwd = new Emitter(graph, 'dec/', inferShapes(graph, nodes));
+  const shapes0 = inferShapes(graph, nodes);
+  const decomposes = (n: OnnxNode) =>
+    DECOMPOSABLE.has(n.opType) &&
+    n.outputs.some((o) => first.active.has(o)) &&
+    !(n.opType === 'InstanceNormalization' && shapes0.get(n.inputs[0]!)?.length !== undefined);
+  if (nodes.some(decomposes)) {
+    const fwd = new Emitter(graph, 'dec/', shapes0);
     const rewritten: OnnxNode[] = [];
     for (const n of nodes) {
-      if (DECOMPOSABLE.has(n.opType) && n.outputs.some((o) => first.active.has(o))) {
+      if (decomposes(n)) {
         const start = fwd.nodes.length;
         decompose(fwd, n, opset);
         rewritten.push(...fwd.nodes.slice(start));

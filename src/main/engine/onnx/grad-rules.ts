@@ -141,6 +141,68 @@ const logSoftmax: GradRule = {
   },
 };
 
+// ---- normalization ----
+
+/**
+ * InstanceNormalization y = γ·x̂ + β, x̂ = (x − μ)·r, r = 1/sqrt(σ² + ε), over the spatial axes of
+ * each (n, c), without decomposing the forward (ORT keeps its fused kernel):
+ *   dx = r·(gx̂ − mean(gx̂) − x̂·mean(gx̂·x̂)),  gx̂ = g·γ,  dγ = Σ g·x̂,  dβ = Σ g  (sums over n and space).
+ * x̂ is the node's own output when γ = 1 and β = 0 (GroupNorm as torch.onnx writes it), else one
+ * more InstanceNormalization; σ² = E[x²] − E[x]² from two read-only reductions. Needs a known rank
+ * (the autodiff decomposes the node otherwise).
+ */
+const instanceNorm: GradRule = {
+  diffInputs: () => [0, 1, 2],
+  vjp(e, node, [g], need) {
+    const [x, scale, bias] = node.inputs as [string, string, string];
+    const y = node.outputs[0]!;
+    const rank = e.shapes.get(x)?.length;
+    if (rank === undefined) throw unsupported(node, 'the rank of its input is not known');
+    const axes = Array.from({ length: rank - 2 }, (_, i) => i + 2);
+    const eps = flt(node, 'epsilon', 1e-5);
+    const perChannel = (v: string) => e.op('Reshape', [v, e.i64([-1, ...Array(rank - 2).fill(1)])]);
+    const sv = e.constValues(scale);
+    const bv = e.constValues(bias);
+    const identityAffine = !!sv && sv.every((v) => v === 1) && !!bv && bv.every((v) => v === 0);
+    const xhat = identityAffine
+      ? y
+      : e.op(
+          'InstanceNormalization',
+          [
+            x,
+            e.op('CastLike', [
+              e.op('ConstantOfShape', [e.op('Shape', [scale])], {
+                value: { type: 'tensor', value: { dtype: 'float32', dims: [1], data: Float32Array.from([1]) } },
+              }),
+              scale,
+            ]),
+            e.zerosLike(scale),
+          ],
+          { epsilon: { type: 'float', value: eps } },
+        );
+    const out: Grads = [undefined, undefined, undefined];
+    if (need[0]) {
+      // means over the spatial axes (ReduceSum takes its axes as an input in every opset ≥ 13)
+      const count = e.op('CastLike', [e.op('Div', [e.op('Size', [x]), e.op('Mul', [e.shapeSlice(x, 0, 1), e.shapeSlice(x, 1, 2)])]), x]);
+      const mean = (v: string) => e.op('Div', [e.op('ReduceSum', [v, e.i64(axes)], { keepdims: 1 }), count]);
+      // q = mean(x̂·x) = σ²·r, so σ² = (q² + sqrt(q⁴ + 4q²ε))/2: one product, no cancellation
+      const q = mean(e.op('Mul', [xhat, x]));
+      const q2 = e.op('Mul', [q, q]);
+      const disc = e.op('Sqrt', [e.op('Add', [e.op('Mul', [q2, q2]), e.op('Mul', [q2, e.scalarLike(4 * eps, x)])])]);
+      const variance = e.op('Mul', [e.op('Add', [q2, disc]), e.scalarLike(0.5, x)]);
+      const r = e.op('Reciprocal', [e.op('Sqrt', [e.op('Add', [variance, e.scalarLike(eps, x)])])]);
+      const gxh = identityAffine ? g! : e.op('Mul', [g!, perChannel(scale)]);
+      const m1 = mean(gxh);
+      const m2 = mean(e.op('Mul', [gxh, xhat]));
+      const centered = e.op('Sub', [gxh, e.op('Add', [m1, e.op('Mul', [xhat, m2])])]);
+      out[0] = e.op('Mul', [centered, r]);
+    }
+    if (need[1]) out[1] = e.op('ReduceSum', [e.op('Mul', [g!, xhat]), e.i64([0, ...axes])], { keepdims: 0 });
+    if (need[2]) out[2] = e.op('ReduceSum', [g!, e.i64([0, ...axes])], { keepdims: 0 });
+    return out;
+  },
+};
+
 // ---- broadcasting binary ----
 
 const binary = (f: (e: Emitter, a: string, b: string, y: string, g: string) => [string | undefined, string | undefined]): GradRule => ({
@@ -202,7 +264,7 @@ const gemm: GradRule = {
       e.op('Gemm', [x, y], { alpha: { type: 'float', value: alpha }, transA: ta, transB: tb });
     const da = need[0] ? (tA ? gemmOp(b, g!, tB, 1) : gemmOp(g!, b, 0, tB ? 0 : 1)) : undefined;
     const db = need[1] ? (tB ? gemmOp(g!, a, 1, tA) : gemmOp(a, g!, tA ? 0 : 1, 0)) : undefined;
-    const dc = need[2] && c ? e.unbroadcast(beta === 1 ? g! : e.op('Mul', [g!, e.scalarLike(beta, g!)]), c) : undefined;
+    const dc = need[2] && c ? e.unbroadcast(beta === 1 ? g! : e.op('Mul', [g!, e.scalarLike(beta, g!)]), c, node.outputs[0]) : undefined;
     return [da, db, dc];
   },
 };
@@ -643,6 +705,7 @@ export const GRAD_RULES: Record<string, GradRule> = {
   CastLike: castLike,
   Clip: clip,
   Softmax: softmax,
+  InstanceNormalization: instanceNorm,
   LogSoftmax: logSoftmax,
   Add: add,
   Sub: sub,

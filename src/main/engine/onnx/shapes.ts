@@ -93,7 +93,9 @@ export function inferShapes(graph: OnnxGraph, nodes: OnnxNode[]): Map<string, Sh
   const constOf = (t: TensorData) =>
     t.dtype === 'int64' || t.dtype === 'int32' ? Array.from(t.data as ArrayLike<number | bigint>, Number) : null;
   for (const i of graph.inputs) if (i.shape) shapes.set(i.name, i.shape);
+  const constFloats = new Map<string, number[]>(); // small float constants (Resize scales)
   for (const [k, t] of graph.initializers) {
+    if (t.dtype === 'float32' && t.data.length <= 8) constFloats.set(k, Array.from(t.data as Float32Array));
     shapes.set(k, t.dims);
     const v = constOf(t);
     if (v && v.length <= 16) values.set(k, v);
@@ -159,6 +161,22 @@ export function inferShapes(graph: OnnxGraph, nodes: OnnxNode[]): Map<string, Sh
         for (let i = 0; i < rank; i++) o.push(norm.includes(i) ? 1 : x[j++]!);
         out = o;
       }
+    } else if (n.opType === 'Reshape' && !x) {
+      // the input's shape is unknown, the target's is constant: the rank and the explicit sizes are known
+      const src = shapeSources.get(n.inputs[1] ?? '');
+      const target = values.get(n.inputs[1] ?? '');
+      if (src && shapes.get(src)) out = shapes.get(src);
+      else if (target) out = target.map((d) => (d > 0 ? d : null));
+    } else if (n.opType === 'MatMul' && x && ins[1]) {
+      const b = ins[1];
+      if (x.length >= 2 && b.length >= 2) {
+        const batch = broadcastShapes([x.slice(0, -2), b.slice(0, -2)]);
+        if (batch) out = [...batch, x[x.length - 2]!, b[b.length - 1]!];
+      }
+    } else if (n.opType === 'Resize' && x) {
+      const scales = constFloats.get(n.inputs[2] ?? '');
+      if (scales && scales.length === x.length)
+        out = x.map((d, i) => (scales[i] === 1 ? d : typeof d === 'number' ? Math.floor(d * scales[i]!) : null));
     } else if (n.opType === 'Reshape' && x) {
       const src = shapeSources.get(n.inputs[1] ?? '');
       const target = values.get(n.inputs[1] ?? '');
