@@ -342,6 +342,23 @@ describe('gradient graphs: every op against central finite differences', () => {
   }
 });
 
+describe('gradient graphs: shapes the graph does not state', () => {
+  it('Conv weight gradient with the channel count unknown (windows by Slice, not the one-hot depthwise Conv)', async () => {
+    const x = f32([2, 3, 5, 5]);
+    const w = f32([4, 3, 3, 3]);
+    const build = (g: GraphBuilder): OnnxModel => {
+      const xi = g.input('x', 'float32', ['N', 'C', 5, 5]);
+      const wi = g.input('w', 'float32', [4, 'C', 3, 3]);
+      g.identity(g.op('Conv', [xi, wi], { pads: [1, 1, 1, 1], strides: [2, 2] }), 'y');
+      g.output('y', 'float32', null);
+      return g.build();
+    };
+    const { checked, gradModel } = await checkGradient(build, { x, w }, ['x', 'w'], F32);
+    expect(checked).toBeGreaterThan(10);
+    expect(gradModel.graph.nodes.some((n) => n.opType === 'Slice')).toBe(true);
+  });
+});
+
 describe('gradient graphs: structure and errors', () => {
   it('emits only default-domain ops and survives a serialize/parse round trip', async () => {
     const g = new (await import('../../src/main/engine/onnx/builder.js')).GraphBuilder('m');
