@@ -5,6 +5,7 @@ import { galleryQuery } from './gallery-query.js';
 import { gradCost } from './grad-cost.js';
 import { samplerOverhead } from './sampler-overhead.js';
 import { unetCosts } from './unet-costs.js';
+import { scoreTrain } from './score-train.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -25,4 +26,6 @@ console.log("\n## unet-costs (a real U-Net: ORT vs PyTorch CPU, and each discrim
 const unet = join(import.meta.dirname, '..', '.cache', 'unet-bench', 'manifest.json');
 if (existsSync(unet)) await unetCosts(unet);
 else console.log(`no U-Net at ${unet}: make one as the top of bench/unet-costs.ts says (needs python3-torch), then rerun`);
+console.log("\n## score-train (the app's U-Net trainer vs PyTorch on CPU, batch 32)");
+await scoreTrain();
 console.log(`\npeak RSS of the whole run: ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`);

@@ -468,6 +468,7 @@ export class StudioBackend implements StudioApi {
     if (existsSync(outDir)) throw new Error(`a score model named "${req.name}" exists already; choose another name (or delete it first)`);
     const job = this.jobs.submit('train', `train score model "${req.name}"`, async ({ signal, progress }) => {
       const losses: number[] = [];
+      let lastStep = 0;
       let last = { imagesPerSecond: 0, etaSeconds: null as number | null, heldout: null as number[] | null };
       const r = await trainScoreModel(
         {
@@ -485,9 +486,12 @@ export class StudioBackend implements StudioApi {
         {
           onProgress: (p) => {
             losses.push(p.lossEma);
+            lastStep = p.step;
             last = { ...last, imagesPerSecond: p.imagesPerSecond, etaSeconds: p.etaSeconds };
             progress({ done: p.step, total: req.steps, message: JSON.stringify({ loss: p.lossEma, losses: losses.slice(-200), ...last }) });
           },
+          onPreview: (png) =>
+            progress({ done: lastStep, total: req.steps, message: JSON.stringify({ losses: losses.slice(-200), ...last }), preview: png }),
           onEval: (e) => {
             last = { ...last, heldout: e.errors };
             progress({ done: e.step, total: req.steps, message: JSON.stringify({ losses: losses.slice(-200), ...last }) });

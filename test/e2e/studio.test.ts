@@ -179,6 +179,7 @@ describe('studio in a real browser (server mode)', async () => {
     await page.click('[data-testid=score-run]');
     await page.locator('[data-testid=score-done]').waitFor({ timeout: 120_000 });
     expect(await page.locator('[data-testid=score-done]').textContent()).toMatch(/after 3 steps/);
+    await page.locator('[data-testid=score-preview]').waitFor();
     await page.screenshot({ path: join(artifacts, 'train-score.png') });
     const models = await backend.listModels();
     expect(models.find((m) => m.id === 'trained-score:tiny-target')?.kind).toBe('score');

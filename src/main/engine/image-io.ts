@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import sharp from 'sharp';
+import sharp, { type OverlayOptions } from 'sharp';
 import extractChunks from 'png-chunks-extract';
 import encodeChunks from 'png-chunks-encode';
 import type { PngChunk } from 'png-chunks-extract';
@@ -172,4 +172,42 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string): 
           : (e as Error).message;
     throw new Error(`cannot write "${path}": ${why}`, { cause: e });
   }
+}
+
+/**
+ * A grid of images (rows of [C, H, W] items in the spec's value range; null leaves a cell blank),
+ * each shown 2× with nearest-neighbour scaling, under a header line of column titles. PNG.
+ */
+export async function imageGrid(rows: (Float32Array | null)[][], spec: ImageSpec, headers: string[]): Promise<Buffer> {
+  const cols = Math.max(headers.length, ...rows.map((r) => r.length));
+  const cell = 2 * spec.width;
+  const cellH = 2 * spec.height;
+  const gap = 4;
+  const header = headers.length ? 28 : gap;
+  const width = cols * cell + (cols + 1) * gap;
+  const height = header + rows.length * (cellH + gap) + gap;
+  const cell2x = async (chw: Float32Array) =>
+    sharp(Buffer.from(toPixels(chw, spec)), { raw: { width: spec.width, height: spec.height, channels: spec.channels } })
+      .resize(cell, cellH, { kernel: 'nearest' })
+      .png()
+      .toBuffer();
+  const esc = (t: string) => t.replace(/&/g, '&amp;').replace(/</g, '&lt;');
+  const layers: OverlayOptions[] = [];
+  if (headers.length) {
+    const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${header}">${headers
+      .map(
+        (h, i) =>
+          `<text x="${gap + i * (cell + gap) + cell / 2}" y="19" font-family="sans-serif" font-size="12" text-anchor="middle">${esc(h)}</text>`,
+      )
+      .join('')}</svg>`;
+    layers.push({ input: Buffer.from(svg), left: 0, top: 0 });
+  }
+  for (const [r, row] of rows.entries()) {
+    const top = header + r * (cellH + gap);
+    for (const [c, img] of row.entries()) if (img) layers.push({ input: await cell2x(img), left: gap + c * (cell + gap), top });
+  }
+  return sharp({ create: { width, height, channels: 3, background: '#ffffff' } })
+    .composite(layers)
+    .png()
+    .toBuffer();
 }

@@ -7,10 +7,9 @@
  */
 import { copyFile, mkdir } from 'node:fs/promises';
 import { basename, join, relative } from 'node:path';
-import sharp, { type OverlayOptions } from 'sharp';
 import type { SweepRow } from '../../shared/api.js';
 import type { TranslateParamsInput } from '../../shared/params.js';
-import { toPixels, writeFileAtomic, type ImageSpec } from '../engine/image-io.js';
+import { imageGrid, writeFileAtomic, type ImageSpec } from '../engine/image-io.js';
 import { l2 } from '../engine/metrics.js';
 import type { ExecutionProvider } from '../engine/onnx/session.js';
 import { runSweep } from './sweep.js';
@@ -186,35 +185,11 @@ export async function renderGrid(
   spec: ImageSpec,
   headers: [string, string, string, string],
 ): Promise<Buffer> {
-  const cell = 2 * spec.width;
-  const cellH = 2 * spec.height;
-  const gap = 4;
-  const header = 28;
-  const width = 4 * cell + 5 * gap;
-  const height = header + rows.length * (cellH + gap) + gap;
-  const cell2x = async (chw: Float32Array) =>
-    sharp(Buffer.from(toPixels(chw, spec)), { raw: { width: spec.width, height: spec.height, channels: spec.channels as 1 | 3 } })
-      .resize(cell, cellH, { kernel: 'nearest' })
-      .png()
-      .toBuffer();
-  const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
-  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${header}">${headers
-    .map(
-      (h, i) =>
-        `<text x="${gap + i * (cell + gap) + cell / 2}" y="19" font-family="sans-serif" font-size="12" text-anchor="middle">${esc(h)}</text>`,
-    )
-    .join('')}</svg>`;
-  const layers: OverlayOptions[] = [{ input: Buffer.from(svg), left: 0, top: 0 }];
-  for (const [r, row] of rows.entries()) {
-    const top = header + r * (cellH + gap);
-    for (const [c, img] of [row.source, row.sdedit, row.dg, row.truth].entries()) {
-      if (img) layers.push({ input: await cell2x(img), left: gap + c * (cell + gap), top });
-    }
-  }
-  return sharp({ create: { width, height, channels: 3, background: '#ffffff' } })
-    .composite(layers)
-    .png()
-    .toBuffer();
+  return imageGrid(
+    rows.map((r) => [r.source, r.sdedit, r.dg, r.truth]),
+    spec,
+    headers,
+  );
 }
 
 export async function runEvidence(

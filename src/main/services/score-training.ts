@@ -12,7 +12,7 @@ import { basename, join, resolve } from 'node:path';
 import sharp from 'sharp';
 import type { ScoreModelManifestInput } from '../../shared/manifest.js';
 import { ENGINE_VERSION } from '../../shared/version.js';
-import { readImage, writeFileAtomic, type ImageSpec } from '../engine/image-io.js';
+import { imageGrid, readImage, writeFileAtomic, type ImageSpec } from '../engine/image-io.js';
 import { buildUNet, DEFAULT_UNET_ARCH, unetArchProblem, unetParameterCount, type UNetArch } from '../engine/nn/unet.js';
 import { serializeModel } from '../engine/onnx/ir.js';
 import type { ExecutionProvider } from '../engine/onnx/session.js';
@@ -22,6 +22,7 @@ import { isValidation } from './discriminator-training.js';
 import { expandInputs } from './translate-files.js';
 
 export const EVAL_TIMES = [0.2, 0.35, 0.5, 0.8];
+export const PREVIEW_TIMES = [0.2, 0.5, 0.8];
 export const CHECKPOINT_FILE = 'checkpoint.safetensors';
 
 export interface TrainScoreModelRequest {
@@ -64,6 +65,8 @@ export interface ScoreTrainEvents {
   }): void;
   onEval?(e: { step: number; images: number; times: number[]; errors: number[] }): void;
   onCheckpoint?(path: string): void;
+  /** a PNG grid: held-out targets, noised at t = 0.2 / 0.5 / 0.8 and denoised by the EMA model (also written as preview.png) */
+  onPreview?(png: Uint8Array): void;
   onWarning?(message: string): void;
 }
 
@@ -256,6 +259,20 @@ export async function trainScoreModel(
       events.onEval?.({ step: trainer.step, images: trainer.images, times: EVAL_TIMES, errors });
       return errors;
     };
+    // held-out targets when there are any (a tiny data set may have none: then training images, labelled so)
+    const previewItems = (held.length ? held : train).slice(0, 4).map((h) => h.data);
+    const previewLabel = held.length ? 'held-out' : 'training image';
+    const writePreview = async () => {
+      if (!previewItems.length) return;
+      const tiles = await trainer.denoisingPreview(previewItems, PREVIEW_TIMES);
+      const perRow = PREVIEW_TIMES.length * 2 + 1;
+      const rows = previewItems.map((_, r) => tiles.slice(r * perRow, (r + 1) * perRow));
+      const png = new Uint8Array(
+        await imageGrid(rows, spec, [previewLabel, ...PREVIEW_TIMES.flatMap((t) => [`noised t ${t}`, `denoised t ${t}`])]),
+      );
+      await writeFileAtomic(join(req.outDir, 'preview.png'), png);
+      events.onPreview?.(png);
+    };
     const params = unetParameterCount(built);
     const budget =
       [req.steps ? `to step ${req.steps}` : '', req.minutes ? `for ${req.minutes} min` : ''].filter(Boolean).join(' or ') ||
@@ -303,6 +320,7 @@ export async function trainScoreModel(
       }
       if (now - lastEval > evalMs) {
         heldout = await evaluate();
+        await writePreview();
         lastEval = performance.now();
       }
       if (now - lastSave > checkpointMs) {
@@ -312,6 +330,7 @@ export async function trainScoreModel(
     }
     await saveCheckpoint();
     if (trainer.step > startStep || heldout === null) heldout = await evaluate();
+    await writePreview();
 
     // the package: the EMA weights as an inference graph, and a manifest translate loads unchanged
     const onnxPath = join(req.outDir, 'model.onnx');

@@ -257,6 +257,35 @@ export class ScoreTrainer {
     return result;
   }
 
+  /**
+   * The EMA model at work on a few held-out items: per row the clean item, then for each time
+   * fraction the noised item and the model's x̂0 = (x_i − sqrt(1−ᾱ_i)·ε̂)/sqrt(ᾱ_i) (dg-math §2).
+   * Returns the tiles row-major as [C, H, W] items, `2·times.length + 1` per row.
+   */
+  async denoisingPreview(items: Float32Array[], times: number[], seed = 4242): Promise<Float32Array[]> {
+    const rng = new Rng(seed);
+    const n = this.itemSize;
+    const tiles: Float32Array[][] = items.map((x0) => [x0]);
+    for (const time of times) {
+      const i = Math.round(time * (DDPM_STEPS - 1));
+      const ab = ALPHA_BARS[i]!;
+      const eps = rng.fillNormal(new Float32Array(items.length * n));
+      const x = new Float32Array(items.length * n);
+      items.forEach((x0, b) => diffuseDdpm(x0, eps.subarray(b * n, (b + 1) * n), i, x.subarray(b * n, (b + 1) * n)));
+      const pred = await this.predict(x, Array(items.length).fill(i));
+      items.forEach((_, b) => {
+        const xt = x.subarray(b * n, (b + 1) * n);
+        const e = pred.subarray(b * n, (b + 1) * n);
+        const x0hat = Float32Array.from(xt, (v, k) => Math.max(-1, Math.min(1, (v - Math.sqrt(1 - ab) * e[k]!) / Math.sqrt(ab))));
+        tiles[b]!.push(
+          Float32Array.from(xt, (v) => Math.max(-1, Math.min(1, v))),
+          x0hat,
+        );
+      });
+    }
+    return tiles.flat();
+  }
+
   /** The inference graph with the EMA weights baked in (inputs x, t int64; output out). */
   exportModel(metadata: Record<string, string> = {}): OnnxModel {
     const m = withUNetWeights(this.net, (p) => this.ema.get(p), 'EMA weights');
