@@ -98,6 +98,7 @@ async function main() {
     .option('--max-ratio <r>', "the model's denoising MSE must stay below r × the baseline's at every t0", num('--max-ratio'), 0.9)
     .option('--images <n>', 'how many held-out images to check on', num('--images'), 64)
     .option('--default', 'make the bundle the default of every entry point (resources/models/defaults.json)')
+    .option('--check-only', 'run the denoising check and print its ratios; bundle nothing (a model still in training)')
     .parse()
     .opts();
   const resources = resourcesDir();
@@ -122,6 +123,10 @@ async function main() {
         `refusing to bundle ${manifestPath}: it does not denoise held-out images better than ${o['maxRatio']} × the per-pixel linear baseline ` +
           `(ratios ${levels.map((l) => l.ratio.toFixed(3)).join(', ')}); an untrained or broken model would produce noise`,
       );
+    if (o['checkOnly']) {
+      console.log(`passes the check (every ratio < ${o['maxRatio']}); --check-only: nothing bundled`);
+      return;
+    }
     const dest = join(resources, 'models', o['name']);
     await copyFolder(scoreDir, dest, ['manifest.json', basename(model.onnxPath)]);
     const report = [
