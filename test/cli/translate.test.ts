@@ -50,6 +50,39 @@ describe('dg-studio translate (CLI)', async () => {
     expect((await readPngText(rec.output))['parameters']).toMatch(/DG weight: 0, DG weight 2: 0,/);
   });
 
+  it('a model given as a folder and no DG weight: plain SDEdit, no warning (the weight applies only with a discriminator)', async () => {
+    const out = join(dir, 'folder-model');
+    const model = join(root, 'resources', 'models', 'toy-gaussian-64');
+    const r = await cli(['translate', join(dir, 'a.png'), '--model', model, '--steps', '2', '--out', out, '--json', '--no-gallery']);
+    expect(r.code).toBe(0);
+    expect(r.stderr).not.toMatch(/warning/);
+    expect(JSON.parse(r.stdout.trim().split('\n')[0]!).output).toMatch(/a-t0\.5-w0-0\.png$/);
+    // a discriminator folder: the weight defaults to 1
+    const disc = join(root, 'resources', 'models', 'toy-gaussian-64-dg');
+    const g = await cli([
+      'translate',
+      join(dir, 'a.png'),
+      '--model',
+      model,
+      '--discriminator',
+      disc,
+      '--steps',
+      '2',
+      '--out',
+      out,
+      '--json',
+      '--no-gallery',
+    ]);
+    expect(g.code).toBe(0);
+    expect(JSON.parse(g.stdout.trim().split('\n')[0]!).output).toMatch(/a-t0\.5-w1-0\.png$/);
+  });
+
+  it('train-discriminator refuses --steps 0 in words', async () => {
+    const r = await cli(['train-discriminator', '--source', dir, '--target', dir, '--steps', '0', '--out', join(dir, 'never')]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--steps must be at least 1, got "0"/);
+  });
+
   it('translates files and folders with the bundled default, embedding parameters in PNG and sidecar', async () => {
     const out = join(dir, 'out');
     const r = await cli(['translate', join(dir, 'a.png'), inDir, '--steps', '4', '--seed', '7', '--t0', '0.4', '--out', out, '--json']);

@@ -3,7 +3,7 @@
  * dg-studio command line: a thin adapter over the services.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { int, list, num, pair } from './options.js';
+import { int, list, num, pair, positiveInt } from './options.js';
 import cliProgress from 'cli-progress';
 import { SAMPLER_NAMES, TranslateParamsSchema } from '../../shared/params.js';
 import { ENGINE_VERSION } from '../../shared/version.js';
@@ -26,7 +26,7 @@ import { addTrainScoreModel } from './train-score-model.js';
 interface TranslateOpts {
   model?: string;
   t0: number;
-  dgWeight: number;
+  dgWeight?: number;
   dgWeight2?: number;
   dgWindow: [number, number];
   steps: number;
@@ -60,11 +60,14 @@ export function buildProgram(): Command {
     .command('translate')
     .description('translate images (files or folders) SDEdit-style, with optional discriminator guidance')
     .argument('<inputs...>', 'image files or folders of images')
-    .option('--model <manifest>', 'score-model manifest (default: the bundled default)')
-    .option('--discriminator <manifest>', 'discriminator manifest for guidance (default: the bundled one)')
+    .option('--model <manifest>', 'score-model manifest or its folder (default: the bundled default)')
+    .option(
+      '--discriminator <manifest>',
+      'discriminator manifest or its folder for guidance (default: the bundled one, but only when --model is not given)',
+    )
     .option('--no-discriminator', 'plain SDEdit, no discriminator')
     .option('--t0 <t>', 'SDEdit start time in (0, 1]: larger is more target-like, less faithful', num('--t0'), 0.5)
-    .option('--dg-weight <w>', 'DG weight w (0: plain SDEdit)', num('--dg-weight'), 1)
+    .option('--dg-weight <w>', 'DG weight w (default: 1 when there is a discriminator, else 0 = plain SDEdit)', num('--dg-weight'))
     .option(
       '--dg-weight2 <w>',
       "DG weight on Heun's second stage (default: the same as --dg-weight; the paper uses 0 with w = 2)",
@@ -363,7 +366,7 @@ export function buildProgram(): Command {
     .requiredOption('--target <dirs...>', 'target-domain images (files or folders)')
     .option('--model <manifest>', 'target score model (default: the bundled default)')
     .option('--t0 <lo,hi>', 't0 range you will translate with', pair('--t0'), [0.3, 0.7] as [number, number])
-    .option('--steps <n>', 'training steps', int('--steps'), 2000)
+    .option('--steps <n>', 'training steps (at least 1)', positiveInt('--steps'), 2000)
     .option('--epochs <n>', 'passes over the training images (overrides --steps)', num('--epochs'))
     .option('--batch-size <n>', 'images per step (half real, half fake)', int('--batch-size'), 32)
     .option('--lr <lr>', 'Adam learning rate', num('--lr'), 2e-3)
@@ -642,13 +645,22 @@ async function runTrain(o: TrainOpts): Promise<number> {
 }
 
 async function runTranslate(inputs: string[], o: TranslateOpts & { discriminator?: string | false }): Promise<number> {
+  let discriminatorManifest = o.discriminator === false ? undefined : o.discriminator;
+  const defaults = o.model ? null : bundledDefaults();
+  const modelManifest = o.model ?? defaults!.scoreModel;
+  if (defaults) {
+    if (o.discriminator === undefined && defaults.discriminator) discriminatorManifest = defaults.discriminator;
+    if (defaults.note) console.error(`note: ${defaults.note}`);
+  }
+  // the DG weight applies only when there is a discriminator; asked for without one, translate warns
+  const dgWeight = o.dgWeight ?? (discriminatorManifest ? 1 : 0);
   const params = TranslateParamsSchema.safeParse({
     t0: o.t0,
     steps: o.steps,
     sampler: o.sampler,
     seed: o.seed,
     batchSize: o.batchSize,
-    dgWeight: o.dgWeight,
+    dgWeight,
     dgWeight2: o.dgWeight2 ?? null,
     dgWindow: o.dgWindow,
     boosting: o.boostPeriod ? { period: o.boostPeriod, churn: o.boostChurn } : null,
@@ -660,14 +672,6 @@ async function runTranslate(inputs: string[], o: TranslateOpts & { discriminator
   if (!params.success) {
     for (const i of params.error.issues) console.error(`error: ${i.path.join('.')}: ${i.message}`);
     return 2;
-  }
-  let modelManifest = o.model;
-  let discriminatorManifest = o.discriminator === false ? undefined : o.discriminator;
-  if (!modelManifest) {
-    const d = bundledDefaults();
-    modelManifest = d.scoreModel;
-    if (o.discriminator === undefined && d.discriminator) discriminatorManifest = d.discriminator;
-    if (d.note) console.error(`note: ${d.note}`);
   }
   const bar =
     o.progress && process.stderr.isTTY

@@ -28,3 +28,10 @@ export function pair(name: string) {
     return [parts[0]!, parts[1]!];
   };
 }
+export function positiveInt(name: string) {
+  return (v: string) => {
+    const x = int(name)(v);
+    if (x < 1) throw new InvalidArgumentError(`${name} must be at least 1, got "${v}"`);
+    return x;
+  };
+}

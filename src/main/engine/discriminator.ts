@@ -13,7 +13,7 @@ import { readImage } from './image-io.js';
 import { buildGuidanceModel, createOnnxCritic } from './onnx-critic.js';
 import { parseModel, serializeModel } from './onnx/ir.js';
 import type { SessionOptions } from './onnx/session.js';
-import { readJsonFile } from './score-model.js';
+import { manifestPathOf, readJsonFile } from './score-model.js';
 import { exactLogRatioCritic, type GaussianMixture } from './toy-mixture.js';
 import { fileInManifestFolder } from './manifest-files.js';
 
@@ -61,11 +61,12 @@ async function readBytes(path: string, what: string): Promise<Uint8Array> {
 }
 
 export async function loadDiscriminator(
-  manifestPath: string,
+  manifestPathOrFolder: string,
   expect?: { dataShape: number[]; valueRange: readonly [number, number] },
   session: SessionOptions = {},
   classLabel: number | null = null,
 ): Promise<LoadedDiscriminator> {
+  const manifestPath = manifestPathOf(manifestPathOrFolder);
   const raw = await readJsonFile(manifestPath, 'discriminator manifest');
   const parsed = DiscriminatorManifestSchema.safeParse(raw);
   if (!parsed.success) throw new Error(describeManifestErrors(manifestPath, parsed.error));

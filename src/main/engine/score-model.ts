@@ -2,7 +2,8 @@
  * Score-model adapter: a manifest + ONNX file → a canonical VE denoiser running on ORT.
  */
 import { readFile, stat } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { describeManifestErrors, ScoreModelManifestSchema, type ScoreModelManifest } from '../../shared/manifest.js';
 import { canonicalDenoiser, type Denoiser, type NetworkCall } from './denoiser.js';
 import { modelSchedule, type ModelSchedule } from './model-schedule.js';
@@ -61,7 +62,18 @@ function checkShape(source: string, name: string, declared: readonly (number | s
   });
 }
 
-export async function loadScoreModel(manifestPath: string, opts: SessionOptions = {}): Promise<ScoreModel> {
+/** A manifest path, or a model folder standing for its manifest.json. */
+export function manifestPathOf(path: string): string {
+  try {
+    if (statSync(path).isDirectory()) return join(path, 'manifest.json');
+  } catch {
+    // not there: the read reports it
+  }
+  return path;
+}
+
+export async function loadScoreModel(manifestPathOrFolder: string, opts: SessionOptions = {}): Promise<ScoreModel> {
+  const manifestPath = manifestPathOf(manifestPathOrFolder);
   const manifest = await readScoreModelManifest(manifestPath);
   const onnxPath = fileInManifestFolder(dirname(manifestPath), manifest.onnx, 'onnx');
   try {
