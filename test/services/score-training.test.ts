@@ -80,6 +80,9 @@ describe('train-score-model (service)', async () => {
     expect(manifest.training['images']).toBe(6);
     expect(manifest.training['steps']).toBe(3);
     expect(typeof manifest.training['dataSha256']).toBe('string');
+    // the never-ship-noise check ran on the held-out images and its ratios are in the model's README
+    expect(r.check).toHaveLength(3);
+    expect(await readFile(join(root, 'out', 'README.md'), 'utf8')).toMatch(/Never ship noise[\s\S]*\| 0\.2 \|/);
     const { outputs, errors } = await translateFiles({
       inputs: [join(data, 'a.png')],
       outDir: join(root, 'translated'),

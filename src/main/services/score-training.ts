@@ -18,6 +18,8 @@ import { serializeModel } from '../engine/onnx/ir.js';
 import type { ExecutionProvider } from '../engine/onnx/session.js';
 import { decodeSafetensors, encodeSafetensors } from '../engine/safetensors.js';
 import { checkpointArch, DEFAULT_SCORE_TRAINING, ScoreTrainer } from '../engine/train/score-trainer.js';
+import { denoisingCheck, type DenoisingLevel } from '../engine/model-check.js';
+import { loadScoreModel } from '../engine/score-model.js';
 import { isValidation } from './discriminator-training.js';
 import { expandInputs } from './translate-files.js';
 
@@ -79,7 +81,51 @@ export interface ScoreTrainResult {
   wallSeconds: number;
   finalLoss: number;
   heldout: number[] | null;
+  /** the never-ship-noise check of the export (null without held-out images) */
+  check: DenoisingLevel[] | null;
   cancelled: boolean;
+}
+
+export const CHECK_T0S = [0.2, 0.35, 0.5];
+export const MAX_CHECK_RATIO = 0.9;
+
+async function neverShipNoise(manifestPath: string, images: Float32Array[], req: TrainScoreModelRequest): Promise<DenoisingLevel[]> {
+  const model = await loadScoreModel(manifestPath, { executionProvider: req.executionProvider, threads: req.threads });
+  try {
+    const sigmas = CHECK_T0S.map((t) => model.schedule.sigmaAt(t));
+    return await denoisingCheck(model.denoiser(), images, model.manifest.dataShape, sigmas);
+  } finally {
+    await model.dispose();
+  }
+}
+
+function modelReadme(
+  manifest: { name: string; description?: string | undefined; training: Record<string, unknown> },
+  check: DenoisingLevel[] | null,
+): string {
+  const t = manifest.training;
+  const lines = [
+    `# ${manifest.name}`,
+    '',
+    manifest.description ?? '',
+    '',
+    `Trained by \`dg-studio train-score-model\`: ${String(t['steps'])} steps, ${String(t['imagesSeen'])} images seen, ${Math.round(Number(t['wallSeconds']) / 60)} min of training, t ≤ ${String(t['tMax'])}; final loss ${Number(t['finalLoss']).toFixed(4)}.`,
+    '',
+  ];
+  if (check) {
+    lines.push(
+      '**Never ship noise** (`engine/model-check.ts`): denoising MSE on held-out images against the per-pixel linear MMSE denoiser fitted to them (below 0.9 passes).',
+      '',
+      '| t0 | σ_ve | model MSE | baseline MSE | ratio |',
+      '|---|---|---|---|---|',
+      ...check.map(
+        (l, i) =>
+          `| ${CHECK_T0S[i]} | ${l.sigma.toFixed(3)} | ${l.modelMse.toFixed(4)} | ${l.baselineMse.toFixed(4)} | ${l.ratio.toFixed(3)} |`,
+      ),
+      '',
+    );
+  } else lines.push('No held-out images: the never-ship-noise check did not run.', '');
+  return lines.join('\n');
 }
 
 /** Held-out images: the discriminator trainer's stable split by file name, with its own salt. */
@@ -369,6 +415,22 @@ export async function trainScoreModel(
     };
     const manifestPath = join(req.outDir, 'manifest.json');
     await writeFileAtomic(manifestPath, JSON.stringify(manifest, null, 2));
+    // never ship noise: the exported model against the per-pixel linear denoiser on held-out images
+    const check =
+      held.length >= 2
+        ? await neverShipNoise(
+            manifestPath,
+            held.map((h) => h.data),
+            req,
+          )
+        : null;
+    await writeFileAtomic(join(req.outDir, 'README.md'), modelReadme(manifest, check));
+    if (check && check.some((l) => !(l.ratio < MAX_CHECK_RATIO)))
+      events.onWarning?.(
+        `the model does not yet denoise held-out images clearly better than the per-pixel linear baseline (ratios ${check
+          .map((l) => l.ratio.toFixed(3))
+          .join(', ')} at t0 ${CHECK_T0S.join(', ')}; below ${MAX_CHECK_RATIO} is needed): train longer before using it`,
+      );
     return {
       manifestPath,
       onnxPath,
@@ -378,6 +440,7 @@ export async function trainScoreModel(
       wallSeconds: trainer.wallSeconds,
       finalLoss: lossEma,
       heldout,
+      check,
       cancelled,
     };
   } finally {
