@@ -109,7 +109,8 @@ function modelReadme(
     '',
     manifest.description ?? '',
     '',
-    `Trained by \`dg-studio train-score-model\`: ${String(t['steps'])} steps, ${String(t['imagesSeen'])} images seen, ${Math.round(Number(t['wallSeconds']) / 60)} min of training, t ≤ ${String(t['tMax'])}; final loss ${Number(t['finalLoss']).toFixed(4)}.`,
+    `Exported by \`dg-studio train-score-model\` after ${String(t['steps'])} steps, ${String(t['imagesSeen'])} images seen, ${Math.round(Number(t['wallSeconds']) / 60)} min of training, t ≤ ${String(t['tMax'])}` +
+      (typeof t['finalLoss'] === 'number' ? `; final loss (EMA of the step losses) ${t['finalLoss'].toFixed(4)}.` : '.'),
     '',
   ];
   if (check) {
