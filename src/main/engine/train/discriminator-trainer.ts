@@ -71,8 +71,8 @@ export function diffuseLvp(x0: Float32Array, tau: number, rng: Rng, out: Float32
   for (let i = 0; i < x0.length; i++) out[i] = a * x0[i]! + s * rng.normal();
 }
 
-/** Mirror a [C, H, W] item left–right into `out`. */
-function hflip(x: Float32Array, shape: number[], out: Float32Array): void {
+/** Mirror a [C, H, W] item left–right into `out` (both trainers' flip augmentation). */
+export function hflip(x: Float32Array, shape: readonly number[], out: Float32Array): void {
   const w = shape[shape.length - 1]!;
   for (let row = 0; row < x.length / w; row++) {
     for (let c = 0; c < w; c++) out[row * w + c] = x[row * w + (w - 1 - c)]!;

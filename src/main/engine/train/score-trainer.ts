@@ -15,7 +15,10 @@ import { withUNetWeights, type BuiltUNet, type UNetArch } from '../nn/unet.js';
 import { MAX_SEED, Rng } from '../rng.js';
 import type { StFile, StTensor } from '../safetensors.js';
 import { alphaBarsFromBetas, ddpmLinearBetas } from '../schedules.js';
+import { denoiserFromEps } from '../parameterizations.js';
+import { tensor } from '../tensor.js';
 import { Adam } from './adam.js';
+import { hflip } from './discriminator-trainer.js';
 import { buildScoreTrainingModel, gradOutputName, LOSS_OUTPUT, TARGET_INPUT } from './training-graph.js';
 
 export const DDPM_STEPS = 1000;
@@ -91,14 +94,6 @@ export function clipGradNorm(grads: Iterable<Float32Array>, maxNorm: number): nu
     for (const g of list) for (let i = 0; i < g.length; i++) g[i]! *= f;
   }
   return norm;
-}
-
-/** Mirror a [C, H, W] item left–right into `out`. */
-function hflipInto(x: Float32Array, width: number, out: Float32Array): void {
-  for (let row = 0; row < x.length / width; row++) {
-    const o = row * width;
-    for (let c = 0; c < width; c++) out[o + c] = x[o + width - 1 - c]!;
-  }
 }
 
 export interface StepResult {
@@ -180,7 +175,7 @@ export class ScoreTrainer {
     for (let b = 0; b < B; b++) {
       let x0 = data[Math.floor(rng.uniform() * data.length)]!;
       if (this.opts.hflip && rng.uniform() < 0.5) {
-        hflipInto(x0, this.itemShape[2]!, flipped);
+        hflip(x0, this.itemShape, flipped);
         x0 = flipped;
       }
       const i = Math.floor(rng.uniform() * (hi + 1));
@@ -273,15 +268,20 @@ export class ScoreTrainer {
       const x = new Float32Array(items.length * n);
       items.forEach((x0, b) => diffuseDdpm(x0, eps.subarray(b * n, (b + 1) * n), i, x.subarray(b * n, (b + 1) * n)));
       const pred = await this.predict(x, Array(items.length).fill(i));
-      items.forEach((_, b) => {
-        const xt = x.subarray(b * n, (b + 1) * n);
-        const e = pred.subarray(b * n, (b + 1) * n);
-        const x0hat = Float32Array.from(xt, (v, k) => Math.max(-1, Math.min(1, (v - Math.sqrt(1 - ab) * e[k]!) / Math.sqrt(ab))));
+      // dg-math §1–2: the VP state is the VE state x_ve = x/sqrt(ᾱ) at σ_ve = sqrt((1−ᾱ)/ᾱ), and x̂0 = x_ve − σ_ve·ε̂
+      const shape = [items.length, ...this.itemShape];
+      const xVe = tensor(
+        Float32Array.from(x, (v) => v / Math.sqrt(ab)),
+        shape,
+      );
+      const x0hat = denoiserFromEps(tensor(pred, shape), xVe, new Float64Array(items.length).fill(Math.sqrt((1 - ab) / ab))).data;
+      const clip = (v: number) => Math.max(-1, Math.min(1, v));
+      items.forEach((_, b) =>
         tiles[b]!.push(
-          Float32Array.from(xt, (v) => Math.max(-1, Math.min(1, v))),
-          x0hat,
-        );
-      });
+          Float32Array.from(x.subarray(b * n, (b + 1) * n), clip),
+          Float32Array.from(x0hat.subarray(b * n, (b + 1) * n), clip),
+        ),
+      );
     }
     return tiles.flat();
   }
