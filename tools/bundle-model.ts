@@ -18,7 +18,7 @@ import { basename, join, relative } from 'node:path';
 import { Command } from 'commander';
 import { list, num } from '../src/main/cli/options.js';
 import { readImage } from '../src/main/engine/image-io.js';
-import { denoisingCheck } from '../src/main/engine/model-check.js';
+import { NEVER_SHIP_NOISE, scoreModelCheck } from '../src/main/engine/model-check.js';
 import { loadDiscriminator } from '../src/main/engine/discriminator.js';
 import { loadScoreModel } from '../src/main/engine/score-model.js';
 import { resourcesDir } from '../src/main/services/resources.js';
@@ -93,9 +93,14 @@ async function main() {
       '--t0s <list>',
       't0 values to check (at larger t0 every denoiser approaches the data mean, so the ratio tends to 1 and says little)',
       list('--t0s'),
-      [0.2, 0.35, 0.5],
+      [...NEVER_SHIP_NOISE.t0s],
     )
-    .option('--max-ratio <r>', "the model's denoising MSE must stay below r × the baseline's at every t0", num('--max-ratio'), 0.9)
+    .option(
+      '--max-ratio <r>',
+      "the model's denoising MSE must stay below r × the baseline's at every t0",
+      num('--max-ratio'),
+      NEVER_SHIP_NOISE.maxRatio,
+    )
     .option('--images <n>', 'how many held-out images to check on', num('--images'), 64)
     .option('--default', 'make the bundle the default of every entry point (resources/models/defaults.json)')
     .option('--check-only', 'run the denoising check and print its ratios; bundle nothing (a model still in training)')
@@ -109,8 +114,7 @@ async function main() {
     const spec = imageSpecOf(model);
     const files = (await expandInputs([o['check']])).slice(0, o['images']);
     const images = await Promise.all(files.map((f) => readImage(f, spec)));
-    const sigmas = (o['t0s'] as number[]).map((t) => model.schedule.sigmaAt(t));
-    const levels = await denoisingCheck(model.denoiser(), images, model.manifest.dataShape, sigmas);
+    const levels = await scoreModelCheck(model, images, o['t0s'] as number[]);
     console.log(`denoising check of "${model.manifest.name}" on ${images.length} images of ${o['check']}:`);
     levels.forEach((l, i) =>
       console.log(

@@ -9,6 +9,7 @@
  * outputs noise, or returns its input, does not.
  */
 import type { Denoiser } from './denoiser.js';
+import type { ScoreModel } from './score-model.js';
 import { Rng } from './rng.js';
 
 export interface DenoisingLevel {
@@ -75,4 +76,17 @@ export async function denoisingCheck(
     out.push({ sigma, modelMse: modelSe / n, baselineMse: baseSe / n, ratio: modelSe / baseSe });
   }
   return out;
+}
+
+/** The check a model must pass to ship: SDEdit start times (at larger t0 every denoiser nears the data mean) and the bound. */
+export const NEVER_SHIP_NOISE = { t0s: [0.2, 0.35, 0.5], maxRatio: 0.9 } as const;
+
+/** denoisingCheck of a loaded score model at SDEdit start times t0 (σ from the model's own schedule). */
+export async function scoreModelCheck(
+  model: Pick<ScoreModel, 'schedule' | 'denoiser' | 'manifest'>,
+  images: Float32Array[],
+  t0s: readonly number[],
+): Promise<DenoisingLevel[]> {
+  const sigmas = t0s.map((t) => model.schedule.sigmaAt(t));
+  return denoisingCheck(model.denoiser(), images, model.manifest.dataShape, sigmas);
 }
