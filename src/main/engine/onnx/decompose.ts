@@ -27,7 +27,7 @@ function normalize(e: Emitter, x: string, axes: string, eps: number): string {
 }
 
 /** Reshape a per-channel vector [C] to [C, 1, …, 1] for an input of x's rank. */
-function perChannel(e: Emitter, v: string, x: string): string {
+export function perChannel(e: Emitter, v: string, x: string): string {
   const rank = e.shapes.get(x)?.length;
   if (rank !== undefined) return e.op('Reshape', [v, e.i64([-1, ...Array(rank - 2).fill(1)])]);
   const ones = e.op('ConstantOfShape', [e.op('Unsqueeze', [e.op('Sub', [e.rank(x), e.i64Scalar(2)]), e.i64([0])])], {

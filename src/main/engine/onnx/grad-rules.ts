@@ -4,6 +4,7 @@
  * Each rule gets the node and the gradients of its outputs and returns one gradient (or
  * undefined) per input slot it was asked for.
  */
+import { perChannel } from './decompose.js';
 import type { Emitter } from './emitter.js';
 import type { OnnxNode } from './ir.js';
 
@@ -148,8 +149,8 @@ const logSoftmax: GradRule = {
  * each (n, c), without decomposing the forward (ORT keeps its fused kernel):
  *   dx = r·(gx̂ − mean(gx̂) − x̂·mean(gx̂·x̂)),  gx̂ = g·γ,  dγ = Σ g·x̂,  dβ = Σ g  (sums over n and space).
  * x̂ is the node's own output when γ = 1 and β = 0 (GroupNorm as torch.onnx writes it), else one
- * more InstanceNormalization; σ² = E[x²] − E[x]² from two read-only reductions. Needs a known rank
- * (the autodiff decomposes the node otherwise).
+ * more InstanceNormalization; σ² comes from q = mean(x̂·x) = σ²·r (no E[x²] − E[x]² cancellation).
+ * Needs a known rank (the autodiff decomposes the node otherwise).
  */
 const instanceNorm: GradRule = {
   diffInputs: () => [0, 1, 2],
@@ -160,7 +161,6 @@ const instanceNorm: GradRule = {
     if (rank === undefined) throw unsupported(node, 'the rank of its input is not known');
     const axes = Array.from({ length: rank - 2 }, (_, i) => i + 2);
     const eps = flt(node, 'epsilon', 1e-5);
-    const perChannel = (v: string) => e.op('Reshape', [v, e.i64([-1, ...Array(rank - 2).fill(1)])]);
     const sv = e.constValues(scale);
     const bv = e.constValues(bias);
     const identityAffine = !!sv && sv.every((v) => v === 1) && !!bv && bv.every((v) => v === 0);
@@ -191,7 +191,7 @@ const instanceNorm: GradRule = {
       const disc = e.op('Sqrt', [e.op('Add', [e.op('Mul', [q2, q2]), e.op('Mul', [q2, e.scalarLike(4 * eps, x)])])]);
       const variance = e.op('Mul', [e.op('Add', [q2, disc]), e.scalarLike(0.5, x)]);
       const r = e.op('Reciprocal', [e.op('Sqrt', [e.op('Add', [variance, e.scalarLike(eps, x)])])]);
-      const gxh = identityAffine ? g! : e.op('Mul', [g!, perChannel(scale)]);
+      const gxh = identityAffine ? g! : e.op('Mul', [g!, perChannel(e, scale, x)]);
       const m1 = mean(gxh);
       const m2 = mean(e.op('Mul', [gxh, xhat]));
       const centered = e.op('Sub', [gxh, e.op('Add', [m1, e.op('Mul', [xhat, m2])])]);

@@ -161,12 +161,6 @@ export function inferShapes(graph: OnnxGraph, nodes: OnnxNode[]): Map<string, Sh
         for (let i = 0; i < rank; i++) o.push(norm.includes(i) ? 1 : x[j++]!);
         out = o;
       }
-    } else if (n.opType === 'Reshape' && !x) {
-      // the input's shape is unknown, the target's is constant: the rank and the explicit sizes are known
-      const src = shapeSources.get(n.inputs[1] ?? '');
-      const target = values.get(n.inputs[1] ?? '');
-      if (src && shapes.get(src)) out = shapes.get(src);
-      else if (target) out = target.map((d) => (d > 0 ? d : null));
     } else if (n.opType === 'MatMul' && x && ins[1]) {
       const b = ins[1];
       if (x.length >= 2 && b.length >= 2) {
@@ -177,11 +171,13 @@ export function inferShapes(graph: OnnxGraph, nodes: OnnxNode[]): Map<string, Sh
       const scales = constFloats.get(n.inputs[2] ?? '');
       if (scales && scales.length === x.length)
         out = x.map((d, i) => (scales[i] === 1 ? d : typeof d === 'number' ? Math.floor(d * scales[i]!) : null));
-    } else if (n.opType === 'Reshape' && x) {
+    } else if (n.opType === 'Reshape') {
       const src = shapeSources.get(n.inputs[1] ?? '');
       const target = values.get(n.inputs[1] ?? '');
       if (src && shapes.get(src)) out = shapes.get(src);
-      else if (target) {
+      // the input's shape unknown, the target constant: the rank and the explicit sizes are known
+      else if (target && !x) out = target.map((d) => (d > 0 ? d : null));
+      else if (target && x) {
         const o: Shape = target.map((d, i) => (d === 0 ? (x[i] ?? null) : d === -1 ? null : d));
         const minus = target.indexOf(-1);
         if (minus >= 0) {
