@@ -31,9 +31,15 @@ export const ScheduleSchema = z.discriminatedUnion('kind', [
 ]);
 export type ScheduleSpec = z.infer<typeof ScheduleSchema>;
 
+/**
+ * How a network is fed its time. One vocabulary for every manifest kind (docs/manifests.md):
+ * `step` (a discrete step index, times `scale`; `steps` = T), `t` (continuous time, times `scale`),
+ * `sigma` (the VE noise level), `edm-c-noise` (¼ ln σ, score models only). A score model's time is
+ * its own schedule's; a discriminator's or classifier's is LVP time τ (dg-math §4).
+ */
 export const TimeInputSchema = z.discriminatedUnion('kind', [
-  /** discrete step index i (times `scale`), for ddpm-* schedules */
-  z.object({ kind: z.literal('step'), scale: z.number().positive().default(1) }),
+  /** discrete step index i (times `scale`), for ddpm-* schedules; `steps`, when given, must equal the schedule's T */
+  z.object({ kind: z.literal('step'), scale: z.number().positive().default(1), steps: z.number().int().min(2).optional() }),
   /** continuous time t (times `scale`, e.g. 999 for a network trained on t·999) */
   z.object({ kind: z.literal('t'), scale: z.number().positive().default(1) }),
   /** the VE noise level σ itself */
@@ -59,8 +65,10 @@ export const ScoreModelManifestSchema = z
         output: z.string().default('out'),
       })
       .prefault({}),
-    timeDType: TensorDType.default('float32'),
-    timeShape: z.enum(['batch', 'scalar']).default('batch'),
+    /** dtype of the time input; read from the ONNX file when absent (a disagreeing value is a warning) */
+    timeDType: TensorDType.optional(),
+    /** one time per item (`batch`) or one for the whole call (`scalar`); read from the file's rank when absent */
+    timeShape: z.enum(['batch', 'scalar']).optional(),
     prediction: z.enum(['eps', 'x0', 'v', 'edm-denoiser', 'score']),
     schedule: ScheduleSchema,
     timeInput: TimeInputSchema,
@@ -89,6 +97,14 @@ export const ScoreModelManifestSchema = z
     const discrete = m.schedule.kind === 'ddpm-linear' || m.schedule.kind === 'ddpm-cosine';
     if (m.timeInput.kind === 'step' && !discrete) {
       ctx.addIssue({ code: 'custom', path: ['timeInput'], message: 'a "step" time input needs a ddpm-* schedule' });
+    }
+    const T = 'steps' in m.schedule ? m.schedule.steps : undefined;
+    if (m.timeInput.kind === 'step' && T !== undefined && m.timeInput.steps !== undefined && m.timeInput.steps !== T) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['timeInput', 'steps'],
+        message: `timeInput.steps ${m.timeInput.steps} differs from schedule.steps ${T}; give one T (schedule.steps)`,
+      });
     }
     if (m.preconditioning.kind === 'edm' && m.schedule.kind !== 'edm') {
       ctx.addIssue({ code: 'custom', path: ['preconditioning'], message: 'EDM preconditioning needs the edm schedule' });
@@ -136,16 +152,30 @@ export const MixtureSpecSchema = z
     message: 'weights, variances and means need one entry per component',
   });
 
-/** How a discriminator network is fed its time, given LVP τ (dg-math §4). */
+/** How a discriminator or classifier is fed its time, given LVP τ (dg-math §4): the same kinds as TimeInputSchema. */
 export const DiscriminatorTimeSchema = z.discriminatedUnion('kind', [
-  /** LVP time τ (times `scale`, e.g. 999 for networks trained on integer-like t) */
-  z.object({ kind: z.literal('lvp-tau'), scale: z.number().positive().default(1) }),
-  /** discrete DDPM-linear step i = τ·T - 1 (dg-math §1: step i is LVP time (i+1)/T) */
-  z.object({ kind: z.literal('step'), steps: z.number().int().min(2).default(1000) }),
+  /** LVP time τ (times `scale`, e.g. 999 for networks trained on integer-like t); formerly `lvp-tau` */
+  z.object({ kind: z.literal('t'), scale: z.number().positive().default(1) }),
+  /** discrete DDPM-linear step i = τ·T - 1 (dg-math §1: step i is LVP time (i+1)/T), times `scale` */
+  z.object({ kind: z.literal('step'), steps: z.number().int().min(2).default(1000), scale: z.number().positive().default(1) }),
   /** the VE level σ(τ) = sqrt(e^{B(τ)} - 1) */
   z.object({ kind: z.literal('sigma') }),
 ]);
 export type DiscriminatorTimeSpec = z.infer<typeof DiscriminatorTimeSchema>;
+
+/** The fields of a network fed LVP time τ (discriminators, classifiers; dg-math §4). */
+const LVP_NETWORK_FIELDS = {
+  timeInput: DiscriminatorTimeSchema.default({ kind: 't', scale: 1 }),
+  /** dtype of the time input; read from the ONNX file when absent (a disagreeing value is a warning) */
+  timeDType: z.enum(['float32', 'int64']).optional(),
+  /** coordinates the network was trained in: LVP x_vp (the paper's choice) or VE x_ve */
+  coordinates: z.enum(['vp', 've']).default('vp'),
+  lvp: z
+    .object({ betaMin: z.number().positive().default(0.1), betaMax: z.number().positive().default(20) })
+    .default({ betaMin: 0.1, betaMax: 20 }),
+  dataShape: z.array(z.number().int().positive()).min(1),
+  valueRange: z.tuple([z.number(), z.number()]).default([-1, 1]),
+};
 
 export const DiscriminatorManifestSchema = z.discriminatedUnion('kind', [
   z.object({
@@ -159,15 +189,7 @@ export const DiscriminatorManifestSchema = z.discriminatedUnion('kind', [
     guidanceOnnx: z.string().optional(),
     io: z.object({ x: z.string().default('x'), t: z.string().default('t'), output: z.string().default('logit') }).prefault({}),
     output: z.enum(['logit', 'probability']).default('logit'),
-    timeInput: DiscriminatorTimeSchema.default({ kind: 'lvp-tau', scale: 1 }),
-    timeDType: z.enum(['float32', 'int64']).default('float32'),
-    /** coordinates the network was trained in: LVP x_vp (the paper's choice) or VE x_ve */
-    coordinates: z.enum(['vp', 've']).default('vp'),
-    lvp: z
-      .object({ betaMin: z.number().positive().default(0.1), betaMax: z.number().positive().default(20) })
-      .default({ betaMin: 0.1, betaMax: 20 }),
-    dataShape: z.array(z.number().int().positive()).min(1),
-    valueRange: z.tuple([z.number(), z.number()]).default([-1, 1]),
+    ...LVP_NETWORK_FIELDS,
     /** class names of a class-conditional discriminator (its `class_label` input) */
     classes: z.array(z.string()).optional(),
     training: z.record(z.string(), z.unknown()).optional(),
@@ -185,3 +207,75 @@ export const DiscriminatorManifestSchema = z.discriminatedUnion('kind', [
   }),
 ]);
 export type DiscriminatorManifest = z.infer<typeof DiscriminatorManifestSchema>;
+
+/**
+ * A time-conditioned classifier log p(y | x_τ, τ) for classifier guidance (paper Eq. 6): read by
+ * `inspect` today; sampling with it is issue 17's.
+ */
+export const ClassifierManifestSchema = z.object({
+  format: z.literal('dg-studio/classifier@1'),
+  name: z.string().min(1),
+  description: z.string().default(''),
+  onnx: z.string().min(1),
+  io: z.object({ x: z.string().default('x'), t: z.string().default('t'), output: z.string().default('logits') }).prefault({}),
+  /** unnormalised `logits` (log-softmax is applied) or `log-probabilities` */
+  output: z.enum(['logits', 'log-probabilities']).default('logits'),
+  ...LVP_NETWORK_FIELDS,
+  /** the class names, one per output column */
+  classes: z.array(z.string()).min(2),
+  training: z.record(z.string(), z.unknown()).optional(),
+});
+export type ClassifierManifest = z.infer<typeof ClassifierManifestSchema>;
+
+export const MANIFEST_FORMATS = {
+  score: 'dg-studio/score-model@1',
+  discriminator: 'dg-studio/discriminator@1',
+  classifier: 'dg-studio/classifier@1',
+} as const;
+export type ManifestKind = keyof typeof MANIFEST_FORMATS;
+
+/**
+ * Old spellings still read (with a note for the user): a discriminator's `timeInput.kind`
+ * "lvp-tau" is now "t" (one time vocabulary for every kind). Returns the upgraded copy.
+ */
+export function upgradeManifest(raw: unknown): { raw: unknown; notes: string[] } {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return { raw, notes: [] };
+  const m = raw as Record<string, unknown>;
+  const notes: string[] = [];
+  const ti = m['timeInput'] as Record<string, unknown> | undefined;
+  if (ti && typeof ti === 'object' && ti['kind'] === 'lvp-tau') {
+    notes.push('timeInput.kind "lvp-tau" is now spelled "t" (a discriminator\'s t is LVP time τ); read as "t"');
+    return { raw: { ...m, timeInput: { ...ti, kind: 't' } }, notes };
+  }
+  return { raw, notes };
+}
+
+/** Which kind a manifest declares by its `format` (null when it names none we know). */
+export function manifestKindOf(raw: unknown): ManifestKind | null {
+  const format = (raw as { format?: unknown } | null)?.format;
+  for (const [k, f] of Object.entries(MANIFEST_FORMATS)) if (f === format) return k as ManifestKind;
+  return null;
+}
+
+/** Parse any manifest by its format: the data, or the readable errors naming `source`. */
+export function parseManifest(
+  source: string,
+  raw: unknown,
+):
+  | { ok: true; kind: ManifestKind; manifest: ScoreModelManifest | DiscriminatorManifest | ClassifierManifest; notes: string[] }
+  | { ok: false; error: string } {
+  const kind = manifestKindOf(raw);
+  if (!kind) {
+    const got = (raw as { format?: unknown } | null)?.format;
+    return {
+      ok: false,
+      error: `invalid manifest "${source}":\n  - format: ${got === undefined ? 'missing' : `"${String(got)}" is not known`}; use one of ${Object.values(MANIFEST_FORMATS).join(', ')}`,
+    };
+  }
+  const up = upgradeManifest(raw);
+  const schema =
+    kind === 'score' ? ScoreModelManifestSchema : kind === 'discriminator' ? DiscriminatorManifestSchema : ClassifierManifestSchema;
+  const r = schema.safeParse(up.raw);
+  if (!r.success) return { ok: false, error: describeManifestErrors(source, r.error) };
+  return { ok: true, kind, manifest: r.data, notes: up.notes };
+}

@@ -216,6 +216,24 @@ const cases: Case[] = [
     body: (g, x) => g.op('Gather', [x.a!, g.constant(tensorData('int64', [2, 2], [4, 1, 4, 0]))], { axis: 0 }),
     opts: F64,
   },
+  {
+    name: "Gather along axis 1 with a scalar index (PyTorch's h[:, 0])",
+    inputs: { a: f64([3, 4, 2]) },
+    body: (g, x) => g.op('Gather', [x.a!, g.constant(tensorData('int64', [], [2]))], { axis: 1 }),
+    opts: F64,
+  },
+  {
+    name: 'Gather along axis -1 with repeated 2-D indices',
+    inputs: { a: f64([2, 3, 5]) },
+    body: (g, x) => g.op('Gather', [x.a!, g.constant(tensorData('int64', [2, 2], [4, 1, 4, 0]))], { axis: -1 }),
+    opts: F64,
+  },
+  {
+    name: 'Pad (constant mode, asymmetric)',
+    inputs: { a: f64([2, 3, 4]) },
+    body: (g, x) => g.op('Pad', [x.a!, g.int64s([0, 1, 2, 1, 0, 3])]),
+    opts: F64,
+  },
   // convolutions, pooling, resizing (float32 kernels)
   {
     name: 'Conv 3×3 pad 1',

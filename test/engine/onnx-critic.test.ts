@@ -77,7 +77,7 @@ describe('ONNX discriminators for guidance (dg-math §4)', async () => {
     const critic = await createOnnxCritic(serializeModel(model), {
       name: 'p',
       io: { x: 'x', t: 't' },
-      timeInput: { kind: 'lvp-tau', scale: 1 },
+      timeInput: { kind: 't', scale: 1 },
       timeDType: 'float32',
       coordinates: 'vp',
       lvp: LVP_DEFAULT,
@@ -129,6 +129,8 @@ describe('ONNX discriminators for guidance (dg-math §4)', async () => {
         dataShape: [2],
       }),
     );
-    await expect(loadDiscriminator(join(dir, 'bad.json'))).rejects.toThrow(/has no output "prob"; its outputs are: logit/);
+    await expect(loadDiscriminator(join(dir, 'bad.json'))).rejects.toThrow(
+      /io\.output is "prob", but the ONNX file has no output of that name; its outputs are "logit" — set io\.output/,
+    );
   });
 });

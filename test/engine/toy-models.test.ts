@@ -53,7 +53,9 @@ describe('toy score models as ONNX graphs, through the manifest adapter (dg-math
 
   it('a manifest with a wrong input name is an error naming the file and listing the real inputs', async () => {
     const manifest = await writeToyScoreModel(join(dir, 'wrong-name'), P, { kind: 'lvp-eps' }, { extra: { io: { x: 'image' } } });
-    await expect(loadScoreModel(manifest)).rejects.toThrow(/has no input named "image"; its inputs are: x, t/);
+    await expect(loadScoreModel(manifest)).rejects.toThrow(
+      /wrong-name\/manifest\.json": io\.x is "image", but the ONNX file has no input of that name; its inputs are "x", "t" — set io\.x/,
+    );
   });
 
   it('a manifest whose dataShape disagrees with the graph is an error saying both shapes', async () => {

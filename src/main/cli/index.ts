@@ -22,6 +22,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { translateFiles } from '../services/translate-files.js';
 import { addTrainScoreModel } from './train-score-model.js';
+import { addInspect } from './inspect.js';
 
 interface TranslateOpts {
   model?: string;
@@ -409,6 +410,7 @@ export function buildProgram(): Command {
       process.exitCode = await runTrain(o);
     });
   addTrainScoreModel(program);
+  addInspect(program);
   return program;
 }
 

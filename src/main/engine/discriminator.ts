@@ -7,11 +7,12 @@ import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { z } from 'zod';
 import type { MixtureSpecSchema } from '../../shared/manifest.js';
-import { describeManifestErrors, DiscriminatorManifestSchema, type DiscriminatorManifest } from '../../shared/manifest.js';
+import { describeManifestErrors, DiscriminatorManifestSchema, upgradeManifest, type DiscriminatorManifest } from '../../shared/manifest.js';
 import type { Critic } from './guidance.js';
 import { readImage } from './image-io.js';
 import { buildGuidanceModel, createOnnxCritic } from './onnx-critic.js';
-import { parseModel, serializeModel } from './onnx/ir.js';
+import { parseModel, serializeModel, type OnnxModel } from './onnx/ir.js';
+import { firstNonFinite } from './tensor.js';
 import type { SessionOptions } from './onnx/session.js';
 import { manifestPathOf, readJsonFile } from './score-model.js';
 import { exactLogRatioCritic, type GaussianMixture } from './toy-mixture.js';
@@ -67,9 +68,10 @@ export async function loadDiscriminator(
   classLabel: number | null = null,
 ): Promise<LoadedDiscriminator> {
   const manifestPath = manifestPathOf(manifestPathOrFolder);
-  const raw = await readJsonFile(manifestPath, 'discriminator manifest');
-  const parsed = DiscriminatorManifestSchema.safeParse(raw);
+  const up = upgradeManifest(await readJsonFile(manifestPath, 'discriminator manifest'));
+  const parsed = DiscriminatorManifestSchema.safeParse(up.raw);
   if (!parsed.success) throw new Error(describeManifestErrors(manifestPath, parsed.error));
+  for (const n of up.notes) session.onWarning?.(`manifest "${manifestPath}": ${n}`);
   const manifest = parsed.data;
   if (expect) {
     if (manifest.dataShape.join('x') !== expect.dataShape.join('x')) {
@@ -86,12 +88,13 @@ export async function loadDiscriminator(
   const base = dirname(manifestPath);
   const wrap = (e: unknown) => new Error(`discriminator "${manifestPath}": ${(e as Error).message}`, { cause: e });
   if (manifest.kind === 'onnx') {
+    const forwardPath = fileInManifestFolder(base, manifest.onnx, 'onnx');
+    const forward = parseModel(await readBytes(forwardPath, 'discriminator'), forwardPath);
+    const timeDType = checkForwardGraph(forward, manifest, manifestPath, session.onWarning);
     let guidance: Uint8Array;
     if (manifest.guidanceOnnx)
       guidance = await readBytes(fileInManifestFolder(base, manifest.guidanceOnnx, 'guidanceOnnx'), 'discriminator guidance graph');
     else {
-      const forwardPath = fileInManifestFolder(base, manifest.onnx, 'onnx');
-      const forward = parseModel(await readBytes(forwardPath, 'discriminator'), forwardPath);
       try {
         guidance = serializeModel(buildGuidanceModel(forward, manifest.io, manifest.output));
       } catch (e) {
@@ -103,7 +106,15 @@ export async function loadDiscriminator(
         `discriminator "${manifestPath}" knows classes 0…${manifest.classes.length - 1} (${manifest.classes.join(', ')}); got ${classLabel}`,
       );
     }
-    const critic = await createOnnxCritic(guidance, { ...session, ...manifest, source: manifestPath, classLabel });
+    const critic = await createOnnxCritic(guidance, { ...session, ...manifest, timeDType, source: manifestPath, classLabel });
+    try {
+      await dryRunCritic(critic, manifest.dataShape, manifest.valueRange);
+    } catch (e) {
+      await critic.dispose();
+      throw new Error(`manifest "${manifestPath}": a dry run of the discriminator on 2 items failed: ${(e as Error).message}`, {
+        cause: e,
+      });
+    }
     return { manifest, manifestPath, critic, dispose: critic.dispose };
   }
   const [real, fake] = await Promise.all([
@@ -114,4 +125,75 @@ export async function loadDiscriminator(
   });
   const critic = { ...exactLogRatioCritic(real, fake), name: manifest.name };
   return { manifest, manifestPath, critic, dispose: async () => {} };
+}
+
+/**
+ * The forward graph against its manifest, before any session: the names in `io`, the inputs it
+ * does not feed, the image shape, and the time input's dtype (read from the file; a manifest that
+ * says otherwise gets a warning). Returns the dtype to feed.
+ */
+function checkForwardGraph(
+  forward: OnnxModel,
+  m: Extract<DiscriminatorManifest, { kind: 'onnx' }>,
+  source: string,
+  onWarning?: (message: string) => void,
+): 'float32' | 'int64' {
+  const inputs = forward.graph.inputs;
+  const names = (list: { name: string }[]) => list.map((v) => `"${v.name}"`).join(', ');
+  const missing = (field: string, kind: string, name: string, has: { name: string }[]) =>
+    new Error(
+      `manifest "${source}": ${field} is "${name}", but the ONNX file has no ${kind} of that name; its ${kind}s are ${names(has)} — ` +
+        `set ${field} to one of them (\`dg-studio inspect\` proposes a manifest)`,
+    );
+  const x = inputs.find((v) => v.name === m.io.x);
+  if (!x) throw missing('io.x', 'input', m.io.x, inputs);
+  const t = inputs.find((v) => v.name === m.io.t);
+  if (!t) throw missing('io.t', 'input', m.io.t, inputs);
+  if (!forward.graph.outputs.some((o) => o.name === m.io.output)) throw missing('io.output', 'output', m.io.output, forward.graph.outputs);
+  const extra = inputs.filter((v) => v.name !== m.io.x && v.name !== m.io.t);
+  for (const v of extra) {
+    if (v.name !== 'class_label')
+      throw new Error(
+        `manifest "${source}": the ONNX file also has the input "${v.name}", which a discriminator is not fed (only x, t and class_label)`,
+      );
+    if (!m.classes) throw new Error(`manifest "${source}": the ONNX file has a class_label input; list the class names in "classes"`);
+  }
+  if (m.classes && !extra.length) throw new Error(`manifest "${source}": "classes" is given, but the ONNX file has no class_label input`);
+  if (x.dtype !== 'float32') throw new Error(`manifest "${source}": the file's image input "${x.name}" is ${x.dtype}; it must be float32`);
+  if (x.shape) {
+    const want = [null, ...m.dataShape];
+    const bad = x.shape.length !== want.length || x.shape.some((d, i) => i > 0 && typeof d === 'number' && d !== want[i]);
+    if (bad)
+      throw new Error(
+        `manifest "${source}": the file's input "${x.name}" has shape [${x.shape.map((d) => d ?? '?').join(', ')}], but dataShape is [${m.dataShape.join(', ')}] (batch first)`,
+      );
+    if (typeof x.shape[0] === 'number' && x.shape[0] !== 1 && x.shape[0] !== undefined)
+      throw new Error(
+        `manifest "${source}": the file's input "${x.name}" has a fixed batch of ${x.shape[0]}; re-export it with a dynamic batch axis`,
+      );
+  }
+  if (t.dtype !== 'float32' && t.dtype !== 'int64')
+    throw new Error(`manifest "${source}": the file's time input "${t.name}" is ${t.dtype}; discriminators take float32 or int64 time`);
+  if (m.timeDType && m.timeDType !== t.dtype)
+    onWarning?.(
+      `manifest "${source}": timeDType is "${m.timeDType}", but the file's input "${t.name}" is ${t.dtype}; using ${t.dtype} (remove timeDType or correct it)`,
+    );
+  if (t.dtype === 'int64' && m.timeInput.kind !== 'step')
+    onWarning?.(
+      `manifest "${source}": the time input "${t.name}" is int64 but timeInput is "${m.timeInput.kind}": τ will be rounded to whole numbers — did you mean {"kind": "step"}?`,
+    );
+  return t.dtype;
+}
+
+/** Two items at τ = 0.3 and 0.7: one value and a finite gradient per item, or the reason why not. */
+async function dryRunCritic(critic: Critic, dataShape: number[], valueRange: readonly [number, number]): Promise<void> {
+  const size = dataShape.reduce((a, b) => a * b, 1);
+  const x = { data: new Float32Array(2 * size), shape: [2, ...dataShape] };
+  const mid = (valueRange[0] + valueRange[1]) / 2;
+  for (let i = 0; i < x.data.length; i++) x.data[i] = mid + (((i * 7919) % 13) / 13 - 0.5) * 0.5;
+  const { value, grad } = await critic.evaluate(x, Float64Array.from([0.3, 0.7]));
+  if (value.length !== 2) throw new Error(`it returned ${value.length} values for 2 items`);
+  if (grad.data.length !== x.data.length) throw new Error(`its gradient has ${grad.data.length} values for ${x.data.length}`);
+  const bad = firstNonFinite(grad.data);
+  if (bad >= 0) throw new Error(`its gradient is ${grad.data[bad]} at value ${bad}`);
 }

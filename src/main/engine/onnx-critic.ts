@@ -46,10 +46,10 @@ export function buildGuidanceModel(forward: OnnxModel, io: { x: string; output: 
 // dg-math §4: the network's own time input for an LVP time τ
 export function encodeDiscriminatorTime(tau: number, spec: DiscriminatorTimeSpec, lvp: LvpParams): number {
   switch (spec.kind) {
-    case 'lvp-tau':
+    case 't':
       return tau * spec.scale;
     case 'step':
-      return Math.min(spec.steps - 1, Math.max(0, tau * spec.steps - 1));
+      return Math.min(spec.steps - 1, Math.max(0, tau * spec.steps - 1)) * spec.scale;
     case 'sigma':
       return lvpSigmaVe(tau, lvp);
   }
@@ -124,7 +124,7 @@ export function criticFromForward(
     ...session,
     name,
     io: { x: 'x', t: 't' },
-    timeInput: { kind: 'lvp-tau', scale: 1 },
+    timeInput: { kind: 't', scale: 1 },
     timeDType: 'float32',
     coordinates: 'vp',
     lvp: LVP_DEFAULT,

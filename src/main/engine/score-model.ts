@@ -4,7 +4,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { describeManifestErrors, ScoreModelManifestSchema, type ScoreModelManifest } from '../../shared/manifest.js';
+import { describeManifestErrors, ScoreModelManifestSchema, upgradeManifest, type ScoreModelManifest } from '../../shared/manifest.js';
 import { canonicalDenoiser, type Denoiser, type NetworkCall } from './denoiser.js';
 import { modelSchedule, type ModelSchedule } from './model-schedule.js';
 import { createSession, expectDType, ort, tensorMetadata, type OrtSession, type SessionOptions } from './onnx/session.js';
@@ -37,10 +37,12 @@ export async function readJsonFile(path: string, what: string): Promise<unknown>
   }
 }
 
-export async function readScoreModelManifest(path: string): Promise<ScoreModelManifest> {
-  const raw = await readJsonFile(path, 'score-model manifest');
-  const parsed = ScoreModelManifestSchema.safeParse(raw);
+/** A score-model manifest read and checked against its schema; `notes` says which old spellings were read. */
+export async function readScoreModelManifest(path: string, onNote?: (note: string) => void): Promise<ScoreModelManifest> {
+  const up = upgradeManifest(await readJsonFile(path, 'score-model manifest'));
+  const parsed = ScoreModelManifestSchema.safeParse(up.raw);
   if (!parsed.success) throw new Error(describeManifestErrors(path, parsed.error));
+  for (const n of up.notes) onNote?.(`manifest "${path}": ${n}`);
   return parsed.data;
 }
 
@@ -82,21 +84,89 @@ export async function loadScoreModel(manifestPathOrFolder: string, opts: Session
     throw new Error(`score-model manifest "${manifestPath}" names ONNX file "${manifest.onnx}", which does not exist (${onnxPath})`);
   }
   const session = await createSession(onnxPath, onnxPath, opts);
+  try {
+    return await adaptScoreModel(manifest, manifestPath, onnxPath, session, opts);
+  } catch (e) {
+    await session.session.release();
+    throw e;
+  }
+}
+
+/** `field` of the manifest names `name`, which the file lacks: say what it has and how to fix it. */
+function missingTensor(source: string, field: string, kind: 'input' | 'output', name: string, has: readonly string[]): Error {
+  return new Error(
+    `manifest "${source}": ${field} is "${name}", but the ONNX file has no ${kind} of that name; its ${kind}s are ${has.map((h) => `"${h}"`).join(', ')} — ` +
+      `set ${field} to one of them (\`dg-studio inspect\` proposes a manifest)`,
+  );
+}
+
+/** Check the manifest against the open session (names, dtypes, shapes, then one dry run) and adapt it. */
+async function adaptScoreModel(
+  manifest: ScoreModelManifest,
+  manifestPath: string,
+  onnxPath: string,
+  session: OrtSession,
+  opts: SessionOptions,
+): Promise<ScoreModel> {
   const { io } = manifest;
+  const s = session.session;
+  const inputs = s.inputNames;
+  const outputs = s.outputNames;
+  if (!inputs.includes(io.x)) throw missingTensor(manifestPath, 'io.x', 'input', io.x, inputs);
+  if (!inputs.includes(io.t)) throw missingTensor(manifestPath, 'io.t', 'input', io.t, inputs);
+  if (!outputs.includes(io.output)) throw missingTensor(manifestPath, 'io.output', 'output', io.output, outputs);
+  if (io.classLabel && !inputs.includes(io.classLabel)) throw missingTensor(manifestPath, 'io.classLabel', 'input', io.classLabel, inputs);
+  const unfed = inputs.filter((n) => n !== io.x && n !== io.t && n !== io.classLabel);
+  if (unfed.length) {
+    throw new Error(
+      `manifest "${manifestPath}": the ONNX file also has the input${unfed.length > 1 ? 's' : ''} ${unfed.map((n) => `"${n}"`).join(', ')}, which the manifest does not feed — ` +
+        (unfed.length === 1 && !io.classLabel
+          ? `if it is a class label, set io.classLabel to "${unfed[0]}" and give "classes"`
+          : 'only x, t and an optional class label can be fed'),
+    );
+  }
   expectDType(session, 'input', io.x, ['float32']);
   const timeType = expectDType(session, 'input', io.t, ['float32', 'int64', 'int32', 'float64']);
+  if (manifest.timeDType && manifest.timeDType !== timeType) {
+    opts.onWarning?.(
+      `manifest "${manifestPath}": timeDType is "${manifest.timeDType}", but the file's input "${io.t}" is ${timeType}; using ${timeType} (remove timeDType or correct it)`,
+    );
+  }
   expectDType(session, 'output', io.output, ['float32']);
   const xMeta = tensorMetadata(session, 'input', io.x);
   const outMeta = tensorMetadata(session, 'output', io.output);
+  const tMeta = tensorMetadata(session, 'input', io.t);
   if (xMeta.isTensor) checkShape(onnxPath, io.x, xMeta.shape, manifest.dataShape);
   if (outMeta.isTensor) checkShape(onnxPath, io.output, outMeta.shape, manifest.dataShape);
+  // the file's rank says whether time is per item: [] → one scalar, [N] → one per item
+  const fileTimeShape = tMeta.isTensor ? (tMeta.shape.length === 0 ? 'scalar' : tMeta.shape.length === 1 ? 'batch' : null) : null;
+  if (tMeta.isTensor && tMeta.shape.length > 1) {
+    throw new Error(
+      `manifest "${manifestPath}": the file's time input "${io.t}" has shape [${tMeta.shape.join(', ')}]; a time input must be a scalar or one value per item`,
+    );
+  }
+  const timeShape = manifest.timeShape ?? fileTimeShape ?? 'batch';
+  if (manifest.timeShape && fileTimeShape && manifest.timeShape !== fileTimeShape) {
+    opts.onWarning?.(
+      `manifest "${manifestPath}": timeShape is "${manifest.timeShape}", but the file's input "${io.t}" has shape [${tMeta.isTensor ? tMeta.shape.join(', ') : ''}]; using "${fileTimeShape}"`,
+    );
+  }
+  const effectiveTimeShape = manifest.timeShape && fileTimeShape && manifest.timeShape !== fileTimeShape ? fileTimeShape : timeShape;
+  // a file exported with a fixed batch of 1 is called one item at a time
+  const batchDim = xMeta.isTensor ? xMeta.shape[0] : undefined;
+  if (typeof batchDim === 'number' && batchDim !== 1) {
+    throw new Error(
+      `ONNX model "${onnxPath}": input "${io.x}" has a fixed batch size of ${batchDim}; re-export it with a dynamic batch axis (torch.onnx.export(..., dynamic_axes={"${io.x}": {0: "N"}, ...}))`,
+    );
+  }
+  const oneAtATime = batchDim === 1;
   const classType = io.classLabel ? expectDType(session, 'input', io.classLabel, ['int64', 'int32', 'float32']) : null;
   const schedule = modelSchedule(manifest.schedule);
   const itemSize = manifest.dataShape.reduce((a, b) => a * b, 1);
 
   const timeTensor = (values: Float64Array): ort.Tensor => {
-    const dims = manifest.timeShape === 'scalar' ? [] : [values.length];
-    const vals = manifest.timeShape === 'scalar' ? values.subarray(0, 1) : values;
+    const dims = effectiveTimeShape === 'scalar' ? [] : [values.length];
+    const vals = effectiveTimeShape === 'scalar' ? values.subarray(0, 1) : values;
     switch (timeType) {
       case 'int64':
         return new ort.Tensor(
@@ -165,8 +235,8 @@ export async function loadScoreModel(manifestPathOrFolder: string, opts: Session
     async (x, time) => {
       if (x.data.length !== x.shape[0]! * itemSize) throw new Error(`input does not match dataShape [${manifest.dataShape.join(', ')}]`);
       const sameTime = time.every((v) => v === time[0]);
-      if (manifest.timeShape === 'batch' || sameTime) return runOnce(x, time, labels);
-      // a scalar-time model with items at different levels (per-item churn): one call per item
+      if (!oneAtATime && (effectiveTimeShape === 'batch' || sameTime)) return runOnce(x, time, labels);
+      // a fixed-batch-1 file, or a scalar-time model with items at different levels (per-item churn): one call per item
       const out = new Float32Array(x.data.length);
       for (let n = 0; n < time.length; n++) {
         const item = { data: x.data.subarray(n * itemSize, (n + 1) * itemSize), shape: [1, ...manifest.dataShape] };
@@ -176,20 +246,46 @@ export async function loadScoreModel(manifestPathOrFolder: string, opts: Session
       return { data: out, shape: [...x.shape] };
     };
 
+  const denoiser = (classLabels?: number[]) =>
+    canonicalDenoiser(makeNet(classLabels), {
+      name: manifest.name,
+      prediction: manifest.prediction,
+      schedule,
+      timeInput: manifest.timeInput,
+      preconditioning: manifest.preconditioning,
+    });
+  await dryRun(manifest, manifestPath, schedule, denoiser);
   return {
     manifest,
     manifestPath,
     onnxPath,
     schedule,
     session,
-    denoiser: (classLabels) =>
-      canonicalDenoiser(makeNet(classLabels), {
-        name: manifest.name,
-        prediction: manifest.prediction,
-        schedule,
-        timeInput: manifest.timeInput,
-        preconditioning: manifest.preconditioning,
-      }),
-    dispose: () => session.session.release(),
+    denoiser,
+    dispose: () => s.release(),
   };
+}
+
+/**
+ * One call on a tiny batch (two items at two noise levels, mid-range pixels) before any job starts:
+ * catches a wrong time encoding, class input or output shape now instead of at step 1 of a run.
+ */
+async function dryRun(
+  manifest: ScoreModelManifest,
+  manifestPath: string,
+  schedule: ModelSchedule,
+  denoiser: (labels?: number[]) => Denoiser,
+): Promise<void> {
+  const [lo, hi] = manifest.validTimeRange ?? [0, 1];
+  const sigmas = Float64Array.from([lo + 0.25 * (hi - lo), lo + 0.75 * (hi - lo)], (t) => schedule.sigmaAt(Math.max(t, 1e-3)));
+  const size = manifest.dataShape.reduce((a, b) => a * b, 1);
+  const x = { data: new Float32Array(2 * size), shape: [2, ...manifest.dataShape] };
+  const mid = (manifest.valueRange[0] + manifest.valueRange[1]) / 2;
+  for (let i = 0; i < x.data.length; i++) x.data[i] = mid + (((i * 7919) % 13) / 13 - 0.5) * 0.5;
+  try {
+    const out = await denoiser(manifest.classes ? [0, manifest.classes.count - 1] : undefined)(x, sigmas);
+    if (out.data.length !== x.data.length) throw new Error(`it returned ${out.data.length} values for ${x.data.length}`);
+  } catch (e) {
+    throw new Error(`manifest "${manifestPath}": a dry run of the model on 2 items failed: ${(e as Error).message}`, { cause: e });
+  }
 }

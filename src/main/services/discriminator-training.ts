@@ -414,7 +414,7 @@ export async function trainDiscriminator(
       guidanceOnnx: 'guidance.onnx',
       io: { x: 'x', t: 't', output: 'logit' },
       output: 'logit',
-      timeInput: { kind: 'lvp-tau', scale: 1 },
+      timeInput: { kind: 't', scale: 1 },
       timeDType: 'float32',
       coordinates: 'vp',
       lvp: { betaMin: 0.1, betaMax: 20 },

@@ -673,13 +673,45 @@ const slice: GradRule = {
   },
 };
 
+/** Pad (constant mode, pads ≥ 0, the default axes): the gradient is the unpadded window of g. */
+const pad: GradRule = {
+  diffInputs: first,
+  vjp(e, node, [g]) {
+    const [x, padsIn, , axesIn] = node.inputs as [string, string, string | undefined, string | undefined];
+    if (str(node, 'mode', 'constant') !== 'constant') throw unsupported(node, 'only constant-mode padding is differentiable');
+    const pads = e.constValues(padsIn);
+    if (!pads || axesIn) throw unsupported(node, 'the pads must be a constant over all axes');
+    if (pads.some((p) => p < 0)) throw unsupported(node, 'negative pads (crops) are not supported');
+    const r = pads.length / 2;
+    const begin = pads.slice(0, r);
+    const ends = e.op('Add', [e.i64(begin), e.shape(x)]);
+    return [e.op('Slice', [g!, e.i64(begin), ends, e.i64(begin.map((_, i) => i))])];
+  },
+};
+
 const gather: GradRule = {
   diffInputs: first,
   vjp(e, node, [g]) {
     const [data, indices] = node.inputs as [string, string];
-    if (int(node, 'axis', 0) !== 0) throw unsupported(node, 'only gathers along axis 0 are differentiable');
+    let axis = int(node, 'axis', 0);
     const idx = e.op('Unsqueeze', [indices, e.i64([-1])]);
-    return [e.op('ScatterND', [e.zerosLike(data), idx, g!], { reduction: 'add' })];
+    if (axis === 0) return [e.op('ScatterND', [e.zerosLike(data), idx, g!], { reduction: 'add' })];
+    // another axis (e.g. PyTorch's h[:, 0]): move it to the front, scatter there, move it back
+    const r = (e.shapes.get(data) ?? e.staticShape(data))?.length;
+    const q = (e.shapes.get(indices) ?? e.staticShape(indices))?.length;
+    if (r === undefined || q === undefined) throw unsupported(node, 'a gather along an axis other than 0 needs known ranks');
+    if (axis < 0) axis += r;
+    const toFront = [axis, ...Array.from({ length: r }, (_, i) => i).filter((i) => i !== axis)];
+    const back = toFront.map((_, i) => toFront.indexOf(i));
+    // g is pre (axis dims) + indices dims (q) + post; ScatterND on the moved data wants indices dims + pre + post
+    const gPerm = [
+      ...Array.from({ length: q }, (_, i) => axis + i),
+      ...Array.from({ length: axis }, (_, i) => i),
+      ...Array.from({ length: r - axis - 1 }, (_, i) => axis + q + i),
+    ];
+    const moved = e.op('Transpose', [data], { perm: toFront });
+    const scattered = e.op('ScatterND', [e.zerosLike(moved), idx, e.op('Transpose', [g!], { perm: gPerm })], { reduction: 'add' });
+    return [e.op('Transpose', [scattered], { perm: back })];
   },
 };
 
@@ -733,4 +765,5 @@ export const GRAD_RULES: Record<string, GradRule> = {
   Split: split,
   Slice: slice,
   Gather: gather,
+  Pad: pad,
 };

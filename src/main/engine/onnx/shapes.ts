@@ -189,7 +189,32 @@ export function inferShapes(graph: OnnxGraph, nodes: OnnxNode[]): Map<string, Sh
           }
         }
         out = o;
-      }
+      } else if (!target && typeof ins[1]?.[0] === 'number') out = Array(ins[1][0]).fill(null); // a computed target: only its length
+    } else if (n.opType === 'Pad' && x) {
+      const pads = values.get(n.inputs[1] ?? '') ?? attrInts(n, 'pads');
+      if (pads && pads.length === 2 * x.length && !n.inputs[3])
+        out = x.map((d, i) =>
+          typeof d === 'number' ? d + pads[i]! + pads[i + x.length]! : pads[i] === 0 && pads[i + x.length] === 0 ? d : null,
+        );
+      else out = x.map(() => null);
+    } else if ((n.opType === 'AveragePool' || n.opType === 'MaxPool') && x) {
+      const k = attrInts(n, 'kernel_shape');
+      const sp = x.length - 2;
+      const s = attrInts(n, 'strides') ?? Array(sp).fill(1);
+      const p = attrInts(n, 'pads') ?? Array(2 * sp).fill(0);
+      const auto = n.attrs['auto_pad'];
+      const ceil = attrInt(n, 'ceil_mode', 0) === 1;
+      if (k && (!auto || (auto.type === 'string' && auto.value === 'NOTSET')))
+        out = [
+          x[0]!,
+          x[1]!,
+          ...x.slice(2).map((h, i) => {
+            if (typeof h !== 'number') return null;
+            const v = (h + p[i]! + p[i + sp]! - k[i]!) / s[i]!;
+            return (ceil ? Math.ceil(v) : Math.floor(v)) + 1;
+          }),
+        ];
+      else out = x.map((d, i) => (i < 2 ? d : null));
     } else if ((n.opType === 'ReduceSum' || n.opType === 'ReduceMean') && x) {
       const axes = attrInts(n, 'axes') ?? values.get(n.inputs[1] ?? '') ?? (n.inputs[1] ? null : x.map((_, i) => i));
       if (axes) {
@@ -209,6 +234,34 @@ export function inferShapes(graph: OnnxGraph, nodes: OnnxNode[]): Map<string, Sh
         const ds = ins.map((s) => s![i]);
         return ds.every((v) => typeof v === 'number') ? (ds as number[]).reduce((p, q) => p + q, 0) : null;
       });
+    } else if (n.opType === 'Slice' && x) {
+      // rank kept; the sliced axes' sizes only when starts/ends/axes are constants
+      const [st, en, ax, sp] = [2, 3, 4, 5].map((i) => (n.inputs[i - 1] ? values.get(n.inputs[i - 1]!) : undefined));
+      const axes = n.inputs[3] ? ax : x.map((_, i) => i);
+      const o: Shape = [...x];
+      if (!axes) o.fill(null);
+      else
+        axes.forEach((a0, k) => {
+          const a = a0 < 0 ? a0 + x.length : a0;
+          const d = x[a];
+          const step = n.inputs[4] ? sp?.[k] : 1;
+          if (typeof d !== 'number' || !st || !en || step !== 1) return void (o[a] = null);
+          const clamp = (v: number) => Math.max(0, Math.min(d, v < 0 ? v + d : v));
+          o[a] = Math.max(0, clamp(en[k]!) - clamp(st[k]!));
+        });
+      out = o;
+    } else if (n.opType === 'Gather' && x && ins[1]) {
+      const axis = attrInt(n, 'axis', 0);
+      const a = axis < 0 ? axis + x.length : axis;
+      out = [...x.slice(0, a), ...ins[1], ...x.slice(a + 1)];
+    } else if (n.opType === 'Einsum' && ins.every(Boolean)) {
+      const eq = n.attrs['equation'];
+      if (eq?.type === 'string' && !eq.value.includes('...') && eq.value.includes('->')) {
+        const [lhs, rhs] = eq.value.replace(/\s/g, '').split('->') as [string, string];
+        const dimOf = new Map<string, Dim>();
+        lhs.split(',').forEach((term, i) => [...term].forEach((c, j) => dimOf.set(c, ins[i]![j] ?? null)));
+        out = [...rhs].map((c) => dimOf.get(c) ?? null);
+      }
     }
     if (out) shapes.set(n.outputs[0]!, out);
     if (n.opType === 'Split' && x) {

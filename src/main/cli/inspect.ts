@@ -1,0 +1,111 @@
+/**
+ * `dg-studio inspect model.onnx`: what the file takes and gives, what it probably is, and a proposed
+ * manifest that has been loaded and run once on a tiny batch before it is written.
+ */
+import type { Command } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
+import { existsSync } from 'node:fs';
+import { rename, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { MANIFEST_FORMATS, type ManifestKind } from '../../shared/manifest.js';
+import type { InspectedTensor } from '../engine/inspect.js';
+import { EXECUTION_PROVIDERS } from '../engine/onnx/session.js';
+import { inspectOnnxFile } from '../services/inspect-model.js';
+import { pair, positiveInt } from './options.js';
+
+interface Opts {
+  kind?: ManifestKind;
+  dataShape?: number[];
+  prediction?: 'eps' | 'x0' | 'v' | 'edm-denoiser' | 'score';
+  valueRange?: [number, number];
+  name?: string;
+  out?: string;
+  force: boolean;
+  write: boolean;
+  json: boolean;
+  provider: (typeof EXECUTION_PROVIDERS)[number];
+}
+
+function table(rows: InspectedTensor[]): string {
+  const w = (f: (r: InspectedTensor) => string) => Math.max(...rows.map((r) => f(r).length));
+  const shape = (r: InspectedTensor) => `[${r.shape?.join(', ') ?? '?'}]`;
+  const [a, b, c] = [w((r) => r.name), w((r) => r.dtype), w(shape)];
+  return rows.map((r) => `  ${r.name.padEnd(a)}  ${r.dtype.padEnd(b)}  ${shape(r).padEnd(c)}  ${r.role.padEnd(6)}  ${r.why}`).join('\n');
+}
+
+export async function runInspect(file: string, o: Opts): Promise<number> {
+  let checked;
+  try {
+    checked = await inspectOnnxFile(
+      file,
+      { kind: o.kind, name: o.name, dataShape: o.dataShape, prediction: o.prediction, valueRange: o.valueRange },
+      { executionProvider: o.provider },
+    );
+  } catch (e) {
+    console.error(`error: ${(e as Error).message}`);
+    return 2;
+  }
+  const { inspection: ins, problem, warnings } = checked;
+  const text = JSON.stringify(ins.manifest, null, 2);
+  const out = resolve(o.out ?? join(dirname(file), 'manifest.json'));
+  let written: string | null = null;
+  let writeProblem: string | null = null;
+  if (!problem && o.write) {
+    if (resolve(dirname(out)) !== resolve(dirname(file)))
+      writeProblem = `--out must lie in the ONNX file's folder (${dirname(file)}): a manifest names files beside it`;
+    else if (existsSync(out) && !o.force) writeProblem = `"${out}" exists; give --force to replace it or --out another name`;
+    else {
+      const tmp = `${out}.tmp-${process.pid}`;
+      await writeFile(tmp, text + '\n');
+      await rename(tmp, out);
+      written = out;
+    }
+  }
+  if (o.json) {
+    console.log(JSON.stringify({ ...ins, problem, warnings, written, writeProblem }, null, 2));
+  } else {
+    console.log(`${basename(file)}${ins.producer ? ` (made by ${ins.producer}` : ' ('}${ins.producer ? ', ' : ''}opset ${ins.opset})`);
+    console.log(`inputs:\n${table(ins.inputs)}\noutputs:\n${table(ins.outputs)}`);
+    console.log(`kind: ${ins.kind} (${MANIFEST_FORMATS[ins.kind]}) — ${ins.kindWhy}`);
+    console.log(`guessed, check these:\n${ins.guesses.map((g) => `  - ${g}`).join('\n')}`);
+    for (const w of warnings) console.log(`warning: ${w}`);
+    console.log(`proposed manifest:\n${text}`);
+    if (problem)
+      console.log(
+        `\nthe proposal does NOT work as it stands, so nothing was written:\n  ${problem}\nedit the fields above (docs/manifests.md) and save them as ${out}`,
+      );
+    else if (written)
+      console.log(
+        `\nchecked: it loads and runs on 2 items. Written to ${written}; use it with --model/--discriminator ${dirname(written)}`,
+      );
+    else if (writeProblem) console.log(`\nchecked: it loads and runs on 2 items, but it was not written: ${writeProblem}`);
+    else console.log('\nchecked: it loads and runs on 2 items (not written: --no-write)');
+  }
+  return problem ? 1 : writeProblem ? 2 : 0;
+}
+
+export function addInspect(program: Command): void {
+  program
+    .command('inspect')
+    .description('read an ONNX file, guess what it is (score model, discriminator, classifier) and propose a checked manifest')
+    .argument('<model.onnx>', 'the ONNX file')
+    .addOption(new Option('--kind <kind>', 'what the file is (default: guessed from its outputs)').choices(Object.keys(MANIFEST_FORMATS)))
+    .option('--data-shape <dims>', "one item's shape when the file leaves it open, e.g. 3,64,64", (v: string) => {
+      const dims = v.split(',').map(positiveInt('--data-shape'));
+      if (dims.length < 2) throw new InvalidArgumentError(`--data-shape takes one item's dims, e.g. 3,64,64; got "${v}"`);
+      return dims;
+    })
+    .addOption(
+      new Option('--prediction <p>', 'what a score model predicts (default: eps)').choices(['eps', 'x0', 'v', 'edm-denoiser', 'score']),
+    )
+    .option('--value-range <lo,hi>', 'pixel range the network was trained on (default -1,1)', pair('--value-range'))
+    .option('--name <name>', "the model's name in the studio (default: the file name)")
+    .option('--out <manifest>', "where to write the manifest, in the ONNX file's folder (default: manifest.json there)")
+    .option('--force', 'replace an existing manifest', false)
+    .option('--no-write', 'only print the proposal')
+    .option('--json', 'print the inspection as JSON', false)
+    .addOption(new Option('--provider <ep>', 'ONNX Runtime execution provider for the dry run').choices(EXECUTION_PROVIDERS).default('cpu'))
+    .action(async (file: string, o: Opts) => {
+      process.exitCode = await runInspect(file, o);
+    });
+}
