@@ -50,6 +50,34 @@ describe('dg-studio translate (CLI)', async () => {
     expect((await readPngText(rec.output))['parameters']).toMatch(/DG weight: 0, DG weight 2: 0,/);
   });
 
+  it('the first line states the network evaluations; --keep-names writes outputs under the input names, never over an earlier one', async () => {
+    const out = join(dir, 'keep');
+    const args = [
+      'translate',
+      join(dir, 'a.png'),
+      inDir,
+      '--no-discriminator',
+      '--steps',
+      '4',
+      '--t0',
+      '0.6',
+      '--out',
+      out,
+      '--no-gallery',
+      '--keep-names',
+    ];
+    const r = await cli(args);
+    expect(r.code).toBe(0);
+    expect(r.stderr.split('\n').filter((l) => !l.startsWith('note:'))[0]).toBe(
+      'Heun, 4 steps over [0, 0.6] = 7 network evaluations per image',
+    );
+    expect((await readdir(out)).sort()).toEqual(['a.json', 'a.png', 'b é.json', 'b é.png']);
+    const again = await cli([...args, '--sampler', 'ddim']);
+    expect(again.stderr).toMatch(/DDIM, 4 steps over \[0, 0\.6\] = 4 network evaluations per image/);
+    expect(again.stderr).toMatch(/warning: "a\.png" is taken in .*keep .*a\.png → a-1\.png/);
+    expect((await readdir(out)).filter((f) => f.endsWith('.png')).sort()).toEqual(['a-1.png', 'a.png', 'b é-1.png', 'b é.png']);
+  });
+
   it('a model given as a folder and no DG weight: plain SDEdit, no warning (the weight applies only with a discriminator)', async () => {
     const out = join(dir, 'folder-model');
     const model = join(root, 'resources', 'models', 'toy-gaussian-64');
@@ -128,5 +156,23 @@ describe('dg-studio translate (CLI)', async () => {
     const badModel = await cli(['translate', join(dir, 'a.png'), '--model', join(dir, 'a.png')]);
     expect(badModel.code).toBe(2);
     expect(badModel.stderr).toMatch(/cannot read score-model manifest ".*a.png": not valid JSON/);
+  });
+
+  it('every command reads numbers by the same rules: counts ≥ 1, seeds 0…2³²−1, weights ≥ 0 (exit 2, naming the option)', async () => {
+    const cases: [string[], RegExp][] = [
+      [['translate', join(dir, 'a.png'), '--batch-size', '0'], /--batch-size must be at least 1, got "0"/],
+      [['train-score-model', '--data', dir, '--out', join(dir, 'x'), '--batch', '0'], /--batch must be at least 1, got "0"/],
+      [['sweep', '--reference', dir, '--seed', '-1'], /--seed must be a whole number in 0…4294967295, got "-1"/],
+      [['translate', join(dir, 'a.png'), '--dg-weight', '-1'], /--dg-weight must be 0 or more, got "-1"/],
+      [
+        ['train-discriminator', '--source', dir, '--target', dir, '--out', join(dir, 'x'), '--eval-every', '0'],
+        /--eval-every must be at least 1/,
+      ],
+    ];
+    for (const [args, message] of cases) {
+      const r = await cli(args);
+      expect([args[0], r.code]).toEqual([args[0], 2]);
+      expect(r.stderr).toMatch(message);
+    }
   });
 });

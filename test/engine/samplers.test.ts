@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { discriminatorGuidance, type Critic } from '../../src/main/engine/guidance.js';
 import { BatchRng } from '../../src/main/engine/rng.js';
 import { loadScoreModel, type ScoreModel } from '../../src/main/engine/score-model.js';
-import { SAMPLERS, type SamplerName } from '../../src/main/engine/samplers.js';
+import { networkEvaluations, SAMPLERS, type SamplerName } from '../../src/main/engine/samplers.js';
 import { sdedit } from '../../src/main/engine/sdedit.js';
 import { exactLogRatioCritic, writeToyScoreModel } from '../../src/main/engine/toy-mixture.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -111,5 +111,26 @@ describe('guided samplers on the Gaussian-mixture toy (dg-math §7)', async () =
     const alone = await run({ data: src.data.slice(2, 4), shape: [1, 2] }, 6);
     expect(alone.data[0]).toBe(a.data[2]);
     expect(alone.data[1]).toBe(a.data[3]);
+  });
+
+  it('networkEvaluations (the NFE the CLI states) counts the calls each sampler makes', async () => {
+    const src = { data: Float32Array.from([0.3, -0.2]), shape: [1, 2] };
+    for (const sampler of Object.keys(SAMPLERS) as SamplerName[]) {
+      for (const steps of [1, 2, 7]) {
+        let calls = 0;
+        const counted = model.denoiser();
+        await sdedit(
+          (x, s) => {
+            calls++;
+            return counted(x, s);
+          },
+          model.schedule,
+          src,
+          { t0: 0.6, steps, sampler },
+          { rng: BatchRng.consecutive(1, 1) },
+        );
+        expect([sampler, steps, calls]).toEqual([sampler, steps, networkEvaluations(sampler, steps)]);
+      }
+    }
   });
 });

@@ -3,7 +3,7 @@
  * dg-studio command line: a thin adapter over the services.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { int, list, num, pair, positiveInt } from './options.js';
+import { fraction, int, list, nonNegative, nonNegativeInt, pair, positive, positiveInt, seed } from './options.js';
 import cliProgress from 'cli-progress';
 import { SAMPLER_NAMES, TranslateParamsSchema } from '../../shared/params.js';
 import { ENGINE_VERSION } from '../../shared/version.js';
@@ -41,6 +41,7 @@ interface TranslateOpts {
   boostChurn: number;
   classLabel?: number;
   out: string;
+  keepNames: boolean;
   provider: (typeof EXECUTION_PROVIDERS)[number];
   threads?: number;
   json: boolean;
@@ -67,34 +68,40 @@ export function buildProgram(): Command {
       'discriminator manifest or its folder for guidance (default: the bundled one, but only when --model is not given)',
     )
     .option('--no-discriminator', 'plain SDEdit, no discriminator')
-    .option('--t0 <t>', 'SDEdit start time in (0, 1]: larger is more target-like, less faithful', num('--t0'), 0.5)
-    .option('--dg-weight <w>', 'DG weight w (default: 1 when there is a discriminator, else 0 = plain SDEdit)', num('--dg-weight'))
+    .option('--t0 <t>', 'SDEdit start time in (0, 1]: larger is more target-like, less faithful', fraction('--t0'), 0.5)
+    .option('--dg-weight <w>', 'DG weight w (default: 1 when there is a discriminator, else 0 = plain SDEdit)', nonNegative('--dg-weight'))
     .option(
       '--dg-weight2 <w>',
       "DG weight on Heun's second stage (default: the same as --dg-weight; the paper uses 0 with w = 2)",
-      num('--dg-weight2'),
+      nonNegative('--dg-weight2'),
     )
     .option('--dg-window <lo,hi>', 'apply DG only for LVP τ in [lo, hi]', pair('--dg-window'), [0.01, 1] as [number, number])
-    .option('--steps <n>', 'sampler steps (model evaluations per stage)', int('--steps'), 30)
+    .option(
+      '--steps <n>',
+      "steps over [0, t0]; Heun evaluates the network twice a step but the last (the run's first line states the total)",
+      positiveInt('--steps'),
+      30,
+    )
     .addOption(new Option('--sampler <name>', 'sampler').choices(SAMPLER_NAMES).default('heun'))
-    .option('--seed <n>', 'seed of the first image; image i uses seed + i', int('--seed'), 0)
-    .option('--batch-size <n>', 'images per model call', int('--batch-size'), 4)
-    .option('--eta <eta>', 'DDIM η (0 deterministic, 1 = DDPM)', num('--eta'), 0)
-    .option('--churn <s>', 'EDM S_churn for euler/heun', num('--churn'), 0)
+    .option('--seed <n>', 'seed of the first image; image i uses seed + i', seed('--seed'), 0)
+    .option('--batch-size <n>', 'images per model call', positiveInt('--batch-size'), 4)
+    .option('--eta <eta>', 'DDIM η (0 deterministic, 1 = DDPM)', nonNegative('--eta'), 0)
+    .option('--churn <s>', 'EDM S_churn for euler/heun', nonNegative('--churn'), 0)
     .addOption(new Option('--spacing <kind>', 'σ ladder for continuous models').choices(['karras', 'uniform']).default('karras'))
     .option(
       '--boost-period <n>',
       'adaptive boosting: every n steps double w for samples the discriminator calls fake',
-      int('--boost-period'),
+      positiveInt('--boost-period'),
     )
-    .option('--boost-churn <s>', 'adaptive boosting: extra S_churn for those samples', num('--boost-churn'), 0)
-    .option('--class-label <k>', 'class for class-conditional models', int('--class-label'))
+    .option('--boost-churn <s>', 'adaptive boosting: extra S_churn for those samples', nonNegative('--boost-churn'), 0)
+    .option('--class-label <k>', 'class for class-conditional models', nonNegativeInt('--class-label'))
     .option('--out <dir>', 'output folder', 'outputs')
+    .option('--keep-names', 'name each output after its input (cat.jpg → cat.png + cat.json), for data-set work', false)
     .addOption(new Option('--provider <ep>', 'ONNX Runtime execution provider').choices(EXECUTION_PROVIDERS).default('cpu'))
-    .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', int('--threads'))
+    .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', positiveInt('--threads'))
     .option('--gallery <dir>', 'record results in this gallery (default: the studio gallery)')
     .option('--no-gallery', 'do not record results in a gallery')
-    .option('--resume-run <id>', 'continue an interrupted gallery run (same inputs and parameters)', int('--resume-run'))
+    .option('--resume-run <id>', 'continue an interrupted gallery run (same inputs and parameters)', positiveInt('--resume-run'))
     .option('--json', 'print one JSON record per output on stdout', false)
     .option('--no-progress', 'no progress bar')
     .action(async (inputs: string[], o: TranslateOpts & { discriminator?: string | false }) => {
@@ -132,12 +139,12 @@ export function buildProgram(): Command {
     .option('--dir <dir>', 'gallery folder')
     .option('--model <name>', 'score model name')
     .option('--t0 <lo,hi>', 't0 range', pair('--t0'))
-    .option('--dg-weight <w>', 'DG weight', num('--dg-weight'))
+    .option('--dg-weight <w>', 'DG weight', nonNegative('--dg-weight'))
     .option('--tag <tag>', 'tag')
     .option('--text <text>', 'text in notes, source paths, model names')
     .option('--favourites', 'favourites only')
     .option('--errors', 'include failed images')
-    .option('--limit <n>', 'rows', int('--limit'), 50)
+    .option('--limit <n>', 'rows', positiveInt('--limit'), 50)
     .option('--json', 'JSON lines')
     .action(
       (o: {
@@ -238,7 +245,7 @@ export function buildProgram(): Command {
       (v: string, prev: { t0: number; dgWeight: number }[] = []) => [...prev, setting('--setting')(v)],
     )
     .addOption(new Option('--question <q>', 'what annotators judge').choices(['realism', 'faithfulness']).default('realism'))
-    .option('--seed <n>', 'seed of the order and sides', int('--seed'), 0)
+    .option('--seed <n>', 'seed of the order and sides', seed('--seed'), 0)
     .option('--dir <dir>', 'gallery folder')
     .action(
       (o: {
@@ -298,16 +305,16 @@ export function buildProgram(): Command {
     .option('--dg-weight <list>', 'DG weights (0 = plain SDEdit)', list('--dg-weight'), [0, 1, 2])
     .option('--model <manifest>', 'score-model manifest (default: the bundled default)')
     .option('--discriminator <manifest>', 'discriminator manifest (default: the bundled one)')
-    .option('--steps <n>', 'sampler steps', int('--steps'), 30)
+    .option('--steps <n>', 'sampler steps', positiveInt('--steps'), 30)
     .addOption(new Option('--sampler <name>', 'sampler').choices(SAMPLER_NAMES).default('heun'))
-    .option('--seed <n>', 'seed of the first image', int('--seed'), 0)
-    .option('--batch-size <n>', 'images per model call', int('--batch-size'), 4)
+    .option('--seed <n>', 'seed of the first image', seed('--seed'), 0)
+    .option('--batch-size <n>', 'images per model call', positiveInt('--batch-size'), 4)
     .option('--features <onnx>', 'feature extractor ONNX for Fréchet distance and KID (default: fixed random conv features)')
     .option('--feature-output <name>', 'output of the feature extractor to use')
     .option('--no-images', 'do not write the translated images')
     .requiredOption('--out <dir>', 'output folder')
     .addOption(new Option('--provider <ep>', 'ONNX Runtime execution provider').choices(EXECUTION_PROVIDERS).default('cpu'))
-    .option('--threads <n>', 'ONNX Runtime threads', int('--threads'))
+    .option('--threads <n>', 'ONNX Runtime threads', positiveInt('--threads'))
     .action(async (inputs: string[], o: SweepOpts) => {
       process.exitCode = await runSweepCli(inputs, o);
     });
@@ -319,10 +326,10 @@ export function buildProgram(): Command {
     .requiredOption('--reference <dirs...>', 'target-domain images for the real forward paths')
     .option('--model <manifest>', 'score-model manifest (default: the bundled default)')
     .option('--discriminator <manifest>', 'discriminator manifest (default: the bundled one)')
-    .option('--t0 <t>', 'SDEdit start time', num('--t0'), 0.6)
-    .option('--dg-weight <w>', 'DG weight of the guided paths', num('--dg-weight'), 1)
-    .option('--steps <n>', 'sampler steps', int('--steps'), 30)
-    .option('--seed <n>', 'seed', int('--seed'), 0)
+    .option('--t0 <t>', 'SDEdit start time', fraction('--t0'), 0.6)
+    .option('--dg-weight <w>', 'DG weight of the guided paths', nonNegative('--dg-weight'), 1)
+    .option('--steps <n>', 'sampler steps', positiveInt('--steps'), 30)
+    .option('--seed <n>', 'seed', seed('--seed'), 0)
     .requiredOption('--out <dir>', 'output folder')
     .action(
       async (
@@ -368,19 +375,19 @@ export function buildProgram(): Command {
     .option('--model <manifest>', 'target score model (default: the bundled default)')
     .option('--t0 <lo,hi>', 't0 range you will translate with', pair('--t0'), [0.3, 0.7] as [number, number])
     .option('--steps <n>', 'training steps (at least 1)', positiveInt('--steps'), 2000)
-    .option('--epochs <n>', 'passes over the training images (overrides --steps)', num('--epochs'))
-    .option('--batch-size <n>', 'images per step (half real, half fake)', int('--batch-size'), 32)
-    .option('--lr <lr>', 'Adam learning rate', num('--lr'), 2e-3)
+    .option('--epochs <n>', 'passes over the training images (overrides --steps)', positive('--epochs'))
+    .option('--batch-size <n>', 'images per step (half real, half fake)', positiveInt('--batch-size'), 32)
+    .option('--lr <lr>', 'Adam learning rate', positive('--lr'), 2e-3)
     .addOption(new Option('--loss <loss>', 'density-ratio loss').choices(['bce', 'lsif', 'ukl']).default('bce'))
     .addOption(new Option('--time-sampling <kind>', 'τ sampling').choices(['importance', 'uniform']).default('importance'))
-    .option('--translations <k>', 'unguided translations per source image', int('--translations'), 1)
-    .option('--translation-steps <n>', 'sampler steps for those translations', int('--translation-steps'), 10)
+    .option('--translations <k>', 'unguided translations per source image', nonNegativeInt('--translations'), 1)
+    .option('--translation-steps <n>', 'sampler steps for those translations', positiveInt('--translation-steps'), 10)
     .option('--fakes <dirs...>', 'more fake images: unguided translations made elsewhere (e.g. on a GPU by tools/device-train.sh)')
-    .option('--channels <list>', 'encoder channels per level', (v: string) => v.split(',').map(int('--channels')))
+    .option('--channels <list>', 'encoder channels per level', (v: string) => v.split(',').map(positiveInt('--channels')))
     .option(
       '--downsample <f>',
       'average-pool images by f inside the discriminator (default 2: a 32×32 view of 64×64 images)',
-      int('--downsample'),
+      positiveInt('--downsample'),
     )
     .option('--classes', 'class-conditional: source and target folders hold one subfolder per class', false)
     .option('--features <onnx>', "the paper's design: a frozen feature extractor (ONNX) with a trained head; give --feature-tensor")
@@ -398,14 +405,14 @@ export function buildProgram(): Command {
       },
       { kind: 'ddpm-step', steps: 1000 } as FeatureTimeEncoding,
     )
-    .option('--val-fraction <f>', 'held-out share of images (split by file name)', num('--val-fraction'), 0.1)
-    .option('--seed <n>', 'seed', int('--seed'), 0)
-    .option('--eval-every <n>', 'validate every n steps', int('--eval-every'), 250)
+    .option('--val-fraction <f>', 'held-out share of images (split by file name)', fraction('--val-fraction'), 0.1)
+    .option('--seed <n>', 'seed', seed('--seed'), 0)
+    .option('--eval-every <n>', 'validate every n steps', positiveInt('--eval-every'), 250)
     .option('--resume', 'continue from the checkpoint in --out', false)
     .option('--init <dir>', 'start from the weights of an earlier run of the same architecture (its --out folder)')
     .requiredOption('--out <dir>', 'folder for the discriminator package')
     .addOption(new Option('--provider <ep>', 'ONNX Runtime execution provider').choices(EXECUTION_PROVIDERS).default('cpu'))
-    .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', int('--threads'))
+    .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', positiveInt('--threads'))
     .action(async (o: TrainOpts) => {
       process.exitCode = await runTrain(o);
     });
@@ -711,11 +718,18 @@ async function runTranslate(inputs: string[], o: TranslateOpts & { discriminator
         threads: o.threads,
         gallery,
         resumeRunId: o.resumeRun,
+        keepNames: o.keepNames,
       },
       {
         onStart: (s) => {
+          const p = runParams;
+          const sampler = { euler: 'Euler', heun: 'Heun', ddim: 'DDIM', ddpm: 'DDPM' }[p.sampler];
+          const merged = s.steps < p.steps ? ` (${p.steps} asked; the model's discrete steps allow ${s.steps} distinct ones)` : '';
           console.error(
-            `translating ${s.total} image(s) with "${s.model}"${s.discriminator ? ` + DG "${s.discriminator}"` : ''} on ${s.provider}`,
+            `${sampler}, ${s.steps} steps over [0, ${p.t0}]${merged} = ${s.evaluations} network evaluation${s.evaluations === 1 ? '' : 's'} per image`,
+          );
+          console.error(
+            `translating ${s.total} image(s) with "${s.model}"${s.discriminator ? ` + DG "${s.discriminator}" (w = ${p.dgWeight})` : ''} on ${s.provider}`,
           );
           bar?.start(s.total * params.data.steps, 0, { done: 0, total: s.total, step: 0, steps: params.data.steps });
         },

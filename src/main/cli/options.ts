@@ -1,6 +1,9 @@
 /**
  * Option parsers shared by the CLI and the dev tools: each names the option in its error
- * (commander prints it and exits with code 1).
+ * (commander prints it and exits with code 2). One rule per kind of value, in every command:
+ * counts (steps, batch sizes, threads, …) are whole numbers ≥ 1 (`positiveInt`), seeds whole numbers
+ * in 0…2³²−1 (`seed`), weights and noise amounts numbers ≥ 0 (`nonNegative`), rates and sizes
+ * numbers > 0 (`positive`), times and shares numbers in (0, 1] (`fraction`).
  */
 import { InvalidArgumentError } from 'commander';
 
@@ -32,6 +35,42 @@ export function positiveInt(name: string) {
   return (v: string) => {
     const x = int(name)(v);
     if (x < 1) throw new InvalidArgumentError(`${name} must be at least 1, got "${v}"`);
+    return x;
+  };
+}
+
+export function nonNegative(name: string) {
+  return (v: string) => {
+    const x = num(name)(v);
+    if (x < 0) throw new InvalidArgumentError(`${name} must be 0 or more, got "${v}"`);
+    return x;
+  };
+}
+export function positive(name: string, parse: (v: string) => number = num(name)) {
+  return (v: string) => {
+    const x = parse(v);
+    if (!(x > 0)) throw new InvalidArgumentError(`${name} must be above 0, got "${v}"`);
+    return x;
+  };
+}
+export function fraction(name: string) {
+  return (v: string) => {
+    const x = num(name)(v);
+    if (!(x > 0 && x <= 1)) throw new InvalidArgumentError(`${name} must be in (0, 1], got "${v}"`);
+    return x;
+  };
+}
+export function seed(name: string) {
+  return (v: string) => {
+    const x = int(name)(v);
+    if (x < 0 || x > 2 ** 32 - 1) throw new InvalidArgumentError(`${name} must be a whole number in 0…4294967295, got "${v}"`);
+    return x;
+  };
+}
+export function nonNegativeInt(name: string) {
+  return (v: string) => {
+    const x = int(name)(v);
+    if (x < 0) throw new InvalidArgumentError(`${name} must be a whole number ≥ 0, got "${v}"`);
     return x;
   };
 }

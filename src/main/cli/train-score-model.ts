@@ -3,12 +3,12 @@
  * the app's own trainer (ONNX Runtime; no Python), with checkpoints, resume and export.
  */
 import type { Command } from 'commander';
-import { InvalidArgumentError, Option } from 'commander';
+import { Option } from 'commander';
 import { EXECUTION_PROVIDERS } from '../engine/onnx/session.js';
 import { DEFAULT_UNET_ARCH } from '../engine/nn/unet.js';
 import { DEFAULT_SCORE_TRAINING } from '../engine/train/score-trainer.js';
 import { trainScoreModel } from '../services/score-training.js';
-import { int, num } from './options.js';
+import { fraction, int, nonNegativeInt, positive, positiveInt, seed } from './options.js';
 
 interface Opts {
   data: string[];
@@ -39,22 +39,6 @@ interface Opts {
 
 const ints = (name: string) => (v: string) => (v === '' ? [] : v.split(',').map(int(name)));
 
-function fraction(name: string) {
-  return (v: string) => {
-    const x = num(name)(v);
-    if (!(x > 0 && x <= 1)) throw new InvalidArgumentError(`${name} must be in (0, 1], got "${v}"`);
-    return x;
-  };
-}
-
-function positive(name: string, parse: (v: string) => number) {
-  return (v: string) => {
-    const x = parse(v);
-    if (!(x > 0)) throw new InvalidArgumentError(`${name} must be above 0, got "${v}"`);
-    return x;
-  };
-}
-
 export function addTrainScoreModel(program: Command): void {
   const d = DEFAULT_UNET_ARCH;
   const t = DEFAULT_SCORE_TRAINING;
@@ -64,44 +48,27 @@ export function addTrainScoreModel(program: Command): void {
     .requiredOption('--data <dirs...>', 'target-domain images (files or folders)')
     .requiredOption('--out <dir>', 'folder for the model (model.onnx, manifest.json) and its checkpoint')
     .option('--heldout <dirs...>', 'held-out target images for the denoising error (default: 5 % of --data, by file name)')
-    .option(
-      '--size <px>',
-      `image side (default ${d.resolution}; other sizes are resized and centre-cropped)`,
-      positive('--size', int('--size')),
-    )
-    .option('--channels <n>', `base width (default ${d.channels})`, positive('--channels', int('--channels')))
+    .option('--size <px>', `image side (default ${d.resolution}; other sizes are resized and centre-cropped)`, positiveInt('--size'))
+    .option('--channels <n>', `base width (default ${d.channels})`, positiveInt('--channels'))
     .option('--mult <list>', `width multiplier per level (default ${d.mult.join(',')})`, ints('--mult'))
     .option('--attn <list>', `resolutions with self-attention, after --patch (default ${d.attn.join(',')})`, ints('--attn'))
-    .option('--groups <n>', `GroupNorm groups (default ${d.groups})`, positive('--groups', int('--groups')))
-    .option(
-      '--patch <p>',
-      'space-to-depth factor at the input: 2 cuts the full-resolution cost ~4× (default 1)',
-      positive('--patch', int('--patch')),
-    )
-    .option('--batch <n>', `images per step (default ${t.batchSize}; on --resume the checkpoint's)`, positive('--batch', int('--batch')))
-    .option(
-      '--lr <lr>',
-      `AdamW learning rate after a linear warm-up (default ${t.lr}; on --resume the checkpoint's)`,
-      positive('--lr', num('--lr')),
-    )
-    .option('--warmup <steps>', `warm-up steps (default ${t.warmupSteps})`, int('--warmup'))
+    .option('--groups <n>', `GroupNorm groups (default ${d.groups})`, positiveInt('--groups'))
+    .option('--patch <p>', 'space-to-depth factor at the input: 2 cuts the full-resolution cost ~4× (default 1)', positiveInt('--patch'))
+    .option('--batch <n>', `images per step (default ${t.batchSize}; on --resume the checkpoint's)`, positiveInt('--batch'))
+    .option('--lr <lr>', `AdamW learning rate after a linear warm-up (default ${t.lr}; on --resume the checkpoint's)`, positive('--lr'))
+    .option('--warmup <steps>', `warm-up steps (default ${t.warmupSteps})`, nonNegativeInt('--warmup'))
     .option('--ema <decay>', `EMA decay of the exported weights (default ${t.emaDecay}; on --resume the checkpoint's)`, fraction('--ema'))
-    .option('--minutes <m>', 'stop after this many minutes of this run', positive('--minutes', num('--minutes')))
-    .option('--steps <n>', 'stop at this many steps in all', positive('--steps', int('--steps')))
+    .option('--minutes <m>', 'stop after this many minutes of this run', positive('--minutes'))
+    .option('--steps <n>', 'stop at this many steps in all', positiveInt('--steps'))
     .option('--t-max <t>', 'train only on t ≤ t_max: SDEdit never starts above the largest t0 you use (default 1)', fraction('--t-max'))
     .option('--resume', 'continue from the checkpoint in --out (of this trainer or tools/train-score-model.py)', false)
     .option('--init <checkpoint>', 'start from the weights of a checkpoint.safetensors of the same architecture')
-    .option(
-      '--checkpoint-minutes <m>',
-      'write a checkpoint every m minutes (and on Ctrl-C)',
-      positive('--checkpoint-minutes', num('--checkpoint-minutes')),
-      3,
-    )
-    .option('--eval-minutes <m>', 'held-out denoising error every m minutes', positive('--eval-minutes', num('--eval-minutes')), 10)
-    .option('--seed <n>', "seed of the initial weights and of every batch (default 0; on --resume the checkpoint's)", int('--seed'))
+    .option('--checkpoint-minutes <m>', 'write a checkpoint every m minutes (and on Ctrl-C)', positive('--checkpoint-minutes'), 3)
+    .option('--eval-minutes <m>', 'held-out denoising error every m minutes', positive('--eval-minutes'), 10)
+    .option('--seed <n>', "seed of the initial weights and of every batch (default 0; on --resume the checkpoint's)", seed('--seed'))
     .option('--name <name>', 'the model name in its manifest')
     .addOption(new Option('--provider <ep>', 'ONNX Runtime execution provider').choices(EXECUTION_PROVIDERS).default('cpu'))
-    .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', int('--threads'))
+    .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', positiveInt('--threads'))
     .action(async (o: Opts) => {
       process.exitCode = await run(o);
     });

@@ -188,3 +188,11 @@ export const sampleDdpm: Sampler = (denoise, x, sigmas, opts) => sampleDdim(deno
 
 export const SAMPLERS = { euler: sampleEuler, heun: sampleHeun, ddim: sampleDdim, ddpm: sampleDdpm } as const;
 export type SamplerName = keyof typeof SAMPLERS;
+
+/**
+ * Network evaluations per image of `steps` steps: Heun's correction stage runs on every step but
+ * the last (to σ = 0, where it would divide by 0), so 2·steps − 1; the others evaluate once a step.
+ */
+export function networkEvaluations(sampler: SamplerName, steps: number): number {
+  return sampler === 'heun' ? Math.max(1, 2 * steps - 1) : steps;
+}

@@ -12,6 +12,7 @@ import { loadDiscriminator, type LoadedDiscriminator } from '../engine/discrimin
 import { encodePng, readImage, writeFileAtomic, type ImageSpec } from '../engine/image-io.js';
 import type { ExecutionProvider } from '../engine/onnx/session.js';
 import { loadScoreModel, type ScoreModel } from '../engine/score-model.js';
+import { networkEvaluations } from '../engine/samplers.js';
 import type { Tensor } from '../engine/tensor.js';
 import { translateBatch } from '../engine/translate.js';
 import type { Gallery } from './gallery.js';
@@ -31,6 +32,8 @@ export interface TranslateFilesRequest {
   gallery?: Gallery | undefined;
   /** continue an interrupted gallery run: sources it already has are skipped */
   resumeRunId?: number | undefined;
+  /** name outputs after their inputs (`cat.jpg` → `cat.png` + `cat.json`) instead of `<stem>-t…-w…-<seed>` */
+  keepNames?: boolean | undefined;
 }
 
 export interface OutputRecord {
@@ -53,7 +56,16 @@ export interface FileError {
 }
 
 export interface TranslateEvents {
-  onStart?(info: { total: number; model: string; discriminator: string | null; provider: string }): void;
+  onStart?(info: {
+    total: number;
+    model: string;
+    discriminator: string | null;
+    provider: string;
+    /** steps the ladder really has over [0, t0] (a discrete model merges repeated steps) */
+    steps: number;
+    /** score-network evaluations per image (networkEvaluations) */
+    evaluations: number;
+  }): void;
   onStep?(info: { done: number; total: number; step: number; steps: number; preview?: Tensor }): void;
   onResult?(r: OutputRecord): void;
   onError?(e: FileError): void;
@@ -127,10 +139,11 @@ export async function translateFiles(
     const outOfRange = t0RangeProblem(model.manifest, params.t0);
     if (outOfRange) throw new Error(outOfRange);
     if (req.discriminatorManifest) {
-      disc = await loadDiscriminator(req.discriminatorManifest, {
-        dataShape: model.manifest.dataShape,
-        valueRange: model.manifest.valueRange,
-      });
+      disc = await loadDiscriminator(
+        req.discriminatorManifest,
+        { dataShape: model.manifest.dataShape, valueRange: model.manifest.valueRange },
+        { executionProvider: req.executionProvider, threads: req.threads, onWarning: events.onWarning },
+      );
     } else if (params.dgWeight > 0 || (params.dgWeight2 ?? 0) > 0) {
       // what is recorded (file names, PNG parameters, gallery) must be what was done: plain SDEdit
       events.onWarning?.(`DG weight ${params.dgWeight} was given but no discriminator: translating without guidance (recorded as w = 0)`);
@@ -141,11 +154,14 @@ export async function translateFiles(
     const discInfo = disc
       ? { name: disc.manifest.name, manifest: resolve(disc.manifestPath), sha256: await sha256File(disc.manifestPath) }
       : null;
+    const ladderSteps = model.schedule.sdeditSigmas(params.t0, params.steps, params.spacing).length - 1;
     events.onStart?.({
       total: files.length,
       model: modelInfo.name,
       discriminator: discInfo?.name ?? null,
       provider: model.session.provider,
+      steps: ladderSteps,
+      evaluations: networkEvaluations(params.sampler, ladderSteps),
     });
 
     const outputs: OutputRecord[] = [];
@@ -212,8 +228,13 @@ export async function translateFiles(
             engineVersion: ENGINE_VERSION,
             createdAt: new Date().toISOString(),
           };
-          const stem = `${basename(l.file, extname(l.file))}-t${params.t0}-w${params.dgWeight}-${seeds[i]}`;
+          const inputStem = basename(l.file, extname(l.file));
+          const stem = req.keepNames ? inputStem : `${inputStem}-t${params.t0}-w${params.dgWeight}-${seeds[i]}`;
           const name = await freeName(req.outDir, stem, taken);
+          if (req.keepNames && name !== `${stem}.png`)
+            events.onWarning?.(
+              `"${stem}.png" is taken in ${req.outDir} (an earlier run or another input of that name): ${l.file} → ${name}`,
+            );
           record.output = join(resolve(req.outDir), name);
           record.sidecar = record.output.replace(/\.png$/, '.json');
           const line = formatParametersLine(record.params, {
