@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { loadDiscriminator } from '../../src/main/engine/discriminator.js';
 import { bundledDefaults } from '../../src/main/services/resources.js';
 import { parseModel } from '../../src/main/engine/onnx/ir.js';
-import { isValidation, trainDiscriminator, VALIDATION_SALT } from '../../src/main/services/discriminator-training.js';
+import { exportDiscriminator, isValidation, trainDiscriminator, VALIDATION_SALT } from '../../src/main/services/discriminator-training.js';
 import { tempDir } from '../helpers/tmp.js';
 
 describe('train-discriminator service', async () => {
@@ -81,6 +81,13 @@ describe('train-discriminator service', async () => {
       return [...value];
     };
     expect(await logits(warm.manifestPath)).toEqual(await logits(first.manifestPath));
+    expect(JSON.parse(await readFile(warm.manifestPath, 'utf8')).training.initFrom).toEqual({ folder: '../pre', step: 6 });
+    // a run folder exported to a package (what tools/pretrained/twemoji-vs-noto-disc ships): the same network, provenance recorded
+    const exported = await exportDiscriminator(join(dir, 'pre'), join(dir, 'exported'));
+    expect(exported.step).toBe(6);
+    expect(await logits(exported.manifestPath)).toEqual(await logits(first.manifestPath));
+    expect(JSON.parse(await readFile(exported.manifestPath, 'utf8')).training.exportedFrom).toMatchObject({ folder: '../pre', step: 6 });
+    await expect(exportDiscriminator(join(dir, 'nowhere'), join(dir, 'x'))).rejects.toThrow(/nowhere" holds no training record/);
     await expect(
       trainDiscriminator({ ...base, channels: [8, 16, 16, 32], outDir: join(dir, 'other'), steps: 1, init: join(dir, 'pre') }),
     ).rejects.toThrow(/--init ".*pre": checkpoint does not match this architecture \(parameter ".*"\)/);

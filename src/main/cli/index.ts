@@ -12,7 +12,7 @@ import type { FeatureTimeEncoding } from '../engine/nn/frozen-features.js';
 import { Gallery, parametersFromPng } from '../services/gallery.js';
 import { Studies } from '../services/studies.js';
 import { bundledDefaults, dataDir, defaultGalleryDir, resourcesDir } from '../services/resources.js';
-import { trainDiscriminator } from '../services/discriminator-training.js';
+import { exportDiscriminator, trainDiscriminator } from '../services/discriminator-training.js';
 import { diagnosePaths } from '../services/path-diagnostics.js';
 import { runSweep } from '../services/sweep.js';
 import { DEFAULT_PORT, OTHER_STUDIOS_PORTS, startServer } from '../server.js';
@@ -415,6 +415,23 @@ export function buildProgram(): Command {
     .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', positiveInt('--threads'))
     .action(async (o: TrainOpts) => {
       process.exitCode = await runTrain(o);
+    });
+  program
+    .command('export-discriminator')
+    .description(
+      "make a usable discriminator package (ONNX + manifest) from a training run's checkpoint, e.g. tools/pretrained/twemoji-vs-noto-disc",
+    )
+    .argument('<run>', 'a train-discriminator --out folder, or a folder with checkpoint/ and training.json')
+    .requiredOption('--out <dir>', 'folder for the package (give it to --discriminator)')
+    .option('--name <name>', "the discriminator's name (default: the run folder and step)")
+    .action(async (run: string, o: { out: string; name?: string }) => {
+      try {
+        const r = await exportDiscriminator(run, o.out, o.name);
+        console.error(`wrote ${r.manifestPath} (weights of step ${r.step}; checked by loading it and a dry run)`);
+      } catch (e) {
+        console.error(`error: ${(e as Error).message}`);
+        process.exitCode = 2;
+      }
     });
   addTrainScoreModel(program);
   addInspect(program);

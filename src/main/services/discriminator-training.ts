@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { basename, join, relative, resolve } from 'node:path';
 import type { DiscriminatorManifest } from '../../shared/manifest.js';
 import { TranslateParamsSchema } from '../../shared/params.js';
 import { ENGINE_VERSION } from '../../shared/version.js';
@@ -13,7 +13,8 @@ import { readImage, writeFileAtomic, type ImageSpec } from '../engine/image-io.j
 import { buildDiscriminatorNet, DEFAULT_ARCH, type BuiltNet, type ConvEncoderArch } from '../engine/nn/discriminator-net.js';
 import { buildFrozenFeatureNet, type FrozenFeaturesArch } from '../engine/nn/frozen-features.js';
 import { buildGuidanceModel } from '../engine/onnx-critic.js';
-import { serializeModel } from '../engine/onnx/ir.js';
+import { serializeModel, type OnnxModel } from '../engine/onnx/ir.js';
+import { loadDiscriminator } from '../engine/discriminator.js';
 import type { ExecutionProvider } from '../engine/onnx/session.js';
 import { lvpTimeFromSigmaVe } from '../engine/schedules.js';
 import { loadScoreModel, type ScoreModel } from '../engine/score-model.js';
@@ -274,7 +275,8 @@ export async function trainDiscriminator(
       seed,
     };
     const cacheDir = join(req.outDir, 'cache');
-    events.onStage?.(`making unguided SDEdit translations of the sources (t0 ${t0Lo}…${t0Hi}, cached in ${cacheDir})`);
+    if (tr.translationsPerSource > 0)
+      events.onStage?.(`making unguided SDEdit translations of the sources (t0 ${t0Lo}…${t0Hi}, cached in ${cacheDir})`);
     const classOf = new Map<Float32Array, number>();
     for (const set of [sources, targets]) for (const s of set) classOf.set(s.data, classOfFile.get(s.file) ?? 0);
     const translated = async (set: { file: string; data: Float32Array }[]) => {
@@ -344,9 +346,11 @@ export async function trainDiscriminator(
       session: { executionProvider: req.executionProvider, threads: req.threads, onWarning: events.onWarning },
     });
     const ckDir = join(req.outDir, 'checkpoint');
+    let initStep = 0;
     if (req.init && !req.resume) {
       const from = await loadCheckpoint(join(req.init, 'checkpoint'));
       if (!from) throw new Error(`--init "${req.init}" holds no checkpoint/ (state.json, state.bin) of a discriminator run`);
+      initStep = from.step;
       try {
         trainer.restore({ ...trainer.checkpoint(), params: from.params });
       } catch (e) {
@@ -399,25 +403,11 @@ export async function trainDiscriminator(
     await saveCheckpoint(ckDir, trainer.checkpoint());
 
     // the package
-    const forward = trainer.exportForward({ 'dg-studio': 'discriminator' });
-    await writeFileAtomic(join(req.outDir, 'forward.onnx'), serializeModel(forward));
-    await writeFileAtomic(
-      join(req.outDir, 'guidance.onnx'),
-      serializeModel(buildGuidanceModel(forward, { x: 'x', output: 'logit' }, 'logit')),
-    );
-    const manifest: DiscriminatorManifest = {
-      format: 'dg-studio/discriminator@1',
-      kind: 'onnx',
+    let initFrom: { folder: string; step: number } | undefined;
+    if (req.init && !req.resume) initFrom = { folder: relative(resolve(req.outDir), resolve(req.init)) || '.', step: initStep };
+    const manifestPath = await writeDiscriminatorPackage(req.outDir, trainer.exportForward({ 'dg-studio': 'discriminator' }), {
       name: `${basename(req.outDir)} (trained discriminator)`,
       description: `source-vs-target discriminator for "${model.manifest.name}", trained in DG Studio ${ENGINE_VERSION}`,
-      onnx: 'forward.onnx',
-      guidanceOnnx: 'guidance.onnx',
-      io: { x: 'x', t: 't', output: 'logit' },
-      output: 'logit',
-      timeInput: { kind: 't', scale: 1 },
-      timeDType: 'float32',
-      coordinates: 'vp',
-      lvp: { betaMin: 0.1, betaMax: 20 },
       dataShape: model.manifest.dataShape,
       valueRange: model.manifest.valueRange,
       ...(classNames ? { classes: classNames } : {}),
@@ -425,6 +415,7 @@ export async function trainDiscriminator(
         architecture: arch,
         parameters: net.paramCount,
         steps: trainer.step,
+        ...(initFrom ? { initFrom } : {}),
         batchSize,
         loss: req.loss ?? 'bce',
         tauRange: [1e-5, tauMax],
@@ -442,12 +433,94 @@ export async function trainDiscriminator(
         cancelled,
         createdAt: new Date().toISOString(),
       },
-    };
-    const manifestPath = join(req.outDir, 'manifest.json');
-    await writeFileAtomic(manifestPath, JSON.stringify(manifest, null, 2));
+    });
     return { manifestPath, steps: trainer.step, validation, cancelled };
   } finally {
     await trainer?.dispose();
     await model.dispose();
   }
+}
+
+type PackageFields = Pick<
+  DiscriminatorManifest & { kind: 'onnx' },
+  'name' | 'description' | 'dataShape' | 'valueRange' | 'classes' | 'training'
+>;
+
+/** A discriminator package: forward.onnx, its guidance graph, and the manifest (trainer conventions: x_vp, τ, logit). */
+async function writeDiscriminatorPackage(outDir: string, forward: OnnxModel, fields: PackageFields): Promise<string> {
+  await mkdir(outDir, { recursive: true });
+  await writeFileAtomic(join(outDir, 'forward.onnx'), serializeModel(forward));
+  await writeFileAtomic(join(outDir, 'guidance.onnx'), serializeModel(buildGuidanceModel(forward, { x: 'x', output: 'logit' }, 'logit')));
+  const manifest: DiscriminatorManifest = {
+    format: 'dg-studio/discriminator@1',
+    kind: 'onnx',
+    onnx: 'forward.onnx',
+    guidanceOnnx: 'guidance.onnx',
+    io: { x: 'x', t: 't', output: 'logit' },
+    output: 'logit',
+    timeInput: { kind: 't', scale: 1 },
+    timeDType: 'float32',
+    coordinates: 'vp',
+    lvp: { betaMin: 0.1, betaMax: 20 },
+    ...fields,
+  };
+  const manifestPath = join(outDir, 'manifest.json');
+  await writeFileAtomic(manifestPath, JSON.stringify(manifest, null, 2));
+  return manifestPath;
+}
+
+/**
+ * A usable discriminator package from a run folder that holds only the trainer's checkpoint and its
+ * record (training.json or manifest.json): e.g. tools/pretrained/twemoji-vs-noto-disc. The manifest
+ * records where the weights came from (folder, step). Checked by loading it (and a dry run).
+ */
+export async function exportDiscriminator(runDir: string, outDir: string, name?: string): Promise<{ manifestPath: string; step: number }> {
+  let record: Record<string, unknown> | undefined;
+  for (const f of ['training.json', 'manifest.json']) {
+    try {
+      const j = JSON.parse(await readFile(join(runDir, f), 'utf8')) as Record<string, unknown>;
+      record = f === 'training.json' ? j : (j['training'] as Record<string, unknown> | undefined);
+      if (record) break;
+    } catch {
+      // try the next
+    }
+  }
+  const arch = record?.['architecture'] as ConvEncoderArch | FrozenFeaturesArch | undefined;
+  if (!record || !arch)
+    throw new Error(`"${runDir}" holds no training record (training.json, or a manifest.json with "training.architecture")`);
+  if (arch.kind !== 'conv-encoder')
+    throw new Error(
+      `"${runDir}": only the trainer's own conv-encoder discriminators can be exported this way (this one is "${arch.kind}")`,
+    );
+  const ck = await loadCheckpoint(join(runDir, 'checkpoint'));
+  if (!ck) throw new Error(`"${runDir}" holds no checkpoint/ (state.json, state.bin)`);
+  const net = buildDiscriminatorNet(arch);
+  const initializers = new Map(net.model.graph.initializers);
+  for (const p of net.params) {
+    const w = ck.params[p];
+    const init = initializers.get(p)!;
+    if (!w || w.length !== init.data.length)
+      throw new Error(`"${runDir}": the checkpoint does not match its recorded architecture (parameter "${p}")`);
+    initializers.set(p, { ...init, data: w });
+  }
+  const forward: OnnxModel = {
+    ...net.model,
+    graph: { ...net.model.graph, initializers },
+    metadata: { ...net.model.metadata, 'dg-studio': 'discriminator' },
+  };
+  const classes = (record['classes'] as string[] | undefined) ?? undefined;
+  const manifestPath = await writeDiscriminatorPackage(outDir, forward, {
+    name: name ?? `${basename(resolve(runDir))} (step ${ck.step})`,
+    description: `exported by DG Studio ${ENGINE_VERSION} from the checkpoint in ${basename(resolve(runDir))} at step ${ck.step}`,
+    dataShape: [arch.inChannels, arch.resolution, arch.resolution],
+    valueRange: [-1, 1],
+    ...(classes ? { classes } : {}),
+    training: {
+      ...record,
+      steps: ck.step,
+      exportedFrom: { folder: relative(resolve(outDir), resolve(runDir)) || '.', step: ck.step, exportedAt: new Date().toISOString() },
+    },
+  });
+  await (await loadDiscriminator(manifestPath)).dispose();
+  return { manifestPath, step: ck.step };
 }
