@@ -3,7 +3,7 @@
  * IPC handlers and the server mode both call `dispatch`, which validates every request
  * against the shared schema first. Knows no Electron and no HTTP.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { homedir } from 'node:os';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
@@ -16,6 +16,7 @@ import {
   type ApiMethod,
   type GalleryItem,
   type JobDto,
+  type ManifestProposal,
   type ModelEntry,
   type Settings,
   type SourceRef,
@@ -35,6 +36,7 @@ import { diagnosePaths } from './services/path-diagnostics.js';
 import { obviousImage, Studies } from './services/studies.js';
 import { runSweep } from './services/sweep.js';
 import { translateFiles } from './services/translate-files.js';
+import { inspectOnnxFile } from './services/inspect-model.js';
 import { outputFolderProblem } from './services/folders.js';
 
 export class PayloadError extends Error {
@@ -555,6 +557,35 @@ export class StudioBackend implements StudioApi {
     const entry = (await this.listModels()).find((m) => m.id === `imported:${slug}`);
     if (!entry) throw new Error(`imported "${slug}" but cannot list it`);
     return entry;
+  }
+
+  /** Inspect an uploaded ONNX file in a scratch folder (removed after) and return the checked proposal. */
+  async proposeManifest(req: z.output<typeof API.proposeManifest>[0]): Promise<ManifestProposal> {
+    const scratch = join(this.home, 'tmp', `inspect-${randomBytes(6).toString('hex')}`);
+    await mkdir(scratch, { recursive: true });
+    try {
+      const onnx = join(scratch, req.file.name);
+      await writeFileAtomic(onnx, req.file.data);
+      const r = await inspectOnnxFile(onnx, { kind: req.kind }, this.session);
+      const strip = (t: string) => t.replaceAll(scratch + '/', '').replaceAll(scratch, '');
+      return {
+        kind: r.inspection.kind,
+        kindWhy: r.inspection.kindWhy,
+        manifest: JSON.stringify(r.inspection.manifest, null, 2),
+        guesses: r.inspection.guesses,
+        inputs: r.inspection.inputs,
+        outputs: r.inspection.outputs,
+        problem: r.problem === null ? null : strip(r.problem),
+        warnings: r.warnings.map(strip),
+      };
+    } catch (e) {
+      throw new Error(
+        `cannot inspect "${req.file.name}": ${(e as Error).message.replaceAll(scratch + '/', '').replace(/^"[^"]*": /, '')}`,
+        { cause: e },
+      );
+    } finally {
+      await rm(scratch, { recursive: true, force: true });
+    }
   }
 
   // ---- annotation studies ----

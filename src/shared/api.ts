@@ -200,6 +200,32 @@ export const ImportModelSchema = z.object({
     .max(8),
 });
 
+/** A bare ONNX file to propose a manifest for (dg-studio inspect, in the studio). */
+export const ProposeManifestSchema = z.object({
+  kind: z.enum(['score', 'discriminator', 'classifier']).optional(),
+  file: z.object({
+    name: z
+      .string()
+      .min(1)
+      .max(255)
+      .regex(/^[^/\\]+\.onnx$/i, 'an .onnx file name, not a path'),
+    data: z.instanceof(Uint8Array),
+  }),
+});
+
+export interface ManifestProposal {
+  kind: 'score' | 'discriminator' | 'classifier';
+  kindWhy: string;
+  /** the proposed manifest, as JSON text for the user to edit */
+  manifest: string;
+  guesses: string[];
+  inputs: { name: string; dtype: string; shape: string[] | null; role: string }[];
+  outputs: { name: string; dtype: string; shape: string[] | null; role: string }[];
+  /** null: it loaded and ran on two items; else why not */
+  problem: string | null;
+  warnings: string[];
+}
+
 const Setting = z.object({ t0: z.number(), dgWeight: z.number() });
 export const CreateStudySchema = z.object({
   name: z.string().min(1).max(200),
@@ -240,6 +266,7 @@ export const API = {
   getSettings: z.tuple([]),
   setSettings: z.tuple([SettingsSchema]),
   importModel: z.tuple([ImportModelSchema]),
+  proposeManifest: z.tuple([ProposeManifestSchema]),
   listStudies: z.tuple([]),
   createStudy: z.tuple([CreateStudySchema]),
   nextStudyItem: z.tuple([z.number().int(), annotator]),
@@ -269,6 +296,8 @@ export interface StudioApi {
   getSettings(): Promise<Settings>;
   setSettings(s: z.input<typeof SettingsSchema>): Promise<Settings>;
   importModel(req: z.input<typeof ImportModelSchema>): Promise<ModelEntry>;
+  /** what `dg-studio inspect` says of a bare ONNX file: a checked manifest proposal to confirm or edit */
+  proposeManifest(req: z.input<typeof ProposeManifestSchema>): Promise<ManifestProposal>;
   listStudies(): Promise<{ id: number; name: string; question: string; items: number }[]>;
   createStudy(req: z.input<typeof CreateStudySchema>): Promise<number>;
   nextStudyItem(studyId: number, annotator: string): Promise<StudyItemDto | null>;

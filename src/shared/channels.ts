@@ -17,6 +17,7 @@ export const METHODS = [
   'getSettings',
   'setSettings',
   'importModel',
+  'proposeManifest',
   'listStudies',
   'createStudy',
   'nextStudyItem',

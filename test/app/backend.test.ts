@@ -87,6 +87,34 @@ describe('the back end validates every request (no Electron needed)', async () =
     }
   });
 
+  it('a bare .onnx: proposeManifest returns the checked proposal (no scratch paths), which then imports', async () => {
+    const fixture = (p: string) => new Uint8Array(readFileSync(join(import.meta.dirname, '..', 'fixtures', 'inspect', p)));
+    const r = (await backend.dispatch('proposeManifest', [{ file: { name: 'disc.onnx', data: fixture('disc-torch/model.onnx') } }])) as {
+      kind: string;
+      problem: string | null;
+      manifest: string;
+      guesses: string[];
+    };
+    expect(r).toMatchObject({ kind: 'discriminator', problem: null });
+    expect(JSON.parse(r.manifest)).toMatchObject({ onnx: 'disc.onnx', io: { t: 'timestep' } });
+    const entry = await backend.dispatch('importModel', [
+      {
+        kind: 'discriminator',
+        files: [
+          { name: 'disc.onnx', data: fixture('disc-torch/model.onnx') },
+          { name: 'manifest.json', data: new TextEncoder().encode(r.manifest.replace('"disc"', '"torch disc"')) },
+        ],
+      },
+    ]);
+    expect(entry).toMatchObject({ kind: 'discriminator', bundled: false });
+    await expect(backend.dispatch('proposeManifest', [{ file: { name: 'broken.onnx', data: fixture('broken.onnx') } }])).rejects.toThrow(
+      /^cannot inspect "broken\.onnx": cannot read "broken\.onnx": not a valid ONNX file/,
+    );
+    await expect(backend.dispatch('proposeManifest', [{ file: { name: '../x.onnx', data: fixture('broken.onnx') } }])).rejects.toThrow(
+      /an \.onnx file name, not a path/,
+    );
+  });
+
   it('the engine version matches package.json', () => {
     const pkg = JSON.parse(readFileSync(join(import.meta.dirname, '../../package.json'), 'utf8'));
     expect(ENGINE_VERSION).toBe(pkg.version);

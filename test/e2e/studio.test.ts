@@ -196,6 +196,17 @@ describe('studio in a real browser (server mode)', async () => {
     const t = page.locator('[data-testid=toast]', { hasText: 'import failed' });
     await t.waitFor();
     expect(await t.textContent()).toMatch(/invalid manifest[\s\S]*prediction/);
+    // a bare .onnx: inspect's proposal is shown, checked, editable, and imports
+    await page.setInputFiles('[data-testid=import-files]', [join(root, 'test', 'fixtures', 'inspect', 'unet-class', 'model.onnx')]);
+    await page.locator('[data-testid=proposal-ok]').waitFor();
+    expect(await page.locator('[data-testid=proposal]').textContent()).toMatch(
+      /a score model[\s\S]*class_labels[\s\S]*class-conditional, 5 classes/,
+    );
+    const text = await page.inputValue('[data-testid=proposal-text]');
+    await page.fill('[data-testid=proposal-text]', text.replace('"name": "model"', '"name": "class U-Net"'));
+    await page.screenshot({ path: join(artifacts, 'import-proposal.png') });
+    await page.click('[data-testid=proposal-import]');
+    await page.locator('[data-testid=toast]', { hasText: 'imported "class U-Net"' }).waitFor();
     await page.selectOption('[data-testid=settings-ep]', 'cuda');
     await page.click('[data-testid=settings-save]');
     await page.locator('[data-testid=toast]', { hasText: 'settings saved' }).waitFor();
