@@ -4,7 +4,17 @@
  */
 import { z } from 'zod';
 
-export const SAMPLER_NAMES = ['euler', 'heun', 'ddim', 'ddpm'] as const;
+export const SAMPLER_NAMES = ['euler', 'heun', 'ddim', 'ddpm', 'dpm++2m', 'dpm++3m'] as const;
+
+/** How the CLI, the studio and the docs name each sampler. */
+export const SAMPLER_LABELS: Record<(typeof SAMPLER_NAMES)[number], string> = {
+  euler: 'Euler',
+  heun: 'Heun',
+  ddim: 'DDIM',
+  ddpm: 'DDPM',
+  'dpm++2m': 'DPM-Solver++(2M)',
+  'dpm++3m': 'DPM-Solver++(3M)',
+};
 
 export const TranslateParamsSchema = z
   .object({
@@ -37,8 +47,11 @@ export const TranslateParamsSchema = z
       .default(null),
     eta: z.number().min(0).max(1).default(0),
     churn: z.number().min(0).default(0),
-    spacing: z.enum(['karras', 'uniform']).default('karras'),
+    spacing: z.enum(['karras', 'uniform', 'lambda']).default('karras'),
+    /** the class for class-conditional models and for classifier guidance */
     classLabel: z.number().int().min(0).nullable().default(null),
+    /** classifier-guidance weight w_CG (paper Eq. 6); 0: none */
+    cgWeight: z.number().min(0).max(100).default(0),
   })
   .refine((p) => p.dgWindow[0] <= p.dgWindow[1], { message: 'dgWindow must be [τmin, τmax] with τmin ≤ τmax', path: ['dgWindow'] });
 
@@ -58,6 +71,8 @@ export function formatParametersLine(p: TranslateParams, extra: Record<string, s
     ['Eta', p.eta],
     ['Churn', p.churn],
     ['Spacing', p.spacing],
+    ...(p.classLabel !== null ? ([['Class', p.classLabel]] as [string, number][]) : []),
+    ...(p.cgWeight > 0 ? ([['CG weight', p.cgWeight]] as [string, number][]) : []),
     ...Object.entries(extra),
   ];
   return fields.map(([k, v]) => `${k}: ${v}`).join(', ');

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { readdir, readFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import sharp from 'sharp';
@@ -156,6 +156,42 @@ describe('dg-studio translate (CLI)', async () => {
     const badModel = await cli(['translate', join(dir, 'a.png'), '--model', join(dir, 'a.png')]);
     expect(badModel.code).toBe(2);
     expect(badModel.stderr).toMatch(/cannot read score-model manifest ".*a.png": not valid JSON/);
+  });
+
+  it('inspect then translate with classifier guidance: the class and CG weight are recorded, a missing class is an error', async () => {
+    const fx = join(root, 'test', 'fixtures', 'inspect');
+    const [unet, cls] = [join(dir, 'cg-unet'), join(dir, 'cg-cls')];
+    await mkdir(unet);
+    await mkdir(cls);
+    await copyFile(join(fx, 'unet-diffusers', 'model.onnx'), join(unet, 'model.onnx'));
+    await copyFile(join(fx, 'classifier', 'model.onnx'), join(cls, 'model.onnx'));
+    expect((await cli(['inspect', join(unet, 'model.onnx')])).code).toBe(0);
+    expect((await cli(['inspect', join(cls, 'model.onnx'), '--name', 'toy classifier'])).code).toBe(0);
+    const args = [
+      'translate',
+      join(dir, 'a.png'),
+      '--model',
+      unet,
+      '--classifier',
+      cls,
+      '--steps',
+      '2',
+      '--out',
+      join(dir, 'cg'),
+      '--no-gallery',
+      '--json',
+    ];
+    const r = await cli([...args, '--class-label', '2']);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/\+ CG "toy classifier: class-2" \(w = 1\)/);
+    const rec = JSON.parse(r.stdout.trim().split('\n')[0]!);
+    expect(rec.classifier).toMatchObject({ name: 'toy classifier', className: 'class-2' });
+    expect((await readPngText(rec.output))['parameters']).toMatch(
+      /Class: 2, CG weight: 1, .*Classifier: toy classifier, Classifier hash: \w{10}, Class name: class-2/,
+    );
+    const noClass = await cli(args);
+    expect(noClass.code).toBe(2);
+    expect(noClass.stderr).toMatch(/classifier guidance needs a class: give the class label \(--class-label k\)/);
   });
 
   it('every command reads numbers by the same rules: counts ≥ 1, seeds 0…2³²−1, weights ≥ 0 (exit 2, naming the option)', async () => {

@@ -5,7 +5,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { fraction, int, list, nonNegative, nonNegativeInt, pair, positive, positiveInt, seed } from './options.js';
 import cliProgress from 'cli-progress';
-import { SAMPLER_NAMES, TranslateParamsSchema } from '../../shared/params.js';
+import { SAMPLER_LABELS, SAMPLER_NAMES, TranslateParamsSchema } from '../../shared/params.js';
 import { ENGINE_VERSION } from '../../shared/version.js';
 import { EXECUTION_PROVIDERS } from '../engine/onnx/session.js';
 import type { FeatureTimeEncoding } from '../engine/nn/frozen-features.js';
@@ -40,6 +40,8 @@ interface TranslateOpts {
   boostPeriod?: number;
   boostChurn: number;
   classLabel?: number;
+  classifier?: string;
+  cgWeight?: number;
   out: string;
   keepNames: boolean;
   provider: (typeof EXECUTION_PROVIDERS)[number];
@@ -87,14 +89,20 @@ export function buildProgram(): Command {
     .option('--batch-size <n>', 'images per model call', positiveInt('--batch-size'), 4)
     .option('--eta <eta>', 'DDIM η (0 deterministic, 1 = DDPM)', nonNegative('--eta'), 0)
     .option('--churn <s>', 'EDM S_churn for euler/heun', nonNegative('--churn'), 0)
-    .addOption(new Option('--spacing <kind>', 'σ ladder for continuous models').choices(['karras', 'uniform']).default('karras'))
+    .addOption(
+      new Option('--spacing <kind>', 'σ ladder for continuous models: karras, uniform in time, or uniform in λ = −log σ')
+        .choices(['karras', 'uniform', 'lambda'])
+        .default('karras'),
+    )
     .option(
       '--boost-period <n>',
       'adaptive boosting: every n steps double w for samples the discriminator calls fake',
       positiveInt('--boost-period'),
     )
     .option('--boost-churn <s>', 'adaptive boosting: extra S_churn for those samples', nonNegative('--boost-churn'), 0)
-    .option('--class-label <k>', 'class for class-conditional models', nonNegativeInt('--class-label'))
+    .option('--class-label <k>', 'class for class-conditional models and for classifier guidance', nonNegativeInt('--class-label'))
+    .option('--classifier <manifest>', 'classifier guidance (paper Eq. 6): a classifier manifest or its folder; give --class-label')
+    .option('--cg-weight <w>', 'classifier-guidance weight (default: 1 when --classifier is given, else 0)', nonNegative('--cg-weight'))
     .option('--out <dir>', 'output folder', 'outputs')
     .option('--keep-names', 'name each output after its input (cat.jpg → cat.png + cat.json), for data-set work', false)
     .addOption(new Option('--provider <ep>', 'ONNX Runtime execution provider').choices(EXECUTION_PROVIDERS).default('cpu'))
@@ -694,6 +702,7 @@ async function runTranslate(inputs: string[], o: TranslateOpts & { discriminator
     churn: o.churn,
     spacing: o.spacing,
     classLabel: o.classLabel ?? null,
+    cgWeight: o.cgWeight ?? (o.classifier ? 1 : 0),
   });
   if (!params.success) {
     for (const i of params.error.issues) console.error(`error: ${i.path.join('.')}: ${i.message}`);
@@ -736,17 +745,19 @@ async function runTranslate(inputs: string[], o: TranslateOpts & { discriminator
         gallery,
         resumeRunId: o.resumeRun,
         keepNames: o.keepNames,
+        classifierManifest: o.classifier,
       },
       {
         onStart: (s) => {
           const p = runParams;
-          const sampler = { euler: 'Euler', heun: 'Heun', ddim: 'DDIM', ddpm: 'DDPM' }[p.sampler];
+          const sampler = SAMPLER_LABELS[p.sampler];
           const merged = s.steps < p.steps ? ` (${p.steps} asked; the model's discrete steps allow ${s.steps} distinct ones)` : '';
           console.error(
             `${sampler}, ${s.steps} steps over [0, ${p.t0}]${merged} = ${s.evaluations} network evaluation${s.evaluations === 1 ? '' : 's'} per image`,
           );
           console.error(
-            `translating ${s.total} image(s) with "${s.model}"${s.discriminator ? ` + DG "${s.discriminator}" (w = ${p.dgWeight})` : ''} on ${s.provider}`,
+            `translating ${s.total} image(s) with "${s.model}"${s.discriminator ? ` + DG "${s.discriminator}" (w = ${p.dgWeight})` : ''}` +
+              `${s.classifier ? ` + CG "${s.classifier}" (w = ${p.cgWeight})` : ''} on ${s.provider}`,
           );
           bar?.start(s.total * params.data.steps, 0, { done: 0, total: s.total, step: 0, steps: params.data.steps });
         },

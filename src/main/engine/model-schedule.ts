@@ -14,7 +14,8 @@ import {
   lvpTimeFromSigmaVe,
 } from './schedules.js';
 
-export type Spacing = 'karras' | 'uniform';
+/** σ ladders: Karras ρ = 7, uniform in the model's time, or uniform in λ = −log σ (DPM-Solver's logSNR spacing) */
+export type Spacing = 'karras' | 'uniform' | 'lambda';
 
 /** Continuous VP samplers stop here before the final jump to σ = 0. */
 const CONTINUOUS_T_MIN = 1e-3;
@@ -65,6 +66,8 @@ function checkSteps(steps: number): void {
 }
 
 function ladder(sigmaHigh: number, sigmaLow: number, steps: number, spacing: Spacing, toSigma?: (u: number) => number) {
+  if (spacing === 'lambda')
+    return [...Array.from({ length: steps }, (_, i) => sigmaHigh * (sigmaLow / sigmaHigh) ** (steps === 1 ? 0 : i / (steps - 1))), 0];
   if (spacing === 'karras' || !toSigma) return [...karrasSigmas(steps, sigmaLow, sigmaHigh), 0];
   return [...Array.from({ length: steps }, (_, i) => toSigma(steps === 1 ? 0 : i / (steps - 1))), 0];
 }

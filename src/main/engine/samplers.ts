@@ -186,7 +186,82 @@ export const sampleDdim: Sampler = async (denoise, x0, sigmas, opts) => {
  */
 export const sampleDdpm: Sampler = (denoise, x, sigmas, opts) => sampleDdim(denoise, x, sigmas, { ...opts, eta: 1 });
 
-export const SAMPLERS = { euler: sampleEuler, heun: sampleHeun, ddim: sampleDdim, ddpm: sampleDdpm } as const;
+// DPM-Solver++ (Lu et al. 2022) works in λ = −log σ, the VE half-log-SNR
+function lambdaOf(sigmaVe: number): number {
+  return -Math.log(sigmaVe);
+}
+
+// DPM-Solver++ first-order step (= DDIM, η = 0) from x at σ to σ_next with data estimate D:
+// x' = (σ_next/σ)·x − expm1(−h)·D, h = λ_next − λ
+function dataPredictionStep(x: Tensor, denoised: Tensor, sigma: number, sigmaNext: number): Tensor {
+  const n = x.shape[0]!;
+  if (sigmaNext === 0) return denoised;
+  const h = lambdaOf(sigmaNext) - lambdaOf(sigma);
+  return combinePerItem(x, filled(n, sigmaNext / sigma), denoised, filled(n, -Math.expm1(-h)));
+}
+
+/**
+ * Multistep DPM-Solver++ of order 2 or 3 in VE form (k-diffusion's sample_dpmpp_2m and the
+ * deterministic case of sample_dpmpp_3m_sde): one network evaluation a step, earlier steps'
+ * data estimates extrapolate D in λ. Guidance enters through D (guidedDenoise), like every sampler.
+ */
+async function multistepSampler(denoise: Denoiser, x0: Tensor, sigmas: number[], opts: SamplerOptions, order: 2 | 3) {
+  const total = sigmas.length - 1;
+  let x = x0;
+  const history: { denoised: Tensor; h: number }[] = []; // newest first
+  for (let i = 0; i < total; i++) {
+    throwIfAborted(opts.signal);
+    const sigma = sigmas[i]!;
+    const sigmaNext = sigmas[i + 1]!;
+    const n = x.shape[0]!;
+    const denoised = await guidedDenoise(denoise, x, filled(n, sigma), opts.guidance, i, 1);
+    if (sigmaNext === 0) x = denoised;
+    else if (sigmaNext < sigma) {
+      // (a ladder that does not descend — t0 at the schedule's floor — leaves x where it is)
+      const h = lambdaOf(sigmaNext) - lambdaOf(sigma);
+      x = dataPredictionStep(x, denoised, sigma, sigmaNext);
+      // φ₂(h) = 1 − (1 − e^{−h})/h, φ₃ = φ₂/h − ½ (the exponential integrator's weights of D's λ-derivatives)
+      const phi2 = 1 + Math.expm1(-h) / h;
+      const [prev, prev2] = history;
+      if (order === 3 && prev && prev2) {
+        // third order: first and second divided differences of D in λ
+        const r0 = prev.h / h;
+        const r1 = prev2.h / h;
+        const d10 = combinePerItem(denoised, filled(n, 1 / r0), prev.denoised, filled(n, -1 / r0));
+        const d11 = combinePerItem(prev.denoised, filled(n, 1 / r1), prev2.denoised, filled(n, -1 / r1));
+        const d1 = combinePerItem(d10, filled(n, 1 + r0 / (r0 + r1)), d11, filled(n, -r0 / (r0 + r1)));
+        const d2 = combinePerItem(d10, filled(n, 1 / (r0 + r1)), d11, filled(n, -1 / (r0 + r1)));
+        const phi3 = phi2 / h - 0.5;
+        x = combinePerItem(combinePerItem(x, filled(n, 1), d1, filled(n, phi2)), filled(n, 1), d2, filled(n, -phi3));
+      } else if (prev) {
+        // second order: D's λ-slope from the previous step's estimate; 2M uses DPM-Solver++'s
+        // midpoint weight (1 − e^{−h})/2, 3M's start the exponential integrator's φ₂
+        const r = prev.h / h;
+        const d = combinePerItem(denoised, filled(n, 1 / r), prev.denoised, filled(n, -1 / r));
+        x = combinePerItem(x, filled(n, 1), d, filled(n, order === 2 ? -Math.expm1(-h) / 2 : phi2));
+      }
+      history.unshift({ denoised, h });
+      history.length = Math.min(history.length, 2);
+    }
+    await opts.onStep?.({ stepIndex: i, totalSteps: total, sigma, x, denoised });
+  }
+  return x;
+}
+
+/** DPM-Solver++(2M): second-order multistep, one evaluation a step. */
+export const sampleDpmpp2m: Sampler = (denoise, x, sigmas, opts) => multistepSampler(denoise, x, sigmas, opts, 2);
+
+/** DPM-Solver++(3M): third-order multistep, one evaluation a step. */
+export const sampleDpmpp3m: Sampler = (denoise, x, sigmas, opts) => multistepSampler(denoise, x, sigmas, opts, 3);
+
+export const SAMPLERS = {
+  euler: sampleEuler,
+  heun: sampleHeun,
+  ddim: sampleDdim,
+  ddpm: sampleDdpm,
+  'dpm++2m': sampleDpmpp2m,
+  'dpm++3m': sampleDpmpp3m,
+} as const;
 export type SamplerName = keyof typeof SAMPLERS;
 
 /**

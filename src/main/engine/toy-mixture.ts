@@ -55,10 +55,10 @@ export function diffusedLogDensityAndScore(
   return { logDensity, score };
 }
 
-/** The optimal discriminator of p (real) against q (fake): log r = log p_τ - log q_τ (dg-math §7). */
-export function exactLogRatioCritic(p: GaussianMixture, q: GaussianMixture, lvp: LvpParams = LVP_DEFAULT): Critic {
+/** A critic log a_τ(x) − log b_τ(x) + offset of two diffused mixtures, with its exact gradient. */
+function densityDifferenceCritic(name: string, a: GaussianMixture, b: GaussianMixture, offset: number, lvp: LvpParams): Critic {
   return {
-    name: 'exact log(p_t/q_t)',
+    name,
     exact: true,
     async evaluate(xVp: Tensor, tauLvp: Float64Array) {
       const N = xVp.shape[0]!;
@@ -67,16 +67,32 @@ export function exactLogRatioCritic(p: GaussianMixture, q: GaussianMixture, lvp:
       const grad = new Float32Array(xVp.data.length);
       for (let n = 0; n < N; n++) {
         const xn = xVp.data.subarray(n * D, (n + 1) * D);
-        const a = lvpAlpha(tauLvp[n]!, lvp);
+        const alpha = lvpAlpha(tauLvp[n]!, lvp);
         const s = lvpSigma(tauLvp[n]!, lvp);
-        const lp = diffusedLogDensityAndScore(p, xn, a, s);
-        const lq = diffusedLogDensityAndScore(q, xn, a, s);
-        value[n] = lp.logDensity - lq.logDensity;
-        for (let d = 0; d < D; d++) grad[n * D + d] = lp.score[d]! - lq.score[d]!;
+        const la = diffusedLogDensityAndScore(a, xn, alpha, s);
+        const lb = diffusedLogDensityAndScore(b, xn, alpha, s);
+        value[n] = offset + la.logDensity - lb.logDensity;
+        for (let d = 0; d < D; d++) grad[n * D + d] = la.score[d]! - lb.score[d]!;
       }
       return { value, grad: { data: grad, shape: [...xVp.shape] } };
     },
   };
+}
+
+/** The optimal discriminator of p (real) against q (fake): log r = log p_τ - log q_τ (dg-math §7). */
+export function exactLogRatioCritic(p: GaussianMixture, q: GaussianMixture, lvp: LvpParams = LVP_DEFAULT): Critic {
+  return densityDifferenceCritic('exact log(p_t/q_t)', p, q, 0, lvp);
+}
+
+/**
+ * The exact noisy classifier of a mixture's components (dg-math §5, Eq. 6): component k is class k,
+ * log p(y=k | x_τ) = log w_k + log N_k,τ(x) − log p_τ(x), its gradient score_k − score_p. Guiding the
+ * mixture's own score with it at weight 1 samples component k alone.
+ */
+export function exactClassifierCritic(m: GaussianMixture, k: number, lvp: LvpParams = LVP_DEFAULT): Critic {
+  const component: GaussianMixture = { weights: [1], variances: [m.variances[k]!], means: [m.means[k]!] };
+  const logWeight = Math.log(m.weights[k]! / m.weights.reduce((x, y) => x + y, 0));
+  return densityDifferenceCritic(`exact log p(y=${k} | x_t)`, component, m, logWeight, lvp);
 }
 
 export function sampleMixture(m: GaussianMixture, count: number, rng: Rng): Tensor {

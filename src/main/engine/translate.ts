@@ -2,7 +2,14 @@
  * One batch through SDEdit + guidance: the function every front end ends up calling.
  */
 import type { TranslateParams } from '../../shared/params.js';
-import { discriminatorGuidance, type Critic, type DgDiagnostics } from './guidance.js';
+import {
+  classifierGuidance,
+  combineGuidance,
+  discriminatorGuidance,
+  type Critic,
+  type DgDiagnostics,
+  type GuidanceHook,
+} from './guidance.js';
 import { BatchRng } from './rng.js';
 import type { StepInfo } from './samplers.js';
 import type { ScoreModel } from './score-model.js';
@@ -14,6 +21,8 @@ export interface TranslateBatchOptions {
   /** one seed per item (A1111: seed + index in the run) */
   seeds: number[];
   critic?: Critic | undefined;
+  /** a classifier's log p(y | x_τ) for the run's class: classifier guidance with params.cgWeight */
+  classifier?: Critic | undefined;
   onStep?: ((info: StepInfo) => void | Promise<void>) | undefined;
   onDiagnostics?: ((d: DgDiagnostics) => void) | undefined;
   signal?: AbortSignal | undefined;
@@ -31,7 +40,7 @@ export async function translateBatch(
   if (opts.seeds.length !== n) throw new Error(`need one seed per item: ${n} items, ${opts.seeds.length} seeds`);
   const w2 = params.dgWeight2 ?? params.dgWeight;
   const useDg = opts.critic && (params.dgWeight > 0 || w2 > 0);
-  const guidance = useDg
+  const dg = useDg
     ? discriminatorGuidance(
         opts.critic!,
         n,
@@ -44,6 +53,10 @@ export async function translateBatch(
         opts.onDiagnostics,
       )
     : undefined;
+  // dg-math §5, Eq. 6: s_θ + w_CG·∇ log p(y|x_t) + w_DG·c
+  const cg = opts.classifier && params.cgWeight > 0 ? classifierGuidance(opts.classifier, params.cgWeight) : undefined;
+  const hooks = [dg, cg].filter((h): h is GuidanceHook => !!h);
+  const guidance = hooks.length > 1 ? combineGuidance(...hooks) : hooks[0];
   const labels = params.classLabel === null ? undefined : Array.from({ length: n }, () => params.classLabel!);
   return sdedit(
     model.denoiser(labels),

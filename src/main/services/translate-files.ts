@@ -8,6 +8,7 @@ import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { basename, extname, join, resolve } from 'node:path';
 import { TranslateParamsSchema, formatParametersLine, type TranslateParams, type TranslateParamsInput } from '../../shared/params.js';
 import { ENGINE_VERSION } from '../../shared/version.js';
+import { loadClassifier, type LoadedClassifier } from '../engine/classifier.js';
 import { loadDiscriminator, type LoadedDiscriminator } from '../engine/discriminator.js';
 import { encodePng, readImage, writeFileAtomic, type ImageSpec } from '../engine/image-io.js';
 import type { ExecutionProvider } from '../engine/onnx/session.js';
@@ -34,6 +35,8 @@ export interface TranslateFilesRequest {
   resumeRunId?: number | undefined;
   /** name outputs after their inputs (`cat.jpg` → `cat.png` + `cat.json`) instead of `<stem>-t…-w…-<seed>` */
   keepNames?: boolean | undefined;
+  /** a classifier for classifier guidance toward params.classLabel (paper Eq. 6) */
+  classifierManifest?: string | undefined;
 }
 
 export interface OutputRecord {
@@ -46,6 +49,7 @@ export interface OutputRecord {
   params: TranslateParams;
   model: { name: string; manifest: string; sha256: string };
   discriminator: { name: string; manifest: string; sha256: string } | null;
+  classifier?: { name: string; manifest: string; sha256: string; className: string } | null;
   engineVersion: string;
   createdAt: string;
 }
@@ -60,6 +64,7 @@ export interface TranslateEvents {
     total: number;
     model: string;
     discriminator: string | null;
+    classifier: string | null;
     provider: string;
     /** steps the ladder really has over [0, t0] (a discrete model merges repeated steps) */
     steps: number;
@@ -134,6 +139,7 @@ export async function translateFiles(
     onWarning: events.onWarning,
   });
   let disc: LoadedDiscriminator | null = null;
+  let classifier: LoadedClassifier | null = null;
   try {
     const spec = imageSpecOf(model);
     const outOfRange = t0RangeProblem(model.manifest, params.t0);
@@ -149,16 +155,43 @@ export async function translateFiles(
       events.onWarning?.(`DG weight ${params.dgWeight} was given but no discriminator: translating without guidance (recorded as w = 0)`);
       params = { ...params, dgWeight: 0, dgWeight2: null, boosting: null };
     }
+    if (req.classifierManifest && params.cgWeight > 0) {
+      if (params.classLabel === null)
+        throw new Error('classifier guidance needs a class: give the class label (--class-label k) the classifier should push toward');
+      classifier = await loadClassifier(req.classifierManifest, params.classLabel, {
+        executionProvider: req.executionProvider,
+        threads: req.threads,
+        onWarning: events.onWarning,
+      });
+      if (classifier.manifest.dataShape.join('x') !== model.manifest.dataShape.join('x'))
+        throw new Error(
+          `classifier "${classifier.manifestPath}" works on data of shape [${classifier.manifest.dataShape.join(', ')}], but the score model's is [${model.manifest.dataShape.join(', ')}]`,
+        );
+    } else if (params.cgWeight > 0) {
+      events.onWarning?.(
+        `CG weight ${params.cgWeight} was given but no classifier: translating without classifier guidance (recorded as 0)`,
+      );
+      params = { ...params, cgWeight: 0 };
+    }
     await mkdir(req.outDir, { recursive: true });
     const modelInfo = { name: model.manifest.name, manifest: resolve(req.modelManifest), sha256: await sha256File(model.onnxPath) };
     const discInfo = disc
       ? { name: disc.manifest.name, manifest: resolve(disc.manifestPath), sha256: await sha256File(disc.manifestPath) }
+      : null;
+    const classifierInfo = classifier
+      ? {
+          name: classifier.manifest.name,
+          manifest: resolve(classifier.manifestPath),
+          sha256: await sha256File(classifier.manifestPath),
+          className: classifier.manifest.classes[params.classLabel!]!,
+        }
       : null;
     const ladderSteps = model.schedule.sdeditSigmas(params.t0, params.steps, params.spacing).length - 1;
     events.onStart?.({
       total: files.length,
       model: modelInfo.name,
       discriminator: discInfo?.name ?? null,
+      classifier: classifierInfo ? `${classifierInfo.name}: ${classifierInfo.className}` : null,
       provider: model.session.provider,
       steps: ladderSteps,
       evaluations: networkEvaluations(params.sampler, ladderSteps),
@@ -212,6 +245,7 @@ export async function translateFiles(
         const result = await translateBatch(model, sources, params, {
           seeds,
           critic: disc?.critic,
+          classifier: classifier?.critic,
           signal,
           onStep: (s) => events.onStep?.({ done, total: files.length, step: s.stepIndex + 1, steps: s.totalSteps, preview: s.denoised }),
         });
@@ -225,6 +259,7 @@ export async function translateFiles(
             params: { ...params, seed: seeds[i]! },
             model: modelInfo,
             discriminator: discInfo,
+            ...(classifierInfo ? { classifier: classifierInfo } : {}),
             engineVersion: ENGINE_VERSION,
             createdAt: new Date().toISOString(),
           };
@@ -241,6 +276,13 @@ export async function translateFiles(
             Model: modelInfo.name,
             'Model hash': modelInfo.sha256.slice(0, 10),
             ...(discInfo ? { Discriminator: discInfo.name, 'Discriminator hash': discInfo.sha256.slice(0, 10) } : {}),
+            ...(classifierInfo
+              ? {
+                  Classifier: classifierInfo.name,
+                  'Classifier hash': classifierInfo.sha256.slice(0, 10),
+                  'Class name': classifierInfo.className,
+                }
+              : {}),
             Size: `${spec.width}x${spec.height}`,
             Version: `dg-studio ${ENGINE_VERSION}`,
           });
@@ -265,6 +307,7 @@ export async function translateFiles(
     }
   } finally {
     await disc?.dispose();
+    await classifier?.dispose();
     await model.dispose();
   }
 }
