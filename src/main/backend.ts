@@ -23,8 +23,7 @@ import {
   type StudioApi,
   type StudioEvent,
 } from '../shared/api.js';
-import { loadDiscriminator } from './engine/discriminator.js';
-import { loadScoreModel, readJsonFile } from './engine/score-model.js';
+import { readJsonFile } from './engine/score-model.js';
 import { ENGINE_VERSION } from '../shared/version.js';
 import { encodePng, MAX_INPUT_PIXELS, writeFileAtomic } from './engine/image-io.js';
 import { trainDiscriminator } from './services/discriminator-training.js';
@@ -36,7 +35,7 @@ import { diagnosePaths } from './services/path-diagnostics.js';
 import { obviousImage, Studies } from './services/studies.js';
 import { runSweep } from './services/sweep.js';
 import { translateFiles } from './services/translate-files.js';
-import { inspectOnnxFile } from './services/inspect-model.js';
+import { checkManifest, inspectOnnxFile } from './services/inspect-model.js';
 import { outputFolderProblem } from './services/folders.js';
 
 export class PayloadError extends Error {
@@ -176,10 +175,11 @@ export class StudioBackend implements StudioApi {
   private async entries(): Promise<(ModelEntry & { manifest: string })[]> {
     const d = bundledDefaults();
     const out: (ModelEntry & { manifest: string })[] = [];
-    const add = async (manifest: string, kind: 'score' | 'discriminator', bundled: boolean, id: string) => {
+    const add = async (manifest: string, kind: ModelEntry['kind'], bundled: boolean, id: string) => {
       try {
-        const m = (await readJsonFile(manifest, 'manifest')) as { name?: string; description?: string };
-        out.push({ id, kind, name: m.name ?? id, description: m.description ?? '', bundled, manifest });
+        const m = (await readJsonFile(manifest, 'manifest')) as { name?: string; description?: string; classes?: unknown };
+        const classes = Array.isArray(m.classes) ? m.classes.filter((c): c is string => typeof c === 'string') : undefined;
+        out.push({ id, kind, name: m.name ?? id, description: m.description ?? '', bundled, manifest, ...(classes ? { classes } : {}) });
       } catch {
         // a broken manifest is skipped here and reported when used
       }
@@ -191,7 +191,8 @@ export class StudioBackend implements StudioApi {
       const manifest = join(imported, name, 'manifest.json');
       if (!existsSync(manifest)) continue;
       const format = ((await readJsonFile(manifest, 'manifest').catch(() => ({}))) as { format?: string }).format;
-      await add(manifest, format === 'dg-studio/discriminator@1' ? 'discriminator' : 'score', false, `imported:${name}`);
+      const kind = format === 'dg-studio/discriminator@1' ? 'discriminator' : format === 'dg-studio/classifier@1' ? 'classifier' : 'score';
+      await add(manifest, kind, false, `imported:${name}`);
     }
     const scoreModels = join(this.home, 'score-models');
     for (const name of existsSync(scoreModels) ? await readdir(scoreModels) : []) {
@@ -206,11 +207,11 @@ export class StudioBackend implements StudioApi {
     return out;
   }
 
-  private async manifestOf(id: string | null, kind: 'score' | 'discriminator'): Promise<string | undefined> {
+  private async manifestOf(id: string | null, kind: ModelEntry['kind']): Promise<string | undefined> {
     const list = await this.entries();
     if (id === null) return list.find((e) => e.kind === kind && e.bundled)?.manifest;
     const e = list.find((x) => x.id === id && x.kind === kind);
-    if (!e) throw new Error(`no ${kind === 'score' ? 'score model' : 'discriminator'} "${id}"; pick one from the list`);
+    if (!e) throw new Error(`no ${kind === 'score' ? 'score model' : kind} "${id}"; pick one from the list`);
     return e.manifest;
   }
 
@@ -286,6 +287,11 @@ export class StudioBackend implements StudioApi {
     const discriminatorManifest = guided ? await this.manifestOf(req.discriminator, 'discriminator') : undefined;
     if (guided && !discriminatorManifest)
       throw new Error('a DG weight above 0 needs a discriminator, and none is bundled: train or import one, or set the DG weight to 0');
+    const classifierManifest = req.params.cgWeight > 0 ? await this.manifestOf(req.classifier, 'classifier') : undefined;
+    if (req.params.cgWeight > 0 && !classifierManifest)
+      throw new Error(
+        'a CG weight above 0 needs a classifier: import one (Settings → Import model) and pick it, or set the CG weight to 0',
+      );
     const outDir = this.settings.outputDir ?? join(this.home, 'outputs');
     const session = this.session;
     const job = this.jobs.submit(
@@ -294,7 +300,16 @@ export class StudioBackend implements StudioApi {
       async ({ signal, progress }) => {
         let last = 0;
         const { outputs, errors } = await translateFiles(
-          { inputs, outDir, params: req.params, modelManifest, discriminatorManifest, gallery: this.gallery, ...session },
+          {
+            inputs,
+            outDir,
+            params: req.params,
+            modelManifest,
+            discriminatorManifest,
+            classifierManifest,
+            gallery: this.gallery,
+            ...session,
+          },
           {
             onStep: (s) => {
               const now = Date.now();
@@ -548,8 +563,7 @@ export class StudioBackend implements StudioApi {
     try {
       for (const f of req.files) await writeFileAtomic(join(dir, f === manifests[0] ? 'manifest.json' : f.name), f.data);
       const manifest = join(dir, 'manifest.json');
-      if (req.kind === 'score') await (await loadScoreModel(manifest, this.session)).dispose();
-      else await (await loadDiscriminator(manifest, undefined, this.session)).dispose();
+      await checkManifest(manifest, req.kind, this.session);
     } catch (e) {
       await rm(dir, { recursive: true, force: true });
       throw new Error((e as Error).message.replaceAll(dir + '/', ''), { cause: e });

@@ -15,10 +15,12 @@ export type StudioInfo = z.infer<typeof StudioInfoSchema>;
 
 export interface ModelEntry {
   id: string;
-  kind: 'score' | 'discriminator';
+  kind: 'score' | 'discriminator' | 'classifier';
   name: string;
   bundled: boolean;
   description: string;
+  /** a classifier's (or class-conditional discriminator's) class names */
+  classes?: string[];
 }
 
 export interface SourceRef {
@@ -100,6 +102,8 @@ export const TranslateRequestSchema = z.object({
   params: TranslateParamsSchema,
   model: entryId.nullable().default(null),
   discriminator: entryId.nullable().default(null),
+  /** classifier guidance (params.cgWeight > 0, toward params.classLabel): an imported classifier */
+  classifier: entryId.nullable().default(null),
 });
 export type TranslateRequest = z.input<typeof TranslateRequestSchema>;
 
@@ -184,7 +188,7 @@ export const SettingsSchema = z.object({
 export type Settings = z.infer<typeof SettingsSchema>;
 
 export const ImportModelSchema = z.object({
-  kind: z.enum(['score', 'discriminator']),
+  kind: z.enum(['score', 'discriminator', 'classifier']),
   files: z
     .array(
       z.object({

@@ -115,6 +115,26 @@ describe('the back end validates every request (no Electron needed)', async () =
     );
   });
 
+  it('an imported classifier is listed with its classes; a CG weight without one is refused in words', async () => {
+    const fixture = (p: string) => new Uint8Array(readFileSync(join(import.meta.dirname, '..', 'fixtures', 'inspect', p)));
+    const file = { name: 'cls.onnx', data: fixture('classifier/model.onnx') };
+    const r = (await backend.dispatch('proposeManifest', [{ file }])) as { kind: string; manifest: string };
+    expect(r.kind).toBe('classifier');
+    const manifest = { ...JSON.parse(r.manifest), name: 'animals', classes: ['cat', 'dog', 'fox', 'owl'] };
+    await backend.dispatch('importModel', [
+      { kind: 'classifier', files: [file, { name: 'manifest.json', data: new TextEncoder().encode(JSON.stringify(manifest)) }] },
+    ]);
+    const models = (await backend.dispatch('listModels', [])) as { kind: string; name: string; classes?: string[] }[];
+    expect(models.find((m) => m.kind === 'classifier')).toMatchObject({ name: 'animals', classes: ['cat', 'dog', 'fox', 'owl'] });
+    const { sources } = (await backend.dispatch('addSamples', [])) as { sources: { id: string }[] };
+    await expect(
+      backend.dispatch('translate', [{ sources: [sources[0]!.id], params: { cgWeight: 1, classLabel: 0 }, classifier: 'imported:nope' }]),
+    ).rejects.toThrow(/no classifier "imported:nope"; pick one from the list/);
+    await expect(backend.dispatch('translate', [{ sources: [sources[0]!.id], params: { cgWeight: 1, classLabel: 0 } }])).rejects.toThrow(
+      /a CG weight above 0 needs a classifier/,
+    );
+  });
+
   it('the engine version matches package.json', () => {
     const pkg = JSON.parse(readFileSync(join(import.meta.dirname, '../../package.json'), 'utf8'));
     expect(ENGINE_VERSION).toBe(pkg.version);

@@ -15,6 +15,8 @@ export const studio = $state({
   models: [] as ModelEntry[],
   model: null as string | null,
   discriminator: null as string | null,
+  /** classifier guidance: an imported classifier, or null for none */
+  classifier: null as string | null,
   params: {
     t0: 0.5,
     dgWeight: 1,
@@ -25,7 +27,11 @@ export const studio = $state({
     eta: 0,
     churn: 0,
     dgWindow: [0.01, 1],
+    cgWeight: 1,
+    classLabel: null,
   } as TranslateParamsInput & {
+    cgWeight: number;
+    classLabel: number | null;
     t0: number;
     dgWeight: number;
     steps: number;
