@@ -4,6 +4,7 @@ import { discTrain } from './disc-train.js';
 import { galleryQuery } from './gallery-query.js';
 import { gradCost } from './grad-cost.js';
 import { samplerOverhead } from './sampler-overhead.js';
+import { samplerNfe } from './sampler-nfe.js';
 import { unetCosts } from './unet-costs.js';
 import { scoreTrain } from './score-train.js';
 import { existsSync } from 'node:fs';
@@ -14,6 +15,8 @@ console.log(
 );
 console.log('\n## sampler-overhead');
 await samplerOverhead();
+console.log('\n## sampler-nfe (quality per network evaluation, 2-D mixture toy)');
+await samplerNfe();
 console.log('\n## grad-cost');
 await gradCost();
 console.log('\n## dg-overhead');

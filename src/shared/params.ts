@@ -19,8 +19,12 @@ export const SAMPLER_LABELS: Record<(typeof SAMPLER_NAMES)[number], string> = {
 export const TranslateParamsSchema = z
   .object({
     t0: z.number().gt(0, 't0 must be in (0, 1]').max(1, 't0 must be in (0, 1]').default(0.5),
-    steps: z.number().int().min(1).max(1000).default(30),
-    sampler: z.enum(SAMPLER_NAMES).default('heun'),
+    /**
+     * Defaults: the cheapest setting whose ODE solution is as close as DDIM 50's (bench/sampler-nfe,
+     * docs/benchmarks.md): DPM-Solver++(2M), 15 steps = 15 network evaluations (Heun 30 took 59)
+     */
+    steps: z.number().int().min(1).max(1000).default(15),
+    sampler: z.enum(SAMPLER_NAMES).default('dpm++2m'),
     seed: z
       .number()
       .int()

@@ -6,6 +6,8 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { fraction, int, list, nonNegative, nonNegativeInt, pair, positive, positiveInt, seed } from './options.js';
 import cliProgress from 'cli-progress';
 import { SAMPLER_LABELS, SAMPLER_NAMES, TranslateParamsSchema } from '../../shared/params.js';
+
+const DEFAULT_PARAMS = TranslateParamsSchema.parse({});
 import { ENGINE_VERSION } from '../../shared/version.js';
 import { EXECUTION_PROVIDERS } from '../engine/onnx/session.js';
 import type { FeatureTimeEncoding } from '../engine/nn/frozen-features.js';
@@ -82,9 +84,9 @@ export function buildProgram(): Command {
       '--steps <n>',
       "steps over [0, t0]; Heun evaluates the network twice a step but the last (the run's first line states the total)",
       positiveInt('--steps'),
-      30,
+      DEFAULT_PARAMS.steps,
     )
-    .addOption(new Option('--sampler <name>', 'sampler').choices(SAMPLER_NAMES).default('heun'))
+    .addOption(new Option('--sampler <name>', 'sampler').choices(SAMPLER_NAMES).default(DEFAULT_PARAMS.sampler))
     .option('--seed <n>', 'seed of the first image; image i uses seed + i', seed('--seed'), 0)
     .option('--batch-size <n>', 'images per model call', positiveInt('--batch-size'), 4)
     .option('--eta <eta>', 'DDIM η (0 deterministic, 1 = DDPM)', nonNegative('--eta'), 0)
@@ -313,8 +315,8 @@ export function buildProgram(): Command {
     .option('--dg-weight <list>', 'DG weights (0 = plain SDEdit)', list('--dg-weight'), [0, 1, 2])
     .option('--model <manifest>', 'score-model manifest (default: the bundled default)')
     .option('--discriminator <manifest>', 'discriminator manifest (default: the bundled one)')
-    .option('--steps <n>', 'sampler steps', positiveInt('--steps'), 30)
-    .addOption(new Option('--sampler <name>', 'sampler').choices(SAMPLER_NAMES).default('heun'))
+    .option('--steps <n>', 'sampler steps', positiveInt('--steps'), DEFAULT_PARAMS.steps)
+    .addOption(new Option('--sampler <name>', 'sampler').choices(SAMPLER_NAMES).default(DEFAULT_PARAMS.sampler))
     .option('--seed <n>', 'seed of the first image', seed('--seed'), 0)
     .option('--batch-size <n>', 'images per model call', positiveInt('--batch-size'), 4)
     .option('--features <onnx>', 'feature extractor ONNX for Fréchet distance and KID (default: fixed random conv features)')
@@ -336,7 +338,7 @@ export function buildProgram(): Command {
     .option('--discriminator <manifest>', 'discriminator manifest (default: the bundled one)')
     .option('--t0 <t>', 'SDEdit start time', fraction('--t0'), 0.6)
     .option('--dg-weight <w>', 'DG weight of the guided paths', nonNegative('--dg-weight'), 1)
-    .option('--steps <n>', 'sampler steps', positiveInt('--steps'), 30)
+    .option('--steps <n>', 'sampler steps', positiveInt('--steps'), DEFAULT_PARAMS.steps)
     .option('--seed <n>', 'seed', seed('--seed'), 0)
     .requiredOption('--out <dir>', 'output folder')
     .action(

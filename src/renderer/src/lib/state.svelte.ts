@@ -20,8 +20,8 @@ export const studio = $state({
   params: {
     t0: 0.5,
     dgWeight: 1,
-    steps: 20,
-    sampler: 'heun',
+    steps: 15,
+    sampler: 'dpm++2m',
     seed: 0,
     batchSize: 4,
     eta: 0,
