@@ -22,12 +22,24 @@ export interface OrtSession {
   source: string;
 }
 
+/**
+ * Whether ORT's worker threads spin (busy-wait) after a run, waiting for the next: ORT's default,
+ * good for one session run back to back, but a guided sampler alternates two sessions (the score
+ * model, then the guidance graph) and each one's spinning threads steal the cores from the other
+ * (bench/dg-end-to-end.ts). Off unless DG_STUDIO_ORT_SPINNING=1.
+ */
+export function ortSpinning(): boolean {
+  return process.env['DG_STUDIO_ORT_SPINNING'] === '1';
+}
+
 export async function createSession(model: string | Uint8Array, source: string, opts: SessionOptions = {}): Promise<OrtSession> {
   const wanted = opts.executionProvider ?? 'cpu';
+  const spin = ortSpinning() ? '1' : '0';
   const base: ort.InferenceSession.SessionOptions = {
     graphOptimizationLevel: 'all',
     logSeverityLevel: 3, // errors only: ORT's warnings (unused initializers, …) are not the user's business
     ...(opts.threads ? { intraOpNumThreads: opts.threads } : {}),
+    extra: { session: { intra_op: { allow_spinning: spin }, inter_op: { allow_spinning: spin } } },
   };
   const create = (ep: ExecutionProvider) =>
     typeof model === 'string'
