@@ -149,7 +149,7 @@ export class StudioBackend implements StudioApi {
       id: r.id,
       runId: r.runId,
       createdAt: r.createdAt,
-      sourceName: src.name,
+      sourceName: r.sourceName ?? src.name,
       sourceThumb: src.thumb,
       image: r.sha256 ? `image/${r.sha256}` : null,
       thumb: r.sha256 ? `thumb/${r.sha256}` : null,
@@ -308,6 +308,8 @@ export class StudioBackend implements StudioApi {
             discriminatorManifest,
             classifierManifest,
             gallery: this.gallery,
+            // outputs are named after the names the user's files had, not the inbox's digests
+            sourceNames: Object.fromEntries(inputs.map((p) => [p, this.sourceOf(p).name])),
             ...session,
           },
           {

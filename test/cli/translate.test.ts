@@ -130,6 +130,14 @@ describe('dg-studio translate (CLI)', async () => {
     const sidecar = JSON.parse(await readFile(records[1].sidecar, 'utf8'));
     expect(sidecar.params.t0).toBe(0.4);
     expect(sidecar.model.sha256).toMatch(/^[0-9a-f]{64}$/);
+    // a shared PNG or sidecar names files and digests, never where they are (no absolute path anywhere)
+    const chunk = JSON.parse(text['dg-studio']!);
+    expect(chunk).toMatchObject({ source: 'b é.png', sourceSha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    for (const shared of [JSON.stringify(chunk), JSON.stringify(sidecar), text['parameters']!]) {
+      expect(shared).not.toContain(dir);
+      expect(shared).not.toContain(root);
+      expect(shared).not.toMatch(/"\/[^"]*"/);
+    }
     const meta = await sharp(records[0].output).metadata();
     expect([meta.width, meta.height]).toEqual([64, 64]);
   });

@@ -4,12 +4,13 @@
  * test-artifacts/.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StudioBackend } from '../../src/main/backend.js';
+import { readPngTextFromBuffer } from '../../src/main/engine/image-io.js';
 import { startServer, type StudioServer } from '../../src/main/server.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -96,6 +97,11 @@ describe('studio in a real browser (server mode)', async () => {
     await page.click('[data-testid=compare]');
     await page.locator('[data-testid=wipe]').waitFor({ timeout: 60_000 });
     await page.screenshot({ path: join(artifacts, 'translate-compare.png') });
+    // outputs are named after the uploaded files, and what they carry names no folder of the server's
+    const outs = (await readdir(join(dir, 'data', 'outputs'))).filter((f) => f.endsWith('.png'));
+    expect(outs.filter((f) => f.startsWith('photo 0-t0.5-'))).toHaveLength(2); // DG and its compare
+    const meta = readPngTextFromBuffer(await readFile(join(dir, 'data', 'outputs', outs[0]!)));
+    for (const v of Object.values(meta)) expect(v).not.toContain(dir);
   });
 
   it('adds a whole folder of images', async () => {
@@ -124,9 +130,15 @@ describe('studio in a real browser (server mode)', async () => {
     await page.fill('[data-testid=steps]', '8');
   });
 
-  it('finds results in the gallery and reuses their parameters', async () => {
+  it('finds results in the gallery by the original file name, and reuses their parameters', async () => {
     await page.click('[data-testid=tab-gallery]');
     await page.locator('[data-testid=gallery-item]').first().waitFor();
+    const found = await backend.gallerySearch({ text: 'photo 1' });
+    expect(found.length).toBeGreaterThan(0);
+    expect(found.every((f) => f.sourceName === 'photo 1.png')).toBe(true);
+    await page.fill('[data-testid=gallery-search]', 'photo 1');
+    await expect.poll(() => page.locator('[data-testid=gallery-item]').count(), { timeout: 10_000 }).toBe(found.length);
+    await page.fill('[data-testid=gallery-search]', '');
     await page.locator('[data-testid=gallery-item]').first().click();
     await page.locator('[data-testid=gallery-detail]').waitFor();
     await page.screenshot({ path: join(artifacts, 'gallery.png') });

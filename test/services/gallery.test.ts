@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
@@ -35,11 +35,30 @@ describe('gallery store', async () => {
 
   it('migrates by user_version and refuses a newer schema', async () => {
     const g = await Gallery.open(join(dir, 'm'));
-    expect(g.db.pragma('user_version', { simple: true })).toBe(2);
+    expect(g.db.pragma('user_version', { simple: true })).toBe(3);
     expect(g.db.pragma('journal_mode', { simple: true })).toBe('wal');
     g.db.pragma('user_version = 99');
     g.db.close();
     await expect(Gallery.open(join(dir, 'm'))).rejects.toThrow(/written by a newer DG Studio \(schema 99\)/);
+  });
+
+  it("finds an output by its source's original file name though the file is stored under a digest; export names it so", async () => {
+    const g = await Gallery.open(join(dir, 'names'));
+    const r = run(g, 0.5, 1, 'noto');
+    const id = await g.addOutput(r, {
+      png: await png(7),
+      sourcePath: '/data/inbox/3f9a0c.png',
+      sourceName: 'twemoji-1f427-penguin.png',
+      seed: 3,
+    });
+    await g.addOutput(r, { png: await png(8), sourcePath: '/data/inbox/77aa01.png', seed: 4 });
+    expect(g.search({ text: 'penguin' }).map((o) => o.id)).toEqual([id]);
+    expect(g.get(id)!.sourceName).toBe('twemoji-1f427-penguin.png');
+    const [file] = await g.export([id], join(dir, 'names-export'));
+    expect(file).toMatch(/twemoji-1f427-penguin-\d+\.png$/);
+    const sidecar = await readFile(file!.replace(/\.png$/, '.json'), 'utf8');
+    expect(sidecar).not.toContain('/data/inbox');
+    g.db.close();
   });
 
   it('stores content-addressed files with thumbnails, filters, tags and pages', async () => {

@@ -24,6 +24,8 @@ export interface OutputRow {
   runId: number;
   createdAt: string;
   sourcePath: string;
+  /** the source's original file name (null in rows from before schema 3: the path's base name) */
+  sourceName: string | null;
   sha256: string | null;
   seed: number;
   error: string | null;
@@ -126,6 +128,8 @@ const MIGRATIONS: string[] = [
      undone INTEGER NOT NULL DEFAULT 0
    );
    CREATE INDEX judgements_by ON judgements(study_id, annotator, undone);`,
+  // 3: the source's original file name (a studio upload is stored under its digest), searchable
+  `ALTER TABLE outputs ADD COLUMN source_name TEXT;`,
 ];
 
 export class Gallery {
@@ -249,7 +253,7 @@ export class Gallery {
   /** Store a PNG: the file (and its thumbnail) first, then the row. */
   async addOutput(
     runId: number,
-    o: { png: Uint8Array; sourcePath: string; seed: number; metrics?: Record<string, number> },
+    o: { png: Uint8Array; sourcePath: string; sourceName?: string | undefined; seed: number; metrics?: Record<string, number> },
   ): Promise<number> {
     const sha = createHash('sha256').update(o.png).digest('hex');
     const path = this.objectPath(sha);
@@ -261,16 +265,18 @@ export class Gallery {
       await writeFileAtomic(path, o.png);
     }
     const r = this.db
-      .prepare('INSERT INTO outputs (run_id, created_at, source_path, sha256, seed, metrics_json) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(runId, new Date().toISOString(), o.sourcePath, sha, o.seed, o.metrics ? JSON.stringify(o.metrics) : null);
+      .prepare(
+        'INSERT INTO outputs (run_id, created_at, source_path, source_name, sha256, seed, metrics_json) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      )
+      .run(runId, new Date().toISOString(), o.sourcePath, o.sourceName ?? null, sha, o.seed, o.metrics ? JSON.stringify(o.metrics) : null);
     return Number(r.lastInsertRowid);
   }
 
   /** Record a per-image failure: the run goes on, the error stays findable. */
-  addError(runId: number, sourcePath: string, seed: number, message: string): number {
+  addError(runId: number, sourcePath: string, seed: number, message: string, sourceName?: string): number {
     const r = this.db
-      .prepare('INSERT INTO outputs (run_id, created_at, source_path, sha256, seed, error) VALUES (?, ?, ?, NULL, ?, ?)')
-      .run(runId, new Date().toISOString(), sourcePath, seed, message);
+      .prepare('INSERT INTO outputs (run_id, created_at, source_path, source_name, sha256, seed, error) VALUES (?, ?, ?, ?, NULL, ?, ?)')
+      .run(runId, new Date().toISOString(), sourcePath, sourceName ?? null, seed, message);
     return Number(r.lastInsertRowid);
   }
 
@@ -281,6 +287,7 @@ export class Gallery {
       runId: r['run_id'] as number,
       createdAt: r['created_at'] as string,
       sourcePath: r['source_path'] as string,
+      sourceName: (r['source_name'] as string | null) ?? null,
       sha256: (r['sha256'] as string | null) ?? null,
       seed: r['seed'] as number,
       error: (r['error'] as string | null) ?? null,
@@ -324,7 +331,13 @@ export class Gallery {
     if (q.tag) add('EXISTS (SELECT 1 FROM tags t WHERE t.output_id = o.id AND t.tag = ?)', q.tag);
     if (q.text) {
       const like = `%${q.text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
-      add("(o.note LIKE ? ESCAPE '\\' OR o.source_path LIKE ? ESCAPE '\\' OR r.model_name LIKE ? ESCAPE '\\')", like, like, like);
+      add(
+        "(o.note LIKE ? ESCAPE '\\' OR o.source_path LIKE ? ESCAPE '\\' OR o.source_name LIKE ? ESCAPE '\\' OR r.model_name LIKE ? ESCAPE '\\')",
+        like,
+        like,
+        like,
+        like,
+      );
     }
     if (q.after) add('(o.created_at, o.id) < (?, ?)', q.after.createdAt, q.after.id);
     const sql =
@@ -374,12 +387,15 @@ export class Gallery {
     for (const id of ids) {
       const row = this.get(id);
       if (!row?.sha256) continue;
-      const stem = `${basename(row.sourcePath).replace(/\.[^.]+$/, '')}-${row.id}`;
+      const sourceName = row.sourceName ?? basename(row.sourcePath);
+      const stem = `${sourceName.replace(/\.[^.]+$/, '')}-${row.id}`;
       const png = join(dir, `${stem}.png`);
       const tmp = join(dir, `.${stem}.${randomBytes(4).toString('hex')}.tmp`);
       await copyFile(this.objectPath(row.sha256), tmp);
       await rename(tmp, png);
-      await writeFileAtomic(join(dir, `${stem}.json`), JSON.stringify({ ...row, file: png }, null, 2));
+      // the sidecar names files, never where they were: an exported folder is shared
+      const { sourcePath: _where, ...shareable } = row;
+      await writeFileAtomic(join(dir, `${stem}.json`), JSON.stringify({ ...shareable, sourceName, file: basename(png) }, null, 2));
       written.push(png);
     }
     return written;

@@ -4,6 +4,7 @@
  * annotator sees the pairs in their own seeded order with seeded left/right sides; attention
  * checks (a repeated pair, an obvious pair) are flagged. Stored in the gallery's SQLite file.
  */
+import { basename } from 'node:path';
 import { createHash } from 'node:crypto';
 import { encodePng, readImage, writeFileAtomic } from '../engine/image-io.js';
 import { createFeatureExtractor } from '../engine/features.js';
@@ -271,14 +272,20 @@ export class Studies {
     return [cols.join(','), ...rows.map((r) => cols.map((c) => JSON.stringify(r[c] ?? '')).join(','))].join('\n') + '\n';
   }
 
-  /** One row per judgement (undone ones included, flagged). */
+  /**
+   * One row per judgement (undone ones included, flagged). The source is named by its original file
+   * name, never its path: an exported study is shared, and must not say where anyone keeps files.
+   */
   rows(studyId: number): Record<string, string | number | null>[] {
-    return this.g.db
+    const rows = this.g.db
       .prepare(
-        `SELECT j.id, j.annotator, j.created_at, j.position, j.left_is_a, j.choice, j.undone, i.id AS item_id, i.a_output, i.b_output, i.a_setting, i.b_setting, i.source_path, i.check_kind
-         FROM judgements j JOIN study_items i ON i.id = j.item_id WHERE j.study_id = ? ORDER BY j.id`,
+        `SELECT j.id, j.annotator, j.created_at, j.position, j.left_is_a, j.choice, j.undone, i.id AS item_id, i.a_output, i.b_output, i.a_setting, i.b_setting,
+                COALESCE(o.source_name, i.source_path) AS source, i.check_kind
+         FROM judgements j JOIN study_items i ON i.id = j.item_id LEFT JOIN outputs o ON o.id = i.a_output
+         WHERE j.study_id = ? ORDER BY j.id`,
       )
       .all(studyId) as Record<string, string | number | null>[];
+    return rows.map((r) => ({ ...r, source: basename(String(r['source'] ?? '')) }));
   }
 
   async summary(studyId: number, reference?: Float32Array[]): Promise<StudySummary> {

@@ -37,6 +37,11 @@ export interface TranslateFilesRequest {
   keepNames?: boolean | undefined;
   /** a classifier for classifier guidance toward params.classLabel (paper Eq. 6) */
   classifierManifest?: string | undefined;
+  /**
+   * original file names of inputs stored under other names (the studio keeps uploads under their
+   * digest): outputs are named, captioned and searchable by these
+   */
+  sourceNames?: Record<string, string> | undefined;
 }
 
 export interface OutputRecord {
@@ -111,6 +116,29 @@ export function imageSpecOf(model: ScoreModel): ImageSpec {
     );
   }
   return { channels: c, height: h!, width: w!, valueRange: model.manifest.valueRange };
+}
+
+/**
+ * What an output carries about itself (PNG chunk, sidecar): names and digests, never a path — a
+ * shared PNG must not tell where the user keeps files; the gallery keeps where they are.
+ */
+export function shareableRecord(r: OutputRecord, sourceName: string, sourceSha256: string) {
+  const named = <T extends { manifest: string }>(m: T) => {
+    const { manifest: _where, ...rest } = m;
+    return rest;
+  };
+  return {
+    source: sourceName,
+    sourceSha256,
+    output: basename(r.output),
+    seed: r.seed,
+    params: r.params,
+    model: named(r.model),
+    discriminator: r.discriminator ? named(r.discriminator) : null,
+    ...(r.classifier ? { classifier: named(r.classifier) } : {}),
+    engineVersion: r.engineVersion,
+    createdAt: r.createdAt,
+  };
 }
 
 async function freeName(dir: string, stem: string, taken: Set<string>): Promise<string> {
@@ -230,7 +258,8 @@ export async function translateFiles(
           } catch (e) {
             const err = { file, message: (e as Error).message };
             errors.push(err);
-            if (gallery && runId !== undefined) gallery.addError(runId, resolve(file), (params.seed + index) % 2 ** 32, err.message);
+            if (gallery && runId !== undefined)
+              gallery.addError(runId, resolve(file), (params.seed + index) % 2 ** 32, err.message, req.sourceNames?.[file]);
             events.onError?.(err);
             done++;
           }
@@ -250,6 +279,7 @@ export async function translateFiles(
           onStep: (s) => events.onStep?.({ done, total: files.length, step: s.stepIndex + 1, steps: s.totalSteps, preview: s.denoised }),
         });
         for (const [i, l] of loaded.entries()) {
+          const sourceName = req.sourceNames?.[l.file] ?? basename(l.file);
           const record: OutputRecord = {
             runId,
             source: resolve(l.file),
@@ -263,7 +293,7 @@ export async function translateFiles(
             engineVersion: ENGINE_VERSION,
             createdAt: new Date().toISOString(),
           };
-          const inputStem = basename(l.file, extname(l.file));
+          const inputStem = basename(sourceName, extname(sourceName));
           const stem = req.keepNames ? inputStem : `${inputStem}-t${params.t0}-w${params.dgWeight}-${seeds[i]}`;
           const name = await freeName(req.outDir, stem, taken);
           if (req.keepNames && name !== `${stem}.png`)
@@ -286,14 +316,15 @@ export async function translateFiles(
             Size: `${spec.width}x${spec.height}`,
             Version: `dg-studio ${ENGINE_VERSION}`,
           });
+          const embedded = shareableRecord(record, sourceName, await sha256File(l.file));
           const png = await encodePng(result.data.subarray(i * item, (i + 1) * item), spec, {
-            parameters: `Source: ${basename(l.file)}\n${line}`,
-            'dg-studio': JSON.stringify(record),
+            parameters: `Source: ${sourceName}\n${line}`,
+            'dg-studio': JSON.stringify(embedded),
           });
           await writeFileAtomic(record.output, png);
           if (gallery && runId !== undefined)
-            record.galleryId = await gallery.addOutput(runId, { png, sourcePath: record.source, seed: record.seed });
-          await writeFileAtomic(record.sidecar, JSON.stringify(record, null, 2));
+            record.galleryId = await gallery.addOutput(runId, { png, sourcePath: record.source, sourceName, seed: record.seed });
+          await writeFileAtomic(record.sidecar, JSON.stringify({ ...embedded, galleryId: record.galleryId, runId }, null, 2));
           outputs.push(record);
           events.onResult?.(record);
           done++;
