@@ -25,6 +25,7 @@ import {
 } from '../shared/api.js';
 import { readJsonFile } from './engine/score-model.js';
 import { ENGINE_VERSION } from '../shared/version.js';
+import { describeIssues } from '../shared/errors.js';
 import { encodePng, MAX_INPUT_PIXELS, writeFileAtomic } from './engine/image-io.js';
 import { trainDiscriminator } from './services/discriminator-training.js';
 import { trainScoreModel } from './services/score-training.js';
@@ -39,8 +40,9 @@ import { checkManifest, inspectOnnxFile } from './services/inspect-model.js';
 import { outputFolderProblem } from './services/folders.js';
 
 export class PayloadError extends Error {
-  constructor(method: string, error: z.ZodError) {
-    super(`invalid request to ${method}: ${error.issues.map((i) => `${i.path.join('.') || '(payload)'}: ${i.message}`).join('; ')}`);
+  constructor(method: string, error: z.ZodError, input: unknown) {
+    // in words for the person (shared/errors.ts); the method name only as a trailing hint for developers
+    super(`${describeIssues(error, input)} (refused: invalid request to ${method})`);
     this.name = 'PayloadError';
   }
 }
@@ -98,7 +100,7 @@ export class StudioBackend implements StudioApi {
   async dispatch(method: string, args: unknown[]): Promise<unknown> {
     if (!Object.hasOwn(API, method)) throw new Error(`unknown method "${method}"`);
     const parsed = API[method as ApiMethod].safeParse(args);
-    if (!parsed.success) throw new PayloadError(method, parsed.error);
+    if (!parsed.success) throw new PayloadError(method, parsed.error, args);
     const fn = this[method as ApiMethod] as (...a: unknown[]) => Promise<unknown>;
     return fn.apply(this, parsed.data as unknown[]);
   }

@@ -19,19 +19,35 @@ describe('the back end validates every request (no Electron needed)', async () =
     await expect(backend.dispatch('__proto__', [])).rejects.toThrow(/unknown method/);
     await expect(backend.dispatch('getInfo', ['surprise'])).rejects.toThrow(/invalid request to getInfo/);
     await expect(backend.dispatch('translate', [{ sources: ['../../etc/passwd'], params: {} }])).rejects.toThrow(
-      /sources.0: not a source id/,
+      /Sources \(item 1\): not a source id \(you gave "..\/..\/etc\/passwd"\)/,
     );
     await expect(backend.dispatch('translate', [{ sources: ['0123456789abcdef'], params: { t0: 3 } }])).rejects.toThrow(
       /t0 must be in \(0, 1\]/,
     );
     await expect(backend.dispatch('translate', [{ sources: ['0123456789abcdef'], params: { sampler: 'rm -rf' } }])).rejects.toThrow(
-      /sampler/,
+      /^Sampler: choose one of euler, heun, ddim, ddpm, dpm\+\+2m, dpm\+\+3m \(you gave "rm -rf"\)/,
     );
     await expect(
       backend.dispatch('trainDiscriminator', [{ sources: [], targets: [], t0Range: [0.3, 0.6], steps: 1, name: '../evil' }]),
     ).rejects.toThrow(/name/);
     expect(backend.resolveFile('image', '../../../etc/passwd')).toBeNull();
     expect(backend.resolveFile('secret', '0123456789abcdef')).toBeNull();
+  });
+
+  it('refuses bad fields in words, naming the field as the studio shows it and what was given', async () => {
+    const src = ['0123456789abcdef'];
+    const cases: [string, unknown[], RegExp][] = [
+      ['gallerySearch', [{ t0Min: null }], /^smallest t0: enter a number \(refused/],
+      ['translate', [{ sources: src, params: { steps: 5000 } }], /^Steps: at most 1000 \(you gave 5000\)/],
+      ['translate', [{ sources: src, params: { seed: -1 } }], /^Seed: at least 0 \(you gave -1\)/],
+      ['translate', [{ sources: src, params: { steps: null } }], /^Steps: enter a number/],
+      ['sweep', [{ sources: src, t0: [0.5], weights: ['one', 'two'] }], /DG weights \(item 1\): expected a number \(you gave "one"\)/],
+    ];
+    for (const [method, args, message] of cases) {
+      const e = await backend.dispatch(method, args).catch((x: Error) => x);
+      expect([method, (e as Error).message]).toEqual([method, expect.stringMatching(message)]);
+      expect((e as Error).message).not.toMatch(/Invalid input|received null|0\.t0Min/);
+    }
   });
 
   it('takes images as bytes into its inbox and refuses what is not an image, by name', async () => {

@@ -94,8 +94,18 @@ describe('studio in a real browser (server mode)', async () => {
     await page.locator('[data-testid=progress]').first().waitFor();
     await page.locator('[data-testid=result]').nth(1).waitFor({ timeout: 60_000 });
     expect(await page.locator('[data-testid=progress]').first().textContent()).toMatch(/done/);
+    // change the form after the run: Compare must still repeat the run itself (same sources, seeds, t0)
+    await page.locator('[data-testid=t0]').fill('0.9');
+    await page.fill('[data-testid=seed]', '77');
+    await page.locator('[aria-label=remove]').first().click();
     await page.click('[data-testid=compare]');
     await page.locator('[data-testid=wipe]').waitFor({ timeout: 60_000 });
+    await expect.poll(() => page.locator('[data-testid=compare-caption]').count(), { timeout: 30_000 }).toBe(2);
+    const captions = await page.locator('[data-testid=compare-caption]').allTextContents();
+    expect(captions.map((c) => c.replace(/, seed \d+$/, ''))).toEqual([
+      'photo 0.png: SDEdit (w 0) | DG (w 1) — t0 0.5, 8 steps',
+      'photo 1.png: SDEdit (w 0) | DG (w 1) — t0 0.5, 8 steps',
+    ]);
     await page.screenshot({ path: join(artifacts, 'translate-compare.png') });
     // outputs are named after the uploaded files, and what they carry names no folder of the server's
     const outs = (await readdir(join(dir, 'data', 'outputs'))).filter((f) => f.endsWith('.png'));

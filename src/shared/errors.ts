@@ -1,0 +1,93 @@
+/**
+ * Validation errors in words: a request's zod issues as "Steps: at most 1000 (you gave 5000)",
+ * with the field's name as the studio shows it, not a schema path. Used by the back end for every
+ * refused request and by the renderer next to the field.
+ */
+import type { z } from 'zod';
+
+/** Labels of the fields a person fills in (the last path element names the field). */
+export const FIELD_LABELS: Record<string, string> = {
+  t0: 't0',
+  t0Min: 'smallest t0',
+  t0Max: 'largest t0',
+  t0Range: 't0 range',
+  steps: 'Steps',
+  seed: 'Seed',
+  batchSize: 'Batch',
+  dgWeight: 'DG weight',
+  dgWeight2: 'DG weight (2nd stage)',
+  dgWindow: 'DG window',
+  cgWeight: 'CG weight',
+  classLabel: 'Class',
+  eta: 'η',
+  churn: 'Churn',
+  weights: 'DG weights',
+  sampler: 'Sampler',
+  spacing: 'Spacing',
+  limit: 'Limit',
+  name: 'Name',
+  threads: 'Threads',
+  outputDir: 'Output folder',
+  period: 'Boost every',
+  lr: 'Learning rate',
+  sources: 'Sources',
+  files: 'Files',
+};
+
+function labelOf(path: readonly PropertyKey[]): string {
+  const named = path.filter((p): p is string => typeof p === 'string');
+  const last = named.at(-1);
+  if (!last) return 'the request';
+  const label = FIELD_LABELS[last] ?? last;
+  const index = path.at(-1);
+  return typeof index === 'number' && named.length ? `${label} (item ${index + 1})` : label;
+}
+
+/** One issue as a sentence a person can act on. */
+export function issueText(issue: z.core.$ZodIssue, input?: unknown): string {
+  const i = issue as z.core.$ZodIssue & {
+    minimum?: number | bigint;
+    maximum?: number | bigint;
+    inclusive?: boolean;
+    expected?: string;
+    origin?: string;
+  };
+  const gave = input === undefined ? '' : ` (you gave ${JSON.stringify(input)})`;
+  // a schema's own message (e.g. "t0 must be in (0, 1]") already speaks in words
+  if (!/^(Too big|Too small|Invalid|Expected|Unrecognized)/.test(i.message)) return `${labelOf(i.path)}: ${i.message}${gave}`;
+  switch (i.code) {
+    case 'invalid_type':
+      if (input === null || input === undefined || input === '')
+        return `${labelOf(i.path)}: enter ${i.expected === 'number' ? 'a number' : `a ${i.expected}`}`;
+      return `${labelOf(i.path)}: expected ${i.expected === 'number' ? 'a number' : `a ${i.expected}`}${gave}`;
+    case 'too_big':
+      return i.origin === 'number' || i.origin === 'int'
+        ? `${labelOf(i.path)}: at most ${String(i.maximum)}${gave}`
+        : `${labelOf(i.path)}: too many or too long (at most ${String(i.maximum)})`;
+    case 'too_small':
+      return i.origin === 'number' || i.origin === 'int'
+        ? `${labelOf(i.path)}: at least ${String(i.minimum)}${i.inclusive === false ? ' (exclusive)' : ''}${gave}`
+        : `${labelOf(i.path)}: ${Number(i.minimum) === 1 ? 'give at least one' : `at least ${String(i.minimum)} needed`}`;
+    case 'invalid_value':
+      return `${labelOf(i.path)}: choose one of ${(i as { values: unknown[] }).values.map(String).join(', ')}${gave}`;
+    case 'unrecognized_keys':
+      return `the request has fields it does not take (${i.keys.join(', ')})`;
+    default:
+      return `${labelOf(i.path)}: ${i.message}${gave}`;
+  }
+}
+
+/** The value at a zod issue's path inside the request, to quote back to the user. */
+function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
+  let v: unknown = root;
+  for (const p of path) {
+    if (v === null || typeof v !== 'object') return undefined;
+    v = (v as Record<PropertyKey, unknown>)[p];
+  }
+  return v;
+}
+
+/** Every issue of a failed parse, in words, one per line-ish (joined by "; "). */
+export function describeIssues(error: z.ZodError, input: unknown): string {
+  return error.issues.map((i) => issueText(i, valueAt(input, i.path))).join('; ');
+}
