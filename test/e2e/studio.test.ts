@@ -236,6 +236,28 @@ describe('studio in a real browser (server mode)', async () => {
     await page.screenshot({ path: join(artifacts, 'settings.png') });
   });
 
+  it('remembers the theme across a reload, and dark means dark form controls too', async () => {
+    const theme = () => page.locator('.app').getAttribute('data-theme');
+    const before = await theme();
+    await page.click('[data-testid=theme]');
+    const after = before === 'dark' ? 'light' : 'dark';
+    expect(await theme()).toBe(after);
+    await page.reload();
+    await page.locator('[data-testid=tab-translate]').waitFor();
+    expect(await theme()).toBe(after);
+    if (after !== 'dark') await page.click('[data-testid=theme]');
+    await page.click('[data-testid=tab-translate]');
+    const bg = await page
+      .locator('[data-testid=steps]')
+      .evaluate(
+        (el) =>
+          (globalThis as unknown as { getComputedStyle(e: unknown): { backgroundColor: string } }).getComputedStyle(el).backgroundColor,
+      );
+    expect(bg).toBe('rgb(34, 34, 38)'); // the dark panel colour, not the browser's white
+    await page.screenshot({ path: join(artifacts, 'translate-dark.png') });
+    await page.click('[data-testid=theme]');
+  });
+
   it('a scripted annotator completes a blind study by keyboard, and the export matches the keys', async () => {
     await page.click('[data-testid=tab-annotate]');
     await page.click('[data-testid=study-create]');

@@ -8,9 +8,29 @@ export interface Toast {
   text: string;
 }
 
+function savedTheme(): 'light' | 'dark' | null {
+  try {
+    const t = localStorage.getItem('dg-studio.theme');
+    return t === 'dark' || t === 'light' ? t : null;
+  } catch {
+    return null; // storage can be unavailable (privacy modes): the system preference then
+  }
+}
+
+/** Switch the theme and remember it. */
+export function setTheme(theme: 'light' | 'dark'): void {
+  studio.theme = theme;
+  try {
+    localStorage.setItem('dg-studio.theme', theme);
+  } catch {
+    // not remembered, still switched
+  }
+}
+
 export const studio = $state({
   tab: 'translate' as 'translate' | 'gallery' | 'sweep' | 'train' | 'annotate' | 'settings',
-  theme: (matchMedia?.('(prefers-color-scheme: dark)').matches ? 'dark' : 'light') as 'light' | 'dark',
+  /** remembered across reloads; the system's preference the first time */
+  theme: savedTheme() ?? ((matchMedia?.('(prefers-color-scheme: dark)').matches ? 'dark' : 'light') as 'light' | 'dark'),
   sources: [] as SourceRef[],
   models: [] as ModelEntry[],
   model: null as string | null,
