@@ -179,9 +179,26 @@ export class StudioBackend implements StudioApi {
     const out: (ModelEntry & { manifest: string })[] = [];
     const add = async (manifest: string, kind: ModelEntry['kind'], bundled: boolean, id: string) => {
       try {
-        const m = (await readJsonFile(manifest, 'manifest')) as { name?: string; description?: string; classes?: unknown };
+        const m = (await readJsonFile(manifest, 'manifest')) as {
+          name?: string;
+          description?: string;
+          classes?: unknown;
+          validTimeRange?: unknown;
+        };
         const classes = Array.isArray(m.classes) ? m.classes.filter((c): c is string => typeof c === 'string') : undefined;
-        out.push({ id, kind, name: m.name ?? id, description: m.description ?? '', bundled, manifest, ...(classes ? { classes } : {}) });
+        const range = m.validTimeRange;
+        const validTimeRange =
+          Array.isArray(range) && range.length === 2 && range.every((v) => typeof v === 'number') ? (range as [number, number]) : undefined;
+        out.push({
+          id,
+          kind,
+          name: m.name ?? id,
+          description: m.description ?? '',
+          bundled,
+          manifest,
+          ...(classes ? { classes } : {}),
+          ...(validTimeRange ? { validTimeRange } : {}),
+        });
       } catch {
         // a broken manifest is skipped here and reported when used
       }

@@ -21,6 +21,8 @@ export interface ModelEntry {
   description: string;
   /** a classifier's (or class-conditional discriminator's) class names */
   classes?: string[];
+  /** a score model trained only on part of the time range accepts t0 up to validTimeRange[1] */
+  validTimeRange?: [number, number];
 }
 
 export interface SourceRef {

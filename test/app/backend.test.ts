@@ -151,6 +151,22 @@ describe('the back end validates every request (no Electron needed)', async () =
     );
   });
 
+  it("lists a score model's valid time range, so the studio's t0 slider stops where the model was trained", async () => {
+    const toy = join(import.meta.dirname, '..', '..', 'resources', 'models', 'toy-gaussian-64');
+    const manifest = { ...JSON.parse(readFileSync(join(toy, 'manifest.json'), 'utf8')), name: 'capped toy', validTimeRange: [0, 0.8] };
+    await backend.dispatch('importModel', [
+      {
+        kind: 'score',
+        files: [
+          { name: 'model.onnx', data: new Uint8Array(readFileSync(join(toy, 'model.onnx'))) },
+          { name: 'manifest.json', data: new TextEncoder().encode(JSON.stringify(manifest)) },
+        ],
+      },
+    ]);
+    const models = (await backend.dispatch('listModels', [])) as { name: string; validTimeRange?: number[] }[];
+    expect(models.find((m) => m.name === 'capped toy')?.validTimeRange).toEqual([0, 0.8]);
+  });
+
   it('the engine version matches package.json', () => {
     const pkg = JSON.parse(readFileSync(join(import.meta.dirname, '../../package.json'), 'utf8'));
     expect(ENGINE_VERSION).toBe(pkg.version);

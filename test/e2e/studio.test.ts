@@ -202,6 +202,9 @@ describe('studio in a real browser (server mode)', async () => {
     await page.locator('[data-testid=score-done]').waitFor({ timeout: 120_000 });
     expect(await page.locator('[data-testid=score-done]').textContent()).toMatch(/after 3 steps/);
     await page.locator('[data-testid=score-preview]').waitFor();
+    // the loss curve has labelled axes: three loss ticks and the step range
+    expect(await page.locator('[data-testid=loss-tick]').count()).toBe(3);
+    expect(await page.locator('[data-testid=loss-curve]').textContent()).toMatch(/step \d+[\s\S]*3[\s\S]*loss \(last \d+ steps?\)/);
     await page.screenshot({ path: join(artifacts, 'train-score.png') });
     const models = await backend.listModels();
     expect(models.find((m) => m.id === 'trained-score:tiny-target')?.kind).toBe('score');
