@@ -3,13 +3,14 @@
  * on a small conv net and a U-Net-sized encoder, ORT CPU, measured side by side in one
  * process; plus peak RSS. Target: ≤ 3.5×.
  *
- *   npx tsx bench/grad-cost.ts
+ *   npx tsx bench/grad-cost.ts [--profile]     (--profile: per-op-type kernel time of both graphs)
  */
 import { buildGuidanceModel } from '../src/main/engine/onnx-critic.js';
 import { buildDiscriminatorNet, type DiscriminatorArch } from '../src/main/engine/nn/discriminator-net.js';
 import { serializeModel } from '../src/main/engine/onnx/ir.js';
 import { createSession, ort } from '../src/main/engine/onnx/session.js';
 import { fmt, summarize } from './stats.js';
+import { opProfile, topOps } from './op-profile.js';
 
 const NETS: [string, DiscriminatorArch][] = [
   [
@@ -42,7 +43,7 @@ const NETS: [string, DiscriminatorArch][] = [
   ],
 ];
 
-export async function gradCost({ batch = 4, reps = 7 } = {}) {
+export async function gradCost({ batch = 4, reps = 7, profile = false } = {}) {
   let peakRss = process.memoryUsage().rss;
   const sample = () => (peakRss = Math.max(peakRss, process.memoryUsage().rss));
   const rows = [];
@@ -79,6 +80,15 @@ export async function gradCost({ batch = 4, reps = 7 } = {}) {
       `  forward ${fmt(f1.median)} [${fmt(f1.min)}–${fmt(f1.max)}], forward+∇x ${fmt(g1.median)} [${fmt(g1.min)}–${fmt(g1.max)}], ratio ${ratio.toFixed(2)}× (target ≤ 3.5×)`,
     );
     rows.push({ name, paramCount, forward: f1.median, guidance: g1.median, ratio });
+    if (profile) {
+      const [pf, pg] = [
+        await opProfile(serializeModel(model), { x, t }),
+        await opProfile(serializeModel(buildGuidanceModel(model, { x: 'x', output: 'logit' }, 'logit')), { x, t }),
+      ];
+      const total = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
+      console.log(`  profile, forward (${total(pf).toFixed(1)} ms of kernels): ${topOps(pf)}`);
+      console.log(`  profile, forward+∇x (${total(pg).toFixed(1)} ms of kernels): ${topOps(pg, 14)}`);
+    }
     await fwd.session.release();
     await guide.session.release();
   }
@@ -86,4 +96,4 @@ export async function gradCost({ batch = 4, reps = 7 } = {}) {
   return rows;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) await gradCost();
+if (import.meta.url === `file://${process.argv[1]}`) await gradCost({ profile: process.argv.includes('--profile') });

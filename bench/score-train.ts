@@ -11,8 +11,7 @@
  *   npx tsx bench/score-train.ts --quick         # width 32 only
  */
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import * as ortNode from 'onnxruntime-node';
 import { buildUNet, DEFAULT_UNET_ARCH, unetParameterCount, type UNetArch } from '../src/main/engine/nn/unet.js';
@@ -23,6 +22,7 @@ import { ScoreTrainer } from '../src/main/engine/train/score-trainer.js';
 import { buildScoreTrainingModel } from '../src/main/engine/train/training-graph.js';
 import { Rng } from '../src/main/engine/rng.js';
 import { summarize } from './stats.js';
+import { opProfile } from './op-profile.js';
 
 const fmt = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
 
@@ -86,13 +86,6 @@ async function appChild(c: Config, reps: number): Promise<void> {
   }
   await tr.dispose();
   // op-type profile of the training graph alone
-  const prefix = join(tmpdir(), `dg-score-prof-${process.pid}`);
-  const s = await ortNode.InferenceSession.create(serializeModel(buildScoreTrainingModel(built.model, 'out', built.params)), {
-    graphOptimizationLevel: 'all',
-    enableProfiling: true,
-    profileFilePrefix: prefix,
-    logSeverityLevel: 3,
-  });
   const feeds: Record<string, ortNode.Tensor> = {};
   for (const p of built.params) {
     const t = built.model.graph.initializers.get(p)!;
@@ -114,21 +107,7 @@ async function appChild(c: Config, reps: number): Promise<void> {
     BigInt64Array.from({ length: BATCH }, (_, i) => BigInt(i * 31)),
     [BATCH],
   );
-  await s.run(feeds);
-  await s.run(feeds);
-  s.endProfiling();
-  const dir = tmpdir();
-  const file = readdirSync(dir).find((f) => f.startsWith(`dg-score-prof-${process.pid}`))!;
-  const events = JSON.parse(readFileSync(join(dir, file), 'utf8')) as {
-    cat: string;
-    name: string;
-    dur: number;
-    args: { op_name?: string };
-  }[];
-  rmSync(join(dir, file));
-  const byOp = new Map<string, number>();
-  for (const e of events)
-    if (e.cat === 'Node' && e.name.endsWith('_kernel_time')) byOp.set(e.args.op_name!, (byOp.get(e.args.op_name!) ?? 0) + e.dur / 2000);
+  const byOp = await opProfile(serializeModel(buildScoreTrainingModel(built.model, 'out', built.params)), feeds, 1);
   console.log(
     JSON.stringify({ msPerStep: summarize(times).median, rssMiB: process.resourceUsage().maxRSS / 1024, byOp: Object.fromEntries(byOp) }),
   );
