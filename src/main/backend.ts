@@ -30,7 +30,7 @@ import { encodePng, MAX_INPUT_PIXELS, writeFileAtomic } from './engine/image-io.
 import { trainDiscriminator } from './services/discriminator-training.js';
 import { trainScoreModel } from './services/score-training.js';
 import { Gallery, type OutputRow } from './services/gallery.js';
-import { JobQueue, type JobInfo } from './services/jobs.js';
+import { jobRate, JobQueue, type JobInfo } from './services/jobs.js';
 import { bundledDefaults, dataDir, defaultGalleryDir, resourcesDir } from './services/resources.js';
 import { diagnosePaths } from './services/path-diagnostics.js';
 import { obviousImage, Studies } from './services/studies.js';
@@ -128,6 +128,7 @@ export class StudioBackend implements StudioApi {
       preview: this.previews.get(j.id) ?? null,
       error: j.error,
       result: j.result ?? null,
+      ...jobRate(j),
     };
   }
 

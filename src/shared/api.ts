@@ -65,6 +65,9 @@ export interface JobDto {
   error: string | null;
   /** kind-specific result: gallery ids for translations, plot URL and rows for sweeps, … */
   result: unknown;
+  /** progress units (steps) per second since the job started, and the seconds left at that rate */
+  rate: number | null;
+  etaSeconds: number | null;
 }
 
 export interface SweepRow {

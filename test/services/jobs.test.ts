@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { JobQueue } from '../../src/main/services/jobs.js';
+import { jobRate, JobQueue } from '../../src/main/services/jobs.js';
 
 const tick = () => new Promise((r) => setTimeout(r, 5));
 
@@ -52,5 +52,24 @@ describe('job queue', () => {
     expect((await q.wait(good.id)).result).toBe(42);
     expect(updates).toContain('long:running');
     expect(q.get(long.id)!.progress!.total).toBe(100);
+  });
+
+  it("a finished job's bar is full though its last report was earlier; rate and time left come from its start", async () => {
+    const q = new JobQueue();
+    const j = q.submit('t', 'x', async ({ progress }) => {
+      progress({ done: 9, total: 10, message: 'image 9/10' });
+      await tick();
+    });
+    const done = await q.wait(j.id);
+    expect(done.progress).toMatchObject({ done: 10, total: 10 });
+    expect(done.startedAt).not.toBeNull();
+    expect(done.finishedAt! >= done.startedAt!).toBe(true);
+    const start = 1_000_000;
+    expect(jobRate({ startedAt: start, finishedAt: null, progress: { done: 20, total: 50 } }, start + 10_000)).toEqual({
+      rate: 2,
+      etaSeconds: 15,
+    });
+    expect(jobRate({ startedAt: start, finishedAt: null, progress: null }, start + 10_000)).toEqual({ rate: null, etaSeconds: null });
+    expect(jobRate({ startedAt: start, finishedAt: start + 5000, progress: { done: 50, total: 50 } })).toEqual({ rate: 10, etaSeconds: 0 });
   });
 });

@@ -25,6 +25,21 @@ export interface JobInfo {
   progress: JobProgress | null;
   error: string | null;
   result: unknown;
+  /** when the job started running (ms since the epoch), and when it finished */
+  startedAt: number | null;
+  finishedAt: number | null;
+}
+
+/** Steps per second since a job started and the time left at that rate (null until there is progress). */
+export function jobRate(
+  j: Pick<JobInfo, 'startedAt' | 'finishedAt' | 'progress'>,
+  now = Date.now(),
+): { rate: number | null; etaSeconds: number | null } {
+  if (!j.startedAt || !j.progress || j.progress.done <= 0) return { rate: null, etaSeconds: null };
+  const seconds = ((j.finishedAt ?? now) - j.startedAt) / 1000;
+  if (seconds <= 0) return { rate: null, etaSeconds: null };
+  const rate = j.progress.done / seconds;
+  return { rate, etaSeconds: j.finishedAt ? 0 : Math.max(0, (j.progress.total - j.progress.done) / rate) };
 }
 
 export type JobFn = (ctx: { signal: AbortSignal; progress(p: JobProgress): void }) => Promise<unknown>;
@@ -61,6 +76,8 @@ export class JobQueue extends EventEmitter<JobEvents> {
       progress: null,
       error: null,
       result: undefined,
+      startedAt: null,
+      finishedAt: null,
       fn,
       controller: new AbortController(),
       seq: this.seq++,
@@ -74,8 +91,8 @@ export class JobQueue extends EventEmitter<JobEvents> {
   }
 
   private info(e: Entry): JobInfo {
-    const { id, kind, label, device, priority, state, progress, error, result } = e;
-    return { id, kind, label, device, priority, state, progress, error, result };
+    const { id, kind, label, device, priority, state, progress, error, result, startedAt, finishedAt } = e;
+    return { id, kind, label, device, priority, state, progress, error, result, startedAt, finishedAt };
   }
 
   private emitUpdate(e: Entry): void {
@@ -110,6 +127,9 @@ export class JobQueue extends EventEmitter<JobEvents> {
     e.state = state;
     e.error = error;
     e.result = result;
+    e.finishedAt = Date.now();
+    // a finished job's bar is full, whatever its last progress report said
+    if (state === 'done' && e.progress) e.progress = { ...e.progress, done: e.progress.total };
     this.emitUpdate(e);
     e.settle(this.info(e));
   }
@@ -129,6 +149,7 @@ export class JobQueue extends EventEmitter<JobEvents> {
     if (!e) return;
     this.running.set(device, e);
     e.state = 'running';
+    e.startedAt = Date.now();
     this.emitUpdate(e);
     try {
       const result = await e.fn({
