@@ -210,6 +210,30 @@ describe('studio in a real browser (server mode)', async () => {
     expect(models.find((m) => m.id === 'trained-score:tiny-target')?.kind).toBe('score');
   });
 
+  it('a training survives a tab switch and a reload, can be cancelled there, and what it learned is offered', async () => {
+    await page.click('[data-testid=tab-train]');
+    await page.click('[data-testid=train-what-score]');
+    await page.setInputFiles('[data-testid=train-targets]', images);
+    await page.fill('[data-testid=score-name]', 'long-target');
+    await page.fill('[data-testid=score-steps]', '5000');
+    await page.fill('[data-testid=score-channels]', '8');
+    await page.click('[data-testid=score-run]');
+    await page.locator('[data-testid=train-cancel]').waitFor({ timeout: 60_000 });
+    await page.click('[data-testid=tab-gallery]');
+    await page.click('[data-testid=tab-train]');
+    await page.locator('[data-testid=train-cancel]').waitFor();
+    await page.reload();
+    await page.click('[data-testid=tab-train]');
+    await page.locator('[data-testid=train-progress]').waitFor();
+    await page.click('[data-testid=train-cancel]');
+    await expect.poll(() => page.locator('[data-testid=train-progress]').textContent(), { timeout: 60_000 }).toMatch(/cancelled/);
+    await expect
+      .poll(async () => (await backend.listModels()).some((m) => m.id === 'trained-score:long-target'), { timeout: 60_000 })
+      .toBe(true);
+    await page.click('[data-testid=tab-translate]');
+    expect(await page.locator('select').first().textContent()).toMatch(/long-target/);
+  });
+
   it('imports a model from its manifest and ONNX file, and explains a broken manifest in words', async () => {
     await page.click('[data-testid=tab-settings]');
     const toy = join(root, 'resources', 'models', 'toy-gaussian-64');

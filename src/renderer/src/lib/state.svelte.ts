@@ -1,4 +1,4 @@
-import type { GalleryItem, JobDto, ModelEntry, SourceRef } from '../../../shared/api';
+import type { GalleryItem, JobDto, ModelEntry, SourceRef, TranslateRequest } from '../../../shared/api';
 import type { TranslateParamsInput } from '../../../shared/params';
 import { api } from './client';
 
@@ -60,6 +60,17 @@ export const studio = $state({
     dgWindow: [number, number];
   },
   jobs: {} as Record<number, JobDto>,
+  /**
+   * The work a tab shows: kept here, not in the tab, so switching tabs loses nothing; saved in the
+   * browser's storage with the source list, so a reload finds its running jobs and results again.
+   */
+  work: {
+    translateJob: null as number | null,
+    compareJob: null as number | null,
+    lastRun: null as TranslateRequest | null,
+    trainJob: null as number | null,
+    trainWhat: 'score' as 'score' | 'discriminator',
+  },
   toasts: [] as Toast[],
   galleryVersion: 0,
   selected: null as GalleryItem | null,
@@ -99,7 +110,47 @@ export function addSamples(): Promise<SourceRef[]> {
   return intoInbox(() => api.addSamples(), '');
 }
 
+const SAVED = 'dg-studio.work';
+
+/** The source list and the tabs' jobs as saved by the last page (null when none or unreadable). */
+function savedWork(): { sources: SourceRef[]; work: typeof studio.work } | null {
+  try {
+    const raw = JSON.parse(localStorage.getItem(SAVED) ?? 'null') as { sources?: unknown; work?: unknown } | null;
+    if (!raw || !Array.isArray(raw.sources) || typeof raw.work !== 'object' || raw.work === null) return null;
+    return { sources: raw.sources as SourceRef[], work: { ...studio.work, ...(raw.work as object) } };
+  } catch {
+    return null;
+  }
+}
+
 export async function startup(): Promise<void> {
+  // restore what the last page had, keeping only jobs the back end still knows
+  const saved = savedWork();
+  try {
+    for (const j of await api.listJobs()) studio.jobs[j.id] = j;
+  } catch {
+    // no job list: start with none
+  }
+  if (saved) {
+    studio.sources = saved.sources;
+    const known = (id: number | null) => (id !== null && studio.jobs[id] ? id : null);
+    studio.work = {
+      ...saved.work,
+      translateJob: known(saved.work.translateJob),
+      compareJob: known(saved.work.compareJob),
+      trainJob: known(saved.work.trainJob),
+    };
+  }
+  $effect.root(() => {
+    $effect(() => {
+      const snapshot = JSON.stringify({ sources: studio.sources, work: studio.work });
+      try {
+        localStorage.setItem(SAVED, snapshot);
+      } catch {
+        // storage unavailable: nothing is remembered, nothing breaks
+      }
+    });
+  });
   api.onEvent((e) => {
     if (e.type === 'job') {
       studio.jobs[e.job.id] = e.job;
