@@ -191,14 +191,19 @@ describe('studio in a real browser (server mode)', async () => {
     expect(models).toContain('trained:my-discriminator');
   });
 
-  it('trains a target score model for a few steps in the app, and offers it for translation', async () => {
+  /** Start a tiny (width 8) score-model training on the test images from the Train tab. */
+  async function startScoreTraining(name: string, steps: number) {
     await page.click('[data-testid=tab-train]');
     await page.click('[data-testid=train-what-score]');
     await page.setInputFiles('[data-testid=train-targets]', images);
-    await page.fill('[data-testid=score-name]', 'tiny-target');
-    await page.fill('[data-testid=score-steps]', '3');
+    await page.fill('[data-testid=score-name]', name);
+    await page.fill('[data-testid=score-steps]', String(steps));
     await page.fill('[data-testid=score-channels]', '8');
     await page.click('[data-testid=score-run]');
+  }
+
+  it('trains a target score model for a few steps in the app, and offers it for translation', async () => {
+    await startScoreTraining('tiny-target', 3);
     await page.locator('[data-testid=score-done]').waitFor({ timeout: 120_000 });
     expect(await page.locator('[data-testid=score-done]').textContent()).toMatch(/after 3 steps/);
     await page.locator('[data-testid=score-preview]').waitFor();
@@ -211,13 +216,7 @@ describe('studio in a real browser (server mode)', async () => {
   });
 
   it('a training survives a tab switch and a reload, can be cancelled there, and what it learned is offered', async () => {
-    await page.click('[data-testid=tab-train]');
-    await page.click('[data-testid=train-what-score]');
-    await page.setInputFiles('[data-testid=train-targets]', images);
-    await page.fill('[data-testid=score-name]', 'long-target');
-    await page.fill('[data-testid=score-steps]', '5000');
-    await page.fill('[data-testid=score-channels]', '8');
-    await page.click('[data-testid=score-run]');
+    await startScoreTraining('long-target', 5000);
     await page.locator('[data-testid=train-cancel]').waitFor({ timeout: 60_000 });
     await page.click('[data-testid=tab-gallery]');
     await page.click('[data-testid=tab-train]');
