@@ -309,7 +309,17 @@ describe('studio in a real browser (server mode)', async () => {
       }, before);
     }
     await page.locator('[data-testid=study-finished]').waitFor();
+    // the annotator sees no results and no attention-check verdicts (they would bias the rest of a session)
+    expect(await page.locator('[data-testid=study-finished]').textContent()).not.toMatch(/preferred|attention|κ/);
     await page.screenshot({ path: join(artifacts, 'study-done.png') });
+    // the owner's view names every setting with its Bradley–Terry strength
+    await page.getByRole('button', { name: 'Back' }).click();
+    await page.click('[data-testid=study-summary-show]');
+    await page.locator('[data-testid=study-summary]').waitFor();
+    const settingsShown = await page.locator('[data-testid=study-setting]').allTextContents();
+    expect(settingsShown).toHaveLength(2);
+    expect(settingsShown.join('\n')).toMatch(/SDEdit, t0 0\.5[\s\S]*-?\d\.\d\d/);
+    expect(settingsShown.join('\n')).toMatch(/DG w 1, t0 0\.5/);
     const studyId = (await backend.listStudies())[0]!.id;
     const csv = await backend.studyExport(studyId);
     const [head, ...lines] = csv.trim().split('\n');
