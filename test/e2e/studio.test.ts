@@ -149,8 +149,29 @@ describe('studio in a real browser (server mode)', async () => {
     await page.fill('[data-testid=gallery-search]', 'photo 1');
     await expect.poll(() => page.locator('[data-testid=gallery-item]').count(), { timeout: 10_000 }).toBe(found.length);
     await page.fill('[data-testid=gallery-search]', '');
+    // filter by DG weight: only the plain SDEdit compare results
+    const plainOnes = await backend.gallerySearch({ dgWeight: 0 });
+    await page.fill('[data-testid=gallery-weight]', '0');
+    await expect.poll(() => page.locator('[data-testid=gallery-item]').count(), { timeout: 10_000 }).toBe(plainOnes.length);
+    await page.fill('[data-testid=gallery-weight]', '');
+    const all = await backend.gallerySearch({});
+    await expect.poll(() => page.locator('[data-testid=gallery-item]').count(), { timeout: 10_000 }).toBe(all.length);
+    // delete asks first, and can be undone
+    page.once('dialog', (d) => void d.accept());
+    await page.locator('[data-testid=gallery-item]').first().click();
+    await page.click('[data-testid=gallery-delete]');
+    await expect.poll(() => page.locator('[data-testid=gallery-item]').count()).toBe(all.length - 1);
+    await page.click('[data-testid=gallery-undo]');
+    await expect.poll(() => page.locator('[data-testid=gallery-item]').count()).toBe(all.length);
+    expect((await backend.gallerySearch({})).length).toBe(all.length);
     await page.locator('[data-testid=gallery-item]').first().click();
     await page.locator('[data-testid=gallery-detail]').waitFor();
+    expect(await page.locator('[data-testid=download]').getAttribute('download')).toMatch(/^photo \d-t0\.5-w[01]-\d+\.png$/);
+    await page.click('[data-testid=copy-info]');
+    await page
+      .locator('[data-testid=toast]', { hasText: /generation info copied|Steps: 8, Sampler/ })
+      .first()
+      .waitFor();
     await page.screenshot({ path: join(artifacts, 'gallery.png') });
     await page.click('[data-testid=reuse]');
     await page.locator('[data-testid=toast]', { hasText: 'parameters of #' }).waitFor();
