@@ -101,6 +101,16 @@ describe('studio in a real browser (server mode)', async () => {
     await page.click('[data-testid=compare]');
     await page.locator('[data-testid=wipe]').waitFor({ timeout: 60_000 });
     await expect.poll(() => page.locator('[data-testid=compare-caption]').count(), { timeout: 30_000 }).toBe(2);
+    // the viewer: large, source | SDEdit | DG, arrow keys move, Esc closes
+    await page.click('[data-testid=view]');
+    await page.locator('[data-testid=viewer]').waitFor();
+    expect(await page.locator('[data-testid=viewer-title]').textContent()).toMatch(/^1\/2 · photo 0\.png/);
+    await page.keyboard.press('ArrowRight');
+    expect(await page.locator('[data-testid=viewer-title]').textContent()).toMatch(/^2\/2 · photo 1\.png/);
+    expect(await page.locator('[data-testid=viewer] img').count()).toBe(3);
+    await page.screenshot({ path: join(artifacts, 'viewer.png') });
+    await page.keyboard.press('Escape');
+    await expect.poll(() => page.locator('[data-testid=viewer]').count()).toBe(0);
     const captions = await page.locator('[data-testid=compare-caption]').allTextContents();
     expect(captions.map((c) => c.replace(/, seed \d+$/, ''))).toEqual([
       'photo 0.png: SDEdit (w 0) | DG (w 1) — t0 0.5, 8 steps',
