@@ -7,7 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { homedir } from 'node:os';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
-import { basename, extname, join } from 'node:path';
+import { basename, dirname, extname, join } from 'node:path';
 import sharp, { type Metadata } from 'sharp';
 import type { z } from 'zod';
 import {
@@ -38,6 +38,14 @@ import { runSweep } from './services/sweep.js';
 import { translateFiles } from './services/translate-files.js';
 import { checkManifest, inspectOnnxFile } from './services/inspect-model.js';
 import { outputFolderProblem } from './services/folders.js';
+
+/** A manifest's training record, cut to the scalar facts a model card shows. */
+function trainingSummary(t: unknown): Record<string, string | number> | null {
+  if (typeof t !== 'object' || t === null) return null;
+  const out: Record<string, string | number> = {};
+  for (const [k, v] of Object.entries(t)) if (typeof v === 'number' || (typeof v === 'string' && v.length < 80)) out[k] = v;
+  return Object.keys(out).length ? out : null;
+}
 
 export class PayloadError extends Error {
   constructor(method: string, error: z.ZodError, input: unknown) {
@@ -185,6 +193,9 @@ export class StudioBackend implements StudioApi {
           description?: string;
           classes?: unknown;
           validTimeRange?: unknown;
+          dataShape?: unknown;
+          license?: unknown;
+          training?: unknown;
         };
         const classes = Array.isArray(m.classes) ? m.classes.filter((c): c is string => typeof c === 'string') : undefined;
         const range = m.validTimeRange;
@@ -199,6 +210,9 @@ export class StudioBackend implements StudioApi {
           manifest,
           ...(classes ? { classes } : {}),
           ...(validTimeRange ? { validTimeRange } : {}),
+          ...(Array.isArray(m.dataShape) && m.dataShape.every((d) => typeof d === 'number') ? { dataShape: m.dataShape as number[] } : {}),
+          ...(typeof m.license === 'string' ? { license: m.license } : {}),
+          ...(trainingSummary(m.training) ? { training: trainingSummary(m.training)! } : {}),
         });
       } catch {
         // a broken manifest is skipped here and reported when used
@@ -566,6 +580,19 @@ export class StudioBackend implements StudioApi {
     this.settings = next;
     await writeFileAtomic(join(this.home, 'settings.json'), JSON.stringify(next, null, 2));
     return next;
+  }
+
+  /** Remove a model the user imported or trained (never a bundled one): its folder under the data folder. */
+  async deleteModel(id: string): Promise<boolean> {
+    const e = (await this.entries()).find((x) => x.id === id);
+    if (!e) throw new Error(`no model "${id}"; pick one from the list`);
+    if (e.bundled) throw new Error(`"${e.name}" is bundled with DG Studio and cannot be deleted`);
+    const folder = dirname(e.manifest);
+    // only folders the studio made: models/, score-models/, discriminators/ under its data folder
+    const parents = ['models', 'score-models', 'discriminators'].map((d) => join(this.home, d));
+    if (!parents.includes(dirname(folder))) throw new Error(`"${e.name}" is not in the studio's data folder; remove it by hand`);
+    await rm(folder, { recursive: true, force: true });
+    return true;
   }
 
   /** Import a model: its manifest (one .json) and the files it names; validated by loading it. */

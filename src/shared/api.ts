@@ -23,6 +23,11 @@ export interface ModelEntry {
   classes?: string[];
   /** a score model trained only on part of the time range accepts t0 up to validTimeRange[1] */
   validTimeRange?: [number, number];
+  /** one item's shape, e.g. [3, 64, 64] */
+  dataShape?: number[];
+  license?: string;
+  /** a few lines of the manifest's training record (steps, images seen, held-out error, …) */
+  training?: Record<string, string | number>;
 }
 
 export interface SourceRef {
@@ -275,6 +280,7 @@ export const API = {
   getSettings: z.tuple([]),
   setSettings: z.tuple([SettingsSchema]),
   importModel: z.tuple([ImportModelSchema]),
+  deleteModel: z.tuple([entryId]),
   proposeManifest: z.tuple([ProposeManifestSchema]),
   listStudies: z.tuple([]),
   createStudy: z.tuple([CreateStudySchema]),
@@ -305,6 +311,8 @@ export interface StudioApi {
   getSettings(): Promise<Settings>;
   setSettings(s: z.input<typeof SettingsSchema>): Promise<Settings>;
   importModel(req: z.input<typeof ImportModelSchema>): Promise<ModelEntry>;
+  /** remove an imported or trained model (its folder in the data folder); bundled models cannot be deleted */
+  deleteModel(id: string): Promise<boolean>;
   /** what `dg-studio inspect` says of a bare ONNX file: a checked manifest proposal to confirm or edit */
   proposeManifest(req: z.input<typeof ProposeManifestSchema>): Promise<ManifestProposal>;
   listStudies(): Promise<{ id: number; name: string; question: string; items: number }[]>;

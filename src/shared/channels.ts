@@ -17,6 +17,7 @@ export const METHODS = [
   'getSettings',
   'setSettings',
   'importModel',
+  'deleteModel',
   'proposeManifest',
   'listStudies',
   'createStudy',

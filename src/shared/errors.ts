@@ -43,42 +43,57 @@ function labelOf(path: readonly PropertyKey[]): string {
   return typeof index === 'number' && named.length ? `${label} (item ${index + 1})` : label;
 }
 
-/** One issue as a sentence a person can act on. */
+/** One issue as a sentence a person can act on, after the field's label. */
 export function issueText(issue: z.core.$ZodIssue, input?: unknown): string {
+  return `${labelOf(issue.path)}: ${issueMessage(issue, input)}`;
+}
+
+/** What is wrong with one field, in words, without naming the field. */
+export function issueMessage(issue: z.core.$ZodIssue, input?: unknown): string {
   const i = issue as z.core.$ZodIssue & {
     minimum?: number | bigint;
     maximum?: number | bigint;
     inclusive?: boolean;
     expected?: string;
     origin?: string;
+    values?: unknown[];
+    keys?: string[];
   };
   const gave = input === undefined ? '' : ` (you gave ${JSON.stringify(input)})`;
+  const a = (t?: string) => (t === 'number' ? 'a number' : t === 'object' || t === 'array' ? `an ${t}` : `a ${t}`);
   // a schema's own message (e.g. "t0 must be in (0, 1]") already speaks in words
-  if (!/^(Too big|Too small|Invalid|Expected|Unrecognized)/.test(i.message)) return `${labelOf(i.path)}: ${i.message}${gave}`;
+  if (!/^(Too big|Too small|Invalid|Expected|Unrecognized)/.test(i.message)) return `${i.message}${gave}`;
   switch (i.code) {
     case 'invalid_type':
-      if (input === null || input === undefined || input === '')
-        return `${labelOf(i.path)}: enter ${i.expected === 'number' ? 'a number' : `a ${i.expected}`}`;
-      return `${labelOf(i.path)}: expected ${i.expected === 'number' ? 'a number' : `a ${i.expected}`}${gave}`;
+      if (input === undefined) return `missing: give ${a(i.expected)}`;
+      if (input === null || input === '') return `enter ${a(i.expected)}`;
+      return `expected ${a(i.expected)}${gave}`;
     case 'too_big':
       return i.origin === 'number' || i.origin === 'int'
-        ? `${labelOf(i.path)}: at most ${String(i.maximum)}${gave}`
-        : `${labelOf(i.path)}: too many or too long (at most ${String(i.maximum)})`;
+        ? `at most ${String(i.maximum)}${gave}`
+        : `too many or too long (at most ${String(i.maximum)})`;
     case 'too_small':
       return i.origin === 'number' || i.origin === 'int'
-        ? `${labelOf(i.path)}: at least ${String(i.minimum)}${i.inclusive === false ? ' (exclusive)' : ''}${gave}`
-        : `${labelOf(i.path)}: ${Number(i.minimum) === 1 ? 'give at least one' : `at least ${String(i.minimum)} needed`}`;
+        ? `at least ${String(i.minimum)}${i.inclusive === false ? ' (exclusive)' : ''}${gave}`
+        : Number(i.minimum) === 1
+          ? 'give at least one'
+          : `at least ${String(i.minimum)} needed`;
     case 'invalid_value':
-      return `${labelOf(i.path)}: choose one of ${(i as { values: unknown[] }).values.map(String).join(', ')}${gave}`;
+      return `choose one of ${(i.values ?? []).map(String).join(', ')}${gave}`;
+    case 'invalid_union':
+      // a discriminated union names its choices: "Invalid discriminator value. Expected 'a' | 'b'"
+      return /Expected (.+)$/.test(i.message)
+        ? `choose one of ${/Expected (.+)$/.exec(i.message)![1]}${gave}`
+        : `not a form this field takes${gave}`;
     case 'unrecognized_keys':
-      return `the request has fields it does not take (${i.keys.join(', ')})`;
+      return `fields it does not take (${(i.keys ?? []).join(', ')})`;
     default:
-      return `${labelOf(i.path)}: ${i.message}${gave}`;
+      return `${i.message}${gave}`;
   }
 }
 
 /** The value at a zod issue's path inside the request, to quote back to the user. */
-function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
+export function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
   let v: unknown = root;
   for (const p of path) {
     if (v === null || typeof v !== 'object') return undefined;

@@ -3,6 +3,7 @@
  * engine (loading), the services (registry) and the renderer (import dialog errors).
  */
 import { z } from 'zod';
+import { issueMessage, valueAt } from './errors.js';
 
 export const ScheduleSchema = z.discriminatedUnion('kind', [
   z.object({
@@ -133,9 +134,12 @@ export function t0RangeProblem(m: Pick<ScoreModelManifest, 'name' | 'validTimeRa
   return null;
 }
 
-/** Turn zod issues into one readable line per problem, naming the file. */
-export function describeManifestErrors(source: string, error: z.ZodError): string {
-  const lines = error.issues.map((i) => `  - ${i.path.length ? i.path.join('.') : '(top level)'}: ${i.message}`);
+/** Turn zod issues into one readable line per problem, naming the file and each field by its JSON path. */
+export function describeManifestErrors(source: string, error: z.ZodError, raw?: unknown): string {
+  const lines = error.issues.map(
+    (i) =>
+      `  - ${i.path.length ? i.path.join('.') : '(top level)'}: ${issueMessage(i, raw === undefined ? undefined : valueAt(raw, i.path))}`,
+  );
   return `invalid manifest "${source}":\n${lines.join('\n')}`;
 }
 
@@ -276,6 +280,6 @@ export function parseManifest(
   const schema =
     kind === 'score' ? ScoreModelManifestSchema : kind === 'discriminator' ? DiscriminatorManifestSchema : ClassifierManifestSchema;
   const r = schema.safeParse(up.raw);
-  if (!r.success) return { ok: false, error: describeManifestErrors(source, r.error) };
+  if (!r.success) return { ok: false, error: describeManifestErrors(source, r.error, up.raw) };
   return { ok: true, kind, manifest: r.data, notes: up.notes };
 }

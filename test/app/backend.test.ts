@@ -163,8 +163,20 @@ describe('the back end validates every request (no Electron needed)', async () =
         ],
       },
     ]);
-    const models = (await backend.dispatch('listModels', [])) as { name: string; validTimeRange?: number[] }[];
-    expect(models.find((m) => m.name === 'capped toy')?.validTimeRange).toEqual([0, 0.8]);
+    const models = (await backend.dispatch('listModels', [])) as {
+      id: string;
+      name: string;
+      validTimeRange?: number[];
+      dataShape?: number[];
+    }[];
+    const capped = models.find((m) => m.name === 'capped toy')!;
+    expect(capped).toMatchObject({ validTimeRange: [0, 0.8], dataShape: [3, 64, 64] });
+    // a model the user added can be deleted; a bundled one cannot
+    await expect(backend.dispatch('deleteModel', ['bundled:score'])).rejects.toThrow(/is bundled with DG Studio and cannot be deleted/);
+    expect(await backend.dispatch('deleteModel', [capped.id])).toBe(true);
+    const after = (await backend.dispatch('listModels', [])) as { id: string }[];
+    expect(after.some((m) => m.id === capped.id)).toBe(false);
+    await expect(backend.dispatch('deleteModel', [capped.id])).rejects.toThrow(/no model "imported:capped-toy"/);
   });
 
   it('the engine version matches package.json', () => {

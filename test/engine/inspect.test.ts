@@ -161,7 +161,11 @@ describe('manifest mistakes are reported at load, naming the field, what the fil
     ],
     ['valueRange', { valueRange: [1, -1] }, /valueRange: valueRange must be \[low, high\]/],
     ['onnx', { onnx: 'nope.onnx' }, /names ONNX file "nope\.onnx", which does not exist/],
-    ['format', { format: 'dg-studio/score-model@9' }, /format: Invalid input/],
+    [
+      'format',
+      { format: 'dg-studio/score-model@9' },
+      /format: choose one of dg-studio\/score-model@1 \(you gave "dg-studio\/score-model@9"\)/,
+    ],
   ])('score model: %s', async (name, patch, message) => {
     await expect(loadScoreModel(await score(`s-${name}`, patch))).rejects.toThrow(message);
   });
@@ -212,7 +216,7 @@ describe('manifest mistakes are reported at load, naming the field, what the fil
     [
       'timeInput',
       { timeInput: { kind: 'edm-c-noise' } },
-      /timeInput\.kind: Invalid discriminator value\. Expected 't' \| 'step' \| 'sigma'/,
+      /timeInput\.kind: choose one of 't' \| 'step' \| 'sigma' \(you gave "edm-c-noise"\)/,
     ],
   ])('discriminator: %s', async (name, patch, message) => {
     const m = await withManifest(dir, `d-${name.replace(/\W+/g, '-')}`, disc, { ...discGood, ...patch });

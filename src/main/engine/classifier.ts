@@ -21,7 +21,7 @@ export async function checkClassifier(manifestPathOrFolder: string, opts: Sessio
   const manifestPath = manifestPathOf(manifestPathOrFolder);
   const up = upgradeManifest(await readJsonFile(manifestPath, 'classifier manifest'));
   const parsed = ClassifierManifestSchema.safeParse(up.raw);
-  if (!parsed.success) throw new Error(describeManifestErrors(manifestPath, parsed.error));
+  if (!parsed.success) throw new Error(describeManifestErrors(manifestPath, parsed.error, up.raw));
   const m = parsed.data;
   const onnxPath = fileInManifestFolder(dirname(manifestPath), m.onnx, 'onnx');
   const s = await createSession(onnxPath, onnxPath, opts);

@@ -70,7 +70,7 @@ export async function loadDiscriminator(
   const manifestPath = manifestPathOf(manifestPathOrFolder);
   const up = upgradeManifest(await readJsonFile(manifestPath, 'discriminator manifest'));
   const parsed = DiscriminatorManifestSchema.safeParse(up.raw);
-  if (!parsed.success) throw new Error(describeManifestErrors(manifestPath, parsed.error));
+  if (!parsed.success) throw new Error(describeManifestErrors(manifestPath, parsed.error, up.raw));
   for (const n of up.notes) session.onWarning?.(`manifest "${manifestPath}": ${n}`);
   const manifest = parsed.data;
   if (expect) {

@@ -41,7 +41,7 @@ export async function readJsonFile(path: string, what: string): Promise<unknown>
 export async function readScoreModelManifest(path: string, onNote?: (note: string) => void): Promise<ScoreModelManifest> {
   const up = upgradeManifest(await readJsonFile(path, 'score-model manifest'));
   const parsed = ScoreModelManifestSchema.safeParse(up.raw);
-  if (!parsed.success) throw new Error(describeManifestErrors(path, parsed.error));
+  if (!parsed.success) throw new Error(describeManifestErrors(path, parsed.error, up.raw));
   for (const n of up.notes) onNote?.(`manifest "${path}": ${n}`);
   return parsed.data;
 }
