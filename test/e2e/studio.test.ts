@@ -246,7 +246,7 @@ describe('studio in a real browser (server mode)', async () => {
     expect(models.find((m) => m.id === 'trained-score:tiny-target')?.kind).toBe('score');
   });
 
-  it('a training survives a tab switch and a reload, can be cancelled there, and what it learned is offered', async () => {
+  it('a training survives a tab switch and a reload, can be cancelled from the jobs panel, and what it learned is offered', async () => {
     await startScoreTraining('long-target', 5000);
     await page.locator('[data-testid=train-cancel]').waitFor({ timeout: 60_000 });
     await page.click('[data-testid=tab-gallery]');
@@ -255,7 +255,13 @@ describe('studio in a real browser (server mode)', async () => {
     await page.reload();
     await page.click('[data-testid=tab-train]');
     await page.locator('[data-testid=train-progress]').waitFor();
-    await page.click('[data-testid=train-cancel]');
+    // the jobs panel, reachable from any tab, lists it with a Cancel of its own
+    await page.click('[data-testid=tab-gallery]');
+    await page.click('[data-testid=jobs-badge]');
+    await page.locator('[data-testid=jobs-row]', { hasText: 'long-target' }).waitFor();
+    await page.screenshot({ path: join(artifacts, 'jobs-panel.png') });
+    await page.locator('[data-testid=jobs-row]', { hasText: 'long-target' }).locator('[data-testid=jobs-cancel]').click();
+    await page.click('[data-testid=tab-train]');
     await expect.poll(() => page.locator('[data-testid=train-progress]').textContent(), { timeout: 60_000 }).toMatch(/cancelled/);
     await expect
       .poll(async () => (await backend.listModels()).some((m) => m.id === 'trained-score:long-target'), { timeout: 60_000 })
