@@ -45,6 +45,21 @@ describe('inspect proposes a manifest that loads and runs', () => {
     });
   });
 
+  it("the project's own discriminator export (tools/pretrained/twemoji-vs-noto-disc): the manifest it ships with", async () => {
+    const r = await inspectOnnxFile(join(root, 'tools/pretrained/twemoji-vs-noto-disc/forward.onnx'));
+    expect(r.problem).toBeNull();
+    const shipped = JSON.parse(await readFile(join(root, 'tools/pretrained/twemoji-vs-noto-disc/manifest.json'), 'utf8'));
+    expect(r.inspection.manifest).toMatchObject({
+      kind: 'onnx',
+      io: shipped.io,
+      output: shipped.output,
+      timeInput: shipped.timeInput,
+      timeDType: shipped.timeDType,
+      coordinates: shipped.coordinates,
+      dataShape: shipped.dataShape,
+    });
+  });
+
   it('a PyTorch U-Net export (dynamic batch, int64 time): a DDPM step over the linear schedule', async () => {
     const r = await inspectOnnxFile(fx('torch-unet-tiny/model.onnx'));
     expect(r.problem).toBeNull();
