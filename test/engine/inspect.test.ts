@@ -138,6 +138,15 @@ describe('inspect proposes a manifest that loads and runs', () => {
       classes: ['a', 'b', 'c'],
     });
     await expect(checkClassifier(bad)).rejects.toThrow(/"classes" names 3 classes, but output "logits" has 4 columns/);
+    const wrongT = await withManifest(dir, 'clst', fx('inspect/classifier/model.onnx'), {
+      ...r.inspection.manifest,
+      io: { x: 'x', t: 'time', output: 'logits' },
+    });
+    await expect(checkClassifier(wrongT)).rejects.toThrow(
+      /io\.t is "time", but the ONNX file has no input of that name; its inputs are "x", "t"/,
+    );
+    const noClasses = await withManifest(dir, 'cls0', fx('inspect/classifier/model.onnx'), { ...r.inspection.manifest, classes: ['only'] });
+    await expect(checkClassifier(noClasses)).rejects.toThrow(/classes: at least 2 needed/);
   });
 
   it('--kind that the outputs contradict, and a broken file, are errors naming the file', async () => {
