@@ -217,6 +217,22 @@ const cases: Case[] = [
     opts: F64,
   },
   {
+    // float32: ORT fuses the forward into QuickGelu, which has no float64 kernel
+    name: 'SiLU as exporters write it, Mul(x, Sigmoid(x)), differentiated as one unit',
+    inputs: { a: f32([2, 3, 4]) },
+    body: (g, x) => g.op('Mul', [x.a!, g.op('Sigmoid', [x.a!])]),
+    opts: F32,
+  },
+  {
+    name: 'Mul(Sigmoid(x), x) with the Sigmoid also used elsewhere (no fusion: two paths sum)',
+    inputs: { a: f64([2, 5]) },
+    body: (g, x) => {
+      const s = g.op('Sigmoid', [x.a!]);
+      return g.op('Add', [g.op('Mul', [s, x.a!]), g.op('Mul', [s, s])]);
+    },
+    opts: F64,
+  },
+  {
     name: "Gather along axis 1 with a scalar index (PyTorch's h[:, 0])",
     inputs: { a: f64([3, 4, 2]) },
     body: (g, x) => g.op('Gather', [x.a!, g.constant(tensorData('int64', [], [2]))], { axis: 1 }),

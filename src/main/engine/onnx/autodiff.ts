@@ -84,6 +84,26 @@ function cloneGraph(g: OnnxGraph): OnnxGraph {
   };
 }
 
+/**
+ * Mul(x, Sigmoid(x)) pairs (SiLU as exporters write it) whose Sigmoid output feeds nothing else:
+ * the reverse sweep differentiates each as one unit.
+ */
+function siluPairs(nodes: OnnxNode[], graph: OnnxGraph): Map<OnnxNode, { x: string; s: string }> {
+  const uses = new Map<string, number>();
+  for (const n of nodes) for (const i of n.inputs) uses.set(i, (uses.get(i) ?? 0) + 1);
+  const outputs = new Set(graph.outputs.map((o) => o.name));
+  const sigmoidOf = new Map<string, string>();
+  for (const n of nodes) if (n.opType === 'Sigmoid' && !n.domain) sigmoidOf.set(n.outputs[0]!, n.inputs[0]!);
+  const pairs = new Map<OnnxNode, { x: string; s: string }>();
+  for (const n of nodes) {
+    if (n.opType !== 'Mul' || n.domain || n.inputs.length !== 2) continue;
+    const [a, b] = n.inputs as [string, string];
+    const s = sigmoidOf.get(b) === a ? b : sigmoidOf.get(a) === b ? a : null;
+    if (s && uses.get(s) === 1 && !outputs.has(s)) pairs.set(n, { x: s === b ? a : b, s });
+  }
+  return pairs;
+}
+
 export function gradient(model: OnnxModel, opts: GradientOptions): OnnxModel {
   if (model.opsetVersion < 13) {
     throw new Error(
@@ -161,6 +181,7 @@ export function gradient(model: OnnxModel, opts: GradientOptions): OnnxModel {
     addGrad(opts.of, e.op('CastLike', [ones, opts.of]));
   }
 
+  const silu = siluPairs(nodes, graph);
   for (let k = nodes.length - 1; k >= 0; k--) {
     const node = nodes[k]!;
     if (!node.outputs.some((o) => active.has(o))) continue;
@@ -169,6 +190,16 @@ export function gradient(model: OnnxModel, opts: GradientOptions): OnnxModel {
     const diff = new Set(diffInputs(node));
     const need = node.inputs.map((x, i) => diff.has(i) && !!x && forward.has(x) && active.has(x));
     if (!need.some(Boolean)) continue;
+    const pair = silu.get(node);
+    if (pair && forward.has(pair.x) && active.has(pair.x)) {
+      // SiLU y = x·σ(x) as one unit: dy/dx = σ·(1 + x·(1 − σ)), from the forward's σ; its Sigmoid node
+      // then gets no gradient of its own (5 elementwise ops instead of 6 and a Sum)
+      const { x, s } = pair;
+      const one = e.scalarLike(1, x);
+      const slope = e.op('Mul', [s, e.op('Add', [one, e.op('Mul', [x, e.op('Sub', [one, s])])])]);
+      addGrad(x, e.op('Mul', [gOut[0]!, slope]));
+      continue;
+    }
     const rule = GRAD_RULES[node.opType];
     if (!rule || node.domain) throw unsupported(node, `the op ${node.domain ? `${node.domain}.` : ''}${node.opType} has no gradient rule`);
     const grads = rule.vjp(e, node, gOut, need);
