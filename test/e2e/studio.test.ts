@@ -319,6 +319,17 @@ describe('studio in a real browser (server mode)', async () => {
     expect(bg).toBe('rgb(34, 34, 38)'); // the dark panel colour, not the browser's white
     await page.screenshot({ path: join(artifacts, 'translate-dark.png') });
     await page.click('[data-testid=theme]');
+    // every tab holds at 1024×700: no sideways scrolling
+    await page.setViewportSize({ width: 1024, height: 700 });
+    for (const tab of ['translate', 'gallery', 'sweep', 'train', 'annotate', 'settings']) {
+      await page.click(`[data-testid=tab-${tab}]`);
+      const width = await page.evaluate(
+        () => (globalThis as unknown as { document: { documentElement: { scrollWidth: number } } }).document.documentElement.scrollWidth,
+      );
+      expect([tab, width]).toEqual([tab, 1024]);
+      await page.screenshot({ path: join(artifacts, `small-${tab}.png`) });
+    }
+    await page.setViewportSize({ width: 1280, height: 800 });
   });
 
   it('a scripted annotator completes a blind study by keyboard, and the export matches the keys', async () => {
