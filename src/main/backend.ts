@@ -517,6 +517,7 @@ export class StudioBackend implements StudioApi {
   /** Train a target score model from target images (the app's own trainer); the model joins the list. */
   async trainScoreModel(req: z.output<typeof API.trainScoreModel>[0]) {
     const targets = await this.sourcePaths(req.targets);
+    const previewSources = await this.sourcePaths(req.previewSources);
     const outDir = join(this.home, 'score-models', req.name);
     if (existsSync(outDir)) throw new Error(`a score model named "${req.name}" exists already; choose another name (or delete it first)`);
     const job = this.jobs.submit('train', `train score model "${req.name}"`, async ({ signal, progress }) => {
@@ -526,6 +527,7 @@ export class StudioBackend implements StudioApi {
       const r = await trainScoreModel(
         {
           data: targets,
+          previewSources,
           outDir,
           arch: { channels: req.channels, patch: req.patch, resolution: req.resolution, groups: Math.min(8, req.channels) },
           batchSize: req.batchSize,

@@ -176,6 +176,8 @@ export const TrainScoreModelRequestSchema = z.object({
   tMax: z.number().gt(0).max(1).default(1),
   /** image side; targets of other sizes are resized and centre-cropped */
   resolution: z.union([z.literal(32), z.literal(64), z.literal(128)]).default(64),
+  /** source images whose SDEdit translations the preview shows (up to two are used) */
+  previewSources: z.array(id).max(8).default([]),
 });
 
 export const TrainRequestSchema = z.object({

@@ -93,6 +93,24 @@ describe('train-score-model (service)', async () => {
     expect(outputs).toHaveLength(1);
   });
 
+  it('the preview adds SDEdit translations of source images by the model in training: one row per source', async () => {
+    const data = join(root, 'data');
+    await folder(join(root, 'src'), [{ name: 's.png', size: 8 }]);
+    const heights: number[] = [];
+    for (const previewSources of [undefined, [join(root, 'src', 's.png')]]) {
+      let png: Uint8Array | null = null;
+      await trainScoreModel(
+        base({ outDir: join(root, `prev-${heights.length}`), heldout: [join(data, 'a.png'), join(data, 'f.png')], previewSources }),
+        {
+          onPreview: (p) => (png = p),
+        },
+      );
+      heights.push((await sharp(png!).metadata()).height!);
+    }
+    // the grid: a 28-px header, then rows of 2×8-px cells and 4-px gaps; two held-out rows, then one source row
+    expect(heights).toEqual([28 + 2 * 20 + 4, 28 + 3 * 20 + 4]);
+  });
+
   it('a t0 above the trained range is refused before any work, with the range in the message', async () => {
     const r = await trainScoreModel(base({ outDir: join(root, 'tmax'), tMax: 0.6, steps: 1 }));
     await expect(

@@ -14,6 +14,7 @@ interface Opts {
   data: string[];
   out: string;
   heldout?: string[];
+  previewSource?: string[];
   size?: number;
   channels?: number;
   mult?: number[];
@@ -48,6 +49,7 @@ export function addTrainScoreModel(program: Command): void {
     .requiredOption('--data <dirs...>', 'target-domain images (files or folders)')
     .requiredOption('--out <dir>', 'folder for the model (model.onnx, manifest.json) and its checkpoint')
     .option('--heldout <dirs...>', 'held-out target images for the denoising error (default: 5 % of --data, by file name)')
+    .option('--preview-source <files...>', 'source-domain images: the preview adds their SDEdit translations by the model in training')
     .option('--size <px>', `image side (default ${d.resolution}; other sizes are resized and centre-cropped)`, positiveInt('--size'))
     .option('--channels <n>', `base width (default ${d.channels})`, positiveInt('--channels'))
     .option('--mult <list>', `width multiplier per level (default ${d.mult.join(',')})`, ints('--mult'))
@@ -96,6 +98,7 @@ async function run(o: Opts): Promise<number> {
         data: o.data,
         outDir: o.out,
         heldout: o.heldout,
+        previewSources: o.previewSource,
         ...(Object.keys(arch).length ? { arch } : {}),
         batchSize: o.batch,
         lr: o.lr,

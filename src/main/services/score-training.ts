@@ -34,6 +34,8 @@ export interface TrainScoreModelRequest {
   outDir: string;
   /** held-out target images for the denoising error (default: 5 % of the data, split by name) */
   heldout?: string[] | undefined;
+  /** source-domain images: the preview adds their SDEdit translations by the model in training */
+  previewSources?: string[] | undefined;
   arch?: Partial<UNetArch>;
   batchSize?: number;
   lr?: number;
@@ -301,11 +303,21 @@ export async function trainScoreModel(
     // held-out targets when there are any (a tiny data set may have none: then training images, labelled so)
     const previewItems = (held.length ? held : train).slice(0, 4).map((h) => h.data);
     const previewLabel = held.length ? 'held-out' : 'training image';
+    const previewSources = await readPreviewSources(req.previewSources, spec, events);
     const writePreview = async () => {
       if (!previewItems.length) return;
       const tiles = await trainer.denoisingPreview(previewItems, PREVIEW_TIMES);
       const perRow = PREVIEW_TIMES.length * 2 + 1;
       const rows = previewItems.map((_, r) => tiles.slice(r * perRow, (r + 1) * perRow));
+      // then the sources: noised to t0 and translated (SDEdit, DDIM 10 steps) in the same columns
+      if (previewSources.length) {
+        const sd = await trainer.sdeditPreview(
+          previewSources,
+          PREVIEW_TIMES.filter((t) => t <= tMax),
+        );
+        const per = 1 + 2 * PREVIEW_TIMES.filter((t) => t <= tMax).length;
+        rows.push(...previewSources.map((_, r) => sd.slice(r * per, (r + 1) * per)));
+      }
       const png = new Uint8Array(
         await imageGrid(rows, spec, [previewLabel, ...PREVIEW_TIMES.flatMap((t) => [`noised t ${t}`, `denoised t ${t}`])]),
       );
@@ -439,4 +451,18 @@ export async function trainScoreModel(
   } finally {
     await trainer.dispose();
   }
+}
+
+/** Up to two source images for the preview's SDEdit rows; unreadable ones are skipped with a warning. */
+async function readPreviewSources(inputs: string[] | undefined, spec: ImageSpec, events: ScoreTrainEvents): Promise<Float32Array[]> {
+  if (!inputs?.length) return [];
+  const out: Float32Array[] = [];
+  for (const file of (await expandInputs(inputs)).slice(0, 2)) {
+    try {
+      out.push(await readImage(file, spec));
+    } catch (e) {
+      events.onWarning?.(`preview source skipped: ${(e as Error).message}`);
+    }
+  }
+  return out;
 }

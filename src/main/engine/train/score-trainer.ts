@@ -12,11 +12,14 @@ import { initializersToInputs } from '../onnx/autodiff.js';
 import { serializeModel, type OnnxModel } from '../onnx/ir.js';
 import { createSession, ort, type OrtSession, type SessionOptions } from '../onnx/session.js';
 import { withUNetWeights, type BuiltUNet, type UNetArch } from '../nn/unet.js';
-import { MAX_SEED, Rng } from '../rng.js';
+import { BatchRng, MAX_SEED, Rng } from '../rng.js';
 import type { StFile, StTensor } from '../safetensors.js';
 import { alphaBarsFromBetas, ddpmLinearBetas } from '../schedules.js';
 import { denoiserFromEps } from '../parameterizations.js';
 import { tensor } from '../tensor.js';
+import { canonicalDenoiser } from '../denoiser.js';
+import { modelSchedule } from '../model-schedule.js';
+import { sdedit, sdeditStart } from '../sdedit.js';
 import { Adam } from './adam.js';
 import { hflip } from './discriminator-trainer.js';
 import { buildScoreTrainingModel, gradOutputName, LOSS_OUTPUT, TARGET_INPUT } from './training-graph.js';
@@ -280,6 +283,48 @@ export class ScoreTrainer {
         tiles[b]!.push(
           Float32Array.from(x.subarray(b * n, (b + 1) * n), clip),
           Float32Array.from(x0hat.subarray(b * n, (b + 1) * n), clip),
+        ),
+      );
+    }
+    return tiles.flat();
+  }
+
+  /**
+   * SDEdit translations of source images by the EMA model (dg-math §3, DDIM, `steps` steps), one per
+   * t0 in `times`: for each source [source, its noised start at t0, the translation, …] — what a
+   * user will get from this model, previewed while it trains.
+   */
+  async sdeditPreview(sources: Float32Array[], times: number[], steps = 10, seed = 4243): Promise<Float32Array[]> {
+    const schedule = modelSchedule({ kind: 'ddpm-linear', steps: DDPM_STEPS, betaStart: 1e-4, betaEnd: 0.02 });
+    const denoise = canonicalDenoiser(
+      (x, time) =>
+        this.predict(
+          x.data,
+          Array.from(time, (v) => Math.round(v)),
+        ).then((d) => tensor(d, x.shape)),
+      {
+        name: 'the model in training',
+        prediction: 'eps',
+        schedule,
+        timeInput: { kind: 'step', scale: 1 },
+        preconditioning: { kind: 'none' },
+      },
+    );
+    const shape = [sources.length, ...this.itemShape];
+    const source = tensor(Float32Array.from(sources.flatMap((x) => Array.from(x))), shape);
+    const n = this.itemSize;
+    const clip = (v: number) => Math.max(-1, Math.min(1, v));
+    const tiles: Float32Array[][] = sources.map((x) => [x]);
+    for (const t0 of times) {
+      const rng = BatchRng.consecutive(seed, sources.length);
+      const sigma = schedule.sdeditSigmas(t0, steps)[0]!;
+      // the noised start as the model sees it (VP: x/sqrt(1+σ²)), drawn from the same noise the run uses
+      const start = sdeditStart(source, sigma, { data: BatchRng.consecutive(seed, sources.length).normal(shape), shape });
+      const out = await sdedit(denoise, schedule, source, { t0, steps, sampler: 'ddim' }, { rng });
+      sources.forEach((_, b) =>
+        tiles[b]!.push(
+          Float32Array.from(start.data.subarray(b * n, (b + 1) * n), (v) => clip(v / Math.sqrt(1 + sigma * sigma))),
+          Float32Array.from(out.data.subarray(b * n, (b + 1) * n), clip),
         ),
       );
     }
