@@ -140,9 +140,18 @@ describe('studio in a real browser (server mode)', async () => {
     expect(await page.locator('[data-testid=source]').count()).toBe(before + 2);
   });
 
-  it('cancels a run', async () => {
+  it('cancels a run (a batch count of 2 runs every source twice)', async () => {
     await page.fill('[data-testid=steps]', '1000');
+    await page.getByRole('button', { name: /Advanced/ }).click();
+    await page.fill('[data-testid=batch-count]', '2');
+    const sources = await page.locator('[data-testid=source]').count();
     await page.click('[data-testid=run]');
+    await page
+      .locator('[data-testid=progress]', { hasText: `${2 * sources} image(s)` })
+      .first()
+      .waitFor();
+    await page.fill('[data-testid=batch-count]', '1');
+    await page.getByRole('button', { name: /Advanced/ }).click();
     await page.locator('[data-testid=cancel]:not([disabled])').waitFor();
     await page.click('[data-testid=cancel]');
     await page.locator('[data-testid=progress]', { hasText: 'cancelled' }).first().waitFor({ timeout: 30_000 });
