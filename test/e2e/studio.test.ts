@@ -140,6 +140,21 @@ describe('studio in a real browser (server mode)', async () => {
     expect(await page.locator('[data-testid=source]').count()).toBe(before + 2);
   });
 
+  it('says what is wrong next to a field as it is typed, and Run waits', async () => {
+    await page.click('[data-testid=tab-translate]');
+    await page.fill('[data-testid=steps]', '5000');
+    expect(await page.locator('[data-testid=steps-error]').textContent()).toBe('at most 1000 (you gave 5000)');
+    expect(await page.locator('[data-testid=run]').isDisabled()).toBe(true);
+    await page.fill('[data-testid=steps]', '');
+    expect(await page.locator('[data-testid=steps-error]').textContent()).toMatch(/^(enter a number|missing: give a number)$/);
+    await page.fill('[data-testid=seed]', '-5');
+    expect(await page.locator('[data-testid=seed-error]').textContent()).toBe('at least 0 (you gave -5)');
+    await page.fill('[data-testid=seed]', '0');
+    await page.fill('[data-testid=steps]', '8');
+    expect(await page.locator('[data-testid=steps-error]').count()).toBe(0);
+    expect(await page.locator('[data-testid=run]').isDisabled()).toBe(false);
+  });
+
   it('cancels a run (a batch count of 2 runs every source twice)', async () => {
     await page.fill('[data-testid=steps]', '1000');
     await page.getByRole('button', { name: /Advanced/ }).click();
