@@ -43,7 +43,7 @@ const NETS: [string, DiscriminatorArch][] = [
   ],
 ];
 
-export async function gradCost({ batch = 4, reps = 7, profile = false } = {}) {
+export async function gradCost({ batch = 4, reps = 15, profile = false } = {}) {
   let peakRss = process.memoryUsage().rss;
   const sample = () => (peakRss = Math.max(peakRss, process.memoryUsage().rss));
   const rows = [];
@@ -61,19 +61,21 @@ export async function gradCost({ batch = 4, reps = 7, profile = false } = {}) {
       Float32Array.from({ length: batch }, (_, i) => 0.1 + 0.2 * i),
       [batch],
     );
-    const time = async (s: typeof fwd) => {
-      const out: number[] = [];
-      for (let r = 0; r < reps + 1; r++) {
+    // alternate forward and guidance runs, so drift on a shared machine hits both alike
+    const tf: number[] = [];
+    const tg: number[] = [];
+    for (let r = 0; r < reps + 1; r++) {
+      for (const [s, into] of [
+        [fwd, tf],
+        [guide, tg],
+      ] as const) {
         const t0 = performance.now();
         await s.session.run({ x, t });
         sample();
-        if (r > 0) out.push(performance.now() - t0);
+        if (r > 0) into.push(performance.now() - t0);
       }
-      return summarize(out);
-    };
-    // interleave so drift affects both alike
-    const f1 = await time(fwd);
-    const g1 = await time(guide);
+    }
+    const [f1, g1] = [summarize(tf), summarize(tg)];
     const ratio = g1.median / f1.median;
     console.log(`${name}: ${(paramCount / 1e6).toFixed(2)}M params, batch ${batch}`);
     console.log(
