@@ -26,7 +26,7 @@ import {
 import { readJsonFile } from './engine/score-model.js';
 import { ENGINE_VERSION } from '../shared/version.js';
 import { describeIssues } from '../shared/errors.js';
-import { encodePng, MAX_INPUT_PIXELS, writeFileAtomic } from './engine/image-io.js';
+import { encodePng, MAX_INPUT_PIXELS, sideBySide, writeFileAtomic } from './engine/image-io.js';
 import { trainDiscriminator } from './services/discriminator-training.js';
 import { trainScoreModel } from './services/score-training.js';
 import { Gallery, type OutputRow } from './services/gallery.js';
@@ -351,11 +351,13 @@ export class StudioBackend implements StudioApi {
               const now = Date.now();
               if (s.preview && now - last > 250) {
                 last = now;
-                const [, c, h, w] = s.preview.shape as [number, number, number, number];
-                void encodePng(s.preview.data.subarray(0, c * h * w), {
+                // the whole batch's current estimates side by side (up to 4), not just its first image
+                const [, c, h] = s.preview.shape as [number, number, number, number];
+                const strip = sideBySide(s.preview.data, s.preview.shape);
+                void encodePng(strip.chw, {
                   channels: c as 1 | 3,
                   height: h,
-                  width: w,
+                  width: strip.width,
                   valueRange: [-1, 1],
                 }).then((png) =>
                   progress({

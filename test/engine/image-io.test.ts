@@ -2,7 +2,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { encodePng, readImage, readPngText, readPngTextFromBuffer, writeFileAtomic } from '../../src/main/engine/image-io.js';
+import { encodePng, readImage, readPngText, readPngTextFromBuffer, sideBySide, writeFileAtomic } from '../../src/main/engine/image-io.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const spec = { channels: 3 as const, height: 8, width: 8, valueRange: [-1, 1] as const };
@@ -59,5 +59,16 @@ describe('image I/O', async () => {
 
   it('says the folder is not writable instead of leaving a half-written file', async () => {
     await expect(writeFileAtomic(join(dir, 'no-such-folder', 'x.png'), 'x')).rejects.toThrow(/cannot write ".*x.png": /);
+  });
+
+  it('sideBySide lays a batch out in one row, item i in columns i·w … (i+1)·w − 1 of every channel', () => {
+    const [n, c, h, w] = [3, 2, 2, 3];
+    const batch = Float32Array.from({ length: n * c * h * w }, (_, i) => i);
+    const { chw, width } = sideBySide(batch, [n, c, h, w], 2);
+    expect(width).toBe(6);
+    // channel 1, row 1: item 0's then item 1's values
+    const row = Array.from(chw.subarray((1 * h + 1) * width, (1 * h + 1) * width + width));
+    const itemRow = (i: number) => Array.from(batch.subarray(((i * c + 1) * h + 1) * w, ((i * c + 1) * h + 1) * w + w));
+    expect(row).toEqual([...itemRow(0), ...itemRow(1)]);
   });
 });

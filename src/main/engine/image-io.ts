@@ -148,6 +148,20 @@ export async function readPngText(path: string): Promise<Record<string, string>>
   }
 }
 
+/** The first `max` items of an NCHW batch side by side, as one CHW image (a live preview of a whole batch). */
+export function sideBySide(batch: Float32Array, shape: readonly number[], max = 4): { chw: Float32Array; width: number } {
+  const [n, c, h, w] = shape as [number, number, number, number];
+  const k = Math.max(1, Math.min(n, max));
+  const out = new Float32Array(c * h * w * k);
+  for (let i = 0; i < k; i++)
+    for (let ch = 0; ch < c; ch++)
+      for (let y = 0; y < h; y++) {
+        const from = ((i * c + ch) * h + y) * w;
+        out.set(batch.subarray(from, from + w), (ch * h + y) * w * k + i * w);
+      }
+  return { chw: out, width: w * k };
+}
+
 export async function encodePng(chw: Float32Array, spec: ImageSpec, text: Record<string, string> = {}): Promise<Uint8Array> {
   const png = await sharp(toPixels(chw, spec), { raw: { width: spec.width, height: spec.height, channels: spec.channels } })
     .png({ compressionLevel: 6 })
