@@ -205,6 +205,7 @@ describe('studio in a real browser (server mode)', async () => {
     expect((await backend.gallerySearch({})).length).toBe(all.length);
     await page.locator('[data-testid=gallery-item]').first().click();
     await page.locator('[data-testid=gallery-detail]').waitFor();
+    await page.locator('[data-testid=detail-source]').waitFor(); // the detail shows the source beside the result
     expect(await page.locator('[data-testid=download]').getAttribute('download')).toMatch(/^photo \d-t0\.5-w[01]-\d+\.png$/);
     await page.click('[data-testid=copy-info]');
     await page
