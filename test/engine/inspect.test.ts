@@ -12,6 +12,8 @@ import { checkClassifier } from '../../src/main/engine/classifier.js';
 import { loadDiscriminator } from '../../src/main/engine/discriminator.js';
 import { loadScoreModel } from '../../src/main/engine/score-model.js';
 import { inspectOnnxFile } from '../../src/main/services/inspect-model.js';
+import { inspectModel } from '../../src/main/engine/inspect.js';
+import { GraphBuilder } from '../../src/main/engine/onnx/builder.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const root = join(import.meta.dirname, '..', '..');
@@ -147,6 +149,25 @@ describe('inspect proposes a manifest that loads and runs', () => {
     );
     const noClasses = await withManifest(dir, 'cls0', fx('inspect/classifier/model.onnx'), { ...r.inspection.manifest, classes: ['only'] });
     await expect(checkClassifier(noClasses)).rejects.toThrow(/classes: at least 2 needed/);
+  });
+
+  it('an image input whose size the file leaves open needs --data-shape, and takes it', () => {
+    const g = new GraphBuilder('open-size');
+    const x = g.input('sample', 'float32', ['N', 3, 'H', 'W']);
+    g.input('t', 'int64', ['N']);
+    g.identity(g.op('Neg', [x]), 'out');
+    g.output('out', 'float32', ['N', 3, 'H', 'W']);
+    const model = g.build();
+    expect(() => inspectModel(model, { onnxName: 'm.onnx' })).toThrow(
+      /size of "sample" is not fixed in the file \(\[N, 3, H, W\]\); give one item's shape with --data-shape/,
+    );
+    expect(inspectModel(model, { onnxName: 'm.onnx', dataShape: [3, 32, 32] }).manifest).toMatchObject({
+      dataShape: [3, 32, 32],
+      io: { x: 'sample' },
+    });
+    expect(() => inspectModel(model, { onnxName: 'm.onnx', dataShape: [32, 32] })).toThrow(
+      /--data-shape has 2 dims; "sample" has 3 after the batch/,
+    );
   });
 
   it('--kind that the outputs contradict, and a broken file, are errors naming the file', async () => {
