@@ -406,6 +406,14 @@ export class StudioBackend implements StudioApi {
     return this.item(this.gallery.get(id)!);
   }
 
+  /** Export results into a fresh folder under the output folder (the settings' one, or the data folder's). */
+  async galleryExport(ids: number[]) {
+    const base = this.settings.outputDir ?? join(this.home, 'outputs');
+    const folder = join(base, `export-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+    const written = await this.gallery.export(ids, folder);
+    return { folder, files: written.length };
+  }
+
   async galleryDelete(ids: number[]) {
     const n = await this.gallery.delete(ids);
     this.emit({ type: 'gallery' });

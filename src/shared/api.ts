@@ -275,6 +275,7 @@ export const API = {
   gallerySearch: z.tuple([GalleryQuerySchema]),
   galleryUpdate: z.tuple([z.number().int(), GalleryUpdateSchema]),
   galleryDelete: z.tuple([z.array(z.number().int()).min(1)]),
+  galleryExport: z.tuple([z.array(z.number().int()).min(1).max(10_000)]),
   sweep: z.tuple([SweepRequestSchema]),
   diagnosePaths: z.tuple([PathsRequestSchema]),
   trainDiscriminator: z.tuple([TrainRequestSchema]),
@@ -306,6 +307,8 @@ export interface StudioApi {
   gallerySearch(q: z.input<typeof GalleryQuerySchema>): Promise<GalleryItem[]>;
   galleryUpdate(id: number, u: z.input<typeof GalleryUpdateSchema>): Promise<GalleryItem>;
   galleryDelete(ids: number[]): Promise<number>;
+  /** copy results (PNG + sidecar, named by source) into a new folder under the output folder; returns where */
+  galleryExport(ids: number[]): Promise<{ folder: string; files: number }>;
   sweep(req: z.input<typeof SweepRequestSchema>): Promise<{ jobId: number }>;
   diagnosePaths(req: z.input<typeof PathsRequestSchema>): Promise<{ jobId: number }>;
   trainDiscriminator(req: z.input<typeof TrainRequestSchema>): Promise<{ jobId: number }>;

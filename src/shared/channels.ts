@@ -10,6 +10,7 @@ export const METHODS = [
   'gallerySearch',
   'galleryUpdate',
   'galleryDelete',
+  'galleryExport',
   'sweep',
   'diagnosePaths',
   'trainDiscriminator',

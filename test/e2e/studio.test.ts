@@ -212,6 +212,14 @@ describe('studio in a real browser (server mode)', async () => {
       .locator('[data-testid=toast]', { hasText: /generation info copied|Steps: 8, Sampler/ })
       .first()
       .waitFor();
+    // export what is shown: PNGs and sidecars named by source, in a new folder under the output folder
+    await page.click('[data-testid=gallery-export]');
+    const exported = page.locator('[data-testid=toast]', { hasText: /^exported \d+ PNGs? with their sidecars to / });
+    await exported.first().waitFor();
+    const folder = (await exported.first().textContent())!.replace(/^.* to /, '');
+    const files = await readdir(folder);
+    expect(files.filter((f) => f.endsWith('.png')).length).toBe(all.length);
+    expect(files.every((f) => /^photo \d-\d+\.(png|json)$/.test(f))).toBe(true);
     await page.screenshot({ path: join(artifacts, 'gallery.png') });
     await page.click('[data-testid=reuse]');
     await page.locator('[data-testid=toast]', { hasText: 'parameters of #' }).waitFor();
