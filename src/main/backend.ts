@@ -198,6 +198,7 @@ export class StudioBackend implements StudioApi {
           training?: unknown;
         };
         const classes = Array.isArray(m.classes) ? m.classes.filter((c): c is string => typeof c === 'string') : undefined;
+        const training = trainingSummary(m.training);
         const range = m.validTimeRange;
         const validTimeRange =
           Array.isArray(range) && range.length === 2 && range.every((v) => typeof v === 'number') ? (range as [number, number]) : undefined;
@@ -212,7 +213,7 @@ export class StudioBackend implements StudioApi {
           ...(validTimeRange ? { validTimeRange } : {}),
           ...(Array.isArray(m.dataShape) && m.dataShape.every((d) => typeof d === 'number') ? { dataShape: m.dataShape as number[] } : {}),
           ...(typeof m.license === 'string' ? { license: m.license } : {}),
-          ...(trainingSummary(m.training) ? { training: trainingSummary(m.training)! } : {}),
+          ...(training ? { training } : {}),
         });
       } catch {
         // a broken manifest is skipped here and reported when used

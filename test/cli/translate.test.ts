@@ -28,21 +28,13 @@ describe('dg-studio translate (CLI)', async () => {
         .toFile(join(inDir, 'b é.png')),
     );
 
+  /** `a.png`, two steps, into `out`, one JSON record per output, no gallery: the quick runs these tests compare */
+  const translateA = (options: string[], out: string) =>
+    cli(['translate', join(dir, 'a.png'), ...options, '--steps', '2', '--out', out, '--json', '--no-gallery']);
+
   it('a DG weight without a discriminator warns and records what was done: plain SDEdit (w = 0)', async () => {
     const out = join(dir, 'no-disc');
-    const r = await cli([
-      'translate',
-      join(dir, 'a.png'),
-      '--no-discriminator',
-      '--dg-weight',
-      '2',
-      '--steps',
-      '2',
-      '--out',
-      out,
-      '--json',
-      '--no-gallery',
-    ]);
+    const r = await translateA(['--no-discriminator', '--dg-weight', '2'], out);
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(/warning: DG weight 2 was given but no discriminator: translating without guidance \(recorded as w = 0\)/);
     const rec = JSON.parse(r.stdout.trim().split('\n')[0]!);
@@ -83,26 +75,13 @@ describe('dg-studio translate (CLI)', async () => {
   it('a model given as a folder and no DG weight: plain SDEdit, no warning (the weight applies only with a discriminator)', async () => {
     const out = join(dir, 'folder-model');
     const model = join(root, 'resources', 'models', 'toy-gaussian-64');
-    const r = await cli(['translate', join(dir, 'a.png'), '--model', model, '--steps', '2', '--out', out, '--json', '--no-gallery']);
+    const r = await translateA(['--model', model], out);
     expect(r.code).toBe(0);
     expect(r.stderr).not.toMatch(/warning/);
     expect(JSON.parse(r.stdout.trim().split('\n')[0]!).output).toMatch(/a-t0\.5-w0-0\.png$/);
     // a discriminator folder: the weight defaults to 1
     const disc = join(root, 'resources', 'models', 'toy-gaussian-64-dg');
-    const g = await cli([
-      'translate',
-      join(dir, 'a.png'),
-      '--model',
-      model,
-      '--discriminator',
-      disc,
-      '--steps',
-      '2',
-      '--out',
-      out,
-      '--json',
-      '--no-gallery',
-    ]);
+    const g = await translateA(['--model', model, '--discriminator', disc], out);
     expect(g.code).toBe(0);
     expect(JSON.parse(g.stdout.trim().split('\n')[0]!).output).toMatch(/a-t0\.5-w1-0\.png$/);
   });

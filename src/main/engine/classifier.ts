@@ -13,7 +13,7 @@ import { Emitter } from './onnx/emitter.js';
 import { parseModel, serializeModel, type OnnxModel } from './onnx/ir.js';
 import { readFile } from 'node:fs/promises';
 import { createSession, expectDType, ort, tensorMetadata, type SessionOptions } from './onnx/session.js';
-import { manifestPathOf, readJsonFile } from './score-model.js';
+import { dryRunBatch, manifestPathOf, missingTensor, readJsonFile } from './score-model.js';
 import { firstNonFinite } from './tensor.js';
 
 /** Read, check and dry-run a classifier manifest; returns it, or throws naming the field and the fix. */
@@ -32,10 +32,7 @@ export async function checkClassifier(manifestPathOrFolder: string, opts: Sessio
       ['io.output', 'output', m.io.output],
     ] as const) {
       const names = kind === 'input' ? s.session.inputNames : s.session.outputNames;
-      if (!names.includes(name))
-        throw new Error(
-          `manifest "${manifestPath}": ${field} is "${name}", but the ONNX file has no ${kind} of that name; its ${kind}s are ${names.map((n) => `"${n}"`).join(', ')}`,
-        );
+      if (!names.includes(name)) throw missingTensor(manifestPath, field, kind, name, names);
     }
     expectDType(s, 'input', m.io.x, ['float32']);
     const timeType = expectDType(s, 'input', m.io.t, ['float32', 'int64']);
@@ -49,10 +46,10 @@ export async function checkClassifier(manifestPathOrFolder: string, opts: Sessio
       throw new Error(
         `manifest "${manifestPath}": "classes" names ${m.classes.length} classes, but output "${m.io.output}" has ${k} columns`,
       );
-    const size = m.dataShape.reduce((a, b) => a * b, 1);
+    const x = dryRunBatch(m.dataShape, m.valueRange);
     const times = [0.3, 0.7].map((tau) => encodeDiscriminatorTime(tau, m.timeInput, m.lvp));
     const feeds = {
-      [m.io.x]: new ort.Tensor('float32', new Float32Array(2 * size).fill((m.valueRange[0] + m.valueRange[1]) / 2), [2, ...m.dataShape]),
+      [m.io.x]: new ort.Tensor('float32', x.data, x.shape),
       [m.io.t]:
         timeType === 'int64'
           ? new ort.Tensor(

@@ -14,7 +14,7 @@ import { buildGuidanceModel, createOnnxCritic } from './onnx-critic.js';
 import { parseModel, serializeModel, type OnnxModel } from './onnx/ir.js';
 import { firstNonFinite } from './tensor.js';
 import type { SessionOptions } from './onnx/session.js';
-import { manifestPathOf, readJsonFile } from './score-model.js';
+import { dryRunBatch, manifestPathOf, missingTensor, readJsonFile } from './score-model.js';
 import { exactLogRatioCritic, type GaussianMixture } from './toy-mixture.js';
 import { fileInManifestFolder } from './manifest-files.js';
 
@@ -139,11 +139,13 @@ function checkForwardGraph(
   onWarning?: (message: string) => void,
 ): 'float32' | 'int64' {
   const inputs = forward.graph.inputs;
-  const names = (list: { name: string }[]) => list.map((v) => `"${v.name}"`).join(', ');
-  const missing = (field: string, kind: string, name: string, has: { name: string }[]) =>
-    new Error(
-      `manifest "${source}": ${field} is "${name}", but the ONNX file has no ${kind} of that name; its ${kind}s are ${names(has)} — ` +
-        `set ${field} to one of them (\`dg-studio inspect\` proposes a manifest)`,
+  const missing = (field: string, kind: 'input' | 'output', name: string, has: { name: string }[]) =>
+    missingTensor(
+      source,
+      field,
+      kind,
+      name,
+      has.map((v) => v.name),
     );
   const x = inputs.find((v) => v.name === m.io.x);
   if (!x) throw missing('io.x', 'input', m.io.x, inputs);
@@ -187,10 +189,7 @@ function checkForwardGraph(
 
 /** Two items at τ = 0.3 and 0.7: one value and a finite gradient per item, or the reason why not. */
 async function dryRunCritic(critic: Critic, dataShape: number[], valueRange: readonly [number, number]): Promise<void> {
-  const size = dataShape.reduce((a, b) => a * b, 1);
-  const x = { data: new Float32Array(2 * size), shape: [2, ...dataShape] };
-  const mid = (valueRange[0] + valueRange[1]) / 2;
-  for (let i = 0; i < x.data.length; i++) x.data[i] = mid + (((i * 7919) % 13) / 13 - 0.5) * 0.5;
+  const x = dryRunBatch(dataShape, valueRange);
   const { value, grad } = await critic.evaluate(x, Float64Array.from([0.3, 0.7]));
   if (value.length !== 2) throw new Error(`it returned ${value.length} values for 2 items`);
   if (grad.data.length !== x.data.length) throw new Error(`its gradient has ${grad.data.length} values for ${x.data.length}`);

@@ -92,8 +92,11 @@ export async function loadScoreModel(manifestPathOrFolder: string, opts: Session
   }
 }
 
-/** `field` of the manifest names `name`, which the file lacks: say what it has and how to fix it. */
-function missingTensor(source: string, field: string, kind: 'input' | 'output', name: string, has: readonly string[]): Error {
+/**
+ * `field` of the manifest names `name`, which the file lacks: say what it has and how to fix it
+ * (one wording for every manifest kind's load-time check).
+ */
+export function missingTensor(source: string, field: string, kind: 'input' | 'output', name: string, has: readonly string[]): Error {
   return new Error(
     `manifest "${source}": ${field} is "${name}", but the ONNX file has no ${kind} of that name; its ${kind}s are ${has.map((h) => `"${h}"`).join(', ')} — ` +
       `set ${field} to one of them (\`dg-studio inspect\` proposes a manifest)`,
@@ -145,13 +148,13 @@ async function adaptScoreModel(
       `manifest "${manifestPath}": the file's time input "${io.t}" has shape [${tMeta.shape.join(', ')}]; a time input must be a scalar or one value per item`,
     );
   }
-  const timeShape = manifest.timeShape ?? fileTimeShape ?? 'batch';
+  // the file wins over the manifest; a model without either takes one time per item
+  const timeShape = fileTimeShape ?? manifest.timeShape ?? 'batch';
   if (manifest.timeShape && fileTimeShape && manifest.timeShape !== fileTimeShape) {
     opts.onWarning?.(
       `manifest "${manifestPath}": timeShape is "${manifest.timeShape}", but the file's input "${io.t}" has shape [${tMeta.isTensor ? tMeta.shape.join(', ') : ''}]; using "${fileTimeShape}"`,
     );
   }
-  const effectiveTimeShape = manifest.timeShape && fileTimeShape && manifest.timeShape !== fileTimeShape ? fileTimeShape : timeShape;
   // a file exported with a fixed batch of 1 is called one item at a time
   const batchDim = xMeta.isTensor ? xMeta.shape[0] : undefined;
   if (typeof batchDim === 'number' && batchDim !== 1) {
@@ -165,8 +168,8 @@ async function adaptScoreModel(
   const itemSize = manifest.dataShape.reduce((a, b) => a * b, 1);
 
   const timeTensor = (values: Float64Array): ort.Tensor => {
-    const dims = effectiveTimeShape === 'scalar' ? [] : [values.length];
-    const vals = effectiveTimeShape === 'scalar' ? values.subarray(0, 1) : values;
+    const dims = timeShape === 'scalar' ? [] : [values.length];
+    const vals = timeShape === 'scalar' ? values.subarray(0, 1) : values;
     switch (timeType) {
       case 'int64':
         return new ort.Tensor(
@@ -235,7 +238,7 @@ async function adaptScoreModel(
     async (x, time) => {
       if (x.data.length !== x.shape[0]! * itemSize) throw new Error(`input does not match dataShape [${manifest.dataShape.join(', ')}]`);
       const sameTime = time.every((v) => v === time[0]);
-      if (!oneAtATime && (effectiveTimeShape === 'batch' || sameTime)) return runOnce(x, time, labels);
+      if (!oneAtATime && (timeShape === 'batch' || sameTime)) return runOnce(x, time, labels);
       // a fixed-batch-1 file, or a scalar-time model with items at different levels (per-item churn): one call per item
       const out = new Float32Array(x.data.length);
       for (let n = 0; n < time.length; n++) {
@@ -278,14 +281,20 @@ async function dryRun(
 ): Promise<void> {
   const [lo, hi] = manifest.validTimeRange ?? [0, 1];
   const sigmas = Float64Array.from([lo + 0.25 * (hi - lo), lo + 0.75 * (hi - lo)], (t) => schedule.sigmaAt(Math.max(t, 1e-3)));
-  const size = manifest.dataShape.reduce((a, b) => a * b, 1);
-  const x = { data: new Float32Array(2 * size), shape: [2, ...manifest.dataShape] };
-  const mid = (manifest.valueRange[0] + manifest.valueRange[1]) / 2;
-  for (let i = 0; i < x.data.length; i++) x.data[i] = mid + (((i * 7919) % 13) / 13 - 0.5) * 0.5;
+  const x = dryRunBatch(manifest.dataShape, manifest.valueRange);
   try {
     const out = await denoiser(manifest.classes ? [0, manifest.classes.count - 1] : undefined)(x, sigmas);
     if (out.data.length !== x.data.length) throw new Error(`it returned ${out.data.length} values for ${x.data.length}`);
   } catch (e) {
     throw new Error(`manifest "${manifestPath}": a dry run of the model on 2 items failed: ${(e as Error).message}`, { cause: e });
   }
+}
+
+/** Two items of mid-range pixels with a little structure: the input of every manifest kind's dry run. */
+export function dryRunBatch(dataShape: number[], valueRange: readonly [number, number]): Tensor {
+  const size = dataShape.reduce((a, b) => a * b, 1);
+  const x = { data: new Float32Array(2 * size), shape: [2, ...dataShape] };
+  const mid = (valueRange[0] + valueRange[1]) / 2;
+  for (let i = 0; i < x.data.length; i++) x.data[i] = mid + (((i * 7919) % 13) / 13 - 0.5) * 0.5;
+  return x;
 }

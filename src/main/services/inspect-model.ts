@@ -24,10 +24,9 @@ export interface CheckedProposal {
 /** Load a manifest of any kind with the checks a job would run, and release it. */
 export async function checkManifest(manifestPath: string, kind: Inspection['kind'], session: SessionOptions = {}): Promise<void> {
   if (kind === 'score') await (await loadScoreModel(manifestPath, session)).dispose();
-  else if (kind === 'discriminator') {
-    const raw = JSON.parse(await readFile(manifestPath, 'utf8')) as { classes?: unknown[] };
-    await (await loadDiscriminator(manifestPath, undefined, session, Array.isArray(raw.classes) ? 0 : null)).dispose();
-  } else await checkClassifier(manifestPath, session);
+  // class 0 for the dry run: a class-conditional discriminator needs one, any other ignores it
+  else if (kind === 'discriminator') await (await loadDiscriminator(manifestPath, undefined, session, 0)).dispose();
+  else await checkClassifier(manifestPath, session);
 }
 
 /**
