@@ -10,6 +10,11 @@ export default defineConfig({
     pool: 'forks',
     reporters: ['default', './test/helpers/summary-reporter.ts'],
     // the CLI records into the user's gallery by default: tests get their own data folder
-    env: { DG_STUDIO_HOME: join(tmpdir(), `dg-studio-test-home-${process.pid}`) },
+    // and run against the closed-form toy models (a fixture: fast, with known answers); the bundled
+    // emoji default has its own tests (test/services/bundled-default.test.ts)
+    env: {
+      DG_STUDIO_HOME: join(tmpdir(), `dg-studio-test-home-${process.pid}`),
+      DG_STUDIO_RESOURCES: join(import.meta.dirname, 'test', 'fixtures', 'toy-resources'),
+    },
   },
 });

@@ -8,5 +8,5 @@ if (!existsSync(cli)) {
   console.error('dg-studio is not built yet: run "npm run build" first (or "npm run cli -- …" from a checkout).');
   process.exit(2);
 }
-const { buildProgram } = await import(pathToFileURL(cli).href);
-await buildProgram().parseAsync(process.argv);
+const { main } = await import(pathToFileURL(cli).href);
+await main(process.argv);

@@ -152,7 +152,7 @@ async function main() {
       resources,
       o['name'],
       `score model "${model.manifest.name}" (ONNX + manifest)`,
-      'trained by `tools/train-score-model.py` on the Noto training split (`docs/emoji-pipeline.md`)',
+      'trained in this repository on the Noto training split (`docs/emoji-pipeline.md`)',
       model.manifest.license ?? 'see the model README',
     );
     let discRel: string | null = null;

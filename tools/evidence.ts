@@ -5,14 +5,20 @@
  *   npm run evidence                                  # bundled default models, 48 held-out emoji
  *   npm run evidence -- --limit 0 --steps 40          # every held-out emoji, more steps
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { list, num } from '../src/main/cli/options.js';
 import { SAMPLER_NAMES, type TranslateParamsInput } from '../src/shared/params.js';
-import { runEvidence } from '../src/main/services/evidence.js';
+import { runEvidence, type DiscriminatorCandidate } from '../src/main/services/evidence.js';
 import { bundledDefaults } from '../src/main/services/resources.js';
+
+function collectDesign(value: string, prev: DiscriminatorCandidate[]): DiscriminatorCandidate[] {
+  const eq = value.indexOf('=');
+  if (eq <= 0 || eq === value.length - 1) throw new InvalidArgumentError(`"${value}" is not label=manifest`);
+  return [...prev, { name: value.slice(0, eq), manifest: value.slice(eq + 1) }];
+}
 
 const root = join(import.meta.dirname, '..');
 const program = new Command('evidence')
@@ -24,8 +30,8 @@ const program = new Command('evidence')
   .option('--t0s <list>', 't0 values', list('--t0s'), [0.2, 0.35, 0.5, 0.65, 0.8])
   .option('--weights <list>', 'DG weights (0 = plain SDEdit is always included)', list('--weights'), [0, 0.5, 1, 2, 4])
   .option('--limit <n>', 'how many held-out sources (spread over the list; 0 = all)', num('--limit'), 48)
-  .option('--steps <n>', 'sampler steps from t0 down to 0', num('--steps'), 12)
-  .option('--sampler <name>', `one of ${SAMPLER_NAMES.join(', ')}`, 'heun')
+  .option('--steps <n>', "sampler steps from t0 down to 0 (default: the app's)", num('--steps'))
+  .option('--sampler <name>', `one of ${SAMPLER_NAMES.join(', ')} (default: the app's)`)
   .option('--dg-weight2 <w>', "Heun's second-stage weight (default: the same as w; the paper uses 0)", num('--dg-weight2'))
   .option('--seed <n>', 'first seed', num('--seed'), 0)
   .option('--batch <n>', 'batch size', num('--batch'), 8)
@@ -35,6 +41,9 @@ const program = new Command('evidence')
   .option('--docs <dir>', 'where results.md and results/ go', join(root, 'docs'))
   .option('--work <dir>', 'where every translated image is kept', join(root, '.cache/evidence'))
   .option('--threads <n>', 'ONNX Runtime intra-op threads', num('--threads'))
+  .option('--name <label>', "the discriminator's label in the design table", 'bundled')
+  .option('--design <label=manifest...>', 'another discriminator design to compare (repeatable)', collectDesign, [])
+  .option('--reading <file>', 'a hand-written reading (markdown) to put before the generated one')
   .parse();
 
 const o = program.opts();
@@ -48,8 +57,8 @@ const discriminator =
   program.error('no discriminator: pass --discriminator (the bundled defaults have none)');
 if (!o['model'] && defaults.note) console.warn(`note: ${defaults.note}`);
 const params: TranslateParamsInput = {
-  steps: o['steps'],
-  sampler: o['sampler'],
+  ...(o['steps'] !== undefined ? { steps: o['steps'] } : {}),
+  ...(o['sampler'] !== undefined ? { sampler: o['sampler'] } : {}),
   seed: o['seed'],
   batchSize: o['batch'],
   ...(o['dgWeight2'] !== undefined ? { dgWeight2: o['dgWeight2'] } : {}),
@@ -71,6 +80,9 @@ const result = await runEvidence(
     gridWeight: o['gridWeight'],
     gridRows: o['gridRows'],
     threads: o['threads'],
+    discriminatorName: o['name'],
+    candidates: o['design'],
+    ...(o['reading'] ? { readingMarkdown: readFileSync(o['reading'] as string, 'utf8') } : {}),
     provenance: [`Machine: ${cpus()[0]?.model ?? 'unknown CPU'} × ${cpus().length}, ONNX Runtime CPU.`],
   },
   (m) => console.log(m),

@@ -1,11 +1,13 @@
 /**
- * Writes the bundled toy models into resources/models (run: npx tsx tools/make-toy-models.ts).
+ * Writes the toy models, a test fixture, into test/fixtures/toy-resources/models (run: npx tsx
+ * tools/make-toy-models.ts). The tests run against that folder as their resources
+ * (DG_STUDIO_RESOURCES in vitest.config.ts); the app's bundled default is the emoji model.
  *
  * toy-gaussian-64: a closed-form "score model" for 64×64 RGB images whose target domain
  * is one Gaussian around a sunset-gradient image (variance 0.08 per pixel), and an
  * analytic discriminator whose real domain is the same gradient with less grain
  * (variance 0.01). They exercise the whole pipeline — ONNX Runtime, SDEdit, DG, PNG
- * output — with a known answer, until trained models are bundled.
+ * output — with a known answer, in milliseconds.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -14,7 +16,7 @@ import { writeToyScoreModel } from '../src/main/engine/toy-mixture.js';
 
 const H = 64;
 const W = 64;
-const root = join(import.meta.dirname, '..', 'resources', 'models');
+const root = join(import.meta.dirname, '..', 'test', 'fixtures', 'toy-resources', 'models');
 
 /** A sunset gradient in [-1, 1], CHW: warm top, violet bottom, a pale sun. */
 export function sunsetImage(): Float32Array {
@@ -73,7 +75,7 @@ async function main() {
       {
         scoreModel: 'toy-gaussian-64/manifest.json',
         discriminator: 'toy-gaussian-64-dg/manifest.json',
-        note: 'using the bundled toy model (a closed-form Gaussian, not a trained network); pass --model for a real one',
+        note: 'using the toy test-fixture model (a closed-form Gaussian, not a trained network); pass --model for a real one',
       },
       null,
       2,

@@ -81,7 +81,7 @@ describe('the back end validates every request (no Electron needed)', async () =
 
   it('refuses a DG weight when no discriminator exists, instead of silently translating without guidance', async () => {
     const resources = await tempDir();
-    await cp(join(import.meta.dirname, '..', '..', 'resources'), resources, { recursive: true });
+    await cp(join(import.meta.dirname, '..', 'fixtures', 'toy-resources'), resources, { recursive: true, dereference: true });
     const defaults = join(resources, 'models', 'defaults.json');
     await writeFile(defaults, JSON.stringify({ ...JSON.parse(readFileSync(defaults, 'utf8')), discriminator: null }));
     await rm(join(resources, 'models', 'toy-gaussian-64-dg'), { recursive: true });
@@ -152,7 +152,7 @@ describe('the back end validates every request (no Electron needed)', async () =
   });
 
   it("lists a score model's valid time range, so the studio's t0 slider stops where the model was trained", async () => {
-    const toy = join(import.meta.dirname, '..', '..', 'resources', 'models', 'toy-gaussian-64');
+    const toy = join(import.meta.dirname, '..', 'fixtures', 'toy-resources', 'models', 'toy-gaussian-64');
     const manifest = { ...JSON.parse(readFileSync(join(toy, 'manifest.json'), 'utf8')), name: 'capped toy', validTimeRange: [0, 0.8] };
     await backend.dispatch('importModel', [
       {

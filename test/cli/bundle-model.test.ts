@@ -39,7 +39,7 @@ describe('tools/bundle-model.ts', () => {
 
   it('refuses a model that does not denoise better than the linear baseline (an untrained U-Net)', async () => {
     const resources = await tempDir();
-    await cp(join(root, 'resources'), resources, { recursive: true });
+    await cp(join(root, 'test', 'fixtures', 'toy-resources'), resources, { recursive: true, dereference: true });
     const check = await tempDir();
     for (let i = 0; i < 4; i++)
       await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 60 * i, g: 200 - 40 * i, b: 90 } } })
@@ -55,7 +55,7 @@ describe('tools/bundle-model.ts', () => {
     expect(err?.code).toBe(1);
     expect(err?.stdout).toMatch(/t0 0\.5 \(σ_ve [\d.]+\): model MSE [\d.]+, linear baseline [\d.]+, ratio [\d.]+/);
     expect(err?.stderr).toMatch(/refusing to bundle .*torch-unet-tiny.*manifest\.json: it does not denoise held-out images/);
-    // nothing changed: the defaults still name the bundled toy
+    // nothing changed: the defaults still name the toy
     expect(JSON.parse(await readFile(join(resources, 'models', 'defaults.json'), 'utf8')).scoreModel).toBe('toy-gaussian-64/manifest.json');
   }, 60_000);
 });

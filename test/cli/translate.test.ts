@@ -74,16 +74,30 @@ describe('dg-studio translate (CLI)', async () => {
 
   it('a model given as a folder and no DG weight: plain SDEdit, no warning (the weight applies only with a discriminator)', async () => {
     const out = join(dir, 'folder-model');
-    const model = join(root, 'resources', 'models', 'toy-gaussian-64');
+    const model = join(root, 'test', 'fixtures', 'toy-resources', 'models', 'toy-gaussian-64');
     const r = await translateA(['--model', model], out);
     expect(r.code).toBe(0);
     expect(r.stderr).not.toMatch(/warning/);
     expect(JSON.parse(r.stdout.trim().split('\n')[0]!).output).toMatch(/a-t0\.5-w0-0\.png$/);
     // a discriminator folder: the weight defaults to 1
-    const disc = join(root, 'resources', 'models', 'toy-gaussian-64-dg');
+    const disc = join(root, 'test', 'fixtures', 'toy-resources', 'models', 'toy-gaussian-64-dg');
     const g = await translateA(['--model', model, '--discriminator', disc], out);
     expect(g.code).toBe(0);
     expect(JSON.parse(g.stdout.trim().split('\n')[0]!).output).toMatch(/a-t0\.5-w1-0\.png$/);
+  });
+
+  it('a command line too long for ONNX Runtime (`translate photos/*.png` on many files) is run from an argument file', async () => {
+    // onnxruntime-node crashed with SIGSEGV and no message creating its session past ~30 KB of command line
+    const many = join(dir, 'd'.repeat(200));
+    await mkdir(many);
+    const files = Array.from({ length: 150 }, (_, i) => join(many, `image-${String(i).padStart(3, '0')}.png`));
+    for (const f of files) await copyFile(join(dir, 'a.png'), f);
+    expect(files.join(' ').length).toBeGreaterThan(32 * 1024);
+    const out = join(dir, 'many');
+    const r = await cli(['translate', ...files, '--steps', '1', '--batch-size', '50', '--out', out, '--keep-names', '--no-gallery']);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/done: 150 written/);
+    expect((await readdir(out)).filter((f) => f.endsWith('.png'))).toHaveLength(150);
   });
 
   it('train-discriminator refuses --steps 0 in words', async () => {

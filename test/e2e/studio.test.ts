@@ -313,7 +313,7 @@ describe('studio in a real browser (server mode)', async () => {
 
   it('imports a model from its manifest and ONNX file, and explains a broken manifest in words', async () => {
     await page.click('[data-testid=tab-settings]');
-    const toy = join(root, 'resources', 'models', 'toy-gaussian-64');
+    const toy = join(root, 'test', 'fixtures', 'toy-resources', 'models', 'toy-gaussian-64');
     await page.setInputFiles('[data-testid=import-files]', [join(toy, 'manifest.json'), join(toy, 'model.onnx')]);
     await page.locator('[data-testid=toast]', { hasText: 'imported "Toy sunset' }).waitFor();
     const bad = join(dir, 'broken.json');

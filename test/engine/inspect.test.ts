@@ -36,10 +36,10 @@ async function withManifest(dir: string, name: string, onnx: string, manifest: R
 
 describe('inspect proposes a manifest that loads and runs', () => {
   it("the project's own toy export: float t, VP time on the linear VP SDE, as its shipped manifest says", async () => {
-    const r = await inspectOnnxFile(join(root, 'resources/models/toy-gaussian-64/model.onnx'));
+    const r = await inspectOnnxFile(join(root, 'test/fixtures/toy-resources/models/toy-gaussian-64/model.onnx'));
     expect(r.problem).toBeNull();
     expect(r.inspection.kind).toBe('score');
-    const shipped = JSON.parse(await readFile(join(root, 'resources/models/toy-gaussian-64/manifest.json'), 'utf8'));
+    const shipped = JSON.parse(await readFile(join(root, 'test/fixtures/toy-resources/models/toy-gaussian-64/manifest.json'), 'utf8'));
     expect(r.inspection.manifest).toMatchObject({
       schedule: { kind: shipped.schedule.kind },
       timeInput: { kind: 't' },

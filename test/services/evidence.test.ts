@@ -5,6 +5,7 @@ import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import type { SweepRow } from '../../src/shared/api.js';
 import {
+  designComparison,
   frontierGaps,
   pairedDifference,
   reading,
@@ -68,6 +69,25 @@ describe('evidence report arithmetic', () => {
     expect(gaps[2]!.gap).toBeNull(); // beyond the SDEdit range
   });
 
+  it('design comparison: per t0 the weight furthest below the SDEdit frontier by FD, ranked over the band', () => {
+    // SDEdit: FD falls linearly from 10 to 6 as L2 to source rises from 0.1 to 0.3
+    const sdedit = [row(0.2, 0, 0.1, 10), row(0.5, 0, 0.3, 6)];
+    const a = [row(0.5, 1, 0.2, 7), row(0.5, 2, 0.25, 5), row(0.2, 1, 0.5, 1)];
+    const b = [row(0.5, 1, 0.15, 9.9)];
+    const { table, ranking } = designComparison(sdedit, [
+      { name: 'A', rows: a },
+      { name: 'B', rows: b },
+    ]);
+    // A at t0 0.5: w 1 is (7 − 8)/8 = −12.5 %, w 2 is (5 − 7)/7 = −28.6 %: w 2 wins
+    expect(table).toContain('| A | 0.5 | 2 | −28.6 % | −28.6 % | 0.3 → 0.25 |');
+    // A at t0 0.2 lies beyond the SDEdit curve: no gap, said so
+    expect(table).toContain('| A | 0.2 | – | outside the SDEdit curve |');
+    // B: SDEdit at 0.15 is 9, B is 10 % worse
+    expect(table).toContain('| B | 0.5 | 1 | +10.0 % |');
+    expect(ranking[0]!.meanFdGap).toBeCloseTo(-2 / 7, 12);
+    expect(ranking[1]!.meanFdGap).toBeCloseTo(0.1, 12);
+  });
+
   it('the reading says "no change" within the noise floor and "more realistic" beyond it', () => {
     const rows = [row(0.2, 0, 0.1, 10, 5), row(0.2, 1, 0.11, 9.95, 4.9), row(0.5, 0, 0.3, 6, 5), row(0.5, 2, 0.31, 4, 4)];
     const paired = [
@@ -115,7 +135,12 @@ describe('npm run evidence on the bundled toy models', async () => {
       gridT0: 0.6,
       gridWeight: 1,
       gridRows: 2,
+      discriminatorName: 'toy',
+      candidates: [{ name: 'toy again', manifest: d.discriminator! }],
+      readingMarkdown: 'Hand-written: *the toy cannot show a gain.*',
     });
+    // the same discriminator as a second design gives the same DG rows (same seeds)
+    expect(res.candidateRows[0]!.rows.map((r) => r.fd)).toEqual(res.rows.filter((r) => r.w > 0).map((r) => r.fd));
     // w = 0 is always added; the unpaired source is left out; limit 3 of 4 pairs
     expect(res.rows.map((r) => `${r.t0}/${r.w}`)).toEqual(['0.3/0', '0.3/1', '0.6/0', '0.6/1']);
     expect(res.rows.every((r) => r.images === 3 && r.l2Truth !== null)).toBe(true);
@@ -124,6 +149,8 @@ describe('npm run evidence on the bundled toy models', async () => {
     expect(md).toMatch(/\| 0\.6 \| 1 \|/);
     expect(md).toContain('![source, SDEdit, SDEdit + DG, true target](results/grid.png)');
     expect(md).toMatch(/\*\*t0 = 0.6\*\*: best DG weight by SWD is w = 1/);
+    expect(md).toMatch(/## Discriminator designs[\s\S]*\| toy \| 0\.6 \|[\s\S]*\| toy again \| 0\.6 \|/);
+    expect(md).toMatch(/## Reading\n\nHand-written: \*the toy cannot show a gain\.\*\n\n## Generated reading/);
     const grid = await sharp(join(docs, 'results', 'grid.png')).metadata();
     // 4 columns of 128 px + 5 gaps of 4; header 28 + 2 rows of 128 + gaps
     expect([grid.width, grid.height]).toEqual([4 * 128 + 20, 28 + 2 * 132 + 4]);

@@ -15,7 +15,7 @@ describe('path diagnostics (paper Fig. 8)', async () => {
     await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 20, g: 60 * i, b: 200 } } })
       .png()
       .toFile(join(src, `s${i}.png`));
-    await sharp(join(import.meta.dirname, '../../resources/models/toy-gaussian-64-dg/mean.png')).toFile(join(ref, `r${i}.png`));
+    await sharp(join(import.meta.dirname, '../fixtures/toy-resources/models/toy-gaussian-64-dg/mean.png')).toFile(join(ref, `r${i}.png`));
   }
 
   it('guided paths reach higher log r than unguided ones; CSV and plot are written', async () => {

@@ -2,8 +2,11 @@ import { cp, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { folderBytes, recordLicense } from '../../tools/bundle-model.js';
-import { resourcesDir } from '../../src/main/services/resources.js';
 import { tempDir } from '../helpers/tmp.js';
+
+// the app's own resources/ (the tests otherwise run against the toy fixture, vitest.config.ts)
+const resources = join(import.meta.dirname, '..', '..', 'resources');
+const resourcesDir = () => resources;
 
 describe('the bundled resources', () => {
   it('stay within the 60 MB budget', async () => {

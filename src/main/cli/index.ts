@@ -25,6 +25,7 @@ import { dirname, join } from 'node:path';
 import { translateFiles } from '../services/translate-files.js';
 import { addTrainScoreModel } from './train-score-model.js';
 import { addInspect } from './inspect.js';
+import { effectiveArgv, rerunIfLong } from './long-command-line.js';
 
 interface TranslateOpts {
   model?: string;
@@ -789,12 +790,17 @@ async function runTranslate(inputs: string[], o: TranslateOpts & { discriminator
   }
 }
 
+/** The CLI's entry: parse the command line (re-run from a file when it is too long for ONNX Runtime) and run it. */
+export async function main(argv: string[]): Promise<void> {
+  const code = await rerunIfLong(argv);
+  if (code !== null) process.exit(code);
+  await buildProgram().parseAsync(effectiveArgv(argv));
+}
+
 const isMain = process.argv[1] && /cli(\/index)?\.(ts|js|mjs)$/.test(process.argv[1]);
 if (isMain) {
-  buildProgram()
-    .parseAsync(process.argv)
-    .catch((e: Error) => {
-      console.error(`error: ${e.message}`);
-      process.exit(2);
-    });
+  main(process.argv).catch((e: Error) => {
+    console.error(`error: ${e.message}`);
+    process.exit(2);
+  });
 }

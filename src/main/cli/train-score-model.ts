@@ -34,6 +34,7 @@ interface Opts {
   evalMinutes: number;
   seed?: number;
   name?: string;
+  license?: string;
   provider: (typeof EXECUTION_PROVIDERS)[number];
   threads?: number;
 }
@@ -69,6 +70,7 @@ export function addTrainScoreModel(program: Command): void {
     .option('--eval-minutes <m>', 'held-out denoising error every m minutes', positive('--eval-minutes'), 10)
     .option('--seed <n>', "seed of the initial weights and of every batch (default 0; on --resume the checkpoint's)", seed('--seed'))
     .option('--name <name>', 'the model name in its manifest')
+    .option('--license <text>', "the weights' license and the data's terms, for the manifest (shown on the model's card)")
     .addOption(new Option('--provider <ep>', 'ONNX Runtime execution provider').choices(EXECUTION_PROVIDERS).default('cpu'))
     .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', positiveInt('--threads'))
     .action(async (o: Opts) => {
@@ -113,6 +115,7 @@ async function run(o: Opts): Promise<number> {
         evalMinutes: o.evalMinutes,
         seed: o.seed,
         name: o.name,
+        license: o.license,
         executionProvider: o.provider,
         threads: o.threads,
       },

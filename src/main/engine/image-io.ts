@@ -50,6 +50,11 @@ function explainSharpError(e: unknown): string {
  * their first frame.
  */
 export async function readImage(path: string, spec: ImageSpec): Promise<Float32Array> {
+  return (await readImageAndBytes(path, spec)).data;
+}
+
+/** `readImage`, also returning the file's bytes as read (one read serves the pixels and a digest). */
+export async function readImageAndBytes(path: string, spec: ImageSpec): Promise<{ data: Float32Array; bytes: Buffer }> {
   let input: Buffer;
   try {
     input = await readFile(path);
@@ -75,7 +80,7 @@ export async function readImage(path: string, spec: ImageSpec): Promise<Float32A
   for (let c = 0; c < spec.channels; c++) {
     for (let i = 0; i < plane; i++) out[c * plane + i] = lo + (raw[i * stride + c]! / 255) * (hi - lo);
   }
-  return out;
+  return { data: out, bytes: input };
 }
 
 /** CHW float32 in `valueRange` → interleaved 8-bit pixels, clamped and rounded. */

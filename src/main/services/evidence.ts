@@ -40,6 +40,21 @@ export interface EvidenceRequest {
   threads?: number | undefined;
   /** free text for the provenance lines (machine, command) */
   provenance?: string[];
+  /**
+   * Other discriminator designs to compare with the main one at the same t0s, weights and seeds
+   * (the design-comparison table); plain SDEdit is shared with the main sweep.
+   */
+  candidates?: DiscriminatorCandidate[];
+  /** the main discriminator's label in that table */
+  discriminatorName?: string;
+  /** a hand-written reading (markdown), placed before the generated one */
+  readingMarkdown?: string;
+}
+
+/** One discriminator design in the comparison: a label and its manifest. */
+export interface DiscriminatorCandidate {
+  name: string;
+  manifest: string;
 }
 
 /** Per-image paired distances of one setting, in source order. */
@@ -52,6 +67,8 @@ export interface PairedDistances {
 
 export interface EvidenceResult {
   rows: SweepRow[];
+  /** each candidate's DG rows (w > 0), in the order given */
+  candidateRows: { name: string; rows: SweepRow[] }[];
   noise: { swd: number; fd: number };
   markdownPath: string;
   files: string[];
@@ -105,6 +122,46 @@ export function frontierGaps(rows: SweepRow[], metric: 'swd' | 'fd'): { t0: numb
 
 const f3 = (v: number | null) => (v === null || !Number.isFinite(v) ? '–' : Number(v.toPrecision(3)).toString());
 const signed = (v: number) => (v >= 0 ? '+' : '−') + f3(Math.abs(v));
+
+/**
+ * The design comparison: for each discriminator and t0, the DG weight that lies furthest below
+ * the SDEdit frontier by FD (realism at equal L2 to the source), with its FD and SWD gaps as
+ * fractions of SDEdit's value there (−0.2: 20 % lower than SDEdit at the same faithfulness), and
+ * the mean FD gap over the t0s in `band` — the number the designs are ranked by.
+ */
+export function designComparison(
+  sdedit: SweepRow[],
+  designs: { name: string; rows: SweepRow[] }[],
+  band: [number, number] = [0.4, 0.6],
+): { table: string; ranking: { name: string; meanFdGap: number | null }[] } {
+  const curve = (metric: 'swd' | 'fd') => sdedit.map((r) => ({ faithfulness: r.l2Source, realism: r[metric] }));
+  const relGap = (r: SweepRow, metric: 'swd' | 'fd') => {
+    const s = sdeditRealismAt(curve(metric), r.l2Source);
+    return s === null || s === 0 ? null : (r[metric] - s) / s;
+  };
+  const pct = (v: number | null) => (v === null ? '–' : `${v >= 0 ? '+' : '−'}${Math.abs(100 * v).toFixed(1)} %`);
+  const lines = ['| design | t0 | best w (by FD gap) | FD gap | SWD gap | L2 to source (SDEdit → DG) |', '|' + ' --- |'.repeat(6)];
+  const ranking: { name: string; meanFdGap: number | null }[] = [];
+  for (const d of designs) {
+    const inBand: number[] = [];
+    for (const t0 of [...new Set(d.rows.map((r) => r.t0))].sort((a, b) => a - b)) {
+      const scored = d.rows.filter((r) => r.t0 === t0 && r.w > 0).map((r) => ({ r, fd: relGap(r, 'fd') }));
+      const valid = scored.filter((x) => x.fd !== null);
+      const base = sdedit.find((r) => r.t0 === t0);
+      if (valid.length === 0) {
+        lines.push(`| ${d.name} | ${t0} | – | outside the SDEdit curve | – | – |`);
+        continue;
+      }
+      const best = valid.reduce((a, b) => (b.fd! < a.fd! ? b : a));
+      if (t0 >= band[0] && t0 <= band[1]) inBand.push(best.fd!);
+      lines.push(
+        `| ${d.name} | ${t0} | ${best.r.w} | ${pct(best.fd)} | ${pct(relGap(best.r, 'swd'))} | ${base ? f3(base.l2Source) : '–'} → ${f3(best.r.l2Source)} |`,
+      );
+    }
+    ranking.push({ name: d.name, meanFdGap: inBand.length ? inBand.reduce((a, b) => a + b, 0) / inBand.length : null });
+  }
+  return { table: lines.join('\n'), ranking };
+}
 
 /** The results table: one row per setting, with the paired change of L2 to the truth against SDEdit at the same t0. */
 export function resultsTable(rows: SweepRow[], paired: PairedDistances[]): string {
@@ -279,6 +336,35 @@ export async function runEvidence(
     noise.fd = Math.max(noise.fd, Math.abs(again.rows[0]!.fd - first.fd));
   }
 
+  const candidateRows: { name: string; rows: SweepRow[] }[] = [];
+  for (const [i, c] of (req.candidates ?? []).entries()) {
+    onStage(`design ${i + 1}/${req.candidates!.length}: ${c.name}`);
+    const res = await runSweep(
+      {
+        inputs: chosen,
+        reference: req.targets,
+        t0s: req.t0s,
+        weights: weights.filter((w) => w > 0),
+        modelManifest: req.modelManifest,
+        discriminatorManifest: c.manifest,
+        params: req.params,
+        outDir: join(req.workDir, `design-${i + 1}`),
+        writeImages: false,
+        executionProvider: req.executionProvider,
+        threads: req.threads,
+      },
+      { onRow: (r) => onStage(`${c.name}: t0 = ${r.t0}, w = ${r.w}: SWD ${f3(r.swd)}, FD ${f3(r.fd)}, L2 to source ${f3(r.l2Source)}`) },
+      signal,
+    );
+    candidateRows.push({ name: c.name, rows: res.rows });
+  }
+  const designs = candidateRows.length
+    ? designComparison(
+        sweep.rows.filter((r) => r.w === 0),
+        [{ name: req.discriminatorName ?? 'this discriminator', rows: sweep.rows.filter((r) => r.w > 0) }, ...candidateRows],
+      )
+    : null;
+
   const files: string[] = [];
   const copyTo = async (from: string, name: string) => {
     await copyFile(from, join(assets, name));
@@ -330,7 +416,22 @@ export async function runEvidence(
     ...sweep.plots.map((p) => `![${basename(p, '.png')}](${rel(join(assets, basename(p)))})`),
     '',
     ...(gridFile ? ['## Images', '', `![source, SDEdit, SDEdit + DG, true target](${rel(gridFile)})`, ''] : []),
-    '## Reading (generated from the numbers above)',
+    ...(designs
+      ? [
+          '## Discriminator designs',
+          '',
+          'The same sweep (same sources, seeds, t0s and weights) with each design guiding; plain SDEdit is shared. For each t0, the weight that lies furthest below the SDEdit frontier by FD; gaps are relative to SDEdit at the same L2 to the source (negative: more realistic at equal faithfulness).',
+          '',
+          designs.table,
+          '',
+          ...designs.ranking.map(
+            (r) => `- ${r.name}: mean FD gap over t0 in [0.4, 0.6] ${r.meanFdGap === null ? '–' : `${(100 * r.meanFdGap).toFixed(1)} %`}`,
+          ),
+          '',
+        ]
+      : []),
+    ...(req.readingMarkdown ? ['## Reading', '', req.readingMarkdown.trim(), ''] : []),
+    `## ${req.readingMarkdown ? 'Generated reading' : 'Reading'} (from the numbers above)`,
     '',
     ...reading(sweep.rows, distances, noise),
     '',
@@ -338,5 +439,5 @@ export async function runEvidence(
   const markdownPath = join(req.docsDir, 'results.md');
   await writeFileAtomic(markdownPath, md);
   files.push(markdownPath);
-  return { rows: sweep.rows, noise, markdownPath, files };
+  return { rows: sweep.rows, candidateRows, noise, markdownPath, files };
 }

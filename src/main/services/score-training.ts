@@ -54,6 +54,8 @@ export interface TrainScoreModelRequest {
   evalCount?: number;
   seed?: number;
   name?: string | undefined;
+  /** the manifest's license field: the weights' license and the training data's terms */
+  license?: string | undefined;
   executionProvider?: ExecutionProvider;
   threads?: number;
 }
@@ -396,6 +398,7 @@ export async function trainScoreModel(
       schedule: { kind: 'ddpm-linear', steps: 1000, betaStart: 1e-4, betaEnd: 0.02 },
       timeInput: { kind: 'step', scale: 1 },
       timeDType: 'int64',
+      ...(req.license ? { license: req.license } : {}),
       dataShape: [3, arch.resolution, arch.resolution],
       valueRange: [-1, 1],
       validTimeRange: [0, tMax],

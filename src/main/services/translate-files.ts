@@ -10,7 +10,7 @@ import { TranslateParamsSchema, formatParametersLine, type TranslateParams, type
 import { ENGINE_VERSION } from '../../shared/version.js';
 import { loadClassifier, type LoadedClassifier } from '../engine/classifier.js';
 import { loadDiscriminator, type LoadedDiscriminator } from '../engine/discriminator.js';
-import { encodePng, readImage, writeFileAtomic, type ImageSpec } from '../engine/image-io.js';
+import { encodePng, readImageAndBytes, writeFileAtomic, type ImageSpec } from '../engine/image-io.js';
 import type { ExecutionProvider } from '../engine/onnx/session.js';
 import { loadScoreModel, type ScoreModel } from '../engine/score-model.js';
 import { networkEvaluations } from '../engine/samplers.js';
@@ -251,10 +251,11 @@ export async function translateFiles(
       const item = spec.channels * spec.height * spec.width;
       let done = 0;
       for (let start = 0; start < todo.length; start += params.batchSize) {
-        const loaded: { file: string; index: number; data: Float32Array }[] = [];
+        const loaded: { file: string; index: number; data: Float32Array; sha256: string }[] = [];
         for (const { file, index } of todo.slice(start, start + params.batchSize)) {
           try {
-            loaded.push({ file, index, data: await readImage(file, spec) });
+            const { data, bytes } = await readImageAndBytes(file, spec);
+            loaded.push({ file, index, data, sha256: createHash('sha256').update(bytes).digest('hex') });
           } catch (e) {
             const err = { file, message: (e as Error).message };
             errors.push(err);
@@ -316,7 +317,7 @@ export async function translateFiles(
             Size: `${spec.width}x${spec.height}`,
             Version: `dg-studio ${ENGINE_VERSION}`,
           });
-          const embedded = shareableRecord(record, sourceName, await sha256File(l.file));
+          const embedded = shareableRecord(record, sourceName, l.sha256);
           const png = await encodePng(result.data.subarray(i * item, (i + 1) * item), spec, {
             parameters: `Source: ${sourceName}\n${line}`,
             'dg-studio': JSON.stringify(embedded),
