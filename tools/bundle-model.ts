@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, join, relative } from 'node:path';
+import { basename, join, relative, resolve } from 'node:path';
 import { Command } from 'commander';
 import { list, num } from '../src/main/cli/options.js';
 import { readImage } from '../src/main/engine/image-io.js';
@@ -62,6 +62,7 @@ export async function folderBytes(dir: string): Promise<number> {
 }
 
 async function copyFolder(from: string, to: string, files: string[]): Promise<void> {
+  if (resolve(from) === resolve(to)) return; // re-bundling what is already there: clearing it would delete the source
   await rm(to, { recursive: true, force: true });
   await mkdir(to, { recursive: true });
   for (const f of files) await copyFile(join(from, f), join(to, f));

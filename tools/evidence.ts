@@ -2,7 +2,7 @@
  * `npm run evidence`: the t0 × w sweep on held-out emoji that docs/results.md reports
  * (see src/main/services/evidence.ts). Needs `npx tsx tools/prepare-emoji.ts` once.
  *
- *   npm run evidence                                  # bundled default models, 48 held-out emoji
+ *   npm run evidence                                  # bundled default models, 64 held-out emoji
  *   npm run evidence -- --limit 0 --steps 40          # every held-out emoji, more steps
  */
 import { existsSync, readFileSync } from 'node:fs';
@@ -27,16 +27,16 @@ const program = new Command('evidence')
   .option('--targets <dir>', 'held-out target images (same file names as the sources)', join(root, 'data/emoji/google/test'))
   .option('--model <manifest>', 'score model manifest (default: the bundled default)')
   .option('--discriminator <manifest>', 'discriminator manifest (default: the bundled default)')
-  .option('--t0s <list>', 't0 values', list('--t0s'), [0.2, 0.35, 0.5, 0.65, 0.8])
-  .option('--weights <list>', 'DG weights (0 = plain SDEdit is always included)', list('--weights'), [0, 0.5, 1, 2, 4])
-  .option('--limit <n>', 'how many held-out sources (spread over the list; 0 = all)', num('--limit'), 48)
+  .option('--t0s <list>', 't0 values', list('--t0s'), [0.35, 0.45, 0.55, 0.65])
+  .option('--weights <list>', 'DG weights (0 = plain SDEdit is always included)', list('--weights'), [0, 4, 16, 32])
+  .option('--limit <n>', 'how many held-out sources (spread over the list; 0 = all)', num('--limit'), 64)
   .option('--steps <n>', "sampler steps from t0 down to 0 (default: the app's)", num('--steps'))
   .option('--sampler <name>', `one of ${SAMPLER_NAMES.join(', ')} (default: the app's)`)
   .option('--dg-weight2 <w>', "Heun's second-stage weight (default: the same as w; the paper uses 0)", num('--dg-weight2'))
   .option('--seed <n>', 'first seed', num('--seed'), 0)
   .option('--batch <n>', 'batch size', num('--batch'), 8)
-  .option('--grid-t0 <t0>', 'the t0 of the image grid', num('--grid-t0'), 0.5)
-  .option('--grid-weight <w>', 'the DG weight of the image grid', num('--grid-weight'), 2)
+  .option('--grid-t0 <t0>', 'the t0 of the image grid', num('--grid-t0'), 0.55)
+  .option('--grid-weight <w>', 'the DG weight of the image grid', num('--grid-weight'), 16)
   .option('--grid-rows <n>', 'images in the grid', num('--grid-rows'), 8)
   .option('--docs <dir>', 'where results.md and results/ go', join(root, 'docs'))
   .option('--work <dir>', 'where every translated image is kept', join(root, '.cache/evidence'))

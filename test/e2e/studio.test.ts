@@ -360,16 +360,27 @@ describe('studio in a real browser (server mode)', async () => {
     expect(bg).toBe('rgb(34, 34, 38)'); // the dark panel colour, not the browser's white
     await page.screenshot({ path: join(artifacts, 'translate-dark.png') });
     await page.click('[data-testid=theme]');
-    // every tab holds at 1024×700: no sideways scrolling
-    await page.setViewportSize({ width: 1024, height: 700 });
-    for (const tab of ['translate', 'gallery', 'sweep', 'train', 'annotate', 'settings']) {
-      await page.click(`[data-testid=tab-${tab}]`);
-      const width = await page.evaluate(
-        () => (globalThis as unknown as { document: { documentElement: { scrollWidth: number } } }).document.documentElement.scrollWidth,
-      );
-      expect([tab, width]).toEqual([tab, 1024]);
-      await page.screenshot({ path: join(artifacts, `small-${tab}.png`) });
+    // every tab, in both themes, holds at 1440×900 and 1024×700: no sideways scrolling (and a
+    // screenshot of each to look at: test-artifacts/<theme>-<width>-<tab>.png)
+    for (const themeName of ['light', 'dark']) {
+      if ((await theme()) !== themeName) await page.click('[data-testid=theme]');
+      for (const [w, h] of [
+        [1440, 900],
+        [1024, 700],
+      ] as const) {
+        await page.setViewportSize({ width: w, height: h });
+        for (const tab of ['translate', 'gallery', 'sweep', 'train', 'annotate', 'settings']) {
+          await page.click(`[data-testid=tab-${tab}]`);
+          const width = await page.evaluate(
+            () =>
+              (globalThis as unknown as { document: { documentElement: { scrollWidth: number } } }).document.documentElement.scrollWidth,
+          );
+          await page.screenshot({ path: join(artifacts, `${themeName}-${w}-${tab}.png`) });
+          expect([themeName, tab, width]).toEqual([themeName, tab, w]);
+        }
+      }
     }
+    if ((await theme()) !== 'light') await page.click('[data-testid=theme]');
     await page.setViewportSize({ width: 1280, height: 800 });
   });
 

@@ -1,0 +1,31 @@
+/**
+ * The README's picture of the bundled default: the bundled Twemoji samples translated by the CLI
+ * (plain SDEdit and with DG): one column per sample; rows source, SDEdit, DG.
+ *
+ *   npm run translate -- resources/samples/ --no-discriminator --keep-names --no-gallery --out .cache/grid/sdedit
+ *   npm run translate -- resources/samples/ --dg-weight 32 --keep-names --no-gallery --out .cache/grid/dg
+ *   npx tsx tools/samples-grid.ts .cache/grid/sdedit .cache/grid/dg "DG (w = 32)" docs/screenshots/samples.png
+ */
+import { writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { imageGrid, readImage, type ImageSpec } from '../src/main/engine/image-io.js';
+import { expandInputs } from '../src/main/services/translate-files.js';
+
+const [sdedit, dg, dgLabel, out] = process.argv.slice(2);
+if (!sdedit || !dg || !dgLabel || !out) throw new Error('usage: samples-grid.ts <sdedit dir> <dg dir> <dg label> <out.png>');
+const spec: ImageSpec = { channels: 3, height: 64, width: 64, valueRange: [-1, 1] };
+const samples = (await expandInputs([join(import.meta.dirname, '..', 'resources', 'samples')])).filter((f) =>
+  basename(f).startsWith('twemoji-'),
+);
+const read = (dir: string) => Promise.all(samples.map((f) => readImage(join(dir, basename(f)), spec)));
+const rows = [await read(join(import.meta.dirname, '..', 'resources', 'samples')), await read(sdedit), await read(dg)];
+// column headers: the emoji's name (twemoji-1f427-penguin.png → penguin)
+const names = samples.map((f) =>
+  basename(f, '.png')
+    .replace(/^twemoji-[0-9a-f-]+?-(?=[a-z])/, '')
+    .replace(/-/g, ' ')
+    .slice(0, 16),
+);
+await writeFile(out, await imageGrid(rows, spec, names));
+console.log(`rows: Twemoji source, SDEdit (t0 = 0.5), ${dgLabel}`);
+console.log(`wrote ${out}`);
