@@ -196,6 +196,7 @@ export class StudioBackend implements StudioApi {
           dataShape?: unknown;
           license?: unknown;
           training?: unknown;
+          recommendedWeight?: unknown;
         };
         const classes = Array.isArray(m.classes) ? m.classes.filter((c): c is string => typeof c === 'string') : undefined;
         const training = trainingSummary(m.training);
@@ -213,6 +214,7 @@ export class StudioBackend implements StudioApi {
           ...(validTimeRange ? { validTimeRange } : {}),
           ...(Array.isArray(m.dataShape) && m.dataShape.every((d) => typeof d === 'number') ? { dataShape: m.dataShape as number[] } : {}),
           ...(typeof m.license === 'string' ? { license: m.license } : {}),
+          ...(kind === 'discriminator' && typeof m.recommendedWeight === 'number' ? { recommendedWeight: m.recommendedWeight } : {}),
           ...(training ? { training } : {}),
         });
       } catch {

@@ -26,6 +26,8 @@ export interface ModelEntry {
   /** one item's shape, e.g. [3, 64, 64] */
   dataShape?: number[];
   license?: string;
+  /** a discriminator's recommended DG weight (its manifest's `recommendedWeight`) */
+  recommendedWeight?: number;
   /** a few lines of the manifest's training record (steps, images seen, held-out error, …) */
   training?: Record<string, string | number>;
 }

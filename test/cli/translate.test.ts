@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { copyFile, mkdir, readdir, readFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import sharp from 'sharp';
@@ -98,6 +98,21 @@ describe('dg-studio translate (CLI)', async () => {
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(/done: 150 written/);
     expect((await readdir(out)).filter((f) => f.endsWith('.png'))).toHaveLength(150);
+  });
+
+  it("a discriminator's recommended weight is the default w; --dg-weight still wins", async () => {
+    const disc = join(dir, 'recommending-disc');
+    await mkdir(disc, { recursive: true });
+    const toyDisc = join(root, 'test', 'fixtures', 'toy-resources', 'models', 'toy-gaussian-64-dg');
+    await copyFile(join(toyDisc, 'mean.png'), join(disc, 'mean.png'));
+    const m = JSON.parse(await readFile(join(toyDisc, 'manifest.json'), 'utf8'));
+    await writeFile(join(disc, 'manifest.json'), JSON.stringify({ ...m, recommendedWeight: 3 }));
+    const out = join(dir, 'recommended');
+    const r = await translateA(['--discriminator', disc], out);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout.trim().split('\n')[0]!).output).toMatch(/a-t0\.5-w3-0\.png$/);
+    const given = await translateA(['--discriminator', disc, '--dg-weight', '0.5'], out);
+    expect(JSON.parse(given.stdout.trim().split('\n')[0]!).output).toMatch(/a-t0\.5-w0\.5-0\.png$/);
   });
 
   it('train-discriminator refuses --steps 0 in words', async () => {

@@ -31,6 +31,8 @@ describe('the bundled default: Twemoji → Noto emoji', () => {
     expect(m).toMatchObject({ prediction: 'eps', dataShape: [3, 64, 64], validTimeRange: [0, 0.8] });
     expect(m.training.imagesSeen).toBeGreaterThan(100_000);
     expect(m.license).toMatch(/Noto/);
+    // the evidence's useful weight for this weak discriminator is the CLI's and studio's default w
+    expect(JSON.parse(readFileSync(join(resources, 'models', defaults.discriminator!), 'utf8')).recommendedWeight).toBe(32);
   });
 
   it('never ships noise: it denoises the bundled samples far better than the per-pixel linear baseline', async () => {

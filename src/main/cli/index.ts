@@ -23,6 +23,7 @@ import { serverToken } from '../services/server-token.js';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { translateFiles } from '../services/translate-files.js';
+import { manifestPathOf, readJsonFile } from '../engine/score-model.js';
 import { addTrainScoreModel } from './train-score-model.js';
 import { addInspect } from './inspect.js';
 import { effectiveArgv, rerunIfLong } from './long-command-line.js';
@@ -74,7 +75,11 @@ export function buildProgram(): Command {
     )
     .option('--no-discriminator', 'plain SDEdit, no discriminator')
     .option('--t0 <t>', 'SDEdit start time in (0, 1]: larger is more target-like, less faithful', fraction('--t0'), 0.5)
-    .option('--dg-weight <w>', 'DG weight w (default: 1 when there is a discriminator, else 0 = plain SDEdit)', nonNegative('--dg-weight'))
+    .option(
+      '--dg-weight <w>',
+      "DG weight w (default: the discriminator's recommended weight, else 1; 0 without a discriminator = plain SDEdit)",
+      nonNegative('--dg-weight'),
+    )
     .option(
       '--dg-weight2 <w>',
       "DG weight on Heun's second stage (default: the same as --dg-weight; the paper uses 0 with w = 2)",
@@ -681,6 +686,12 @@ async function runTrain(o: TrainOpts): Promise<number> {
   }
 }
 
+/** A discriminator manifest's `recommendedWeight`, else 1; an unreadable manifest is reported later, when loaded. */
+async function recommendedWeight(manifest: string): Promise<number> {
+  const m = (await readJsonFile(manifestPathOf(manifest), 'discriminator manifest').catch(() => ({}))) as { recommendedWeight?: unknown };
+  return typeof m.recommendedWeight === 'number' && m.recommendedWeight >= 0 ? m.recommendedWeight : 1;
+}
+
 async function runTranslate(inputs: string[], o: TranslateOpts & { discriminator?: string | false }): Promise<number> {
   let discriminatorManifest = o.discriminator === false ? undefined : o.discriminator;
   const defaults = o.model ? null : bundledDefaults();
@@ -689,8 +700,9 @@ async function runTranslate(inputs: string[], o: TranslateOpts & { discriminator
     if (o.discriminator === undefined && defaults.discriminator) discriminatorManifest = defaults.discriminator;
     if (defaults.note) console.error(`note: ${defaults.note}`);
   }
-  // the DG weight applies only when there is a discriminator; asked for without one, translate warns
-  const dgWeight = o.dgWeight ?? (discriminatorManifest ? 1 : 0);
+  // the DG weight applies only when there is a discriminator (asked for without one, translate
+  // warns); its default is the discriminator's recommended weight, else 1
+  const dgWeight = o.dgWeight ?? (discriminatorManifest ? await recommendedWeight(discriminatorManifest) : 0);
   const params = TranslateParamsSchema.safeParse({
     t0: o.t0,
     steps: o.steps,
