@@ -181,6 +181,12 @@ const LVP_NETWORK_FIELDS = {
   valueRange: z.tuple([z.number(), z.number()]).default([-1, 1]),
 };
 
+/**
+ * A discriminator's DG weight that its evidence found useful: the CLI's and studio's default w with it
+ * (else 1, the paper's exact correction); a weak discriminator needs a larger one.
+ */
+const RECOMMENDED_WEIGHT = z.number().min(0).max(100).optional();
+
 export const DiscriminatorManifestSchema = z.discriminatedUnion('kind', [
   z.object({
     format: z.literal('dg-studio/discriminator@1'),
@@ -196,11 +202,7 @@ export const DiscriminatorManifestSchema = z.discriminatedUnion('kind', [
     ...LVP_NETWORK_FIELDS,
     /** class names of a class-conditional discriminator (its `class_label` input) */
     classes: z.array(z.string()).optional(),
-    /**
-     * the DG weight the evidence found useful for this discriminator: the CLI's and studio's default
-     * w with it (else 1, the paper's exact correction); a weak discriminator needs a larger one
-     */
-    recommendedWeight: z.number().min(0).max(100).optional(),
+    recommendedWeight: RECOMMENDED_WEIGHT,
     training: z.record(z.string(), z.unknown()).optional(),
   }),
   z.object({
@@ -211,7 +213,7 @@ export const DiscriminatorManifestSchema = z.discriminatedUnion('kind', [
     /** log r = log p_τ(x) - log q_τ(x): the optimal discriminator of real p against fake q (dg-math §7) */
     real: MixtureSpecSchema,
     fake: MixtureSpecSchema,
-    recommendedWeight: z.number().min(0).max(100).optional(),
+    recommendedWeight: RECOMMENDED_WEIGHT,
     dataShape: z.array(z.number().int().positive()).min(1),
     valueRange: z.tuple([z.number(), z.number()]).default([-1, 1]),
   }),

@@ -133,10 +133,11 @@ export function designComparison(
   sdedit: SweepRow[],
   designs: { name: string; rows: SweepRow[] }[],
   band: [number, number] = [0.4, 0.6],
-): { table: string; ranking: { name: string; meanFdGap: number | null }[] } {
-  const curve = (metric: 'swd' | 'fd') => sdedit.map((r) => ({ faithfulness: r.l2Source, realism: r[metric] }));
+): { table: string; ranking: { name: string; meanFdGap: number | null }[]; band: [number, number] } {
+  const curveOf = (metric: 'swd' | 'fd') => sdedit.map((r) => ({ faithfulness: r.l2Source, realism: r[metric] }));
+  const curves = { swd: curveOf('swd'), fd: curveOf('fd') };
   const relGap = (r: SweepRow, metric: 'swd' | 'fd') => {
-    const s = sdeditRealismAt(curve(metric), r.l2Source);
+    const s = sdeditRealismAt(curves[metric], r.l2Source);
     return s === null || s === 0 ? null : (r[metric] - s) / s;
   };
   const pct = (v: number | null) => (v === null ? '–' : `${v >= 0 ? '+' : '−'}${Math.abs(100 * v).toFixed(1)} %`);
@@ -160,7 +161,7 @@ export function designComparison(
     }
     ranking.push({ name: d.name, meanFdGap: inBand.length ? inBand.reduce((a, b) => a + b, 0) / inBand.length : null });
   }
-  return { table: lines.join('\n'), ranking };
+  return { table: lines.join('\n'), ranking, band };
 }
 
 /** The results table: one row per setting, with the paired change of L2 to the truth against SDEdit at the same t0. */
@@ -425,7 +426,8 @@ export async function runEvidence(
           designs.table,
           '',
           ...designs.ranking.map(
-            (r) => `- ${r.name}: mean FD gap over t0 in [0.4, 0.6] ${r.meanFdGap === null ? '–' : `${(100 * r.meanFdGap).toFixed(1)} %`}`,
+            (r) =>
+              `- ${r.name}: mean FD gap over t0 in [${designs.band.join(', ')}] ${r.meanFdGap === null ? '–' : `${(100 * r.meanFdGap).toFixed(1)} %`}`,
           ),
           '',
         ]

@@ -306,6 +306,7 @@ export async function trainScoreModel(
     const previewItems = (held.length ? held : train).slice(0, 4).map((h) => h.data);
     const previewLabel = held.length ? 'held-out' : 'training image';
     const previewSources = await readPreviewSources(req.previewSources, spec, events);
+    const sdeditTimes = PREVIEW_TIMES.filter((t) => t <= tMax); // SDEdit starts only where the model was trained
     const writePreview = async () => {
       if (!previewItems.length) return;
       const tiles = await trainer.denoisingPreview(previewItems, PREVIEW_TIMES);
@@ -313,11 +314,8 @@ export async function trainScoreModel(
       const rows = previewItems.map((_, r) => tiles.slice(r * perRow, (r + 1) * perRow));
       // then the sources: noised to t0 and translated (SDEdit, DDIM 10 steps) in the same columns
       if (previewSources.length) {
-        const sd = await trainer.sdeditPreview(
-          previewSources,
-          PREVIEW_TIMES.filter((t) => t <= tMax),
-        );
-        const per = 1 + 2 * PREVIEW_TIMES.filter((t) => t <= tMax).length;
+        const sd = await trainer.sdeditPreview(previewSources, sdeditTimes);
+        const per = 1 + 2 * sdeditTimes.length;
         rows.push(...previewSources.map((_, r) => sd.slice(r * per, (r + 1) * per)));
       }
       const png = new Uint8Array(

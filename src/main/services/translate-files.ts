@@ -103,9 +103,12 @@ export async function expandInputs(inputs: string[]): Promise<string[]> {
 }
 
 export async function sha256File(path: string): Promise<string> {
-  return createHash('sha256')
-    .update(await readFile(path))
-    .digest('hex');
+  return sha256Hex(await readFile(path));
+}
+
+/** Hex SHA-256 of bytes already in memory (a source read once for its pixels and its digest). */
+export function sha256Hex(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
 }
 
 export function imageSpecOf(model: ScoreModel): ImageSpec {
@@ -255,7 +258,7 @@ export async function translateFiles(
         for (const { file, index } of todo.slice(start, start + params.batchSize)) {
           try {
             const { data, bytes } = await readImageAndBytes(file, spec);
-            loaded.push({ file, index, data, sha256: createHash('sha256').update(bytes).digest('hex') });
+            loaded.push({ file, index, data, sha256: sha256Hex(bytes) });
           } catch (e) {
             const err = { file, message: (e as Error).message };
             errors.push(err);
