@@ -17,7 +17,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { SAMPLER_LABELS, TranslateParamsSchema } from '../src/shared/params.js';
 import { readImage } from '../src/main/engine/image-io.js';
-import { l2, swd } from '../src/main/engine/metrics.js';
+import { l2, swd, swdPyramids } from '../src/main/engine/metrics.js';
 import { loadDiscriminator } from '../src/main/engine/discriminator.js';
 import { loadScoreModel } from '../src/main/engine/score-model.js';
 import { networkEvaluations, type SamplerName } from '../src/main/engine/samplers.js';
@@ -40,10 +40,16 @@ export async function samplerNfeEmoji({ n = 32, t0 = 0.5 } = {}) {
   const prepared = existsSync(join(data, 'twitter', 'test'));
   const sourceFiles = spreadSubset(await expandInputs([prepared ? join(data, 'twitter', 'test') : join(root, 'resources', 'samples')]), n);
   const sources = await Promise.all(sourceFiles.map((f) => readImage(f, spec)));
-  // 128 held-out Noto images as the realism reference (SWD rebuilds their pyramids at every call)
+  const shape = { channels: spec.channels, height: spec.height, width: spec.width, range: spec.valueRange };
+  // 128 held-out Noto images as the realism reference, decomposed once
   const reference = prepared
-    ? await Promise.all(spreadSubset(await expandInputs([join(data, 'google', 'test')]), 128).map((f) => readImage(f, spec)))
+    ? swdPyramids(
+        await Promise.all(spreadSubset(await expandInputs([join(data, 'google', 'test')]), 128).map((f) => readImage(f, spec))),
+        shape,
+      )
     : null;
+  // DG at the weight its manifest recommends (the bundled one is weak: w = 1 changes nothing)
+  const weight = disc.manifest.recommendedWeight ?? 1;
   const item = sources[0]!.length;
   const batch: Tensor = { data: new Float32Array(sources.length * item), shape: [sources.length, ...model.manifest.dataShape] };
   sources.forEach((s, i) => batch.data.set(s, i * item));
@@ -51,13 +57,12 @@ export async function samplerNfeEmoji({ n = 32, t0 = 0.5 } = {}) {
   const split = (t: Tensor) => sources.map((_, i) => t.data.slice(i * item, (i + 1) * item));
   const run = async (sampler: SamplerName, steps: number, dg: boolean, firstSeed = 0) =>
     split(
-      await translateBatch(model, batch, TranslateParamsSchema.parse({ t0, steps, sampler, dgWeight: dg ? 1 : 0, batchSize: 8 }), {
+      await translateBatch(model, batch, TranslateParamsSchema.parse({ t0, steps, sampler, dgWeight: dg ? weight : 0, batchSize: 8 }), {
         seeds: seedsFrom(firstSeed),
         critic: dg ? disc.critic : undefined,
       }),
     );
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-  const shape = { channels: spec.channels, height: spec.height, width: spec.width, range: spec.valueRange };
   const settings: [SamplerName, number[]][] = [
     ['ddim', [10, 20, 50]],
     ['euler', [10, 20]],
@@ -80,7 +85,7 @@ export async function samplerNfeEmoji({ n = 32, t0 = 0.5 } = {}) {
     const spread = (f: (q: { l2: number; swd: number }) => number) => Math.max(...floors.map(f)) - Math.min(...floors.map(f));
     const floor = { l2: spread((q) => q.l2), swd: spread((q) => q.swd) };
     console.log(
-      `\n### ${dg ? 'with DG (w = 1, the bundled discriminator)' : 'without DG (plain SDEdit)'} — ${sources.length} sources, t0 ${t0}; ` +
+      `\n### ${dg ? `with DG (w = ${weight}, the bundled discriminator's recommended weight)` : 'without DG (plain SDEdit)'} — ${sources.length} sources, t0 ${t0}; ` +
         `DDIM 50: L2 ${floors[0]!.l2.toFixed(4)}, SWD ${floors[0]!.swd.toFixed(1)}; seed-noise floor (4 seeds): L2 ±${floor.l2.toFixed(4)}, SWD ±${floor.swd.toFixed(1)} ` +
         `(reference DDIM 250 and the floor in ${((Date.now() - t) / 1000).toFixed(0)} s)`,
     );

@@ -1,5 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { frechetDistance, kernelInceptionDistance, laplacianPyramid, l2, psnr, pyrUp, ssim, swd } from '../../src/main/engine/metrics.js';
+import {
+  frechetDistance,
+  kernelInceptionDistance,
+  laplacianPyramid,
+  l2,
+  psnr,
+  pyrUp,
+  ssim,
+  swd,
+  swdPyramids,
+} from '../../src/main/engine/metrics.js';
 import { Rng } from '../../src/main/engine/rng.js';
 
 const shape = { channels: 3, height: 32, width: 32, range: [-1, 1] as const };
@@ -57,6 +67,19 @@ describe('realism metrics', () => {
     expect(diff.mean).toBeGreaterThan(2 * same.mean);
     // grain is high-frequency: the finest level sees it most
     expect(diff.levels[0]!).toBeGreaterThan(diff.levels.at(-1)!);
+  });
+
+  it('SWD against a reference decomposed once equals SWD against its images, and leaves the reference as it was', () => {
+    const A = Array.from({ length: 8 }, () => smooth(rng));
+    const B = Array.from({ length: 12 }, () => noisy(smooth(rng), 0.3, rng));
+    const prepared = swdPyramids(B, shape);
+    const before = prepared.pyramids.map((p) => p.map((l) => Float32Array.from(l.data)));
+    const opts = { directions: 32, patchesPerImage: 16, seed: 3 };
+    const direct = swd(A, B, shape, opts);
+    expect(swd(A, prepared, shape, opts)).toEqual(direct);
+    // a second use (the next sweep setting) sees the same reference: nothing was normalized in place
+    expect(swd(A, prepared, shape, opts)).toEqual(direct);
+    prepared.pyramids.forEach((p, i) => p.forEach((l, k) => expect(l.data).toEqual(before[i]![k])));
   });
 
   it('Fréchet distance between Gaussians matches |m|² + d(1 + s² - 2s)', () => {

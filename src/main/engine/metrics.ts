@@ -212,14 +212,31 @@ export function slicedWasserstein(a: Float32Array[], b: Float32Array[], directio
   for (let r = 0; r < directions; r++) {
     const dir = new Float64Array(d).map(() => rng.normal());
     const norm = Math.sqrt(dir.reduce((s, v) => s + v * v, 0));
-    const proj = (set: Float32Array[]) =>
-      Float64Array.from(set.slice(0, n), (v) => v.reduce((s, x, i) => s + x * dir[i]!, 0) / norm).sort();
+    const proj = (set: Float32Array[]) => {
+      const out = new Float64Array(n);
+      for (let k = 0; k < n; k++) {
+        const v = set[k]!;
+        let s = 0;
+        for (let i = 0; i < d; i++) s += v[i]! * dir[i]!;
+        out[k] = s / norm;
+      }
+      return out.sort();
+    };
     const [pa, pb] = [proj(a), proj(b)];
     let s = 0;
     for (let i = 0; i < n; i++) s += Math.abs(pa[i]! - pb[i]!);
     total += s / n;
   }
   return total / directions;
+}
+
+/** An image set's Laplacian pyramids, built once for a set that `swd` meets again and again (a sweep's reference). */
+export interface SwdPyramids {
+  readonly pyramids: { data: Float32Array; h: number; w: number }[][];
+}
+
+export function swdPyramids(set: Float32Array[], shape: ImageShape): SwdPyramids {
+  return { pyramids: set.map((x) => laplacianPyramid(x, shape.channels, shape.height, shape.width)) };
 }
 
 /**
@@ -229,15 +246,15 @@ export function slicedWasserstein(a: Float32Array[], b: Float32Array[], directio
  */
 export function swd(
   setA: Float32Array[],
-  setB: Float32Array[],
+  setB: Float32Array[] | SwdPyramids,
   shape: ImageShape,
   opts: { patchesPerImage?: number; directions?: number; seed?: number } = {},
 ): { levels: number[]; mean: number } {
   const rng = new Rng(opts.seed ?? 0);
   const per = opts.patchesPerImage ?? 64;
-  const { channels: c, height: h, width: w } = shape;
-  const pyrA = setA.map((x) => laplacianPyramid(x, c, h, w));
-  const pyrB = setB.map((x) => laplacianPyramid(x, c, h, w));
+  const { channels: c } = shape;
+  const pyrA = swdPyramids(setA, shape).pyramids;
+  const pyrB = Array.isArray(setB) ? swdPyramids(setB, shape).pyramids : setB.pyramids;
   const levels: number[] = [];
   for (let l = 0; l < pyrA[0]!.length; l++) {
     const da = pyrA.flatMap((p) => patches(p[l]!, c, per, rng));

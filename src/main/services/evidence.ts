@@ -12,7 +12,7 @@ import type { TranslateParamsInput } from '../../shared/params.js';
 import { imageGrid, writeFileAtomic, type ImageSpec } from '../engine/image-io.js';
 import { l2 } from '../engine/metrics.js';
 import type { ExecutionProvider } from '../engine/onnx/session.js';
-import { runSweep } from './sweep.js';
+import { runSweep, type ReferenceCache } from './sweep.js';
 import { expandInputs } from './translate-files.js';
 
 export interface EvidenceRequest {
@@ -279,6 +279,8 @@ export async function runEvidence(
   let spec: ImageSpec | null = null;
   let truthList: (Float32Array | null)[] = [];
   const started = Date.now();
+  // the held-out targets are read, featurized and decomposed once for every sweep below
+  const referenceCache: ReferenceCache = new Map();
   const sweep = await runSweep(
     {
       inputs: chosen,
@@ -292,6 +294,7 @@ export async function runEvidence(
       outDir: join(req.workDir, 'sweep'),
       executionProvider: req.executionProvider,
       threads: req.threads,
+      referenceCache,
     },
     {
       onStage,
@@ -329,6 +332,7 @@ export async function runEvidence(
         writeImages: false,
         executionProvider: req.executionProvider,
         threads: req.threads,
+        referenceCache,
       },
       {},
       signal,
@@ -353,6 +357,7 @@ export async function runEvidence(
         writeImages: false,
         executionProvider: req.executionProvider,
         threads: req.threads,
+        referenceCache,
       },
       { onRow: (r) => onStage(`${c.name}: t0 = ${r.t0}, w = ${r.w}: SWD ${f3(r.swd)}, FD ${f3(r.fd)}, L2 to source ${f3(r.l2Source)}`) },
       signal,

@@ -8,7 +8,7 @@ import { basename } from 'node:path';
 import { createHash } from 'node:crypto';
 import { encodePng, readImage, writeFileAtomic } from '../engine/image-io.js';
 import { createFeatureExtractor } from '../engine/features.js';
-import { frechetDistance, l2, swd } from '../engine/metrics.js';
+import { frechetDistance, l2, swd, swdPyramids } from '../engine/metrics.js';
 import { Rng } from '../engine/rng.js';
 import { bradleyTerry, fleissKappa, wilsonInterval } from '../engine/study-stats.js';
 import type { Gallery, OutputRow } from './gallery.js';
@@ -251,11 +251,12 @@ export class Studies {
     const extractor = await createFeatureExtractor();
     try {
       const refFeatures = await extractor.features(reference, shape);
+      const refPyramids = swdPyramids(reference, shape);
       const swdPer: number[] = [];
       const fdPer: number[] = [];
       for (const ids of outputs) {
         const imgs = await Promise.all([...ids].map((id) => readImage(this.g.objectPath(this.g.get(id)!.sha256!), spec)));
-        swdPer.push(swd(imgs, reference, shape, { patchesPerImage: 32, directions: 128, seed: 0 }).mean);
+        swdPer.push(swd(imgs, refPyramids, shape, { patchesPerImage: 32, directions: 128, seed: 0 }).mean);
         fdPer.push(frechetDistance(await extractor.features(imgs, shape), refFeatures));
       }
       const neg = (v: number[]) => v.map((x) => -x);

@@ -11,7 +11,18 @@ import { loadDiscriminator, type LoadedDiscriminator } from '../engine/discrimin
 import { createFeatureExtractor } from '../engine/features.js';
 import { criticAtVeState } from '../engine/guidance.js';
 import { encodePng, readImage, writeFileAtomic, type ImageSpec } from '../engine/image-io.js';
-import { frechetDistance, kernelInceptionDistance, l2, psnr, ssim, swd, type ImageShape } from '../engine/metrics.js';
+import {
+  frechetDistance,
+  kernelInceptionDistance,
+  l2,
+  psnr,
+  ssim,
+  swd,
+  swdPyramids,
+  type FeatureExtractor,
+  type ImageShape,
+  type SwdPyramids,
+} from '../engine/metrics.js';
 import type { ExecutionProvider } from '../engine/onnx/session.js';
 import { lvpSigmaVe } from '../engine/schedules.js';
 import { loadScoreModel } from '../engine/score-model.js';
@@ -34,9 +45,18 @@ export interface SweepRequest {
   writeImages?: boolean;
   executionProvider?: ExecutionProvider | undefined;
   threads?: number | undefined;
+  /** reference sets already read and measured, shared by sweeps over the same reference (the evidence runs several) */
+  referenceCache?: ReferenceCache | undefined;
 }
 
 export type { SweepRow };
+
+/** A reference set as the realism metrics need it (features and SWD pyramids), keyed by files, shape and feature extractor. */
+export type ReferenceCache = Map<string, MeasuredReference>;
+interface MeasuredReference {
+  features: Float64Array[];
+  pyramids: SwdPyramids;
+}
 
 export interface SettingOutputs {
   outputs: Float32Array[];
@@ -72,6 +92,22 @@ export function toCsv(rows: SweepRow[]): string {
   return [SWEEP_COLUMNS.join(','), ...rows.map((r) => SWEEP_COLUMNS.map((c) => fmt(r[c])).join(','))].join('\n') + '\n';
 }
 
+async function measureReference(
+  files: string[],
+  spec: ImageSpec,
+  shape: ImageShape,
+  extractor: FeatureExtractor,
+  cache: ReferenceCache | undefined,
+): Promise<MeasuredReference> {
+  const key = JSON.stringify([extractor.name, shape, files]);
+  const known = cache?.get(key);
+  if (known) return known;
+  const data = (await readAll(files, spec)).map((r) => r.data);
+  const measured = { features: await extractor.features(data, shape), pyramids: swdPyramids(data, shape) };
+  cache?.set(key, measured);
+  return measured;
+}
+
 export async function runSweep(
   req: SweepRequest,
   events: {
@@ -99,16 +135,13 @@ export async function runSweep(
       );
     else if (req.weights.some((w) => w > 0)) throw new Error('a sweep over DG weights > 0 needs a discriminator (--discriminator)');
     const sources = await readAll(await expandInputs(req.inputs), spec);
-    const reference = await readAll(await expandInputs(req.reference), spec);
+    const referenceFiles = await expandInputs(req.reference);
     const truth = new Map<string, Float32Array>();
     if (req.groundTruth) for (const t of await readAll(await expandInputs(req.groundTruth), spec)) truth.set(basename(t.file), t.data);
     events.onStage?.(
-      `sweep: ${sources.length} sources × ${req.t0s.length} t0 × ${req.weights.length} weights; ${reference.length} reference images; features: ${extractor.name}`,
+      `sweep: ${sources.length} sources × ${req.t0s.length} t0 × ${req.weights.length} weights; ${referenceFiles.length} reference images; features: ${extractor.name}`,
     );
-    const refFeatures = await extractor.features(
-      reference.map((r) => r.data),
-      shape,
-    );
+    const reference = await measureReference(referenceFiles, spec, shape, extractor, req.referenceCache);
     const base = TranslateParamsSchema.parse(req.params ?? {});
     const size = spec.channels * spec.height * spec.width;
     const rows: SweepRow[] = [];
@@ -162,14 +195,9 @@ export async function runSweep(
           l2Source: mean(outputs.map((o, i) => l2(o, sources[i]!.data))),
           psnrSource: mean(outputs.map((o, i) => psnr(o, sources[i]!.data, peak))),
           ssimSource: mean(outputs.map((o, i) => ssim(o, sources[i]!.data, shape))),
-          swd: swd(
-            outputs,
-            reference.map((r) => r.data),
-            shape,
-            { patchesPerImage: 32, directions: 256, seed: 0 },
-          ).mean,
-          fd: frechetDistance(feats, refFeatures),
-          kid: kernelInceptionDistance(feats, refFeatures),
+          swd: swd(outputs, reference.pyramids, shape, { patchesPerImage: 32, directions: 256, seed: 0 }).mean,
+          fd: frechetDistance(feats, reference.features),
+          kid: kernelInceptionDistance(feats, reference.features),
           l2Truth: paired.length ? mean(paired.map((p) => l2(p.out, p.truth!))) : null,
           psnrTruth: paired.length ? mean(paired.map((p) => psnr(p.out, p.truth!, peak))) : null,
           ssimTruth: paired.length ? mean(paired.map((p) => ssim(p.out, p.truth!, shape))) : null,
