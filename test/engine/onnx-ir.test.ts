@@ -1,3 +1,6 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { GraphBuilder } from '../../src/main/engine/onnx/builder.js';
 import { parseModel, serializeModel, tensorData } from '../../src/main/engine/onnx/ir.js';
@@ -34,6 +37,43 @@ describe('ONNX IR', () => {
     const s = await createSession(serializeModel(g.build()), 'leaky.onnx');
     const out = await s.session.run({ x: new ort.Tensor('float64', Float64Array.from([1, -2, 3]), [1, 3]) });
     expect(Array.from(out['y']!.data as Float64Array)).toEqual([3]);
+  });
+
+  it("keeps other domains' opset imports: ONNX Runtime's own optimized graph (com.microsoft.nchwc ops) parses, serializes and runs", async () => {
+    const g = new GraphBuilder('conv');
+    const x = g.input('x', 'float32', [1, 16, 8, 8]);
+    const w = g.constant(
+      tensorData(
+        'float32',
+        [16, 16, 3, 3],
+        Float32Array.from({ length: 16 * 16 * 9 }, (_, i) => Math.sin(i) / 16),
+      ),
+    );
+    g.op('Conv', [x, w], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] }, 'y');
+    g.output('y', 'float32', [1, 16, 8, 8]);
+    const dir = mkdtempSync(join(tmpdir(), 'dg-ir-'));
+    const optimized = join(dir, 'optimized.onnx');
+    const feeds = {
+      x: new ort.Tensor(
+        'float32',
+        Float32Array.from({ length: 16 * 64 }, (_, i) => Math.cos(i)),
+        [1, 16, 8, 8],
+      ),
+    };
+    const reference = await ort.InferenceSession.create(serializeModel(g.build()), {
+      optimizedModelFilePath: optimized,
+      logSeverityLevel: 3,
+    });
+    const expected = (await reference.run(feeds))['y']!.data as Float32Array;
+    await reference.release();
+    const model = parseModel(readFileSync(optimized), 'optimized.onnx');
+    rmSync(dir, { recursive: true });
+    const domains = new Set(model.graph.nodes.map((n) => n.domain));
+    expect(domains.has('com.microsoft.nchwc')).toBe(true);
+    expect(model.domainOpsets?.['com.microsoft.nchwc']).toBe(1);
+    const again = await ort.InferenceSession.create(serializeModel(model), { graphOptimizationLevel: 'disabled' });
+    expect(Array.from((await again.run(feeds))['y']!.data as Float32Array)).toEqual(Array.from(expected));
+    await again.release();
   });
 
   it('rejects bytes that are not ONNX, naming the source', () => {

@@ -51,6 +51,8 @@ export interface OnnxGraph {
 export interface OnnxModel {
   graph: OnnxGraph;
   opsetVersion: number;
+  /** opset versions of the other domains the file imports (ONNX Runtime's com.microsoft, …), kept for serializing */
+  domainOpsets?: Record<string, number>;
   producer: string;
   metadata: Record<string, string>;
 }
@@ -148,7 +150,14 @@ export function serializeModel(model: OnnxModel): Uint8Array {
   const message = ModelProto.fromObject({
     irVersion: IR_VERSION,
     producerName: model.producer,
-    opsetImport: [{ domain: '', version: model.opsetVersion }],
+    // the standard opset, and every other domain a node uses: the version the file imported, else 1 (ONNX Runtime's own)
+    opsetImport: [
+      { domain: '', version: model.opsetVersion },
+      ...[...new Set(g.nodes.map((n) => n.domain).filter((d) => d && d !== 'ai.onnx'))].map((domain) => ({
+        domain,
+        version: model.domainOpsets?.[domain] ?? 1,
+      })),
+    ],
     metadataProps: Object.entries(model.metadata).map(([key, value]) => ({ key, value })),
     graph: {
       name: g.name,
@@ -326,6 +335,7 @@ export function parseModel(bytes: Uint8Array, source = 'model'): OnnxModel {
       initializers,
     },
     opsetVersion: main ? toNum(main.version) : DEFAULT_OPSET,
+    domainOpsets: Object.fromEntries(opsets.filter((o) => o.domain && o.domain !== 'ai.onnx').map((o) => [o.domain!, toNum(o.version)])),
     producer: (decoded['producerName'] as string) ?? '',
     metadata,
   };
