@@ -3,10 +3,11 @@
  * (plain SDEdit and with DG): one column per sample; rows source, SDEdit, DG.
  *
  *   npm run translate -- resources/samples/ --no-discriminator --keep-names --no-gallery --out .cache/grid/sdedit
- *   npm run translate -- resources/samples/ --dg-weight 32 --keep-names --no-gallery --out .cache/grid/dg
+ *   npm run translate -- resources/samples/ --keep-names --no-gallery --out .cache/grid/dg
+ * (both at the model's recommended t0 and, with DG, the discriminator's recommended w)
  *   npx tsx tools/samples-grid.ts .cache/grid/sdedit .cache/grid/dg "DG (w = 32)" docs/screenshots/samples.png
  */
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { imageGrid, readImage, type ImageSpec } from '../src/main/engine/image-io.js';
 import { expandInputs } from '../src/main/services/translate-files.js';
@@ -27,5 +28,7 @@ const names = samples.map((f) =>
     .slice(0, 16),
 );
 await writeFile(out, await imageGrid(rows, spec, names));
-console.log(`rows: Twemoji source, SDEdit (t0 = 0.5), ${dgLabel}`);
+// the t0 the SDEdit row was made with, from its first sidecar
+const sidecar = JSON.parse(await readFile(join(sdedit, basename(samples[0]!, '.png') + '.json'), 'utf8')) as { params: { t0: number } };
+console.log(`rows: Twemoji source, SDEdit (t0 = ${sidecar.params.t0}), ${dgLabel}`);
 console.log(`wrote ${out}`);

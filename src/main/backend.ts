@@ -197,6 +197,7 @@ export class StudioBackend implements StudioApi {
           license?: unknown;
           training?: unknown;
           recommendedWeight?: unknown;
+          recommendedT0?: unknown;
         };
         const classes = Array.isArray(m.classes) ? m.classes.filter((c): c is string => typeof c === 'string') : undefined;
         const training = trainingSummary(m.training);
@@ -215,6 +216,7 @@ export class StudioBackend implements StudioApi {
           ...(Array.isArray(m.dataShape) && m.dataShape.every((d) => typeof d === 'number') ? { dataShape: m.dataShape as number[] } : {}),
           ...(typeof m.license === 'string' ? { license: m.license } : {}),
           ...(kind === 'discriminator' && typeof m.recommendedWeight === 'number' ? { recommendedWeight: m.recommendedWeight } : {}),
+          ...(kind === 'score' && typeof m.recommendedT0 === 'number' ? { recommendedT0: m.recommendedT0 } : {}),
           ...(training ? { training } : {}),
         });
       } catch {

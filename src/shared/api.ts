@@ -28,6 +28,8 @@ export interface ModelEntry {
   license?: string;
   /** a discriminator's recommended DG weight (its manifest's `recommendedWeight`) */
   recommendedWeight?: number;
+  /** a score model's recommended t0 (its manifest's `recommendedT0`) */
+  recommendedT0?: number;
   /** a few lines of the manifest's training record (steps, images seen, held-out error, …) */
   training?: Record<string, string | number>;
 }

@@ -88,12 +88,17 @@ export const ScoreModelManifestSchema = z
      * --t-max 0.8 is only valid for t0 ≤ 0.8
      */
     validTimeRange: z.tuple([z.number().min(0), z.number().gt(0).max(1)]).optional(),
+    /** the t0 its maker found best for this model (the CLI's default --t0 and the studio's starting t0; else 0.5) */
+    recommendedT0: z.number().gt(0).max(1).optional(),
     /** how the model was made (trainer, data digest, steps, images seen, wall time, final loss) */
     training: z.record(z.string(), z.unknown()).optional(),
   })
   .superRefine((m, ctx) => {
     if (m.validTimeRange && m.validTimeRange[0] >= m.validTimeRange[1]) {
       ctx.addIssue({ code: 'custom', path: ['validTimeRange'], message: 'validTimeRange must be [low, high] with low < high' });
+    }
+    if (m.recommendedT0 !== undefined && t0RangeProblem(m, m.recommendedT0)) {
+      ctx.addIssue({ code: 'custom', path: ['recommendedT0'], message: `recommendedT0 ${m.recommendedT0} is outside validTimeRange` });
     }
     const discrete = m.schedule.kind === 'ddpm-linear' || m.schedule.kind === 'ddpm-cosine';
     if (m.timeInput.kind === 'step' && !discrete) {

@@ -29,6 +29,16 @@ describe('dg-studio translate (CLI)', async () => {
     );
 
   /** `a.png`, two steps, into `out`, one JSON record per output, no gallery: the quick runs these tests compare */
+  /** a copy of a toy fixture model (its manifest and one data file) with manifest fields changed */
+  const toyWith = async (fixture: string, file: string, name: string, fields: Record<string, unknown>) => {
+    const from = join(root, 'test', 'fixtures', 'toy-resources', 'models', fixture);
+    const to = join(dir, name);
+    await mkdir(to, { recursive: true });
+    await copyFile(join(from, file), join(to, file));
+    const m = JSON.parse(await readFile(join(from, 'manifest.json'), 'utf8'));
+    await writeFile(join(to, 'manifest.json'), JSON.stringify({ ...m, ...fields }));
+    return to;
+  };
   const translateA = (options: string[], out: string) =>
     cli(['translate', join(dir, 'a.png'), ...options, '--steps', '2', '--out', out, '--json', '--no-gallery']);
 
@@ -101,18 +111,29 @@ describe('dg-studio translate (CLI)', async () => {
   });
 
   it("a discriminator's recommended weight is the default w; --dg-weight still wins", async () => {
-    const disc = join(dir, 'recommending-disc');
-    await mkdir(disc, { recursive: true });
-    const toyDisc = join(root, 'test', 'fixtures', 'toy-resources', 'models', 'toy-gaussian-64-dg');
-    await copyFile(join(toyDisc, 'mean.png'), join(disc, 'mean.png'));
-    const m = JSON.parse(await readFile(join(toyDisc, 'manifest.json'), 'utf8'));
-    await writeFile(join(disc, 'manifest.json'), JSON.stringify({ ...m, recommendedWeight: 3 }));
+    const disc = await toyWith('toy-gaussian-64-dg', 'mean.png', 'recommending-disc', { recommendedWeight: 3 });
     const out = join(dir, 'recommended');
     const r = await translateA(['--discriminator', disc], out);
     expect(r.code).toBe(0);
     expect(JSON.parse(r.stdout.trim().split('\n')[0]!).output).toMatch(/a-t0\.5-w3-0\.png$/);
     const given = await translateA(['--discriminator', disc, '--dg-weight', '0.5'], out);
     expect(JSON.parse(given.stdout.trim().split('\n')[0]!).output).toMatch(/a-t0\.5-w0\.5-0\.png$/);
+  });
+
+  it("a model's recommended t0 is the default t0; --t0 still wins; one outside the model's times is refused", async () => {
+    const model = await toyWith('toy-gaussian-64', 'model.onnx', 'recommending-model', { recommendedT0: 0.3 });
+    const out = join(dir, 'recommended-t0');
+    const r = await translateA(['--model', model], out);
+    expect(r.code).toBe(0);
+    const rec = JSON.parse(r.stdout.trim().split('\n')[0]!);
+    expect(rec.params.t0).toBe(0.3);
+    expect(rec.output).toMatch(/a-t0\.3-/);
+    const given = await translateA(['--model', model, '--t0', '0.6'], out);
+    expect(JSON.parse(given.stdout.trim().split('\n')[0]!).params.t0).toBe(0.6);
+    await toyWith('toy-gaussian-64', 'model.onnx', 'recommending-model', { validTimeRange: [0, 0.5], recommendedT0: 0.7 });
+    const bad = await translateA(['--model', model], out);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/recommendedT0 0\.7 is outside validTimeRange/);
   });
 
   it('train-discriminator refuses --steps 0 in words', async () => {

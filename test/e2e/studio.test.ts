@@ -340,6 +340,33 @@ describe('studio in a real browser (server mode)', async () => {
     await page.screenshot({ path: join(artifacts, 'settings.png') });
   });
 
+  it("starts from a chosen model's recommended t0, keeps the user's change across a tab switch, and goes back to it in one click", async () => {
+    const toy = join(root, 'test', 'fixtures', 'toy-resources', 'models', 'toy-gaussian-64');
+    const rec = join(dir, 'recommending');
+    await mkdir(rec, { recursive: true });
+    const m = JSON.parse(await readFile(join(toy, 'manifest.json'), 'utf8'));
+    await writeFile(join(rec, 'manifest.json'), JSON.stringify({ ...m, name: 'Toy at t0 0.3', recommendedT0: 0.3 }));
+    await page.click('[data-testid=tab-settings]');
+    await page.setInputFiles('[data-testid=import-files]', [join(rec, 'manifest.json'), join(toy, 'model.onnx')]);
+    await page.locator('[data-testid=toast]', { hasText: 'imported "Toy at t0 0.3"' }).waitFor();
+    await page.click('[data-testid=tab-translate]');
+    const t0 = () => page.locator('[data-testid=t0]').inputValue();
+    expect(await t0()).toBe('0.5');
+    const select = page.locator('select').first();
+    await select.selectOption({ label: 'Toy at t0 0.3' });
+    await expect.poll(t0).toBe('0.3');
+    expect(await page.locator('[data-testid=recommended-t0]').count()).toBe(0);
+    await page.locator('[data-testid=t0]').fill('0.6');
+    await page.click('[data-testid=tab-gallery]');
+    await page.click('[data-testid=tab-translate]');
+    expect(await t0()).toBe('0.6');
+    await page.click('[data-testid=recommended-t0]');
+    expect(await t0()).toBe('0.3');
+    // back to the bundled model (it recommends nothing) and the t0 the later tests expect
+    await select.selectOption({ index: 0 });
+    await page.locator('[data-testid=t0]').fill('0.5');
+  });
+
   it('remembers the theme across a reload, and dark means dark form controls too', async () => {
     const theme = () => page.locator('.app').getAttribute('data-theme');
     const before = await theme();

@@ -30,7 +30,7 @@ import { effectiveArgv, rerunIfLong } from './long-command-line.js';
 
 interface TranslateOpts {
   model?: string;
-  t0: number;
+  t0?: number;
   dgWeight?: number;
   dgWeight2?: number;
   dgWindow: [number, number];
@@ -74,7 +74,11 @@ export function buildProgram(): Command {
       'discriminator manifest or its folder for guidance (default: the bundled one, but only when --model is not given)',
     )
     .option('--no-discriminator', 'plain SDEdit, no discriminator')
-    .option('--t0 <t>', 'SDEdit start time in (0, 1]: larger is more target-like, less faithful', fraction('--t0'), 0.5)
+    .option(
+      '--t0 <t>',
+      "SDEdit start time in (0, 1]: larger is more target-like, less faithful (default: the model's recommended t0, else 0.5)",
+      fraction('--t0'),
+    )
     .option(
       '--dg-weight <w>',
       "DG weight w (default: the discriminator's recommended weight, else 1; 0 without a discriminator = plain SDEdit)",
@@ -686,10 +690,14 @@ async function runTrain(o: TrainOpts): Promise<number> {
   }
 }
 
-/** A discriminator manifest's `recommendedWeight`, else 1; an unreadable manifest is reported later, when loaded. */
-async function recommendedWeight(manifest: string): Promise<number> {
-  const m = (await readJsonFile(manifestPathOf(manifest), 'discriminator manifest').catch(() => ({}))) as { recommendedWeight?: unknown };
-  return typeof m.recommendedWeight === 'number' && m.recommendedWeight >= 0 ? m.recommendedWeight : 1;
+/**
+ * A manifest's recommended setting (a score model's `recommendedT0`, a discriminator's `recommendedWeight`),
+ * else `fallback`; an unreadable manifest is reported later, when loaded, and the value it gives is checked there.
+ */
+async function recommended(manifest: string, field: 'recommendedT0' | 'recommendedWeight', fallback: number): Promise<number> {
+  const m = (await readJsonFile(manifestPathOf(manifest), 'manifest').catch(() => ({}))) as Record<string, unknown>;
+  const v = m[field];
+  return typeof v === 'number' && v >= 0 ? v : fallback;
 }
 
 async function runTranslate(inputs: string[], o: TranslateOpts & { discriminator?: string | false }): Promise<number> {
@@ -702,9 +710,9 @@ async function runTranslate(inputs: string[], o: TranslateOpts & { discriminator
   }
   // the DG weight applies only when there is a discriminator (asked for without one, translate
   // warns); its default is the discriminator's recommended weight, else 1
-  const dgWeight = o.dgWeight ?? (discriminatorManifest ? await recommendedWeight(discriminatorManifest) : 0);
+  const dgWeight = o.dgWeight ?? (discriminatorManifest ? await recommended(discriminatorManifest, 'recommendedWeight', 1) : 0);
   const params = TranslateParamsSchema.safeParse({
-    t0: o.t0,
+    t0: o.t0 ?? (await recommended(modelManifest, 'recommendedT0', 0.5)),
     steps: o.steps,
     sampler: o.sampler,
     seed: o.seed,

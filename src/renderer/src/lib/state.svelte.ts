@@ -37,6 +37,11 @@ export const studio = $state({
   discriminator: null as string | null,
   /** classifier guidance: an imported classifier, or null for none */
   classifier: null as string | null,
+  /**
+   * The score model and discriminator whose recommended t0 / w were last put into the form: a
+   * recommendation is applied once, when its model is chosen, never over the user's later changes.
+   */
+  recommendationsFor: { model: null as string | null, discriminator: null as string | null },
   params: {
     t0: 0.5,
     dgWeight: 1,
