@@ -124,7 +124,13 @@ describe('train-discriminator service', async () => {
         .png()
         .toFile(join(fakes, `s${i}.png`));
     const plain = await trainDiscriminator({ ...base, outDir: join(dir, 'no-extra'), steps: 1, translationsPerSource: 0 });
-    const r = await trainDiscriminator({ ...base, outDir: join(dir, 'extra'), steps: 1, translationsPerSource: 0, extraFakes: [fakes] });
+    const stages: string[] = [];
+    const r = await trainDiscriminator(
+      { ...base, outDir: join(dir, 'extra'), steps: 1, translationsPerSource: 0, extraFakes: [fakes] },
+      { onStage: (m) => stages.push(m) },
+    );
+    // with the fakes given, no translations are made, and none are reported as being made
+    expect(stages.filter((m) => /translations/.test(m))).toEqual([]);
     const data = async (x: { manifestPath: string }) => JSON.parse(await readFile(x.manifestPath, 'utf8')).training.data;
     const [da, db] = [await data(plain), await data(r)];
     expect(db.extraFakes).toBe(10);

@@ -121,8 +121,9 @@ async function unguidedTranslations(
   events: TrainEvents,
   signal?: AbortSignal,
 ): Promise<Float32Array[]> {
-  await mkdir(cacheDir, { recursive: true });
   const k = req.translationsPerSource;
+  if (k === 0) return []; // the fakes are given (--translations 0): nothing to make, nothing to report
+  await mkdir(cacheDir, { recursive: true });
   const t0s = Array.from({ length: k }, (_, i) =>
     k === 1 ? (req.t0Range[0] + req.t0Range[1]) / 2 : req.t0Range[0] + ((req.t0Range[1] - req.t0Range[0]) * i) / (k - 1),
   );
