@@ -9,24 +9,20 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
 import { StudioBackend } from '../src/main/backend.js';
 import { startServer } from '../src/main/server.js';
+import { launchChromium } from './chromium.js';
 
 const root = join(import.meta.dirname, '..');
 const rendererDir = join(root, 'out', 'renderer');
 const out = join(root, 'docs', 'screenshots');
-const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
 if (!existsSync(join(rendererDir, 'index.html'))) throw new Error('build the renderer first: npm run build');
 process.env['DG_STUDIO_RESOURCES'] = join(root, 'resources');
 
 const data = await mkdtemp(join(tmpdir(), 'dg-screenshots-'));
 const backend = await StudioBackend.create({ mode: 'server', dataDir: data });
 const server = await startServer({ backend, rendererDir });
-const browser = await chromium.launch({
-  executablePath: CHROMIUM,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
-});
+const browser = await launchChromium();
 try {
   const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
   await page.goto(server.url);

@@ -6,18 +6,18 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StudioBackend } from '../../src/main/backend.js';
 import { readPngTextFromBuffer } from '../../src/main/engine/image-io.js';
 import { startServer, type StudioServer } from '../../src/main/server.js';
 import { tempDir } from '../helpers/tmp.js';
+import { launchChromium } from '../../tools/chromium.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const rendererDir = join(root, 'out', 'renderer');
 const artifacts = join(root, 'test-artifacts');
-const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
 
 describe('studio in a real browser (server mode)', async () => {
   const dir = await tempDir();
@@ -29,7 +29,6 @@ describe('studio in a real browser (server mode)', async () => {
 
   beforeAll(async () => {
     if (!existsSync(join(rendererDir, 'index.html'))) throw new Error('the renderer is not built: run "npm run build" (npm test does)');
-    if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: apt-get install chromium (.ci/run does)`);
     await mkdir(artifacts, { recursive: true });
     for (let i = 0; i < 3; i++) {
       const p = join(dir, `photo ${i}.png`);
@@ -41,17 +40,7 @@ describe('studio in a real browser (server mode)', async () => {
     await writeFile(join(dir, 'notes.png'), 'not an image at all');
     backend = await StudioBackend.create({ mode: 'server', dataDir: join(dir, 'data') });
     server = await startServer({ backend, rendererDir });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--no-first-run',
-      ],
-    });
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
     await page.goto(server.url);
   });
