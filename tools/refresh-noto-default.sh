@@ -98,7 +98,7 @@ REHEARSAL=$([ "$RES" = resources ] && [ "$DOCS" = docs ] && echo no || echo yes)
 echo "== 5/6 the evidence: $DOCS/results.md"
 # shellcheck disable=SC2086
 npx tsx tools/evidence.ts --name "B2: full resolution" --discriminator "$RES/models/noto-emoji-dg/manifest.json" \
-  --docs "$DOCS" --reading docs/results-reading.md ${EVIDENCE_ARGS:-}
+  --docs "$DOCS" --reading docs/results-reading.md --grid-t0 "$T0" --grid-weight "$WEIGHT" ${EVIDENCE_ARGS:-}
 
 echo "== 6/6 the README's sample grid and studio screenshots"
 cli translate resources/samples/ --no-discriminator --keep-names --no-gallery --out "$W/grid/sdedit" 2>&1 | tail -1
