@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { buildUNet, withUNetWeights, type UNetArch } from '../../src/main/engine/nn/unet.js';
 import { initializersToInputs } from '../../src/main/engine/onnx/autodiff.js';
 import { serializeModel } from '../../src/main/engine/onnx/ir.js';
+import { withFedWeightNchwc } from '../../src/main/engine/onnx/nchwc.js';
 import { createSession, ort } from '../../src/main/engine/onnx/session.js';
 import { Rng } from '../../src/main/engine/rng.js';
 import { alphaBarsFromBetas, ddpmLinearBetas } from '../../src/main/engine/schedules.js';
@@ -98,9 +99,12 @@ describe('optimizer pieces', () => {
     const tr = await ScoreTrainer.create(built, { ...OPTS, weightDecay: 0.01 });
     const data = images(6, 3 * 64, 1);
     const before = new Map([...tr.params].map(([k, v]) => [k, Float32Array.from(v)]));
-    // the gradient of this very batch, from the graph
+    // the gradient of this very batch, from the graph the trainer runs (its convolutions as the trainer rewrites them)
     const { x, t, eps } = tr.makeBatch(data, 0);
-    const s = await createSession(serializeModel(buildScoreTrainingModel(built.model, 'out', built.params)), 'train');
+    const s = await createSession(
+      serializeModel(await withFedWeightNchwc(buildScoreTrainingModel(built.model, 'out', built.params))),
+      'train',
+    );
     const f: Record<string, ort.Tensor> = {
       x: new ort.Tensor('float32', x, [4, 3, 8, 8]),
       t: new ort.Tensor('int64', t, [4]),

@@ -403,10 +403,12 @@ function convWeightGrad(e: Emitter, x: string, gy: string, a: ConvAttrs): string
 }
 
 /**
- * dW of an ungrouped 2-D convolution as one batched GEMM over gathered windows (im2col):
- * cols[n, (kh,kw,ci), p] = x_pad[n, ci, s·p_y + kh, s·p_x + kw], dW[co, (kh,kw,ci)] = Σ_n gy[n, co, p]·cols[n, ·, p]ᵀ.
- * ORT's Conv over the batch axis (below) runs a kernel as large as the image with k×k outputs, a GEMM
- * with 9 columns at a few GFLOP/s; this one has k²·ci columns and runs at the GEMM's speed.
+ * dW of an ungrouped 2-D convolution from gathered windows (im2col), one GEMM per kernel tap:
+ * dW[co, ci, kh, kw] = Σ_n Σ_p gy[n, co, p]·x_pad[n, ci, s·p + (kh, kw)] — each tap's window is one
+ * strided Slice of the padded input, multiplied (batched over n, the window transposed inside the GEMM)
+ * by gy and summed over n. ORT's Conv over the batch axis (below) runs a kernel as large as the image
+ * with k×k outputs at a few GFLOP/s; concatenating the k² windows first (one GEMM with k²·ci columns)
+ * copied every window twice more.
  */
 function convWeightGradIm2col(e: Emitter, x: string, gy: string, a: ConvAttrs): string {
   const [kh, kw] = a.kernel as [number, number];
@@ -414,25 +416,27 @@ function convWeightGradIm2col(e: Emitter, x: string, gy: string, a: ConvAttrs): 
   const padded = a.pads.some((p) => p !== 0) ? e.op('Pad', [x, e.i64([0, 0, a.pads[0]!, a.pads[1]!, 0, 0, a.pads[2]!, a.pads[3]!])]) : x;
   const outSp = e.shapeSlice(gy, 2); // [Ho, Wo]
   const span = e.op('Mul', [outSp, e.i64([sh, sw])]);
-  const windows: string[] = [];
+  const flat = (v: string) => e.op('Reshape', [v, e.i64([0, 0, -1])]);
+  const gyFlat = flat(gy); // [N, co, P]
+  const taps: string[] = [];
   for (let i = 0; i < kh; i++) {
     for (let j = 0; j < kw; j++) {
       const starts = e.i64([i, j]);
-      windows.push(
+      const window =
         kh * kw === 1 && sh === 1 && sw === 1
           ? padded
-          : e.op('Slice', [padded, starts, e.op('Add', [span, starts]), e.i64([2, 3]), e.i64([sh, sw])]),
-      );
+          : e.op('Slice', [padded, starts, e.op('Add', [span, starts]), e.i64([2, 3]), e.i64([sh, sw])]); // [N, ci, Ho, Wo]
+      const perItem = e.op('MatMul', [gyFlat, e.op('Transpose', [flat(window)], { perm: [0, 2, 1] })]); // [N, co, ci]
+      taps.push(e.op('ReduceSum', [perItem, e.i64([0])], { keepdims: 0 })); // [co, ci]
     }
   }
-  const cols = windows.length === 1 ? windows[0]! : e.op('Concat', windows, { axis: 1 }); // [N, k²·ci, Ho, Wo]
-  const flat = (v: string) => e.op('Reshape', [v, e.i64([0, 0, -1])]);
-  const perItem = e.op('MatMul', [flat(gy), e.op('Transpose', [flat(cols)], { perm: [0, 2, 1] })]); // [N, co, k²·ci]
-  const summed = e.op('ReduceSum', [perItem, e.i64([0])], { keepdims: 0 }); // [co, k²·ci]
-  const ci = e.shapeSlice(x, 1, 2);
-  const byTap = e.op('Reshape', [summed, e.op('Concat', [e.i64([0, kh * kw]), ci], { axis: 0 })]); // [co, k², ci]
-  const w = e.op('Transpose', [byTap], { perm: [0, 2, 1] }); // [co, ci, k²]
-  return e.op('Reshape', [w, e.op('Concat', [e.i64([0]), ci, e.i64([kh, kw])], { axis: 0 })]);
+  if (taps.length === 1) return e.op('Unsqueeze', [taps[0]!, e.i64([2, 3])]);
+  const stacked = e.op(
+    'Concat',
+    taps.map((t) => e.op('Unsqueeze', [t, e.i64([2])])),
+    { axis: 2 },
+  ); // [co, ci, kh·kw]
+  return e.op('Reshape', [stacked, e.op('Concat', [e.shapeSlice(stacked, 0, 2), e.i64([kh, kw])], { axis: 0 })]);
 }
 
 function convWeightGradByConv(e: Emitter, x: string, gy: string, a: ConvAttrs): string {

@@ -6,6 +6,7 @@
  */
 import { initializersToInputs } from '../onnx/autodiff.js';
 import { serializeModel, type OnnxModel } from '../onnx/ir.js';
+import { withFedWeightNchwc } from '../onnx/nchwc.js';
 import { createSession, ort, type OrtSession, type SessionOptions } from '../onnx/session.js';
 import type { BuiltNet } from '../nn/discriminator-net.js';
 import { Rng } from '../rng.js';
@@ -121,8 +122,8 @@ export class DiscriminatorTrainer {
     const trainModel = buildTrainingModel(net.model, 'logit', net.params, opts.loss);
     const evalModel = initializersToInputs(net.model, net.params);
     const [train, ev] = await Promise.all([
-      createSession(serializeModel(trainModel), 'discriminator training graph', opts.session),
-      createSession(serializeModel(evalModel), 'discriminator', opts.session),
+      createSession(serializeModel(await withFedWeightNchwc(trainModel, opts.session)), 'discriminator training graph', opts.session),
+      createSession(serializeModel(await withFedWeightNchwc(evalModel, opts.session)), 'discriminator', opts.session),
     ]);
     return new DiscriminatorTrainer(net, dataShape, opts, train, ev);
   }

@@ -10,6 +10,7 @@
  */
 import { initializersToInputs } from '../onnx/autodiff.js';
 import { serializeModel, type OnnxModel } from '../onnx/ir.js';
+import { withFedWeightNchwc } from '../onnx/nchwc.js';
 import { createSession, ort, type OrtSession, type SessionOptions } from '../onnx/session.js';
 import { withUNetWeights, type BuiltUNet, type UNetArch } from '../nn/unet.js';
 import { BatchRng, MAX_SEED, Rng } from '../rng.js';
@@ -145,8 +146,8 @@ export class ScoreTrainer {
     const trainModel = buildScoreTrainingModel(net.model, 'out', net.params);
     const forward = initializersToInputs(net.model, net.params);
     const [train, fwd] = await Promise.all([
-      createSession(serializeModel(trainModel), 'score-model training graph', opts.session),
-      createSession(serializeModel(forward), 'score model', opts.session),
+      createSession(serializeModel(await withFedWeightNchwc(trainModel, opts.session)), 'score-model training graph', opts.session),
+      createSession(serializeModel(await withFedWeightNchwc(forward, opts.session)), 'score model', opts.session),
     ]);
     return new ScoreTrainer(net, opts, train, fwd);
   }
