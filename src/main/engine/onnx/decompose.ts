@@ -4,17 +4,13 @@
  * being differentiated; the rest of the graph keeps ORT's fused kernels.
  */
 import type { Emitter } from './emitter.js';
-import type { OnnxNode } from './ir.js';
+import { intAttr as int, type OnnxNode } from './ir.js';
 
 export const DECOMPOSABLE = new Set(['InstanceNormalization', 'GroupNormalization', 'LayerNormalization', 'BatchNormalization']);
 
 const float = (node: OnnxNode, name: string, dflt: number) => {
   const a = node.attrs[name];
   return a?.type === 'float' ? a.value : dflt;
-};
-const int = (node: OnnxNode, name: string, dflt: number) => {
-  const a = node.attrs[name];
-  return a?.type === 'int' ? a.value : dflt;
 };
 
 /** (x - mean) / sqrt(var + eps) over `axes` (a 1-D int64 value), with keepdims. */

@@ -6,7 +6,7 @@
  */
 import { perChannel } from './decompose.js';
 import type { Emitter } from './emitter.js';
-import type { OnnxNode } from './ir.js';
+import { intAttr as int, intsAttr as ints, strAttr as str, type OnnxNode } from './ir.js';
 
 export type Grads = (string | undefined)[];
 
@@ -53,21 +53,9 @@ export function unsupported(node: OnnxNode, why: string): Error {
   return new Error(`cannot differentiate ${node.opType} node "${node.name}": ${why}`);
 }
 
-const int = (node: OnnxNode, name: string, dflt: number): number => {
-  const a = node.attrs[name];
-  return a?.type === 'int' ? a.value : dflt;
-};
 const flt = (node: OnnxNode, name: string, dflt: number): number => {
   const a = node.attrs[name];
   return a?.type === 'float' ? a.value : a?.type === 'int' ? a.value : dflt;
-};
-const ints = (node: OnnxNode, name: string): number[] | null => {
-  const a = node.attrs[name];
-  return a?.type === 'ints' ? a.value : null;
-};
-const str = (node: OnnxNode, name: string, dflt: string): string => {
-  const a = node.attrs[name];
-  return a?.type === 'string' ? a.value : dflt;
 };
 
 const first = () => [0];

@@ -78,6 +78,20 @@ export function str(value: string): Attr {
   return { type: 'string', value };
 }
 
+// a node's attribute values, with defaults (the builders above make them)
+export function intAttr(node: OnnxNode, name: string, dflt: number): number {
+  const a = node.attrs[name];
+  return a?.type === 'int' ? a.value : dflt;
+}
+export function intsAttr(node: OnnxNode, name: string): number[] | null {
+  const a = node.attrs[name];
+  return a?.type === 'ints' ? a.value : null;
+}
+export function strAttr(node: OnnxNode, name: string, dflt: string): string {
+  const a = node.attrs[name];
+  return a?.type === 'string' ? a.value : dflt;
+}
+
 export function tensorData(dtype: DType, dims: number[], values: ArrayLike<number> | TensorArray): TensorData {
   const size = dims.reduce((a, b) => a * b, 1);
   let data: TensorArray;

@@ -13,8 +13,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { GraphBuilder } from './builder.js';
-import { parseModel, serializeModel, tensorData, type Attr, type OnnxModel, type OnnxNode } from './ir.js';
+import { GraphBuilder, type AttrInput } from './builder.js';
+import { Emitter } from './emitter.js';
+import { intAttr, intsAttr, parseModel, serializeModel, strAttr, tensorData, type OnnxModel, type OnnxNode } from './ir.js';
 import type { SessionOptions } from './session.js';
 import { inferShapes } from './shapes.js';
 
@@ -52,99 +53,51 @@ export function nchwcBlockSize(): Promise<number | null> {
   return probed;
 }
 
-const ints = (node: OnnxNode, name: string): number[] | undefined => {
-  const a = node.attrs[name];
-  return a?.type === 'ints' ? a.value : undefined;
-};
-
 /**
  * Every 2-D, ungrouped Conv whose weight is not an initializer and whose input and output channels are
  * whole blocks becomes ReorderInput → NCHWc Conv (reordered filter) → ReorderOutput. Returns the model
  * and how many convolutions were rewritten.
  */
 export function useNchwcConvs(model: OnnxModel, block: number): { model: OnnxModel; rewritten: number } {
-  const graph = model.graph;
+  const graph = { ...model.graph, initializers: new Map(model.graph.initializers) };
   const shapes = inferShapes(graph, graph.nodes);
-  const initializers = new Map(graph.initializers);
-  const int64s = (name: string, values: number[]) => {
-    initializers.set(name, tensorData('int64', [values.length], values));
-    return name;
+  const e = new Emitter(graph, 'nchwc/', shapes);
+  const nchwc = (opType: string, inputs: string[], attrs: Record<string, AttrInput>, output?: string) => {
+    const y = e.op(opType, inputs, attrs, output);
+    e.nodes.at(-1)!.domain = NCHWC;
+    return y;
   };
   const nodes: OnnxNode[] = [];
   let rewritten = 0;
-  for (const node of graph.nodes) {
-    const [x, w, b] = node.inputs;
+  for (const node of model.graph.nodes) {
+    const [x, w, b] = node.inputs as [string, string | undefined, string | undefined];
     const wShape = w ? shapes.get(w) : undefined;
-    const group = node.attrs['group'];
-    const dilations = ints(node, 'dilations');
     const fits =
       node.opType === 'Conv' &&
       node.domain === '' &&
-      !graph.initializers.has(w!) &&
+      !model.graph.initializers.has(w!) &&
       wShape?.length === 4 &&
       wShape.every((d) => typeof d === 'number') &&
-      (group === undefined || (group.type === 'int' && group.value === 1)) &&
-      (dilations === undefined || dilations.every((d) => d === 1)) &&
-      (node.attrs['auto_pad'] === undefined || (node.attrs['auto_pad'].type === 'string' && node.attrs['auto_pad'].value === 'NOTSET'));
+      intAttr(node, 'group', 1) === 1 &&
+      (intsAttr(node, 'dilations') ?? []).every((d) => d === 1) &&
+      strAttr(node, 'auto_pad', 'NOTSET') === 'NOTSET';
     const [O, C, kh, kw] = (wShape ?? []) as number[];
     if (!fits || O! % block !== 0 || C! % block !== 0) {
       nodes.push(node);
       continue;
     }
-    const p = `nchwc/${rewritten++}/`;
-    const blocked = `${p}filter_blocks`;
-    const filter = `${p}filter`;
-    const xr = `${p}x`;
-    const yr = `${p}y`;
-    const attrs: Record<string, Attr> = { kernel_shape: { type: 'ints', value: [kh!, kw!] }, group: { type: 'int', value: 1 } };
-    for (const k of ['pads', 'strides'] as const) if (node.attrs[k]) attrs[k] = node.attrs[k];
+    rewritten++;
     // OIHW → [O/B, I/B, H, W, Bi, Bo]: MLAS's filter layout for blocked input and output channels
-    const six = `${p}six`;
-    nodes.push(
-      {
-        name: `${p}split`,
-        opType: 'Reshape',
-        domain: '',
-        inputs: [w!, int64s(`${p}split_shape`, [O! / block, block, C! / block, block, kh!, kw!])],
-        outputs: [six],
-        attrs: {},
-      },
-      {
-        name: `${p}order`,
-        opType: 'Transpose',
-        domain: '',
-        inputs: [six],
-        outputs: [blocked],
-        attrs: { perm: { type: 'ints', value: [0, 2, 4, 5, 3, 1] } },
-      },
-      {
-        name: `${p}merge`,
-        opType: 'Reshape',
-        domain: '',
-        inputs: [blocked, int64s(`${p}merge_shape`, [O!, C!, kh!, kw!])],
-        outputs: [filter],
-        attrs: {},
-      },
-      {
-        name: `${p}in`,
-        opType: 'ReorderInput',
-        domain: NCHWC,
-        inputs: [x!],
-        outputs: [xr],
-        attrs: { channels_last: { type: 'int', value: 0 } },
-      },
-      { name: `${p}conv`, opType: 'Conv', domain: NCHWC, inputs: b ? [xr, filter, b] : [xr, filter], outputs: [yr], attrs },
-      {
-        name: `${p}out`,
-        opType: 'ReorderOutput',
-        domain: NCHWC,
-        inputs: [yr],
-        outputs: [node.outputs[0]!],
-        attrs: { channels_last: { type: 'int', value: 0 }, channels: { type: 'int', value: O! } },
-      },
-    );
+    const six = e.op('Reshape', [w!, e.i64([O! / block, block, C! / block, block, kh!, kw!])]);
+    const filter = e.op('Reshape', [e.op('Transpose', [six], { perm: [0, 2, 4, 5, 3, 1] }), e.i64([O!, C!, kh!, kw!])]);
+    const attrs: Record<string, AttrInput> = { kernel_shape: [kh!, kw!], group: 1 };
+    for (const k of ['pads', 'strides'] as const) if (node.attrs[k]) attrs[k] = node.attrs[k];
+    const xr = nchwc('ReorderInput', [x], { channels_last: 0 });
+    const yr = nchwc('Conv', b ? [xr, filter, b] : [xr, filter], attrs);
+    nchwc('ReorderOutput', [yr], { channels_last: 0, channels: O! }, node.outputs[0]);
+    nodes.push(...e.nodes.splice(0));
   }
-  return { model: { ...model, graph: { ...graph, nodes, initializers } }, rewritten };
+  return { model: { ...model, graph: { ...graph, nodes } }, rewritten };
 }
 
 /**
