@@ -15,11 +15,10 @@ import { expandInputs } from '../src/main/services/translate-files.js';
 const [sdedit, dg, dgLabel, out] = process.argv.slice(2);
 if (!sdedit || !dg || !dgLabel || !out) throw new Error('usage: samples-grid.ts <sdedit dir> <dg dir> <dg label> <out.png>');
 const spec: ImageSpec = { channels: 3, height: 64, width: 64, valueRange: [-1, 1] };
-const samples = (await expandInputs([join(import.meta.dirname, '..', 'resources', 'samples')])).filter((f) =>
-  basename(f).startsWith('twemoji-'),
-);
+const samplesDir = join(import.meta.dirname, '..', 'resources', 'samples');
+const samples = (await expandInputs([samplesDir])).filter((f) => basename(f).startsWith('twemoji-'));
 const read = (dir: string) => Promise.all(samples.map((f) => readImage(join(dir, basename(f)), spec)));
-const rows = [await read(join(import.meta.dirname, '..', 'resources', 'samples')), await read(sdedit), await read(dg)];
+const rows = [await read(samplesDir), await read(sdedit), await read(dg)];
 // column headers: the emoji's name (twemoji-1f427-penguin.png → penguin)
 const names = samples.map((f) =>
   basename(f, '.png')
