@@ -1,7 +1,8 @@
 /**
  * End-to-end: the real renderer (built by `npm run build`) in Debian's Chromium, driven by
  * Playwright, against server mode on the bundled (toy) models. Screenshots go to
- * test-artifacts/.
+ * test-artifacts/. The back end runs in its own process, as `dg-studio serve` runs it: ONNX Runtime's
+ * Node binding runs a session synchronously, so a training in this process would stall Playwright too.
  */
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
@@ -9,9 +10,10 @@ import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { StudioBackend } from '../../src/main/backend.js';
+import { startBackendProcess, type BackendProcess } from '../../src/main/backend-process.js';
 import { readPngTextFromBuffer } from '../../src/main/engine/image-io.js';
 import { startServer, type StudioServer } from '../../src/main/server.js';
+import type { StudioApi } from '../../src/shared/api.js';
 import { tempDir } from '../helpers/tmp.js';
 import { launchChromium } from '../../tools/chromium.js';
 
@@ -22,7 +24,14 @@ const artifacts = join(root, 'test-artifacts');
 describe('studio in a real browser (server mode)', async () => {
   const dir = await tempDir();
   let server: StudioServer;
-  let backend: StudioBackend;
+  let engine: BackendProcess;
+  /** the API as the page calls it, through the engine process */
+  const backend = new Proxy({} as StudioApi, {
+    get:
+      (_, method) =>
+      (...args: unknown[]) =>
+        engine.dispatch(String(method), args),
+  });
   let browser: Browser;
   let page: Page;
   const images: string[] = [];
@@ -38,8 +47,8 @@ describe('studio in a real browser (server mode)', async () => {
       images.push(p);
     }
     await writeFile(join(dir, 'notes.png'), 'not an image at all');
-    backend = await StudioBackend.create({ mode: 'server', dataDir: join(dir, 'data') });
-    server = await startServer({ backend, rendererDir });
+    engine = await startBackendProcess({ mode: 'server', dataDir: join(dir, 'data') });
+    server = await startServer({ backend: engine, rendererDir });
     browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
     await page.goto(server.url);
@@ -48,7 +57,7 @@ describe('studio in a real browser (server mode)', async () => {
   afterAll(async () => {
     await browser?.close();
     await server?.close();
-    await backend?.close();
+    await engine?.close();
   });
 
   it('refuses requests without the access token', async () => {
