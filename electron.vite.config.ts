@@ -14,6 +14,8 @@ export default defineConfig({
           index: resolve(import.meta.dirname, 'src/main/index.ts'),
           cli: resolve(import.meta.dirname, 'src/main/cli/index.ts'),
           'backend-host': resolve(import.meta.dirname, 'src/main/backend-host.ts'),
+          // trainings run on a worker thread of the engine process (services/training-thread.ts)
+          'training-worker': resolve(import.meta.dirname, 'src/main/services/training.worker.ts'),
         },
       },
     },

@@ -27,8 +27,7 @@ import { readJsonFile } from './engine/score-model.js';
 import { ENGINE_VERSION } from '../shared/version.js';
 import { describeIssues } from '../shared/errors.js';
 import { encodePng, MAX_INPUT_PIXELS, sideBySide, writeFileAtomic } from './engine/image-io.js';
-import { trainDiscriminator } from './services/discriminator-training.js';
-import { trainScoreModel } from './services/score-training.js';
+import { trainDiscriminatorOnThread, trainScoreModelOnThread } from './services/training-thread.js';
 import { Gallery, type OutputRow } from './services/gallery.js';
 import { jobRate, JobQueue, type JobInfo } from './services/jobs.js';
 import { bundledDefaults, dataDir, defaultGalleryDir, resourcesDir } from './services/resources.js';
@@ -498,7 +497,7 @@ export class StudioBackend implements StudioApi {
     if (existsSync(outDir)) throw new Error(`a discriminator named "${req.name}" exists already; choose another name (or delete it first)`);
     const job = this.jobs.submit('train', `train discriminator "${req.name}"`, async ({ signal, progress }) => {
       const losses: number[] = [];
-      const r = await trainDiscriminator(
+      const r = await trainDiscriminatorOnThread(
         {
           modelManifest,
           sources,
@@ -539,7 +538,7 @@ export class StudioBackend implements StudioApi {
       const losses: number[] = [];
       let lastStep = 0;
       let last = { imagesPerSecond: 0, etaSeconds: null as number | null, heldout: null as number[] | null };
-      const r = await trainScoreModel(
+      const r = await trainScoreModelOnThread(
         {
           data: targets,
           previewSources,
