@@ -3,7 +3,8 @@
 # (docs/emoji-pipeline.md §2b, "From the checkpoint to the bundled default"): export the checkpoint's EMA
 # weights, check them (never ship noise), make the discriminator's fakes with the new model, continue the
 # bundled discriminator's training on them, bundle both as the defaults, and write the evidence
-# (docs/results.md), the README's sample grid and the studio screenshots. About 1.5 hours on 2 cores.
+# (docs/results.md), the README's sample grid and the studio screenshots. About 45 minutes on 2 cores
+# (nothing else running).
 # Stop the U-Net's training first (its checkpoint is read as it is).
 #
 #   bash tools/refresh-noto-default.sh
