@@ -38,6 +38,7 @@ const program = new Command('evidence')
   .option('--grid-t0 <t0>', 'the t0 of the image grid', num('--grid-t0'), 0.55)
   .option('--grid-weight <w>', 'the DG weight of the image grid', num('--grid-weight'), 16)
   .option('--grid-rows <n>', 'images in the grid', num('--grid-rows'), 8)
+  .option('--floor-t0 <t0>', 'the t0 of the seed-noise floor (plain SDEdit rerun with other seeds)', num('--floor-t0'), 0.55)
   .option('--docs <dir>', 'where results.md and results/ go', join(root, 'docs'))
   .option('--work <dir>', 'where every translated image is kept', join(root, '.cache/evidence'))
   .option('--threads <n>', 'ONNX Runtime intra-op threads', num('--threads'))
@@ -79,6 +80,7 @@ const result = await runEvidence(
     gridT0: o['gridT0'],
     gridWeight: o['gridWeight'],
     gridRows: o['gridRows'],
+    floorT0: o['floorT0'],
     threads: o['threads'],
     discriminatorName: o['name'],
     candidates: o['design'],

@@ -135,6 +135,7 @@ describe('npm run evidence on the bundled toy models', async () => {
       gridT0: 0.6,
       gridWeight: 1,
       gridRows: 2,
+      floorT0: 0.3,
       discriminatorName: 'toy',
       candidates: [{ name: 'toy again', manifest: d.discriminator! }],
       readingMarkdown: 'Hand-written: *the toy cannot show a gain.*',
@@ -147,6 +148,8 @@ describe('npm run evidence on the bundled toy models', async () => {
     expect(res.noise.swd).toBeGreaterThanOrEqual(0);
     const md = await readFile(res.markdownPath, 'utf8');
     expect(md).toMatch(/\| 0\.6 \| 1 \|/);
+    // the floor where it was asked for, not at the grid's t0
+    expect(md).toMatch(/Seed-noise floor \(SDEdit at t0 = 0\.3 rerun twice/);
     expect(md).toContain('![source, SDEdit, SDEdit + DG, true target](results/grid.png)');
     expect(md).toMatch(/\*\*t0 = 0.6\*\*: best DG weight by SWD is w = 1/);
     expect(md).toMatch(/## Discriminator designs[\s\S]*\| toy \| 0\.6 \|[\s\S]*\| toy again \| 0\.6 \|/);

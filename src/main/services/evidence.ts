@@ -36,6 +36,8 @@ export interface EvidenceRequest {
   gridT0: number;
   gridWeight: number;
   gridRows: number;
+  /** the t0 at which plain SDEdit is rerun with other seeds for the seed-noise floor (default: gridT0) */
+  floorT0?: number | undefined;
   executionProvider?: ExecutionProvider | undefined;
   threads?: number | undefined;
   /** free text for the provenance lines (machine, command) */
@@ -269,6 +271,7 @@ export async function runEvidence(
   // the grid and the noise floor use settings of the sweep: the nearest ones to those asked for
   const nearest = (xs: number[], x: number) => xs.reduce((a, b) => (Math.abs(b - x) < Math.abs(a - x) ? b : a));
   const gridT0 = nearest(req.t0s, req.gridT0);
+  const floorT0 = nearest(req.t0s, req.floorT0 ?? req.gridT0);
   const gridWeight = nearest(
     weights.filter((w) => w > 0),
     req.gridWeight,
@@ -316,15 +319,15 @@ export async function runEvidence(
   const sweepSeconds = (Date.now() - started) / 1000;
   // the seed-noise floor of the set-level metrics: plain SDEdit again with other seeds, the
   // largest change of two reruns
-  const first = sweep.rows.find((r) => r.t0 === gridT0 && r.w === 0)!;
+  const first = sweep.rows.find((r) => r.t0 === floorT0 && r.w === 0)!;
   const noise = { swd: 0, fd: 0 };
   for (const k of [1, 2]) {
-    onStage(`noise floor ${k}/2: SDEdit at t0 = ${gridT0} with other seeds`);
+    onStage(`noise floor ${k}/2: SDEdit at t0 = ${floorT0} with other seeds`);
     const again = await runSweep(
       {
         inputs: chosen,
         reference: req.targets,
-        t0s: [gridT0],
+        t0s: [floorT0],
         weights: [0],
         modelManifest: req.modelManifest,
         params: { ...req.params, seed: ((req.params.seed ?? 0) + k * 1_000_003) % 2 ** 32 },
@@ -411,7 +414,7 @@ export async function runEvidence(
     `- Sampler parameters: \`${JSON.stringify(req.params)}\`. Sweep time ${Math.round(sweepSeconds)} s.`,
     ...(req.provenance ?? []).map((p) => `- ${p}`),
     '- Metrics (docs: src/main/engine/metrics.ts): SWD = sliced Wasserstein distance of Laplacian-pyramid patches (Karras 2018) to the target set; FD and KID on fixed random conv features (not comparable with Inception FID); L2 = RMS pixel distance in [-1, 1]; SSIM (Wang 2004). w = 0 is plain SDEdit.',
-    `- Seed-noise floor (SDEdit at t0 = ${gridT0} rerun twice with other seeds; the larger change): SWD ${f3(noise.swd)}, FD ${f3(noise.fd)}. Differences smaller than this are not evidence.`,
+    `- Seed-noise floor (SDEdit at t0 = ${floorT0} rerun twice with other seeds; the larger change): SWD ${f3(noise.swd)}, FD ${f3(noise.fd)}. Differences smaller than this are not evidence.`,
     '',
     '## Table',
     '',
