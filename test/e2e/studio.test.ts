@@ -14,6 +14,7 @@ import { startBackendProcess, type BackendProcess } from '../../src/main/backend
 import { readPngTextFromBuffer } from '../../src/main/engine/image-io.js';
 import { startServer, type StudioServer } from '../../src/main/server.js';
 import type { StudioApi } from '../../src/shared/api.js';
+import { METHODS } from '../../src/shared/channels.js';
 import { tempDir } from '../helpers/tmp.js';
 import { launchChromium } from '../../tools/chromium.js';
 
@@ -26,12 +27,7 @@ describe('studio in a real browser (server mode)', async () => {
   let server: StudioServer;
   let engine: BackendProcess;
   /** the API as the page calls it, through the engine process */
-  const backend = new Proxy({} as StudioApi, {
-    get:
-      (_, method) =>
-      (...args: unknown[]) =>
-        engine.dispatch(String(method), args),
-  });
+  const backend = Object.fromEntries(METHODS.map((m) => [m, (...args: unknown[]) => engine.dispatch(m, args)])) as unknown as StudioApi;
   let browser: Browser;
   let page: Page;
   const images: string[] = [];

@@ -12,19 +12,14 @@ import { Worker } from 'node:worker_threads';
 import type { TrainDiscriminatorRequest, TrainEvents, TrainResult } from './discriminator-training.js';
 import type { ScoreTrainEvents, ScoreTrainResult, TrainScoreModelRequest } from './score-training.js';
 
-/** What runs on the thread, and the events each forwards (every member of its events interface). */
-export const TRAININGS = {
-  score: [
-    'onStage',
-    'onProgress',
-    'onEval',
-    'onCheckpoint',
-    'onPreview',
-    'onWarning',
-  ] as const satisfies readonly (keyof ScoreTrainEvents)[],
-  discriminator: ['onStage', 'onProgress', 'onEval', 'onWarning'] as const satisfies readonly (keyof TrainEvents)[],
-};
-export type TrainingKind = keyof typeof TRAININGS;
+export type TrainingKind = 'score' | 'discriminator';
+
+/** What the worker is given: which training, its request, and the events the caller listens to. */
+export interface ThreadData {
+  kind: TrainingKind;
+  req: unknown;
+  events: string[];
+}
 
 export type ThreadMessage =
   | { type: 'event'; name: string; payload: unknown }
@@ -35,7 +30,7 @@ export type ThreadMessage =
  * The worker: the built script (out/main), else the source through tsx's tsImport (development and
  * tests; a worker does not inherit the loader that --import registered here).
  */
-function startWorker(workerData: { kind: TrainingKind; req: unknown }): Worker {
+function startWorker(workerData: ThreadData): Worker {
   // this module lies in out/main or, when shared by several entries, in out/main/chunks
   const built = ['.', '..'].map((d) => join(import.meta.dirname, d, 'training-worker.js')).find((f) => existsSync(f));
   if (built) return new Worker(built, { workerData });
@@ -49,7 +44,8 @@ function startWorker(workerData: { kind: TrainingKind; req: unknown }): Worker {
 }
 
 function onThread<R>(kind: TrainingKind, req: unknown, events: object, signal: AbortSignal | undefined): Promise<R> {
-  const worker = startWorker({ kind, req });
+  const listened = Object.keys(events).filter((k) => typeof (events as Record<string, unknown>)[k] === 'function');
+  const worker = startWorker({ kind, req, events: listened });
   const abort = () => worker.postMessage('abort');
   if (signal?.aborted) abort();
   signal?.addEventListener('abort', abort, { once: true });

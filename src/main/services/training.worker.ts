@@ -1,11 +1,11 @@
 /**
  * The worker-thread side of training-thread.ts: runs the training named in workerData and posts
- * its events, then its result or its error; the message 'abort' cancels it.
+ * the events its caller listens to, then its result or its error; the message 'abort' cancels it.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { trainDiscriminator, type TrainDiscriminatorRequest } from './discriminator-training.js';
 import { trainScoreModel, type TrainScoreModelRequest } from './score-training.js';
-import { TRAININGS, type ThreadMessage, type TrainingKind } from './training-thread.js';
+import type { ThreadData, ThreadMessage } from './training-thread.js';
 
 const port = parentPort!;
 const post = (m: ThreadMessage) => port.postMessage(m);
@@ -13,9 +13,10 @@ const controller = new AbortController();
 port.on('message', (m) => {
   if (m === 'abort') controller.abort();
 });
-const { kind, req } = workerData as { kind: TrainingKind; req: unknown };
+const { kind, req, events: listened } = workerData as ThreadData;
+// the events the caller listens to, and only those (a service may look at which handlers it was given)
 const events: Record<string, (payload: unknown) => void> = {};
-for (const name of TRAININGS[kind]) events[name] = (payload) => post({ type: 'event', name, payload });
+for (const name of listened) events[name] = (payload) => post({ type: 'event', name, payload });
 try {
   const result =
     kind === 'score'
