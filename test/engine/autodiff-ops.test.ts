@@ -258,6 +258,20 @@ const cases: Case[] = [
     opts: F32,
   },
   {
+    // fewer output than input channels, size kept: the weight gradient shifts gy instead of x
+    name: 'Conv narrowing, uneven "same" pads (2×3 kernel)',
+    inputs: { x: f32([2, 5, 5, 6]), w: f32([2, 5, 2, 3]), b: f32([2]) },
+    body: (g, x) => g.op('Conv', [x.x!, x.w!, x.b!], { pads: [0, 1, 1, 1] }),
+    opts: F32,
+  },
+  {
+    // fewer output than input channels, strided: windows of x, the narrower gy packed by the GEMM
+    name: 'Conv narrowing, stride 2',
+    inputs: { x: f32([2, 5, 7, 7]), w: f32([3, 5, 3, 3]) },
+    body: (g, x) => g.op('Conv', [x.x!, x.w!], { strides: [2, 2], pads: [1, 1, 1, 1] }),
+    opts: F32,
+  },
+  {
     name: 'Conv stride 2, odd size (uneven cover)',
     inputs: { x: f32([1, 2, 7, 7]), w: f32([3, 2, 3, 3]) },
     body: (g, x) => g.op('Conv', [x.x!, x.w!], { strides: [2, 2], pads: [1, 1, 0, 0] }),

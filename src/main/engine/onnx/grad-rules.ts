@@ -6,7 +6,7 @@
  */
 import { perChannel } from './decompose.js';
 import type { Emitter } from './emitter.js';
-import { intAttr as int, intsAttr as ints, strAttr as str, type OnnxNode } from './ir.js';
+import { intAttr as int, intsAttr as ints, strAttr as str, type Dim, type OnnxNode } from './ir.js';
 
 export type Grads = (string | undefined)[];
 
@@ -385,46 +385,74 @@ function convInputGrad(e: Emitter, g: string, w: string, x: string, a: ConvAttrs
  * a convolution over the batch axis, grouped by G, with strides and dilations swapped.
  * Returns [G·co, ci, k…].
  */
-function convWeightGrad(e: Emitter, x: string, gy: string, a: ConvAttrs): string {
-  if (a.group === 1 && a.spatial === 2 && a.dilations.every((d) => d === 1)) return convWeightGradIm2col(e, x, gy, a);
+function convWeightGrad(e: Emitter, x: string, gy: string, a: ConvAttrs, channels?: [Dim, Dim]): string {
+  if (a.group === 1 && a.spatial === 2 && a.dilations.every((d) => d === 1)) return convWeightGradIm2col(e, x, gy, a, channels);
   return convWeightGradByConv(e, x, gy, a);
 }
 
 /**
  * dW of an ungrouped 2-D convolution from gathered windows (im2col), one GEMM per kernel tap:
  * dW[co, ci, kh, kw] = Σ_n Σ_p gy[n, co, p]·x_pad[n, ci, s·p + (kh, kw)] — each tap's window is one
- * strided Slice of the padded input, multiplied (batched over n, the window transposed inside the GEMM)
- * by gy and summed over n. ORT's Conv over the batch axis (below) runs a kernel as large as the image
- * with k×k outputs at a few GFLOP/s; concatenating the k² windows first (one GEMM with k²·ci columns)
- * copied every window twice more.
+ * strided Slice of the padded input, multiplied (batched over n, one operand transposed inside the GEMM)
+ * by gy; the k² per-item products are stacked and summed over n at once. ORT's Conv over the batch axis
+ * (below) runs a kernel as large as the image with k×k outputs at a few GFLOP/s; concatenating the k²
+ * windows first (one GEMM with k²·ci columns) copied every window twice more.
+ *
+ * A stride-1 convolution that keeps the image size ("same" pads) and narrows (co < ci: the U-Net's up
+ * path reads its skip connections concatenated, 96 → 32, 128 → 64) shifts gy instead of x:
+ * dW[co, ci, kh, kw] = Σ_n Σ_q gy_pad[n, co, q + (k−1) − (kh, kw)]·x[n, ci, q], gy padded by the
+ * complementary pads, so the windows hold co channels instead of ci. And the operand with fewer channels
+ * is the GEMM's second, the one MLAS packs for every call (1.4× faster for 96 × 32 channels).
  */
-function convWeightGradIm2col(e: Emitter, x: string, gy: string, a: ConvAttrs): string {
+function convWeightGradIm2col(e: Emitter, x: string, gy: string, a: ConvAttrs, channels?: [Dim, Dim]): string {
   const [kh, kw] = a.kernel as [number, number];
   const [sh, sw] = a.strides as [number, number];
-  const padded = a.pads.some((p) => p !== 0) ? e.op('Pad', [x, e.i64([0, 0, a.pads[0]!, a.pads[1]!, 0, 0, a.pads[2]!, a.pads[3]!])]) : x;
-  const outSp = e.shapeSlice(gy, 2); // [Ho, Wo]
-  const span = e.op('Mul', [outSp, e.i64([sh, sw])]);
   const flat = (v: string) => e.op('Reshape', [v, e.i64([0, 0, -1])]);
-  const gyFlat = flat(gy); // [N, co, P]
-  const taps: string[] = [];
-  for (let i = 0; i < kh; i++) {
-    for (let j = 0; j < kw; j++) {
-      const starts = e.i64([i, j]);
-      const window =
-        kh * kw === 1 && sh === 1 && sw === 1
-          ? padded
-          : e.op('Slice', [padded, starts, e.op('Add', [span, starts]), e.i64([2, 3]), e.i64([sh, sw])]); // [N, ci, Ho, Wo]
-      const perItem = e.op('MatMul', [gyFlat, e.op('Transpose', [flat(window)], { perm: [0, 2, 1] })]); // [N, co, ci]
-      taps.push(e.op('ReduceSum', [perItem, e.i64([0])], { keepdims: 0 })); // [co, ci]
+  const ci = e.staticShape(x)?.[1] ?? channels?.[0];
+  const co = e.staticShape(gy)?.[1] ?? channels?.[1];
+  const narrows = typeof ci === 'number' && typeof co === 'number' && co < ci;
+  const [pt, pl, pb, pr] = a.pads as [number, number, number, number];
+  const same = sh === 1 && sw === 1 && pt + pb === kh - 1 && pl + pr === kw - 1;
+  // products are [N, ci, co] when gy is the narrower operand, else [N, co, ci]
+  const product = (xs: string, gys: string) =>
+    narrows
+      ? e.op('MatMul', [xs, e.op('Transpose', [gys], { perm: [0, 2, 1] })])
+      : e.op('MatMul', [gys, e.op('Transpose', [xs], { perm: [0, 2, 1] })]);
+  const products: string[] = [];
+  if (same && narrows && kh * kw > 1) {
+    const padded = e.op('Pad', [gy, e.i64([0, 0, pb, pr, 0, 0, pt, pl])]);
+    const xFlat = flat(x);
+    const size = e.shapeSlice(x, 2); // [H, W]
+    for (let i = 0; i < kh; i++) {
+      for (let j = 0; j < kw; j++) {
+        const starts = e.i64([kh - 1 - i, kw - 1 - j]);
+        const window = e.op('Slice', [padded, starts, e.op('Add', [size, starts]), e.i64([2, 3])]); // [N, co, H, W]
+        products.push(product(xFlat, flat(window)));
+      }
+    }
+  } else {
+    const padded = a.pads.some((p) => p !== 0) ? e.op('Pad', [x, e.i64([0, 0, pt, pl, 0, 0, pb, pr])]) : x;
+    const span = e.op('Mul', [e.shapeSlice(gy, 2), e.i64([sh, sw])]); // the windows cover [Ho, Wo]·stride
+    const gyFlat = flat(gy); // [N, co, P]
+    for (let i = 0; i < kh; i++) {
+      for (let j = 0; j < kw; j++) {
+        const starts = e.i64([i, j]);
+        const window =
+          kh * kw === 1 && sh === 1 && sw === 1
+            ? padded
+            : e.op('Slice', [padded, starts, e.op('Add', [span, starts]), e.i64([2, 3]), e.i64([sh, sw])]); // [N, ci, Ho, Wo]
+        products.push(product(flat(window), gyFlat));
+      }
     }
   }
-  if (taps.length === 1) return e.op('Unsqueeze', [taps[0]!, e.i64([2, 3])]);
   const stacked = e.op(
     'Concat',
-    taps.map((t) => e.op('Unsqueeze', [t, e.i64([2])])),
-    { axis: 2 },
-  ); // [co, ci, kh·kw]
-  return e.op('Reshape', [stacked, e.op('Concat', [e.shapeSlice(stacked, 0, 2), e.i64([kh, kw])], { axis: 0 })]);
+    products.map((t) => e.op('Unsqueeze', [t, e.i64([3])])),
+    { axis: 3 },
+  ); // [N, ·, ·, kh·kw]
+  const summed = e.op('ReduceSum', [stacked, e.i64([0])], { keepdims: 0 });
+  const dw = narrows ? e.op('Transpose', [summed], { perm: [1, 0, 2] }) : summed; // [co, ci, kh·kw]
+  return e.op('Reshape', [dw, e.op('Concat', [e.shapeSlice(dw, 0, 2), e.i64([kh, kw])], { axis: 0 })]);
 }
 
 function convWeightGradByConv(e: Emitter, x: string, gy: string, a: ConvAttrs): string {
@@ -464,7 +492,9 @@ const conv: GradRule = {
     const [x, w] = node.inputs as [string, string];
     const a = convAttrs(e, node);
     const dx = need[0] ? convInputGrad(e, g!, w, x, a) : undefined;
-    const dw = need[1] ? convWeightGrad(e, x, g!, a) : undefined;
+    // W [co, ci/G, k…]: the channel counts when x's or g's shapes are not known
+    const ws = e.staticShape(w);
+    const dw = need[1] ? convWeightGrad(e, x, g!, a, ws ? [ws[1]!, ws[0]!] : undefined) : undefined;
     const db = need[2] ? biasGrad(e, g!, a.spatial) : undefined;
     return [dx, dw, db];
   },
