@@ -7,6 +7,7 @@ import { decompose, DECOMPOSABLE } from './decompose.js';
 import { Emitter } from './emitter.js';
 import { GRAD_RULES, NON_DIFFERENTIABLE, unsupported, type Grads } from './grad-rules.js';
 import { inferShapes } from './shapes.js';
+import { groupNormUnits, groupNormVjp, siluUnits, siluVjp } from './units.js';
 import type { OnnxGraph, OnnxModel, OnnxNode, ValueInfo } from './ir.js';
 
 export interface GradientOptions {
@@ -82,26 +83,6 @@ function cloneGraph(g: OnnxGraph): OnnxGraph {
     outputs: [...g.outputs],
     initializers: new Map(g.initializers),
   };
-}
-
-/**
- * Mul(x, Sigmoid(x)) pairs (SiLU as exporters write it) whose Sigmoid output feeds nothing else:
- * the reverse sweep differentiates each as one unit.
- */
-function siluPairs(nodes: OnnxNode[], graph: OnnxGraph): Map<OnnxNode, { x: string; s: string }> {
-  const uses = new Map<string, number>();
-  for (const n of nodes) for (const i of n.inputs) uses.set(i, (uses.get(i) ?? 0) + 1);
-  const outputs = new Set(graph.outputs.map((o) => o.name));
-  const sigmoidOf = new Map<string, string>();
-  for (const n of nodes) if (n.opType === 'Sigmoid' && !n.domain) sigmoidOf.set(n.outputs[0]!, n.inputs[0]!);
-  const pairs = new Map<OnnxNode, { x: string; s: string }>();
-  for (const n of nodes) {
-    if (n.opType !== 'Mul' || n.domain || n.inputs.length !== 2) continue;
-    const [a, b] = n.inputs as [string, string];
-    const s = sigmoidOf.get(b) === a ? b : sigmoidOf.get(a) === b ? a : null;
-    if (s && uses.get(s) === 1 && !outputs.has(s)) pairs.set(n, { x: s === b ? a : b, s });
-  }
-  return pairs;
 }
 
 export function gradient(model: OnnxModel, opts: GradientOptions): OnnxModel {
@@ -181,7 +162,9 @@ export function gradient(model: OnnxModel, opts: GradientOptions): OnnxModel {
     addGrad(opts.of, e.op('CastLike', [ones, opts.of]));
   }
 
-  const silu = siluPairs(nodes, graph);
+  // multi-node units differentiated as one (engine/onnx/units.ts); their interior nodes get no gradient
+  const silu = siluUnits(nodes, graph);
+  const groupNorms = groupNormUnits(nodes, graph, e, e.shapes);
   for (let k = nodes.length - 1; k >= 0; k--) {
     const node = nodes[k]!;
     if (!node.outputs.some((o) => active.has(o))) continue;
@@ -190,14 +173,18 @@ export function gradient(model: OnnxModel, opts: GradientOptions): OnnxModel {
     const diff = new Set(diffInputs(node));
     const need = node.inputs.map((x, i) => diff.has(i) && !!x && forward.has(x) && active.has(x));
     if (!need.some(Boolean)) continue;
-    const pair = silu.get(node);
-    if (pair && forward.has(pair.x) && active.has(pair.x)) {
-      // SiLU y = x·σ(x) as one unit: dy/dx = σ·(1 + x·(1 − σ)), from the forward's σ; its Sigmoid node
-      // then gets no gradient of its own (5 elementwise ops instead of 6 and a Sum)
-      const { x, s } = pair;
-      const one = e.scalarLike(1, x);
-      const slope = e.op('Mul', [s, e.op('Add', [one, e.op('Mul', [x, e.op('Sub', [one, s])])])]);
-      addGrad(x, e.op('Mul', [gOut[0]!, slope]));
+    const wants = (v: string) => forward.has(v) && active.has(v);
+    const sil = silu.get(node);
+    if (sil && wants(sil.x)) {
+      addGrad(sil.x, siluVjp(e, sil, node.outputs[0]!, gOut[0]!));
+      continue;
+    }
+    const gn = groupNorms.get(node);
+    if (gn) {
+      const d = groupNormVjp(e, gn, gOut[0]!, { x: wants(gn.x), gamma: wants(gn.gamma), beta: wants(gn.beta) });
+      if (d.x) addGrad(gn.x, d.x);
+      if (d.gamma) addGrad(gn.gamma, d.gamma);
+      if (d.beta) addGrad(gn.beta, d.beta);
       continue;
     }
     const rule = GRAD_RULES[node.opType];

@@ -6,7 +6,7 @@
  */
 import { perChannel } from './decompose.js';
 import type { Emitter } from './emitter.js';
-import { intAttr as int, intsAttr as ints, strAttr as str, type Dim, type OnnxNode } from './ir.js';
+import { floatAttr as flt, intAttr as int, intsAttr as ints, strAttr as str, type Dim, type OnnxNode } from './ir.js';
 
 export type Grads = (string | undefined)[];
 
@@ -52,11 +52,6 @@ export const NON_DIFFERENTIABLE = new Set([
 export function unsupported(node: OnnxNode, why: string): Error {
   return new Error(`cannot differentiate ${node.opType} node "${node.name}": ${why}`);
 }
-
-const flt = (node: OnnxNode, name: string, dflt: number): number => {
-  const a = node.attrs[name];
-  return a?.type === 'float' ? a.value : a?.type === 'int' ? a.value : dflt;
-};
 
 const first = () => [0];
 const unary = (f: (e: Emitter, x: string, y: string, g: string, node: OnnxNode) => string): GradRule => ({

@@ -83,6 +83,11 @@ export function intAttr(node: OnnxNode, name: string, dflt: number): number {
   const a = node.attrs[name];
   return a?.type === 'int' ? a.value : dflt;
 }
+/** A float attribute (an int one read as a number too: some exporters write epsilon = 0 as an int). */
+export function floatAttr(node: OnnxNode, name: string, dflt: number): number {
+  const a = node.attrs[name];
+  return a?.type === 'float' ? a.value : a?.type === 'int' ? a.value : dflt;
+}
 export function intsAttr(node: OnnxNode, name: string): number[] | null {
   const a = node.attrs[name];
   return a?.type === 'ints' ? a.value : null;
