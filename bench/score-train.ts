@@ -112,7 +112,7 @@ async function appChild(c: Config, reps: number): Promise<void> {
   const byOp = await opProfile(
     serializeModel(await withFedWeightNchwc(buildScoreTrainingModel(built.model, 'out', built.params))),
     feeds,
-    1,
+    3,
   );
   console.log(
     JSON.stringify({ msPerStep: summarize(times).median, rssMiB: process.resourceUsage().maxRSS / 1024, byOp: Object.fromEntries(byOp) }),

@@ -389,7 +389,7 @@ function convWeightGrad(e: Emitter, x: string, gy: string, a: ConvAttrs, channel
  * dW of an ungrouped 2-D convolution from gathered windows (im2col), one GEMM per kernel tap:
  * dW[co, ci, kh, kw] = Σ_n Σ_p gy[n, co, p]·x_pad[n, ci, s·p + (kh, kw)] — each tap's window is one
  * strided Slice of the padded input, multiplied (batched over n, one operand transposed inside the GEMM)
- * by gy; the k² per-item products are stacked and summed over n at once. ORT's Conv over the batch axis
+ * by gy and summed over n. ORT's Conv over the batch axis
  * (below) runs a kernel as large as the image with k×k outputs at a few GFLOP/s; concatenating the k²
  * windows first (one GEMM with k²·ci columns) copied every window twice more.
  *
@@ -440,12 +440,12 @@ function convWeightGradIm2col(e: Emitter, x: string, gy: string, a: ConvAttrs, c
       }
     }
   }
-  const stacked = e.op(
+  // each tap's [N, ·, ·] summed over n on its own (contiguous and fast), then the k² small sums stacked
+  const summed = e.op(
     'Concat',
-    products.map((t) => e.op('Unsqueeze', [t, e.i64([3])])),
-    { axis: 3 },
-  ); // [N, ·, ·, kh·kw]
-  const summed = e.op('ReduceSum', [stacked, e.i64([0])], { keepdims: 0 });
+    products.map((t) => e.op('Unsqueeze', [e.op('ReduceSum', [t, e.i64([0])], { keepdims: 0 }), e.i64([2])])),
+    { axis: 2 },
+  ); // [·, ·, kh·kw]
   const dw = narrows ? e.op('Transpose', [summed], { perm: [1, 0, 2] }) : summed; // [co, ci, kh·kw]
   return e.op('Reshape', [dw, e.op('Concat', [e.shapeSlice(dw, 0, 2), e.i64([kh, kw])], { axis: 0 })]);
 }
