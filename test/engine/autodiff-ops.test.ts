@@ -278,6 +278,14 @@ const cases: Case[] = [
     opts: F32,
   },
   {
+    // the input gradient as s² phase kernels and a DepthToSpace: stride 3, kernels wider than the stride
+    // on one axis and narrower on the other, uneven pads, sizes that are not multiples of the stride
+    name: 'Conv stride 3, 5×2 kernel, uneven pads',
+    inputs: { x: f32([2, 2, 11, 10]), w: f32([3, 2, 5, 2]), b: f32([3]) },
+    body: (g, x) => g.op('Conv', [x.x!, x.w!, x.b!], { strides: [3, 3], pads: [2, 1, 0, 2] }),
+    opts: F32,
+  },
+  {
     name: 'Conv dilation 2',
     inputs: { x: f32([1, 2, 7, 7]), w: f32([2, 2, 3, 3]) },
     body: (g, x) => g.op('Conv', [x.x!, x.w!], { dilations: [2, 2], pads: [2, 2, 2, 2] }),
