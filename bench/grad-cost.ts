@@ -7,27 +7,17 @@
  *   npx tsx bench/grad-cost.ts [--profile]     (--profile: per-op-type kernel time of both graphs)
  */
 import { buildGuidanceModel } from '../src/main/engine/onnx-critic.js';
-import { buildDiscriminatorNet, type DiscriminatorArch } from '../src/main/engine/nn/discriminator-net.js';
+import { buildDiscriminatorNet, DEFAULT_ARCH, type DiscriminatorArch } from '../src/main/engine/nn/discriminator-net.js';
 import { serializeModel } from '../src/main/engine/onnx/ir.js';
 import { createSession, ort } from '../src/main/engine/onnx/session.js';
 import { fmt, summarize } from './stats.js';
 import { opProfile, topOps } from './op-profile.js';
 
 const NETS: [string, DiscriminatorArch][] = [
+  // the trainer's default at full resolution (--downsample 1): the bundled default's design
   [
     "the bundled default's design (32-64-64 ch at 64×64, attention at 8; resources/models/noto-emoji-dg)",
-    {
-      kind: 'conv-encoder',
-      inChannels: 3,
-      resolution: 64,
-      channels: [32, 64, 64],
-      blocks: 1,
-      attentionAt: [8],
-      groups: 8,
-      timeDim: 64,
-      classes: 0,
-      downsample: 1,
-    },
+    { ...DEFAULT_ARCH, downsample: 1 },
   ],
   [
     'small conv net (32-64 ch, 64×64)',
