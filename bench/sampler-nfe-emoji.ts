@@ -11,7 +11,7 @@
  * seed-noise floor of DDIM 50" (SWD and L2 to source each within the spread of DDIM 50 over four seeds:
  * the issue's criterion — the quality a user sees, not the distance to one discretisation).
  *
- *   npx tsx bench/sampler-nfe-emoji.ts [N]
+ *   npx tsx bench/sampler-nfe-emoji.ts [N] [--dg-only]     (--dg-only: the default path's half, with DG)
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -28,7 +28,7 @@ import { expandInputs, imageSpecOf } from '../src/main/services/translate-files.
 
 const root = join(import.meta.dirname, '..');
 
-export async function samplerNfeEmoji({ n = 32, t0 = 0.5 } = {}) {
+export async function samplerNfeEmoji({ n = 32, t0 = 0.5, dgOnly = false } = {}) {
   const models = join(root, 'resources', 'models');
   const model = await loadScoreModel(join(models, 'noto-emoji-unet', 'manifest.json'));
   const spec = imageSpecOf(model);
@@ -75,7 +75,8 @@ export async function samplerNfeEmoji({ n = 32, t0 = 0.5 } = {}) {
     l2: mean(out.map((o, i) => l2(o, sources[i]!))),
     swd: reference ? swd(out, reference, shape).mean : NaN,
   });
-  for (const dg of [false, true]) {
+  const halves = dgOnly ? [true] : [false, true];
+  for (const dg of halves) {
     const t = Date.now();
     const ref = await run('ddim', 250, dg);
     const err = (out: Float32Array[]) => mean(out.map((o, i) => l2(o, ref[i]!)));
@@ -108,7 +109,7 @@ export async function samplerNfeEmoji({ n = 32, t0 = 0.5 } = {}) {
       }
     }
   }
-  for (const dg of [false, true]) {
+  for (const dg of halves) {
     const cheapest = (ok: (r: (typeof summary)[number]) => boolean) => {
       const c = summary.filter((r) => r.dg === dg && ok(r)).sort((a, b) => a.nfe - b.nfe)[0];
       return c ? `${SAMPLER_LABELS[c.sampler]}, ${c.steps} steps (${c.nfe} NFE)` : 'none';
@@ -124,7 +125,7 @@ export async function samplerNfeEmoji({ n = 32, t0 = 0.5 } = {}) {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const n = Number(process.argv[2] ?? 32);
+  const n = Number(process.argv.slice(2).find((a) => /^\d+$/.test(a)) ?? 32);
   console.log(`sampler-nfe-emoji: the bundled Twemoji → Noto default, SDEdit from t0 = 0.5, N = ${n} — ${new Date().toISOString()}`);
-  await samplerNfeEmoji({ n });
+  await samplerNfeEmoji({ n, dgOnly: process.argv.includes('--dg-only') });
 }
