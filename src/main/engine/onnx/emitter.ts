@@ -105,24 +105,6 @@ export class Emitter {
     return this.memoized(`shapeSlice:${v}:${start}:${end}`, () => this.op('Shape', [v], end === undefined ? { start } : { start, end }));
   }
 
-  /**
-   * Σ over axis 0 of `v` as a product with a row of ones, [1, n] × [n, rest] → [1, rest] (the trailing axes
-   * flattened); `ref` has v's first dim and dtype. ORT's CPU ReduceSum over a leading axis runs at a
-   * fraction of the MatMul's speed (0.17 ms against a few µs for [32, 64, 64], measured 2026-11-29).
-   */
-  sumAxis0Flat(v: string, ref: string): string {
-    const n = this.shapeSlice(ref, 0, 1);
-    const ones = this.memoized(`onesRow:${ref}`, () =>
-      this.op('CastLike', [
-        this.op('ConstantOfShape', [this.op('Concat', [this.i64([1]), n], { axis: 0 })], {
-          value: { type: 'tensor', value: tensorData('float32', [1], [1]) },
-        }),
-        ref,
-      ]),
-    );
-    return this.op('MatMul', [ones, this.op('Reshape', [v, this.op('Concat', [n, this.i64([-1])], { axis: 0 })])]);
-  }
-
   zerosLike(ref: string): string {
     return this.memoized(`zeros:${ref}`, () =>
       this.op('CastLike', [

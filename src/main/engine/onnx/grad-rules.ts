@@ -440,16 +440,13 @@ function convWeightGradIm2col(e: Emitter, x: string, gy: string, a: ConvAttrs, c
       }
     }
   }
-  // each tap's [N, ·, ·] products summed over n (a GEMM with a row of ones), the k² sums stacked tap-major
-  const sums = e.op(
+  // each tap's [N, ·, ·] summed over n on its own (contiguous and fast), then the k² small sums stacked
+  const summed = e.op(
     'Concat',
-    products.map((t) => e.sumAxis0Flat(t, x)),
-    { axis: 0 },
-  ); // [k², A·B]
-  const [A, B] = narrows ? [ci, co] : [co, ci];
-  const ab = typeof A === 'number' && typeof B === 'number' ? e.i64([A, B]) : e.shapeSlice(products[0]!, 1);
-  const taps = e.op('Reshape', [sums, e.op('Concat', [e.i64([kh * kw]), ab], { axis: 0 })]); // [k², A, B]
-  const dw = e.op('Transpose', [taps], { perm: narrows ? [2, 1, 0] : [1, 2, 0] }); // [co, ci, kh·kw]
+    products.map((t) => e.op('Unsqueeze', [e.op('ReduceSum', [t, e.i64([0])], { keepdims: 0 }), e.i64([2])])),
+    { axis: 2 },
+  ); // [·, ·, kh·kw]
+  const dw = narrows ? e.op('Transpose', [summed], { perm: [1, 0, 2] }) : summed; // [co, ci, kh·kw]
   return e.op('Reshape', [dw, e.op('Concat', [e.shapeSlice(dw, 0, 2), e.i64([kh, kw])], { axis: 0 })]);
 }
 
