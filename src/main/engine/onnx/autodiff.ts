@@ -164,7 +164,7 @@ export function gradient(model: OnnxModel, opts: GradientOptions): OnnxModel {
 
   // multi-node units differentiated as one (engine/onnx/units.ts); their interior nodes get no gradient
   const silu = siluUnits(nodes, graph);
-  const groupNorms = groupNormUnits(nodes, graph, e, e.shapes);
+  const groupNorms = groupNormUnits(nodes, graph, e);
   for (let k = nodes.length - 1; k >= 0; k--) {
     const node = nodes[k]!;
     if (!node.outputs.some((o) => active.has(o))) continue;

@@ -7,7 +7,6 @@
  */
 import type { Emitter } from './emitter.js';
 import { floatAttr, type OnnxGraph, type OnnxNode } from './ir.js';
-import type { Shape } from './shapes.js';
 
 /** How many nodes read each value, and the graph's outputs (values that must keep their own gradient). */
 function consumers(nodes: OnnxNode[], graph: OnnxGraph): (v: string) => number {
@@ -71,7 +70,8 @@ export interface GroupNormUnit {
  *   Add(Mul(Reshape(InstanceNormalization(Reshape(x, [0, G, −1]), 1, 0), shape(x)), γ), β)
  * with γ and β of shape [C, 1, …] and every interior value read by the next node only; keyed by the Add.
  */
-export function groupNormUnits(nodes: OnnxNode[], graph: OnnxGraph, e: Emitter, shapes: Map<string, Shape>): Map<OnnxNode, GroupNormUnit> {
+export function groupNormUnits(nodes: OnnxNode[], graph: OnnxGraph, e: Emitter): Map<OnnxNode, GroupNormUnit> {
+  const shapes = e.shapes;
   const uses = consumers(nodes, graph);
   const producer = new Map<string, OnnxNode>();
   for (const n of nodes) for (const o of n.outputs) producer.set(o, n);
