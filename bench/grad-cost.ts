@@ -1,8 +1,8 @@
 /**
  * bench/grad-cost: (forward + input gradient) time ÷ forward time for the guidance graph,
  * on a small conv net and a U-Net-sized encoder, ORT CPU, measured side by side in one
- * process; plus peak RSS. Targets: ≤ 3.5× (the first
- * guidance issue's), ≤ 2.25× (issue 17: what PyTorch's autograd costs on such nets).
+ * process; plus peak RSS. Targets: ≤ 3.5× (the first guidance issue's), ≤ 2.25× (issue 17: what
+ * PyTorch's autograd costs on such nets).
  *
  *   npx tsx bench/grad-cost.ts [--profile]     (--profile: per-op-type kernel time of both graphs)
  */

@@ -165,15 +165,15 @@ export function gradient(model: OnnxModel, opts: GradientOptions): OnnxModel {
   // multi-node units differentiated as one (engine/onnx/units.ts); their interior nodes get no gradient
   const silu = siluUnits(nodes, graph);
   const groupNorms = groupNormUnits(nodes, graph, e);
+  const wants = (v: string) => forward.has(v) && active.has(v);
   for (let k = nodes.length - 1; k >= 0; k--) {
     const node = nodes[k]!;
     if (!node.outputs.some((o) => active.has(o))) continue;
     const gOut: Grads = node.outputs.map((o) => (active.has(o) ? total(o) : undefined));
     if (gOut.every((g) => g === undefined)) continue;
     const diff = new Set(diffInputs(node));
-    const need = node.inputs.map((x, i) => diff.has(i) && !!x && forward.has(x) && active.has(x));
+    const need = node.inputs.map((x, i) => diff.has(i) && !!x && wants(x));
     if (!need.some(Boolean)) continue;
-    const wants = (v: string) => forward.has(v) && active.has(v);
     const sil = silu.get(node);
     if (sil && wants(sil.x)) {
       addGrad(sil.x, siluVjp(e, sil, node.outputs[0]!, gOut[0]!));

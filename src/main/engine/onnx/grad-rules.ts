@@ -414,30 +414,23 @@ function convWeightGradIm2col(e: Emitter, x: string, gy: string, a: ConvAttrs, c
       ? e.op('MatMul', [xs, e.op('Transpose', [gys], { perm: [0, 2, 1] })])
       : e.op('MatMul', [gys, e.op('Transpose', [xs], { perm: [0, 2, 1] })]);
   const products: string[] = [];
-  if (same && narrows && kh * kw > 1) {
-    const padded = e.op('Pad', [gy, e.i64([0, 0, pb, pr, 0, 0, pt, pl])]);
-    const xFlat = flat(x);
-    const size = e.shapeSlice(x, 2); // [H, W]
-    for (let i = 0; i < kh; i++) {
-      for (let j = 0; j < kw; j++) {
-        const starts = e.i64([kh - 1 - i, kw - 1 - j]);
-        const window = e.op('Slice', [padded, starts, e.op('Add', [size, starts]), e.i64([2, 3])]); // [N, co, H, W]
-        products.push(product(xFlat, flat(window)));
-      }
-    }
-  } else {
-    const padded = a.pads.some((p) => p !== 0) ? e.op('Pad', [x, e.i64([0, 0, pt, pl, 0, 0, pb, pr])]) : x;
-    const span = e.op('Mul', [e.shapeSlice(gy, 2), e.i64([sh, sw])]); // the windows cover [Ho, Wo]·stride
-    const gyFlat = flat(gy); // [N, co, P]
-    for (let i = 0; i < kh; i++) {
-      for (let j = 0; j < kw; j++) {
-        const starts = e.i64([i, j]);
-        const window =
-          kh * kw === 1 && sh === 1 && sw === 1
-            ? padded
-            : e.op('Slice', [padded, starts, e.op('Add', [span, starts]), e.i64([2, 3]), e.i64([sh, sw])]); // [N, ci, Ho, Wo]
-        products.push(product(flat(window), gyFlat));
-      }
+  const shiftGy = same && narrows && kh * kw > 1;
+  // the windows: of gy padded by the complementary pads (shiftGy), else of x padded by the conv's own
+  const windowed = shiftGy
+    ? e.op('Pad', [gy, e.i64([0, 0, pb, pr, 0, 0, pt, pl])])
+    : a.pads.some((p) => p !== 0)
+      ? e.op('Pad', [x, e.i64([0, 0, pt, pl, 0, 0, pb, pr])])
+      : x;
+  const fixed = flat(shiftGy ? x : gy); // [N, ci or co, P], shared by the taps
+  const span = shiftGy ? e.shapeSlice(x, 2) : e.op('Mul', [e.shapeSlice(gy, 2), e.i64([sh, sw])]); // what a window covers
+  for (let i = 0; i < kh; i++) {
+    for (let j = 0; j < kw; j++) {
+      const starts = e.i64(shiftGy ? [kh - 1 - i, kw - 1 - j] : [i, j]);
+      const window =
+        kh * kw === 1 && sh === 1 && sw === 1
+          ? windowed
+          : e.op('Slice', [windowed, starts, e.op('Add', [span, starts]), e.i64([2, 3]), e.i64([sh, sw])]); // [N, ·, Ho, Wo]
+      products.push(shiftGy ? product(fixed, flat(window)) : product(flat(window), fixed));
     }
   }
   // each tap's [N, ·, ·] summed over n, then the k² small sums stacked (summing by a GEMM with a row of

@@ -246,10 +246,11 @@ export function inferShapes(graph: OnnxGraph, nodes: OnnxNode[]): Map<string, Sh
           const d = x[a];
           const step = n.inputs[4] ? sp?.[k] : 1;
           if (typeof d !== 'number' || !st || !en || !step) return void (o[a] = null);
-          // ONNX Slice: negative indices count from the end; clamped to [0, d] going forward, to [-1, d-1] going back
-          const [lo, hi] = step > 0 ? [0, d] : [-1, d - 1];
-          const clamp = (v: number, first: boolean) => Math.max(first && step < 0 ? 0 : lo, Math.min(hi, v < 0 ? v + d : v));
-          o[a] = Math.max(0, Math.ceil((clamp(en[k]!, false) - clamp(st[k]!, true)) / step));
+          // ONNX Slice: negative indices count from the end; start clamped to [0, d] going forward and to
+          // [0, d − 1] going back, end to [0, d] and [−1, d − 1]
+          const hi = step > 0 ? d : d - 1;
+          const clamp = (v: number, lo: number) => Math.max(lo, Math.min(hi, v < 0 ? v + d : v));
+          o[a] = Math.max(0, Math.ceil((clamp(en[k]!, step > 0 ? 0 : -1) - clamp(st[k]!, 0)) / step));
         });
       out = o;
     } else if (n.opType === 'Gather' && x && ins[1]) {
