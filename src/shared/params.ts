@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 
-export const SAMPLER_NAMES = ['euler', 'heun', 'ddim', 'ddpm', 'dpm++2m', 'dpm++3m'] as const;
+export const SAMPLER_NAMES = ['euler', 'heun', 'ddim', 'ddpm', 'dpm++2m', 'dpm++3m', 'unipc'] as const;
 
 /** How the CLI, the studio and the docs name each sampler. */
 export const SAMPLER_LABELS: Record<(typeof SAMPLER_NAMES)[number], string> = {
@@ -14,6 +14,7 @@ export const SAMPLER_LABELS: Record<(typeof SAMPLER_NAMES)[number], string> = {
   ddpm: 'DDPM',
   'dpm++2m': 'DPM-Solver++(2M)',
   'dpm++3m': 'DPM-Solver++(3M)',
+  unipc: 'UniPC (bh2)',
 };
 
 export const TranslateParamsSchema = z

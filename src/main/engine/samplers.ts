@@ -201,51 +201,66 @@ function dataPredictionStep(x: Tensor, denoised: Tensor, sigma: number, sigmaNex
 }
 
 /**
- * Multistep DPM-Solver++ of order 2 or 3 in VE form (k-diffusion's sample_dpmpp_2m and the
- * deterministic case of sample_dpmpp_3m_sde): one network evaluation a step, earlier steps'
- * data estimates extrapolate D in λ. Guidance enters through D (guidedDenoise), like every sampler.
+ * The loop of the one-evaluation-a-step samplers: D at each σ (guided), then `advance` from σ to
+ * σ_next > 0 with it; the step to 0 returns D, and a ladder that does not descend (t0 at the
+ * schedule's floor) leaves x where it is.
  */
-async function multistepSampler(denoise: Denoiser, x0: Tensor, sigmas: number[], opts: SamplerOptions, order: 2 | 3) {
+async function oneEvaluationSteps(
+  denoise: Denoiser,
+  x0: Tensor,
+  sigmas: number[],
+  opts: SamplerOptions,
+  advance: (x: Tensor, denoised: Tensor, sigma: number, sigmaNext: number) => Tensor,
+): Promise<Tensor> {
   const total = sigmas.length - 1;
   let x = x0;
-  const history: { denoised: Tensor; h: number }[] = []; // newest first
   for (let i = 0; i < total; i++) {
     throwIfAborted(opts.signal);
     const sigma = sigmas[i]!;
     const sigmaNext = sigmas[i + 1]!;
-    const n = x.shape[0]!;
-    const denoised = await guidedDenoise(denoise, x, filled(n, sigma), opts.guidance, i, 1);
+    const denoised = await guidedDenoise(denoise, x, filled(x.shape[0]!, sigma), opts.guidance, i, 1);
     if (sigmaNext === 0) x = denoised;
-    else if (sigmaNext < sigma) {
-      // (a ladder that does not descend — t0 at the schedule's floor — leaves x where it is)
-      const h = lambdaOf(sigmaNext) - lambdaOf(sigma);
-      x = dataPredictionStep(x, denoised, sigma, sigmaNext);
-      // φ₂(h) = 1 − (1 − e^{−h})/h, φ₃ = φ₂/h − ½ (the exponential integrator's weights of D's λ-derivatives)
-      const phi2 = 1 + Math.expm1(-h) / h;
-      const [prev, prev2] = history;
-      if (order === 3 && prev && prev2) {
-        // third order: first and second divided differences of D in λ
-        const r0 = prev.h / h;
-        const r1 = prev2.h / h;
-        const d10 = combinePerItem(denoised, filled(n, 1 / r0), prev.denoised, filled(n, -1 / r0));
-        const d11 = combinePerItem(prev.denoised, filled(n, 1 / r1), prev2.denoised, filled(n, -1 / r1));
-        const d1 = combinePerItem(d10, filled(n, 1 + r0 / (r0 + r1)), d11, filled(n, -r0 / (r0 + r1)));
-        const d2 = combinePerItem(d10, filled(n, 1 / (r0 + r1)), d11, filled(n, -1 / (r0 + r1)));
-        const phi3 = phi2 / h - 0.5;
-        x = combinePerItem(combinePerItem(x, filled(n, 1), d1, filled(n, phi2)), filled(n, 1), d2, filled(n, -phi3));
-      } else if (prev) {
-        // second order: D's λ-slope from the previous step's estimate; 2M uses DPM-Solver++'s
-        // midpoint weight (1 − e^{−h})/2, 3M's start the exponential integrator's φ₂
-        const r = prev.h / h;
-        const d = combinePerItem(denoised, filled(n, 1 / r), prev.denoised, filled(n, -1 / r));
-        x = combinePerItem(x, filled(n, 1), d, filled(n, order === 2 ? -Math.expm1(-h) / 2 : phi2));
-      }
-      history.unshift({ denoised, h });
-      history.length = Math.min(history.length, 2);
-    }
+    else if (sigmaNext < sigma) x = advance(x, denoised, sigma, sigmaNext);
     await opts.onStep?.({ stepIndex: i, totalSteps: total, sigma, x, denoised });
   }
   return x;
+}
+
+/**
+ * Multistep DPM-Solver++ of order 2 or 3 in VE form (k-diffusion's sample_dpmpp_2m and the
+ * deterministic case of sample_dpmpp_3m_sde): one network evaluation a step, earlier steps'
+ * data estimates extrapolate D in λ. Guidance enters through D (guidedDenoise), like every sampler.
+ */
+function multistepSampler(denoise: Denoiser, x0: Tensor, sigmas: number[], opts: SamplerOptions, order: 2 | 3) {
+  const history: { denoised: Tensor; h: number }[] = []; // newest first
+  return oneEvaluationSteps(denoise, x0, sigmas, opts, (xStart, denoised, sigma, sigmaNext) => {
+    const n = xStart.shape[0]!;
+    const h = lambdaOf(sigmaNext) - lambdaOf(sigma);
+    let x = dataPredictionStep(xStart, denoised, sigma, sigmaNext);
+    // φ₂(h) = 1 − (1 − e^{−h})/h, φ₃ = φ₂/h − ½ (the exponential integrator's weights of D's λ-derivatives)
+    const phi2 = 1 + Math.expm1(-h) / h;
+    const [prev, prev2] = history;
+    if (order === 3 && prev && prev2) {
+      // third order: first and second divided differences of D in λ
+      const r0 = prev.h / h;
+      const r1 = prev2.h / h;
+      const d10 = combinePerItem(denoised, filled(n, 1 / r0), prev.denoised, filled(n, -1 / r0));
+      const d11 = combinePerItem(prev.denoised, filled(n, 1 / r1), prev2.denoised, filled(n, -1 / r1));
+      const d1 = combinePerItem(d10, filled(n, 1 + r0 / (r0 + r1)), d11, filled(n, -r0 / (r0 + r1)));
+      const d2 = combinePerItem(d10, filled(n, 1 / (r0 + r1)), d11, filled(n, -1 / (r0 + r1)));
+      const phi3 = phi2 / h - 0.5;
+      x = combinePerItem(combinePerItem(x, filled(n, 1), d1, filled(n, phi2)), filled(n, 1), d2, filled(n, -phi3));
+    } else if (prev) {
+      // second order: D's λ-slope from the previous step's estimate; 2M uses DPM-Solver++'s
+      // midpoint weight (1 − e^{−h})/2, 3M's start the exponential integrator's φ₂
+      const r = prev.h / h;
+      const d = combinePerItem(denoised, filled(n, 1 / r), prev.denoised, filled(n, -1 / r));
+      x = combinePerItem(x, filled(n, 1), d, filled(n, order === 2 ? -Math.expm1(-h) / 2 : phi2));
+    }
+    history.unshift({ denoised, h });
+    history.length = Math.min(history.length, 2);
+    return x;
+  });
 }
 
 /** DPM-Solver++(2M): second-order multistep, one evaluation a step. */
@@ -254,6 +269,58 @@ export const sampleDpmpp2m: Sampler = (denoise, x, sigmas, opts) => multistepSam
 /** DPM-Solver++(3M): third-order multistep, one evaluation a step. */
 export const sampleDpmpp3m: Sampler = (denoise, x, sigmas, opts) => multistepSampler(denoise, x, sigmas, opts, 3);
 
+/**
+ * UniPC (Zhao et al. 2023, the bh2 variant in data prediction; the official code's
+ * multistep_uni_pc_bh_update) in VE form, order 2: the predictor UniP-2 is DPM-Solver++(2M)'s step;
+ * the corrector UniC then re-solves the same step once D at its end is known, and that D — evaluated
+ * at the predicted point — is the next step's D, so the correction costs no network evaluation
+ * (one a step, like 2M) and raises the order by one. No correction after the last evaluation.
+ * Guidance enters through D (guidedDenoise), like every sampler (dg-math §5).
+ */
+export const sampleUniPc: Sampler = (denoise, x0, sigmas, opts) => {
+  let prev: { denoised: Tensor; lambda: number } | undefined; // D and λ one step back
+  let pending: UniStep | undefined;
+  return oneEvaluationSteps(denoise, x0, sigmas, opts, (xPredicted, denoised, sigma, sigmaNext) => {
+    const n = xPredicted.shape[0]!;
+    const x = pending ? uniCorrect(pending, denoised) : xPredicted;
+    const lambda = lambdaOf(sigma);
+    const h = lambdaOf(sigmaNext) - lambda;
+    const firstOrder = dataPredictionStep(x, denoised, sigma, sigmaNext);
+    // UniP-2: D's divided difference towards the previous point, r₁ = (λ₋₁ − λ)/h < 0, weight ρ = ½
+    const r1 = prev ? (prev.lambda - lambda) / h : 0;
+    const d1 = prev ? combinePerItem(prev.denoised, filled(n, 1 / r1), denoised, filled(n, -1 / r1)) : undefined;
+    pending = { startDenoised: denoised, h, firstOrder, slope: d1 && { d1, r1 } };
+    prev = { denoised, lambda };
+    return d1 ? combinePerItem(firstOrder, filled(n, 1), d1, filled(n, -Math.expm1(-h) * 0.5)) : firstOrder;
+  });
+};
+
+/** A UniPC step awaiting its corrector: D at its start, h, the first-order solution x̃, the predictor's D-slope. */
+interface UniStep {
+  startDenoised: Tensor;
+  h: number;
+  firstOrder: Tensor;
+  slope: { d1: Tensor; r1: number } | undefined;
+}
+
+function uniCorrect(step: UniStep, denoisedEnd: Tensor): Tensor {
+  const n = denoisedEnd.shape[0]!;
+  const hh = -step.h;
+  const bh = Math.expm1(hh);
+  // the official recursion's weights: φ₂ = (e^{−h} − 1)/(−h) − 1, φ₃ = φ₂/(−h) − ½
+  const phi2 = Math.expm1(hh) / hh - 1;
+  const phi3 = phi2 / hh - 0.5;
+  const b1 = phi2 / bh;
+  const b2 = (2 * phi3) / bh;
+  const dEnd = combinePerItem(denoisedEnd, filled(n, 1), step.startDenoised, filled(n, -1));
+  if (!step.slope) return combinePerItem(step.firstOrder, filled(n, 1), dEnd, filled(n, -bh * 0.5));
+  const { d1, r1 } = step.slope;
+  const rho0 = (b1 - b2) / (1 - r1);
+  const rho1 = b1 - rho0;
+  const correction = combinePerItem(d1, filled(n, rho0), dEnd, filled(n, rho1));
+  return combinePerItem(step.firstOrder, filled(n, 1), correction, filled(n, -bh));
+}
+
 export const SAMPLERS = {
   euler: sampleEuler,
   heun: sampleHeun,
@@ -261,6 +328,7 @@ export const SAMPLERS = {
   ddpm: sampleDdpm,
   'dpm++2m': sampleDpmpp2m,
   'dpm++3m': sampleDpmpp3m,
+  unipc: sampleUniPc,
 } as const;
 export type SamplerName = keyof typeof SAMPLERS;
 
