@@ -10,8 +10,12 @@
  * Two verdicts: "solves as closely as DDIM 50" (solver error no larger than DDIM 50's) and "within the
  * seed-noise floor of DDIM 50" (SWD and L2 to source each within the spread of DDIM 50 over four seeds:
  * the issue's criterion — the quality a user sees, not the distance to one discretisation).
+ * The references (DDIM 250, DDIM 50 and its floor) run on evenly spaced integer steps, DDIM's classic
+ * ladder; the settings compared run on --spacing (uniform, karras or lambda on the nearest integer steps).
  *
- *   npx tsx bench/sampler-nfe-emoji.ts [N] [--dg-only]     (--dg-only: the default path's half, with DG)
+ *   npx tsx bench/sampler-nfe-emoji.ts [N] [--dg-only | --plain-only] [--spacing uniform|karras|lambda]
+ *   (--dg-only: the default path's half, with DG; --plain-only: the other half; --spacing: the compared
+ *   settings' ladder, default uniform)
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,6 +24,7 @@ import { readImage } from '../src/main/engine/image-io.js';
 import { l2, swd, swdPyramids } from '../src/main/engine/metrics.js';
 import { loadDiscriminator } from '../src/main/engine/discriminator.js';
 import { loadScoreModel } from '../src/main/engine/score-model.js';
+import type { Spacing } from '../src/main/engine/model-schedule.js';
 import { networkEvaluations, type SamplerName } from '../src/main/engine/samplers.js';
 import { translateBatch } from '../src/main/engine/translate.js';
 import type { Tensor } from '../src/main/engine/tensor.js';
@@ -28,7 +33,7 @@ import { expandInputs, imageSpecOf } from '../src/main/services/translate-files.
 
 const root = join(import.meta.dirname, '..');
 
-export async function samplerNfeEmoji({ n = 32, t0 = 0.5, dgOnly = false } = {}) {
+export async function samplerNfeEmoji({ n = 32, t0 = 0.5, halves = [false, true], spacing = 'uniform' as Spacing } = {}) {
   const models = join(root, 'resources', 'models');
   const model = await loadScoreModel(join(models, 'noto-emoji-unet', 'manifest.json'));
   const spec = imageSpecOf(model);
@@ -55,12 +60,17 @@ export async function samplerNfeEmoji({ n = 32, t0 = 0.5, dgOnly = false } = {})
   sources.forEach((s, i) => batch.data.set(s, i * item));
   const seedsFrom = (first: number) => sources.map((_, i) => first + i);
   const split = (t: Tensor) => sources.map((_, i) => t.data.slice(i * item, (i + 1) * item));
-  const run = async (sampler: SamplerName, steps: number, dg: boolean, firstSeed = 0) =>
+  const run = async (sampler: SamplerName, steps: number, dg: boolean, firstSeed = 0, ladder: Spacing = 'uniform') =>
     split(
-      await translateBatch(model, batch, TranslateParamsSchema.parse({ t0, steps, sampler, dgWeight: dg ? weight : 0, batchSize: 8 }), {
-        seeds: seedsFrom(firstSeed),
-        critic: dg ? disc.critic : undefined,
-      }),
+      await translateBatch(
+        model,
+        batch,
+        TranslateParamsSchema.parse({ t0, steps, sampler, spacing: ladder, dgWeight: dg ? weight : 0, batchSize: 8 }),
+        {
+          seeds: seedsFrom(firstSeed),
+          critic: dg ? disc.critic : undefined,
+        },
+      ),
     );
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
   const settings: [SamplerName, number[]][] = [
@@ -69,13 +79,13 @@ export async function samplerNfeEmoji({ n = 32, t0 = 0.5, dgOnly = false } = {})
     ['heun', [5, 8, 10]],
     ['dpm++2m', [5, 8, 10, 15, 20]],
     ['dpm++3m', [8, 10, 15]],
+    ['unipc', [8, 10, 15]],
   ];
   const summary: { dg: boolean; sampler: SamplerName; steps: number; nfe: number; matches: boolean; withinFloor: boolean }[] = [];
   const quality = (out: Float32Array[]) => ({
     l2: mean(out.map((o, i) => l2(o, sources[i]!))),
     swd: reference ? swd(out, reference, shape).mean : NaN,
   });
-  const halves = dgOnly ? [true] : [false, true];
   for (const dg of halves) {
     const t = Date.now();
     const ref = await run('ddim', 250, dg);
@@ -96,7 +106,7 @@ export async function samplerNfeEmoji({ n = 32, t0 = 0.5, dgOnly = false } = {})
     console.log('|---|---|---|---|---|---|---|---|');
     for (const [sampler, stepsList] of settings) {
       for (const steps of stepsList) {
-        const out = await run(sampler, steps, dg);
+        const out = await run(sampler, steps, dg, 0, spacing);
         const e = err(out);
         const q = quality(out);
         const nfe = networkEvaluations(sampler, steps);
@@ -126,6 +136,12 @@ export async function samplerNfeEmoji({ n = 32, t0 = 0.5, dgOnly = false } = {})
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const n = Number(process.argv.slice(2).find((a) => /^\d+$/.test(a)) ?? 32);
-  console.log(`sampler-nfe-emoji: the bundled Twemoji → Noto default, SDEdit from t0 = 0.5, N = ${n} — ${new Date().toISOString()}`);
-  await samplerNfeEmoji({ n, dgOnly: process.argv.includes('--dg-only') });
+  const at = process.argv.indexOf('--spacing');
+  const spacing = (at > 0 ? process.argv[at + 1] : 'uniform') as Spacing;
+  if (!['uniform', 'karras', 'lambda'].includes(spacing)) throw new Error(`--spacing: uniform, karras or lambda, not ${spacing}`);
+  console.log(
+    `sampler-nfe-emoji: the bundled Twemoji → Noto default, SDEdit from t0 = 0.5, N = ${n}, compared settings on ${spacing} spacing — ${new Date().toISOString()}`,
+  );
+  const halves = process.argv.includes('--dg-only') ? [true] : process.argv.includes('--plain-only') ? [false] : [false, true];
+  await samplerNfeEmoji({ n, halves, spacing });
 }

@@ -17,7 +17,7 @@ import {
   sigmaVeFromVp,
   sigmaVpFromSigmaVe,
 } from '../../src/main/engine/schedules.js';
-import { discreteSigmas, fractionalStepFromSigma, modelSchedule } from '../../src/main/engine/model-schedule.js';
+import { discreteSigmas, fractionalStepFromSigma, integerSteps, modelSchedule } from '../../src/main/engine/model-schedule.js';
 
 const taus = [1e-5, 1e-3, 0.05, 0.3, 0.5, 0.9, 1];
 
@@ -67,6 +67,34 @@ describe('discrete DDPM (dg-math §1)', () => {
     expect(ladder.at(-2)).toBe(table[0]);
     expect(ladder.at(-1)).toBe(0);
     expect(ladder).toHaveLength(11);
+  });
+  it("a discrete model honours the spacing on integer steps: uniform is DDIM's even ladder, Karras and λ the nearest steps", () => {
+    const s = modelSchedule({ kind: 'ddpm-linear', steps: 1000, betaStart: 1e-4, betaEnd: 0.02 });
+    const table = discreteSigmas(alphaBarsFromBetas(ddpmLinearBetas(1000)));
+    const steps = (l: number[]) => l.slice(0, -1).map((v) => table.indexOf(v));
+    expect(steps(s.sdeditSigmas(0.5, 10, 'uniform'))).toEqual([500, 444, 389, 333, 278, 222, 167, 111, 56, 0]);
+    // the continuous Karras ladder between the same two σ, each on its nearest step
+    const karras = karrasSigmas(10, table[0]!, table[500]!).map((v) => Math.round(fractionalStepFromSigma(v, table)));
+    expect(steps(s.sdeditSigmas(0.5, 10, 'karras'))).toEqual(karras);
+    expect(karras).toEqual([500, 414, 316, 217, 131, 71, 34, 14, 4, 0]);
+    const lambda = steps(s.sdeditSigmas(0.5, 10, 'lambda'));
+    expect(lambda).toEqual([500, 375, 246, 142, 75, 37, 17, 7, 2, 0]);
+    // where the Karras ladder crowds the low end, merged steps are spread out: as many evaluations as asked
+    for (const [n, expected] of [
+      [200, 200],
+      [600, 501],
+    ]) {
+      const idx = steps(s.sdeditSigmas(0.5, n!, 'karras'));
+      expect(idx).toHaveLength(expected!);
+      expect(idx[0]).toBe(500);
+      expect(idx.at(-1)).toBe(0);
+      idx.slice(1).forEach((v, k) => expect(v).toBeLessThan(idx[k]!));
+    }
+  });
+  it('integerSteps keeps the ends and separates what rounding merged', () => {
+    expect(integerSteps([5.2, 4.9, 4.6, 0.2], 5)).toEqual([5, 4, 3, 0]);
+    expect(integerSteps([9.6, 6.4, 0.4, 0.3, 0.1], 9)).toEqual([9, 6, 2, 1, 0]);
+    expect(integerSteps([3, 2.5, 2, 1.5, 1, 0.5, 0], 3)).toEqual([3, 2, 1, 0]);
   });
 });
 

@@ -102,7 +102,10 @@ export function buildProgram(): Command {
     .option('--eta <eta>', 'DDIM η (0 deterministic, 1 = DDPM)', nonNegative('--eta'), 0)
     .option('--churn <s>', 'EDM S_churn for euler/heun', nonNegative('--churn'), 0)
     .addOption(
-      new Option('--spacing <kind>', 'σ ladder for continuous models: karras, uniform in time, or uniform in λ = −log σ')
+      new Option(
+        '--spacing <kind>',
+        'σ ladder: karras, uniform in time, or uniform in λ = −log σ (discrete-time models: on the nearest integer steps)',
+      )
         .choices(['karras', 'uniform', 'lambda'])
         .default('karras'),
     )

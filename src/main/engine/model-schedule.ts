@@ -72,6 +72,22 @@ function ladder(sigmaHigh: number, sigmaLow: number, steps: number, spacing: Spa
   return [...Array.from({ length: steps }, (_, i) => toSigma(steps === 1 ? 0 : i / (steps - 1))), 0];
 }
 
+/**
+ * Distinct integer steps, descending from `top` to 0, as near as they can be to descending fractional
+ * ones: rounded, then pushed up from the bottom and down from the top wherever rounding merged two
+ * (a Karras ladder crowds the low end), so `min(k, top + 1)` wanted steps give that many evaluations.
+ */
+export function integerSteps(fractional: number[], top: number): number[] {
+  const n = Math.min(fractional.length, top + 1);
+  const wanted = fractional.slice(0, n);
+  if (n < fractional.length) wanted[n - 1] = fractional.at(-1)!; // fewer steps than asked: keep the ends
+  const idx = wanted.map((u) => Math.min(top, Math.max(0, Math.round(u))));
+  for (let k = n - 2; k >= 0; k--) idx[k] = Math.max(idx[k]!, idx[k + 1]! + 1);
+  idx[0] = Math.min(idx[0]!, top);
+  for (let k = 1; k < n; k++) idx[k] = Math.min(idx[k]!, idx[k - 1]! - 1);
+  return idx;
+}
+
 export function modelSchedule(spec: ScheduleSpec): ModelSchedule {
   switch (spec.kind) {
     case 'ddpm-linear':
@@ -88,14 +104,26 @@ export function modelSchedule(spec: ScheduleSpec): ModelSchedule {
         sigmaMax: table[T - 1]!,
         sigmaAt: (t) => table[stepAt(t)]!,
         timeFromSigma: (s) => fractionalStepFromSigma(s, table),
-        sdeditSigmas(t0, steps) {
+        sdeditSigmas(t0, steps, spacing = 'karras') {
           checkT0(t0);
           checkSteps(steps);
-          // dg-math §3: t0 maps to step round(t0·(T-1)); evenly spaced integer steps down to 0
+          // dg-math §3: t0 maps to step round(t0·(T-1)); the network only knows integer steps
           const i0 = stepAt(t0);
-          const idx = new Set<number>();
-          for (let k = 0; k < steps; k++) idx.add(Math.round(i0 * (1 - (steps === 1 ? 0 : k / (steps - 1)))));
-          return [...[...idx].sort((a, b) => b - a).map((i) => table[i]!), 0];
+          if (spacing === 'uniform') {
+            // evenly spaced integer steps down to 0 (DDIM's classic ladder)
+            const idx = new Set<number>();
+            for (let k = 0; k < steps; k++) idx.add(Math.round(i0 * (1 - (steps === 1 ? 0 : k / (steps - 1)))));
+            return [...[...idx].sort((a, b) => b - a).map((i) => table[i]!), 0];
+          }
+          // Karras or λ-uniform σ ladder from step i0 down to step 0, each σ on its nearest step
+          const wanted = ladder(table[i0]!, table[0]!, steps, spacing).slice(0, -1);
+          return [
+            ...integerSteps(
+              wanted.map((s) => fractionalStepFromSigma(s, table)),
+              i0,
+            ).map((i) => table[i]!),
+            0,
+          ];
         },
       };
     }
