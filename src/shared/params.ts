@@ -21,11 +21,12 @@ export const TranslateParamsSchema = z
   .object({
     t0: z.number().gt(0, 't0 must be in (0, 1]').max(1, 't0 must be in (0, 1]').default(0.5),
     /**
-     * Defaults: the cheapest setting whose translations stay within DDIM 50's seed-noise floor in realism
-     * and faithfulness on the bundled default with DG (bench/sampler-nfe-emoji, docs/benchmarks.md,
-     * 2026-11-29): DPM-Solver++(2M), 15 steps = 15 network evaluations (10 leave the floor)
+     * Defaults (with spacing): the cheapest setting whose translations stay within DDIM 50's seed-noise
+     * floor in realism and faithfulness on the bundled default, with DG and without
+     * (bench/sampler-nfe-emoji --spacing karras, docs/benchmarks.md, 2026-11-29): DPM-Solver++(2M) on
+     * the Karras ladder, 8 steps = 8 network evaluations (5 leave the floor with DG)
      */
-    steps: z.number().int().min(1).max(1000).default(15),
+    steps: z.number().int().min(1).max(1000).default(8),
     sampler: z.enum(SAMPLER_NAMES).default('dpm++2m'),
     seed: z
       .number()

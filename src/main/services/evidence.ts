@@ -8,7 +8,7 @@
 import { copyFile, mkdir } from 'node:fs/promises';
 import { basename, join, relative } from 'node:path';
 import type { SweepRow } from '../../shared/api.js';
-import type { TranslateParamsInput } from '../../shared/params.js';
+import { SAMPLER_LABELS, TranslateParamsSchema, type TranslateParamsInput } from '../../shared/params.js';
 import { imageGrid, writeFileAtomic, type ImageSpec } from '../engine/image-io.js';
 import { l2 } from '../engine/metrics.js';
 import type { ExecutionProvider } from '../engine/onnx/session.js';
@@ -411,7 +411,7 @@ export async function runEvidence(
     '',
     `- Score model: \`${relative(req.docsDir, req.modelManifest)}\`; discriminator: \`${relative(req.docsDir, req.discriminatorManifest)}\`.`,
     `- ${chosen.length} held-out source images (of ${paired.length} with a true target), translated at every t0 × w with the same seeds; realism is measured against all ${targetFiles.length} held-out target images.`,
-    `- Sampler parameters: \`${JSON.stringify(req.params)}\`. Sweep time ${Math.round(sweepSeconds)} s.`,
+    `- Sampler: ${samplerLine(req.params)}; parameters given: \`${JSON.stringify(req.params)}\`. Sweep time ${Math.round(sweepSeconds)} s.`,
     ...(req.provenance ?? []).map((p) => `- ${p}`),
     '- Metrics (docs: src/main/engine/metrics.ts): SWD = sliced Wasserstein distance of Laplacian-pyramid patches (Karras 2018) to the target set; FD and KID on fixed random conv features (not comparable with Inception FID); L2 = RMS pixel distance in [-1, 1]; SSIM (Wang 2004). w = 0 is plain SDEdit.',
     `- Seed-noise floor (SDEdit at t0 = ${floorT0} rerun twice with other seeds; the larger change): SWD ${f3(noise.swd)}, FD ${f3(noise.fd)}. Differences smaller than this are not evidence.`,
@@ -450,4 +450,10 @@ export async function runEvidence(
   await writeFileAtomic(markdownPath, md);
   files.push(markdownPath);
   return { rows: sweep.rows, candidateRows, noise, markdownPath, files };
+}
+
+/** The sampler a run used, defaults filled in: "DPM-Solver++(2M), 8 steps, karras spacing". */
+function samplerLine(params: TranslateParamsInput): string {
+  const p = TranslateParamsSchema.parse(params);
+  return `${SAMPLER_LABELS[p.sampler]}, ${p.steps} steps, ${p.spacing} spacing`;
 }

@@ -45,7 +45,7 @@ export const studio = $state({
   params: {
     t0: 0.5,
     dgWeight: 1,
-    steps: 15,
+    steps: 8,
     sampler: 'dpm++2m',
     seed: 0,
     batchSize: 4,
