@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { GraphBuilder } from '../../src/main/engine/onnx/builder.js';
 import { gradient } from '../../src/main/engine/onnx/autodiff.js';
-import { float, parseModel, serializeModel, tensorData, type DType, type OnnxModel } from '../../src/main/engine/onnx/ir.js';
+import { float, parseModel, serializeModel, tensorData, type Dim, type DType, type OnnxModel } from '../../src/main/engine/onnx/ir.js';
 import { Rng } from '../../src/main/engine/rng.js';
 import { checkGradient, randomFeed, type CheckOptions, type Feed } from '../helpers/gradcheck.js';
 
@@ -19,10 +19,15 @@ const F32: CheckOptions = { h: 1e-2, atol: 3e-3, rtol: 2e-2 };
 
 type Build = (g: GraphBuilder) => void;
 const model =
-  (inputs: Record<string, Feed>, body: (g: GraphBuilder, x: Record<string, string>) => string, outDtype: DType) =>
+  (
+    inputs: Record<string, Feed>,
+    body: (g: GraphBuilder, x: Record<string, string>) => string,
+    outDtype: DType,
+    declared: Record<string, Dim[]> = {},
+  ) =>
   (g: GraphBuilder): OnnxModel => {
     const names: Record<string, string> = {};
-    for (const [k, f] of Object.entries(inputs)) names[k] = g.input(k, f.dtype, f.shape);
+    for (const [k, f] of Object.entries(inputs)) names[k] = g.input(k, f.dtype, declared[k] ?? f.shape);
     g.identity(body(g, names), 'y');
     g.output('y', outDtype, null);
     return g.build();
@@ -40,6 +45,27 @@ interface Case {
   body: (g: GraphBuilder, x: Record<string, string>) => string;
   opts: CheckOptions;
   opset?: number;
+  /** input shapes as the graph declares them, where not the fed ones (symbolic dims) */
+  declared?: Record<string, Dim[]>;
+}
+
+/** GroupNorm over 2 groups of [2, 4, 3, 3] as torch.onnx exports it, with InstanceNormalization's ε. */
+function torchGroupNorm(name: string, epsilon: number): Case {
+  return {
+    name,
+    inputs: { x: f32([2, 4, 3, 3]), s: f32([4, 1, 1]), b: f32([4, 1, 1]) },
+    body: (g, x) => {
+      const grouped = g.op('Reshape', [x.x!, g.int64s([0, 2, -1])]);
+      const normed = g.op(
+        'InstanceNormalization',
+        [grouped, g.constant(tensorData('float32', [2], [1, 1])), g.constant(tensorData('float32', [2], [0, 0]))],
+        { epsilon: float(epsilon) },
+      );
+      const back = g.op('Reshape', [normed, g.op('Shape', [x.x!])]);
+      return g.op('Add', [g.op('Mul', [back, x.s!]), x.b!]);
+    },
+    opts: F32,
+  };
 }
 
 const cases: Case[] = [
@@ -110,6 +136,13 @@ const cases: Case[] = [
     name: 'Cast float64 → float32 → float64',
     inputs: { a: f64([6]) },
     body: (g, x) => g.op('Cast', [g.op('Mul', [g.op('Cast', [x.a!], { to: 1 }), g.scalar(3)])], { to: 11 }),
+    opts: F32,
+  },
+  // a rule that needs scalar constants (Sigmoid's 1 − y) on the float32 stage of a float64 graph
+  {
+    name: 'Sigmoid on a float32 stage of a float64 graph',
+    inputs: { a: f64([6]) },
+    body: (g, x) => g.op('Cast', [g.op('Sigmoid', [g.op('Cast', [x.a!], { to: 1 })])], { to: 11 }),
     opts: F32,
   },
   { name: 'Softmax axis 1', inputs: { a: f64([2, 5, 3]) }, body: (g, x) => g.op('Softmax', [x.a!], { axis: 1 }), opts: F64 },
@@ -278,8 +311,8 @@ const cases: Case[] = [
     opts: F32,
   },
   {
-    // the input gradient as s² phase kernels and a DepthToSpace: stride 3, kernels wider than the stride
-    // on one axis and narrower on the other, uneven pads, sizes that are not multiples of the stride
+    // the transposed convolution fitted to x: stride 3, kernels wider than the stride on one axis and
+    // narrower on the other, uneven pads, sizes that are not multiples of the stride
     name: 'Conv stride 3, 5×2 kernel, uneven pads',
     inputs: { x: f32([2, 2, 11, 10]), w: f32([3, 2, 5, 2]), b: f32([3]) },
     body: (g, x) => g.op('Conv', [x.x!, x.w!, x.b!], { strides: [3, 3], pads: [2, 1, 0, 2] }),
@@ -301,6 +334,26 @@ const cases: Case[] = [
     name: 'Conv depthwise stride 2',
     inputs: { x: f32([1, 3, 6, 6]), w: f32([3, 1, 3, 3]) },
     body: (g, x) => g.op('Conv', [x.x!, x.w!], { group: 3, strides: [2, 2], pads: [1, 1, 1, 1] }),
+    opts: F32,
+  },
+  // a stride-1 input gradient is a transposed convolution for fewer than 8 input channels (above),
+  // a convolution with the flipped kernel from 8 on: the same shapes again on that path
+  {
+    name: 'Conv 8 input channels, uneven "same" pads (flipped-kernel path)',
+    inputs: { x: f32([1, 8, 5, 6]), w: f32([2, 8, 2, 3]), b: f32([2]) },
+    body: (g, x) => g.op('Conv', [x.x!, x.w!, x.b!], { pads: [0, 1, 1, 1] }),
+    opts: F32,
+  },
+  {
+    name: 'Conv 8 input channels, dilation 2 (flipped-kernel path)',
+    inputs: { x: f32([1, 8, 7, 7]), w: f32([2, 8, 3, 3]) },
+    body: (g, x) => g.op('Conv', [x.x!, x.w!], { dilations: [2, 2], pads: [2, 2, 2, 2] }),
+    opts: F32,
+  },
+  {
+    name: 'Conv groups 2 of 4 input channels (flipped-kernel path)',
+    inputs: { x: f32([1, 8, 5, 5]), w: f32([6, 4, 3, 3]), b: f32([6]) },
+    body: (g, x) => g.op('Conv', [x.x!, x.w!, x.b!], { group: 2, pads: [1, 1, 1, 1] }),
     opts: F32,
   },
   { name: 'Conv 1×1', inputs: { x: f32([2, 3, 4, 4]), w: f32([5, 3, 1, 1]) }, body: (g, x) => g.op('Conv', [x.x!, x.w!]), opts: F32 },
@@ -368,28 +421,22 @@ const cases: Case[] = [
     opts: F32,
     opset: 21,
   },
-  {
-    name: 'GroupNorm as torch.onnx exports it (Reshape → InstanceNormalization → Reshape → Mul → Add)',
-    inputs: { x: f32([2, 4, 3, 3]), s: f32([4, 1, 1]), b: f32([4, 1, 1]) },
-    body: (g, x) => {
-      const grouped = g.op('Reshape', [x.x!, g.int64s([0, 2, -1])]);
-      const normed = g.op(
-        'InstanceNormalization',
-        [grouped, g.constant(tensorData('float32', [2], [1, 1])), g.constant(tensorData('float32', [2], [0, 0]))],
-        { epsilon: float(1e-5) },
-      );
-      const back = g.op('Reshape', [normed, g.op('Shape', [x.x!])]);
-      return g.op('Add', [g.op('Mul', [back, x.s!]), x.b!]);
-    },
-    opts: F32,
-  },
+  torchGroupNorm('GroupNorm as torch.onnx exports it (Reshape → InstanceNormalization → Reshape → Mul → Add)', 1e-5),
+  // ε as large as the variance: where the unit's recovery of 1/√(σ² + ε) from x̂ shows an error in ε
+  torchGroupNorm('the same GroupNorm with ε = 0.5', 0.5),
 ];
+// the same GroupNorm with its spatial size known only at run time (the group count comes from Size)
+cases.push({
+  ...torchGroupNorm('GroupNorm as torch.onnx exports it, symbolic spatial dims', 1e-5),
+  inputs: { x: f32([2, 4, 3, 5]), s: f32([4, 1, 1]), b: f32([4, 1, 1]) },
+  declared: { x: ['N', 4, 'H', 'W'] },
+});
 
 describe('gradient graphs: every op against central finite differences', () => {
   for (const c of cases) {
     it(c.name, async () => {
       const outDtype = Object.values(c.inputs)[0]!.dtype;
-      const { checked } = await checkGradient(model(c.inputs, c.body, outDtype), c.inputs, c.wrt ?? Object.keys(c.inputs), {
+      const { checked } = await checkGradient(model(c.inputs, c.body, outDtype, c.declared), c.inputs, c.wrt ?? Object.keys(c.inputs), {
         ...c.opts,
         opset: c.opset,
       });
@@ -426,6 +473,16 @@ describe('gradient graphs: structure and errors', () => {
     expect(gm.opsetVersion).toBeGreaterThanOrEqual(17);
     const back = parseModel(serializeModel(gm));
     expect(back.graph.outputs.map((o) => o.name)).toEqual(['y', 'grad_x']);
+  });
+
+  it('a float32 graph gets its scalars as float32 constants: no CastLike at run time', async () => {
+    const g = new (await import('../../src/main/engine/onnx/builder.js')).GraphBuilder('m');
+    const x = g.input('x', 'float32', ['N', 3]);
+    g.identity(g.op('Mul', [g.op('Sqrt', [g.op('Sigmoid', [x])]), g.op('Tanh', [x])]), 'y');
+    g.output('y', 'float32', null);
+    const gm = gradient(g.build(), { of: 'y', wrt: ['x'] });
+    expect(gm.graph.nodes.filter((n) => n.opType === 'CastLike')).toEqual([]);
+    expect([...gm.graph.initializers.values()].filter((t) => t.dims.length === 0).every((t) => t.dtype === 'float32')).toBe(true);
   });
 
   it('reuses forward activations: Tanh is evaluated once', async () => {

@@ -159,7 +159,7 @@ export function gradient(model: OnnxModel, opts: GradientOptions): OnnxModel {
     const ones = e.op('ConstantOfShape', [e.shape(opts.of)], {
       value: { type: 'tensor', value: { dtype: 'float32', dims: [1], data: Float32Array.from([1]) } },
     });
-    addGrad(opts.of, e.op('CastLike', [ones, opts.of]));
+    addGrad(opts.of, e.likeFloat(ones, opts.of));
   }
 
   // multi-node units differentiated as one (engine/onnx/units.ts); their interior nodes get no gradient

@@ -3,6 +3,7 @@
  * shape and constant helpers so shared subexpressions are emitted once.
  */
 import { tensorData, type Attr, type DType, type Dim, type OnnxGraph, type OnnxNode, type TensorData } from './ir.js';
+import { OnnxDataType } from './proto.js';
 import { toAttr, type AttrInput } from './builder.js';
 import { sameShape, type Shape } from './shapes.js';
 
@@ -13,6 +14,8 @@ export class Emitter {
   private readonly memo = new Map<string, string>();
   /** values produced by Constant nodes, for reading static axes / perms */
   private readonly constants = new Map<string, TensorData>();
+  /** the graph's one floating dtype, when it has exactly one (scalars then need no CastLike) */
+  private readonly floatType: 'float32' | 'float64' | null;
 
   constructor(
     readonly graph: OnnxGraph,
@@ -35,6 +38,7 @@ export class Emitter {
         if (one?.type === 'int') this.constants.set(n.outputs[0]!, tensorData('int64', [], [one.value]));
       }
     }
+    this.floatType = soleFloatType(graph);
   }
 
   fresh(hint: string): string {
@@ -86,9 +90,18 @@ export class Emitter {
     return this.constant(tensorData('int64', [], [value]));
   }
 
-  /** A scalar with the dtype of `ref` (CastLike), so the same rule serves float32 and float64 graphs. */
+  /**
+   * A scalar with the dtype of the floating value `ref`, so the same rule serves float32 and float64
+   * graphs: a constant of the graph's one floating dtype, else a CastLike (one more node at run time).
+   */
   scalarLike(value: number, ref: string): string {
+    if (this.floatType) return this.constant(tensorData(this.floatType, [], [value]));
     return this.memoized(`scalarLike:${value}:${ref}`, () => this.op('CastLike', [this.constant(tensorData('float64', [], [value])), ref]));
+  }
+
+  /** A float32 value `v` in the dtype of the floating value `ref`: `v` itself in an all-float32 graph, else a CastLike. */
+  likeFloat(v: string, ref: string): string {
+    return this.floatType === 'float32' ? v : this.op('CastLike', [v, ref]);
   }
 
   shape(v: string): string {
@@ -107,10 +120,10 @@ export class Emitter {
 
   zerosLike(ref: string): string {
     return this.memoized(`zeros:${ref}`, () =>
-      this.op('CastLike', [
+      this.likeFloat(
         this.op('ConstantOfShape', [this.shape(ref)], { value: { type: 'tensor', value: tensorData('float32', [1], [0]) } }),
         ref,
-      ]),
+      ),
     );
   }
 
@@ -170,4 +183,37 @@ export class Emitter {
     const summed = this.op('ReduceSum', [g1, axes], { keepdims: 1, noop_with_empty_axes: 1 });
     return this.op('Reshape', [summed, sr]);
   }
+}
+
+const FLOAT_CODES = new Map<number, string>([
+  [OnnxDataType.float32, 'float32'],
+  [OnnxDataType.float64, 'float64'],
+  [OnnxDataType.float16, 'float16'],
+  [16, 'bfloat16'],
+]);
+
+/**
+ * The one floating dtype a graph's values can have — that of every floating input, output, initializer
+ * and tensor attribute, and of every dtype a node casts to or makes (Cast's `to`, RandomNormal's
+ * `dtype`, ConstantOfShape's float32 default) — when it is float32 or float64 alone; null when floats
+ * are mixed.
+ */
+function soleFloatType(graph: OnnxGraph): 'float32' | 'float64' | null {
+  const seen = new Set<string>();
+  const note = (dtype: string) => {
+    if (FLOAT_CODES.has(OnnxDataType[dtype as DType] ?? -1)) seen.add(dtype);
+  };
+  for (const v of [...graph.inputs, ...graph.outputs]) note(v.dtype);
+  for (const t of graph.initializers.values()) note(t.dtype);
+  for (const n of graph.nodes) {
+    // ops that make float32 unless told otherwise
+    if (n.opType === 'ConstantOfShape' && !n.attrs['value']) seen.add('float32');
+    if ((n.opType === 'RandomNormal' || n.opType === 'RandomUniform') && !n.attrs['dtype']) seen.add('float32');
+    for (const [name, a] of Object.entries(n.attrs)) {
+      if (a.type === 'tensor') note(a.value.dtype);
+      else if ((name === 'to' || name === 'dtype') && a.type === 'int' && FLOAT_CODES.has(a.value)) seen.add(FLOAT_CODES.get(a.value)!);
+    }
+  }
+  const [only] = seen;
+  return seen.size === 1 && (only === 'float32' || only === 'float64') ? only : null;
 }

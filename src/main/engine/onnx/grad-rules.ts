@@ -153,12 +153,12 @@ const instanceNorm: GradRule = {
           'InstanceNormalization',
           [
             x,
-            e.op('CastLike', [
+            e.likeFloat(
               e.op('ConstantOfShape', [e.op('Shape', [scale])], {
                 value: { type: 'tensor', value: { dtype: 'float32', dims: [1], data: Float32Array.from([1]) } },
               }),
               scale,
-            ]),
+            ),
             e.zerosLike(scale),
           ],
           { epsilon: { type: 'float', value: eps } },
@@ -347,6 +347,12 @@ function convInputGrad(e: Emitter, g: string, w: string, x: string, a: ConvAttrs
   const sp = a.spatial;
   const reach = a.kernel.map((k, i) => a.dilations[i]! * (k - 1));
   const flippedPads = a.pads.map((p, i) => reach[i % sp]! - p);
+  // a gradient with fewer channels than one NCHWc block (an image's 3) would pad them to a block
+  // in ORT's fast kernel: there the transposed convolution, at stride 1 exactly x's size, is cheaper
+  const inputChannels = (e.staticShape(w)?.[1] as number | undefined) ?? Infinity;
+  const fewChannels = a.group * inputChannels < 8;
+  if (a.strides.every((s) => s === 1) && flippedPads.every((p) => p >= 0) && fewChannels)
+    return e.op('ConvTranspose', [g, w], { pads: a.pads, dilations: a.dilations, group: a.group });
   if (a.strides.every((s) => s === 1) && flippedPads.every((p) => p >= 0)) {
     const spatialAxes = Array.from({ length: sp }, (_, i) => i + 2);
     const flipped = e.op('Slice', [
@@ -518,10 +524,10 @@ const convTranspose: GradRule = {
 function spreadWindows(e: Emitter, g: string, x: string, kernel: number[], strides: number[], pads: number[]): string {
   const sp = kernel.length;
   const flat = e.op('Reshape', [g, e.op('Concat', [e.i64([-1, 1]), e.shapeSlice(g, 2)], { axis: 0 })]);
-  const ones = e.op('CastLike', [
+  const ones = e.likeFloat(
     e.constant({ dtype: 'float32', dims: [1, 1, ...kernel], data: new Float32Array(kernel.reduce((p, k) => p * k, 1)).fill(1) }),
     g,
-  ]);
+  );
   const spread = e.op('ConvTranspose', [flat, ones], { strides, pads: beginPadsOnly(pads) });
   const xFlat = e.op('Reshape', [x, e.op('Concat', [e.i64([-1, 1]), e.shapeSlice(x, 2)], { axis: 0 })]);
   return e.op('Reshape', [fitSpatialTo(e, spread, xFlat, sp), e.shape(x)]);
@@ -549,12 +555,12 @@ const averagePool: GradRule = {
         e.op(
           'AveragePool',
           [
-            e.op('CastLike', [
+            e.likeFloat(
               e.op('ConstantOfShape', [e.shape(x)], {
                 value: { type: 'tensor', value: { dtype: 'float32', dims: [1], data: Float32Array.from([1]) } },
               }),
               x,
-            ]),
+            ),
           ],
           {
             kernel_shape: kernel,

@@ -122,7 +122,10 @@ export class DiscriminatorTrainer {
     const trainModel = buildTrainingModel(net.model, 'logit', net.params, opts.loss);
     const evalModel = initializersToInputs(net.model, net.params);
     const [train, ev] = await Promise.all([
-      createSession(serializeModel(await withFedWeightNchwc(trainModel, opts.session)), 'discriminator training graph', opts.session),
+      createSession(serializeModel(await withFedWeightNchwc(trainModel, opts.session)), 'discriminator training graph', {
+        ...opts.session,
+        memoryPattern: false,
+      }),
       createSession(serializeModel(await withFedWeightNchwc(evalModel, opts.session)), 'discriminator', opts.session),
     ]);
     return new DiscriminatorTrainer(net, dataShape, opts, train, ev);

@@ -146,7 +146,10 @@ export class ScoreTrainer {
     const trainModel = buildScoreTrainingModel(net.model, 'out', net.params);
     const forward = initializersToInputs(net.model, net.params);
     const [train, fwd] = await Promise.all([
-      createSession(serializeModel(await withFedWeightNchwc(trainModel, opts.session)), 'score-model training graph', opts.session),
+      createSession(serializeModel(await withFedWeightNchwc(trainModel, opts.session)), 'score-model training graph', {
+        ...opts.session,
+        memoryPattern: false,
+      }),
       createSession(serializeModel(await withFedWeightNchwc(forward, opts.session)), 'score model', opts.session),
     ]);
     return new ScoreTrainer(net, opts, train, fwd);
