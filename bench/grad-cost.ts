@@ -1,13 +1,17 @@
 /**
  * bench/grad-cost: (forward + input gradient) time ÷ forward time for the guidance graph,
- * on a small conv net and a U-Net-sized encoder, ORT CPU, measured side by side in one
+ * on the bundled discriminator's design, a small conv net, a U-Net-sized encoder and the frozen
+ * U-Net encoder design (the bundled U-Net's own encoder), ORT CPU, measured side by side in one
  * process; plus peak RSS. Targets: ≤ 3.5× (the first guidance issue's), ≤ 2.25× (issue 17: what
  * PyTorch's autograd costs on such nets).
  *
  *   npx tsx bench/grad-cost.ts [--profile]     (--profile: per-op-type kernel time of both graphs)
  */
 import { buildGuidanceModel } from '../src/main/engine/onnx-critic.js';
-import { buildDiscriminatorNet, DEFAULT_ARCH, type DiscriminatorArch } from '../src/main/engine/nn/discriminator-net.js';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { buildDiscriminatorNet, DEFAULT_ARCH, type BuiltNet, type DiscriminatorArch } from '../src/main/engine/nn/discriminator-net.js';
+import { buildFrozenFeatureNet } from '../src/main/engine/nn/frozen-features.js';
 import { serializeModel } from '../src/main/engine/onnx/ir.js';
 import { createSession, ort } from '../src/main/engine/onnx/session.js';
 import { fmt, summarize } from './stats.js';
@@ -49,12 +53,34 @@ const NETS: [string, DiscriminatorArch][] = [
   ],
 ];
 
+// the paper's design on the bundled default (docs/emoji-pipeline.md, design C): the bundled U-Net's
+// encoder, frozen, cut at its middle block, with the trainer's head; its gradient runs through the encoder
+const BUNDLED_UNET = join(import.meta.dirname, '..', 'resources', 'models', 'noto-emoji-unet', 'model.onnx');
+const frozenEncoderDesign = async (): Promise<BuiltNet> =>
+  buildFrozenFeatureNet(
+    {
+      kind: 'frozen-features',
+      featureOnnx: BUNDLED_UNET,
+      featureTensor: 'Add_536_out0',
+      hidden: 256,
+      timeDim: 64,
+      timeInput: { name: 't', encoding: { kind: 'ddpm-step', steps: 1000 } },
+    },
+    await readFile(BUNDLED_UNET),
+    [3, 64, 64],
+    1,
+  );
+
 export async function gradCost({ batch = 4, reps = 15, profile = false } = {}) {
   let peakRss = process.memoryUsage().rss;
   const sample = () => (peakRss = Math.max(peakRss, process.memoryUsage().rss));
   const rows = [];
-  for (const [name, arch] of NETS) {
-    const { model, paramCount } = buildDiscriminatorNet(arch, 1);
+  const designs: [string, () => Promise<BuiltNet>][] = [
+    ...NETS.map(([name, arch]): [string, () => Promise<BuiltNet>] => [name, async () => buildDiscriminatorNet(arch, 1)]),
+    ["the frozen U-Net encoder design (the bundled U-Net's encoder to its middle block + head; design C)", frozenEncoderDesign],
+  ];
+  for (const [name, build] of designs) {
+    const { model, paramCount } = await build();
     const fwd = await createSession(serializeModel(model), 'forward');
     const guide = await createSession(serializeModel(buildGuidanceModel(model, { x: 'x', output: 'logit' }, 'logit')), 'guidance');
     const x = new ort.Tensor(

@@ -16,6 +16,7 @@ export class Emitter {
   private readonly constants = new Map<string, TensorData>();
   /** the graph's one floating dtype, when it has exactly one (scalars then need no CastLike) */
   private readonly floatType: 'float32' | 'float64' | null;
+  private producers: Map<string, OnnxNode> | undefined;
 
   constructor(
     readonly graph: OnnxGraph,
@@ -125,6 +126,12 @@ export class Emitter {
         ref,
       ),
     );
+  }
+
+  /** The forward graph's node that makes `v`, if any. */
+  producer(v: string): OnnxNode | undefined {
+    this.producers ??= new Map(this.graph.nodes.flatMap((n) => n.outputs.map((o): [string, OnnxNode] => [o, n])));
+    return this.producers.get(v);
   }
 
   /** Static dims of a value, when the graph states them (inputs, initializers, Constant nodes). */

@@ -222,7 +222,20 @@ const where: GradRule = {
 // ---- linear algebra ----
 
 // Y[...,i,j] = Σ_k A[...,i,k]·B[...,k,j]: dA = G·Bᵀ, dB = Aᵀ·G (batch axes broadcast, then summed back)
-const swapLast = (e: Emitter, v: string) => e.op('Einsum', [v], { equation: '...ij->...ji' });
+// the last two axes swapped: a Transpose when the rank is known (ORT folds it into the MatMul as a
+// FusedMatMul transA/transB), else an Einsum, which takes any rank but runs as its own slow kernel
+// (and a value that is itself such a Transpose gives back its input: the forward's Transpose then keeps
+// one consumer, which ORT can fold into its MatMul too)
+const swapLast = (e: Emitter, v: string) => {
+  const rank = (e.staticShape(v) ?? e.shapes.get(v))?.length;
+  if (rank === undefined || rank < 2) return e.op('Einsum', [v], { equation: '...ij->...ji' });
+  const perm = Array.from({ length: rank }, (_, i) => i);
+  [perm[rank - 2], perm[rank - 1]] = [rank - 1, rank - 2];
+  const made = e.producer(v);
+  const madePerm = made?.opType === 'Transpose' && !made.domain ? made.attrs['perm'] : undefined;
+  if (madePerm?.type === 'ints' && madePerm.value.join() === perm.join()) return made!.inputs[0]!;
+  return e.op('Transpose', [v], { perm });
+};
 const matMul: GradRule = {
   vjp(e, node, [g], need) {
     const [a, b] = node.inputs as [string, string];
