@@ -241,9 +241,13 @@ const matMul: GradRule = {
     const [a, b] = node.inputs as [string, string];
     for (const v of [a, b])
       if (e.staticShape(v)?.length === 1) throw unsupported(node, 'rank-1 operands are not supported; export with explicit 2-D shapes');
+    // operands with the same batch axes need no sum over broadcast ones (and no Shape of them at run time)
+    const [sa, sb] = [e.shapes.get(a), e.shapes.get(b)];
+    const sameBatch = !!sa && !!sb && sa.length === sb.length && sa.slice(0, -2).every((d, i) => d !== null && d === sb[i]);
+    const fit = (grad: string, ref: string) => (sameBatch ? grad : e.unbroadcast(grad, ref));
     return [
-      need[0] ? e.unbroadcast(e.op('MatMul', [g!, swapLast(e, b)]), a) : undefined,
-      need[1] ? e.unbroadcast(e.op('MatMul', [swapLast(e, a), g!]), b) : undefined,
+      need[0] ? fit(e.op('MatMul', [g!, swapLast(e, b)]), a) : undefined,
+      need[1] ? fit(e.op('MatMul', [swapLast(e, a), g!]), b) : undefined,
     ];
   },
 };
