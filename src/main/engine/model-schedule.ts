@@ -109,21 +109,15 @@ export function modelSchedule(spec: ScheduleSpec): ModelSchedule {
           checkSteps(steps);
           // dg-math §3: t0 maps to step round(t0·(T-1)); the network only knows integer steps
           const i0 = stepAt(t0);
-          if (spacing === 'uniform') {
-            // evenly spaced integer steps down to 0 (DDIM's classic ladder)
-            const idx = new Set<number>();
-            for (let k = 0; k < steps; k++) idx.add(Math.round(i0 * (1 - (steps === 1 ? 0 : k / (steps - 1)))));
-            return [...[...idx].sort((a, b) => b - a).map((i) => table[i]!), 0];
-          }
-          // Karras or λ-uniform σ ladder from step i0 down to step 0, each σ on its nearest step
-          const wanted = ladder(table[i0]!, table[0]!, steps, spacing).slice(0, -1);
-          return [
-            ...integerSteps(
-              wanted.map((s) => fractionalStepFromSigma(s, table)),
-              i0,
-            ).map((i) => table[i]!),
-            0,
-          ];
+          // the wanted ladder as fractional steps from i0 down to 0: DDIM's even ladder, or the Karras /
+          // λ-uniform σ ladder between those steps' σ; each then on its nearest integer step
+          const fractional =
+            spacing === 'uniform'
+              ? Array.from({ length: steps }, (_, k) => i0 * (1 - (steps === 1 ? 0 : k / (steps - 1))))
+              : ladder(table[i0]!, table[0]!, steps, spacing)
+                  .slice(0, -1)
+                  .map((s) => fractionalStepFromSigma(s, table));
+          return [...integerSteps(fractional, i0).map((i) => table[i]!), 0];
         },
       };
     }
