@@ -8,7 +8,7 @@ import { Emitter } from './emitter.js';
 import { GRAD_RULES, NON_DIFFERENTIABLE, unsupported, type Grads } from './grad-rules.js';
 import { inferShapes } from './shapes.js';
 import { groupNormUnits, groupNormVjp, siluUnits, siluVjp } from './units.js';
-import type { OnnxGraph, OnnxModel, OnnxNode, ValueInfo } from './ir.js';
+import { FLOAT_DTYPES, type OnnxGraph, type OnnxModel, type OnnxNode, type ValueInfo } from './ir.js';
 
 export interface GradientOptions {
   /** the value to differentiate (usually a graph output) */
@@ -25,8 +25,6 @@ export interface GradientOptions {
 }
 
 export const gradOutputName = (wrt: string) => `grad_${wrt}`;
-
-const FLOAT_TYPES = new Set(['float32', 'float64', 'float16']);
 
 /** Nodes in an order where every input is produced before use (Kahn's algorithm). */
 export function topoSort(graph: OnnxGraph): OnnxNode[] {
@@ -103,7 +101,7 @@ export function gradient(model: OnnxModel, opts: GradientOptions): OnnxModel {
   for (const w of opts.wrt) {
     const info = valueInfo(w);
     if (!info) throw new Error(`cannot differentiate with respect to "${w}": it is neither an input nor an initializer of "${graph.name}"`);
-    if (!FLOAT_TYPES.has(info.dtype))
+    if (!FLOAT_DTYPES.has(info.dtype))
       throw new Error(`cannot differentiate with respect to "${w}": it is ${info.dtype}, not floating point`);
   }
   let nodes = topoSort(graph);

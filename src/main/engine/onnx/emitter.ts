@@ -2,7 +2,7 @@
  * Appends nodes to a graph being rewritten (decompositions, gradients), with memoized
  * shape and constant helpers so shared subexpressions are emitted once.
  */
-import { tensorData, type Attr, type DType, type Dim, type OnnxGraph, type OnnxNode, type TensorData } from './ir.js';
+import { FLOAT_DTYPES, tensorData, type Attr, type DType, type Dim, type OnnxGraph, type OnnxNode, type TensorData } from './ir.js';
 import { OnnxDataType } from './proto.js';
 import { toAttr, type AttrInput } from './builder.js';
 import { sameShape, type Shape } from './shapes.js';
@@ -192,6 +192,7 @@ export class Emitter {
   }
 }
 
+/** ONNX's floating element types by TensorProto code, bfloat16 (16) included, which has no DType here. */
 const FLOAT_CODES = new Map<number, string>([
   [OnnxDataType.float32, 'float32'],
   [OnnxDataType.float64, 'float64'],
@@ -207,18 +208,18 @@ const FLOAT_CODES = new Map<number, string>([
  */
 function soleFloatType(graph: OnnxGraph): 'float32' | 'float64' | null {
   const seen = new Set<string>();
-  const note = (dtype: string) => {
-    if (FLOAT_CODES.has(OnnxDataType[dtype as DType] ?? -1)) seen.add(dtype);
+  const note = (dtype: string | undefined) => {
+    if (dtype && (FLOAT_DTYPES.has(dtype) || dtype === 'bfloat16')) seen.add(dtype);
   };
   for (const v of [...graph.inputs, ...graph.outputs]) note(v.dtype);
   for (const t of graph.initializers.values()) note(t.dtype);
   for (const n of graph.nodes) {
     // ops that make float32 unless told otherwise
-    if (n.opType === 'ConstantOfShape' && !n.attrs['value']) seen.add('float32');
-    if ((n.opType === 'RandomNormal' || n.opType === 'RandomUniform') && !n.attrs['dtype']) seen.add('float32');
+    if (n.opType === 'ConstantOfShape' && !n.attrs['value']) note('float32');
+    if ((n.opType === 'RandomNormal' || n.opType === 'RandomUniform') && !n.attrs['dtype']) note('float32');
     for (const [name, a] of Object.entries(n.attrs)) {
       if (a.type === 'tensor') note(a.value.dtype);
-      else if ((name === 'to' || name === 'dtype') && a.type === 'int' && FLOAT_CODES.has(a.value)) seen.add(FLOAT_CODES.get(a.value)!);
+      else if ((name === 'to' || name === 'dtype') && a.type === 'int') note(FLOAT_CODES.get(a.value));
     }
   }
   const [only] = seen;

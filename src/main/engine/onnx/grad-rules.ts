@@ -5,6 +5,7 @@
  * undefined) per input slot it was asked for.
  */
 import { perChannel } from './decompose.js';
+import { invStdFromMean } from './units.js';
 import type { Emitter } from './emitter.js';
 import { floatAttr as flt, intAttr as int, intsAttr as ints, strAttr as str, type Dim, type OnnxNode } from './ir.js';
 
@@ -168,12 +169,7 @@ const instanceNorm: GradRule = {
       // means over the spatial axes (ReduceSum takes its axes as an input in every opset ≥ 13)
       const count = e.op('CastLike', [e.op('Div', [e.op('Size', [x]), e.op('Mul', [e.shapeSlice(x, 0, 1), e.shapeSlice(x, 1, 2)])]), x]);
       const mean = (v: string) => e.op('Div', [e.op('ReduceSum', [v, e.i64(axes)], { keepdims: 1 }), count]);
-      // q = mean(x̂·x) = σ²·r, so σ² = (q² + sqrt(q⁴ + 4q²ε))/2: one product, no cancellation
-      const q = mean(e.op('Mul', [xhat, x]));
-      const q2 = e.op('Mul', [q, q]);
-      const disc = e.op('Sqrt', [e.op('Add', [e.op('Mul', [q2, q2]), e.op('Mul', [q2, e.scalarLike(4 * eps, x)])])]);
-      const variance = e.op('Mul', [e.op('Add', [q2, disc]), e.scalarLike(0.5, x)]);
-      const r = e.op('Reciprocal', [e.op('Sqrt', [e.op('Add', [variance, e.scalarLike(eps, x)])])]);
+      const r = invStdFromMean(e, mean(e.op('Mul', [xhat, x])), eps, x);
       const gxh = identityAffine ? g! : e.op('Mul', [g!, perChannel(e, scale, x)]);
       const m1 = mean(gxh);
       const m2 = mean(e.op('Mul', [gxh, xhat]));
@@ -364,13 +360,12 @@ function convInputGrad(e: Emitter, g: string, w: string, x: string, a: ConvAttrs
   const sp = a.spatial;
   const reach = a.kernel.map((k, i) => a.dilations[i]! * (k - 1));
   const flippedPads = a.pads.map((p, i) => reach[i % sp]! - p);
-  // a gradient with fewer channels than one NCHWc block (an image's 3) would pad them to a block
-  // in ORT's fast kernel: there the transposed convolution, at stride 1 exactly x's size, is cheaper
-  const inputChannels = (e.staticShape(w)?.[1] as number | undefined) ?? Infinity;
-  const fewChannels = a.group * inputChannels < 8;
-  if (a.strides.every((s) => s === 1) && flippedPads.every((p) => p >= 0) && fewChannels)
-    return e.op('ConvTranspose', [g, w], { pads: a.pads, dilations: a.dilations, group: a.group });
   if (a.strides.every((s) => s === 1) && flippedPads.every((p) => p >= 0)) {
+    // a gradient with fewer channels than one NCHWc block (an image's 3) would pad them to a block
+    // in ORT's fast kernel: there the transposed convolution, at stride 1 exactly x's size, is cheaper
+    const inputChannels = e.staticShape(w)?.[1];
+    if (typeof inputChannels === 'number' && a.group * inputChannels < 8)
+      return e.op('ConvTranspose', [g, w], { pads: a.pads, dilations: a.dilations, group: a.group });
     const spatialAxes = Array.from({ length: sp }, (_, i) => i + 2);
     const flipped = e.op('Slice', [
       w,

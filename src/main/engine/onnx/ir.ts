@@ -5,6 +5,8 @@
 import { ModelProto, OnnxAttrType, OnnxDataType } from './proto.js';
 
 export type DType = keyof typeof OnnxDataType;
+/** The floating element types (autodiff differentiates only these). */
+export const FLOAT_DTYPES: ReadonlySet<string> = new Set<DType>(['float16', 'float32', 'float64']);
 export type TensorArray = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array | Int8Array;
 
 export interface TensorData {

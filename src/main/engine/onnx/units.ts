@@ -73,10 +73,8 @@ export interface GroupNormUnit {
 export function groupNormUnits(nodes: OnnxNode[], graph: OnnxGraph, e: Emitter): Map<OnnxNode, GroupNormUnit> {
   const shapes = e.shapes;
   const uses = consumers(nodes, graph);
-  const producer = new Map<string, OnnxNode>();
-  for (const n of nodes) for (const o of n.outputs) producer.set(o, n);
   const made = (v: string, op: string) => {
-    const p = producer.get(v);
+    const p = e.producer(v);
     return p && p.opType === op && !p.domain && uses(v) === 1 ? p : undefined;
   };
   const units = new Map<OnnxNode, GroupNormUnit>();
@@ -143,10 +141,7 @@ export function groupNormUnits(nodes: OnnxNode[], graph: OnnxGraph, e: Emitter):
  * — per-channel sums first, so the group means come from [N, C] numbers, and dx is two products and
  * two Adds (ORT's Add broadcasts a per-channel constant faster than a three-input Sum): six full-size
  * passes (g·x̂, x̂·x, two products, two Adds) where the affine, InstanceNormalization and Reshape rules
- * one after another take eight. r comes from q = mean_g(x̂·x) = σ²·r (no E[x²] − E[x]² cancellation):
- * with v = σ² + ε, q = (v − ε)/√v, so √v = (q + √(q² + 4ε))/2 and r = 2/(q + √(q² + 4ε)), a sum of
- * positives — written with sums (P = count·q), so that count = C/G·|space| enters only constants when
- * the spatial dims are static: r = 2·count/D and −r/count = −2/D, D = P + √(P² + 4ε·count²).
+ * one after another take eight. r from q = mean_g(x̂·x) (invStdFromMean).
  * (The same formula in a grouped [N, G, C/G, space] view, which needs no Expand, grew the trainer's
  * peak memory by a quarter in ORT's planner for no speed: measured 2026-11-29.)
  */
@@ -178,21 +173,28 @@ export function groupNormVjp(
   const toChannels = (v: string) => e.op('Reshape', [e.op('Expand', [v, e.i64([1, 1, perGroup])]), e.i64([0, u.channels, ...ones])]);
   const xs = e.shapes.get(u.x);
   const area = xs?.slice(2).reduce<number | null>((a, d) => (a !== null && typeof d === 'number' ? a * d : null), 1) ?? null;
-  const count =
+  // 1/count, count = C/G·|space|: a constant when the spatial dims are static
+  const invCount =
     area === null
-      ? e.op('CastLike', [e.op('Div', [e.op('Size', [u.x]), e.op('Mul', [e.shapeSlice(u.x, 0, 1), e.i64([G])])]), u.x])
-      : e.scalarLike(perGroup * area, u.x);
-  const fourEpsCount2 =
-    area === null
-      ? e.op('Mul', [e.op('Mul', [count, count]), e.scalarLike(4 * u.eps, u.x)])
-      : e.scalarLike(4 * u.eps * (perGroup * area) ** 2, u.x);
-  const P = groupSum(perChannel(e.op('Mul', [u.xhat, u.x]))); // [N, G, 1]
-  const D = e.op('Add', [P, e.op('Sqrt', [e.op('Add', [e.op('Mul', [P, P]), fourEpsCount2])])]);
-  const negRoverCount = e.op('Div', [e.scalarLike(-2, u.x), D]); // −r/count
-  const r = e.op('Mul', [negRoverCount, area === null ? e.op('Neg', [count]) : e.scalarLike(-perGroup * area, u.x)]);
+      ? e.op('Reciprocal', [
+          e.op('CastLike', [e.op('Div', [e.op('Size', [u.x]), e.op('Mul', [e.shapeSlice(u.x, 0, 1), e.i64([G])])]), u.x]),
+        ])
+      : e.scalarLike(1 / (perGroup * area), u.x);
+  const r = invStdFromMean(e, e.op('Mul', [groupSum(perChannel(e.op('Mul', [u.xhat, u.x]))), invCount]), u.eps, u.x); // [N, G, 1]
+  const negRoverCount = e.op('Mul', [r, e.op('Neg', [invCount])]); // (ORT folds the Neg of a constant)
   const a = e.op('Mul', [toChannels(r), u.gamma]);
   const b = toChannels(e.op('Mul', [negRoverCount, groupSum(e.op('Mul', [S!, u.gamma]))])); // −r·m2
   const c = toChannels(e.op('Mul', [negRoverCount, groupSum(e.op('Mul', [T!, u.gamma]))])); // −r·m1
   out.x = e.op('Add', [e.op('Mul', [g, a]), e.op('Add', [e.op('Mul', [u.xhat, b]), c])]);
   return out;
+}
+
+/**
+ * r = 1/√(σ² + ε) of a normalization from q = mean(x̂·x) = σ²·r, the product its backward has anyway
+ * (no E[x²] − E[x]² cancellation): with v = σ² + ε, q = (v − ε)/√v, so √v = (q + √(q² + 4ε))/2 and
+ * r = 2/(q + √(q² + 4ε)), a sum of positives.
+ */
+export function invStdFromMean(e: Emitter, q: string, eps: number, ref: string): string {
+  const root = e.op('Sqrt', [e.op('Add', [e.op('Mul', [q, q]), e.scalarLike(4 * eps, ref)])]);
+  return e.op('Div', [e.scalarLike(2, ref), e.op('Add', [q, root])]);
 }
