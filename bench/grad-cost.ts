@@ -11,7 +11,7 @@ import { buildGuidanceModel } from '../src/main/engine/onnx-critic.js';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buildDiscriminatorNet, DEFAULT_ARCH, type BuiltNet, type DiscriminatorArch } from '../src/main/engine/nn/discriminator-net.js';
-import { buildFrozenFeatureNet } from '../src/main/engine/nn/frozen-features.js';
+import { buildFrozenFeatureNet, FROZEN_FEATURES_HEAD } from '../src/main/engine/nn/frozen-features.js';
 import { serializeModel } from '../src/main/engine/onnx/ir.js';
 import { createSession, ort } from '../src/main/engine/onnx/session.js';
 import { fmt, summarize } from './stats.js';
@@ -62,8 +62,7 @@ const frozenEncoderDesign = async (): Promise<BuiltNet> =>
       kind: 'frozen-features',
       featureOnnx: BUNDLED_UNET,
       featureTensor: 'Add_536_out0',
-      hidden: 256,
-      timeDim: 64,
+      ...FROZEN_FEATURES_HEAD,
       timeInput: { name: 't', encoding: { kind: 'ddpm-step', steps: 1000 } },
     },
     await readFile(BUNDLED_UNET),

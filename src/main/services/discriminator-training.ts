@@ -11,7 +11,7 @@ import { TranslateParamsSchema } from '../../shared/params.js';
 import { ENGINE_VERSION } from '../../shared/version.js';
 import { readImage, writeFileAtomic, type ImageSpec } from '../engine/image-io.js';
 import { buildDiscriminatorNet, DEFAULT_ARCH, type BuiltNet, type ConvEncoderArch } from '../engine/nn/discriminator-net.js';
-import { buildFrozenFeatureNet, type FrozenFeaturesArch } from '../engine/nn/frozen-features.js';
+import { buildFrozenFeatureNet, FROZEN_FEATURES_HEAD, type FrozenFeaturesArch } from '../engine/nn/frozen-features.js';
 import { buildGuidanceModel } from '../engine/onnx-critic.js';
 import { serializeModel, type OnnxModel } from '../engine/onnx/ir.js';
 import { loadDiscriminator } from '../engine/discriminator.js';
@@ -304,8 +304,7 @@ export async function trainDiscriminator(
         featureOnnx: req.frozenFeatures.onnx,
         featureTensor: req.frozenFeatures.tensor,
         ...(req.frozenFeatures.time ? { timeInput: req.frozenFeatures.time } : {}),
-        hidden: 256,
-        timeDim: 64,
+        ...FROZEN_FEATURES_HEAD,
       };
       let bytes: Uint8Array;
       try {

@@ -26,6 +26,9 @@ export interface FrozenFeaturesArch {
   timeInput?: { name: string; encoding: FeatureTimeEncoding } | undefined;
 }
 
+/** The trained head's sizes the app uses for this design (`train-discriminator --features`). */
+export const FROZEN_FEATURES_HEAD = { hidden: 256, timeDim: 64 } as const;
+
 /** `tau`: the LVP τ itself; `ddpm-step`: the step of a T-step DDPM schedule. */
 export type FeatureTimeEncoding = { kind: 'tau' } | { kind: 'ddpm-step'; steps: number };
 
