@@ -11,9 +11,9 @@ export default defineConfig({
       rollupOptions: {
         external,
         input: {
-          index: resolve(import.meta.dirname, 'src/main/index.ts'),
+          index: resolve(import.meta.dirname, 'src/main/app/index.ts'),
           cli: resolve(import.meta.dirname, 'src/main/cli/index.ts'),
-          'backend-host': resolve(import.meta.dirname, 'src/main/backend-host.ts'),
+          'backend-host': resolve(import.meta.dirname, 'src/main/backend/host.ts'),
           // trainings run on a worker thread of the engine process (services/training-thread.ts)
           'training-worker': resolve(import.meta.dirname, 'src/main/services/training.worker.ts'),
         },

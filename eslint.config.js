@@ -29,14 +29,30 @@ export default tseslint.config(
   { files: ['src/renderer/**'], languageOptions: { globals: { ...globals.browser } } },
   boundary(
     ['src/main/engine/**'],
-    ['**/services/**', '**/cli/**', 'electron', '**/main/index*', '**/main/ipc*', '**/renderer/**'],
-    'the engine imports no service, app glue or Electron',
+    ['**/services/**', '**/backend/**', '**/server/**', '**/cli/**', '**/app/**', 'electron', '**/renderer/**'],
+    'the engine imports no service, back end, transport, app glue or Electron',
   ),
   boundary(
     ['src/main/services/**'],
-    ['**/cli/**', 'electron', '**/main/index*', '**/main/ipc*', '**/renderer/**'],
-    'services know nothing of windows or the CLI',
+    ['**/backend/**', '**/server/**', '**/cli/**', '**/app/**', 'electron', '**/renderer/**'],
+    'services know nothing of the back end host, transports, windows or the CLI',
   ),
+  boundary(
+    ['src/main/backend/**'],
+    ['**/server/**', '**/cli/**', '**/app/**', 'electron', '**/renderer/**'],
+    'the back end serves any transport and knows none of them',
+  ),
+  boundary(
+    ['src/main/server/**'],
+    ['**/engine/**', '**/services/**', '**/backend/**', '**/cli/**', '**/app/**', 'electron', '**/renderer/**'],
+    'server mode is a transport: it forwards to a ServedBackend and speaks only the shared contract',
+  ),
+  boundary(
+    ['src/main/app/**'],
+    ['**/engine/**', '**/services/**', '**/server/**', '**/cli/**', '**/renderer/**'],
+    'the Electron app is glue: a window, IPC and the back end host',
+  ),
+  boundary(['src/main/cli/**'], ['**/app/**', 'electron', '**/renderer/**'], 'the CLI runs without Electron'),
   boundary(
     ['src/shared/**'],
     ['**/main/**', '**/renderer/**', '**/preload/**', 'electron', 'node:*'],

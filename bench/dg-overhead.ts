@@ -10,10 +10,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TranslateParamsSchema } from '../src/shared/params.js';
-import { criticFromForward } from '../src/main/engine/onnx-critic.js';
+import { criticFromForward } from '../src/main/engine/models/onnx-critic.js';
 import { buildDiscriminatorNet, DEFAULT_ARCH } from '../src/main/engine/nn/discriminator-net.js';
-import { loadScoreModel } from '../src/main/engine/score-model.js';
-import { translateBatch } from '../src/main/engine/translate.js';
+import { loadScoreModel } from '../src/main/engine/models/score-model.js';
+import { translateBatch } from '../src/main/engine/sampling/translate.js';
 import { writeConvEpsModel } from './conv-eps-model.js';
 import { fmt, summarize } from './stats.js';
 

@@ -12,7 +12,7 @@
 import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { readImage } from '../src/main/engine/image-io.js';
+import { readImage } from '../src/main/engine/io/image-io.js';
 import { buildDiscriminatorNet, DEFAULT_ARCH, type ConvEncoderArch } from '../src/main/engine/nn/discriminator-net.js';
 import { DiscriminatorTrainer } from '../src/main/engine/train/discriminator-trainer.js';
 

@@ -7,7 +7,7 @@
  *
  *   npx tsx bench/grad-cost.ts [--profile]     (--profile: per-op-type kernel time of both graphs)
  */
-import { buildGuidanceModel } from '../src/main/engine/onnx-critic.js';
+import { buildGuidanceModel } from '../src/main/engine/models/onnx-critic.js';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buildDiscriminatorNet, DEFAULT_ARCH, type BuiltNet, type DiscriminatorArch } from '../src/main/engine/nn/discriminator-net.js';

@@ -8,11 +8,11 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { canonicalDenoiser } from '../src/main/engine/denoiser.js';
+import { canonicalDenoiser } from '../src/main/engine/sampling/denoiser.js';
 import { ort } from '../src/main/engine/onnx/session.js';
 import { BatchRng } from '../src/main/engine/rng.js';
-import { loadScoreModel } from '../src/main/engine/score-model.js';
-import { sdedit } from '../src/main/engine/sdedit.js';
+import { loadScoreModel } from '../src/main/engine/models/score-model.js';
+import { sdedit } from '../src/main/engine/sampling/sdedit.js';
 import type { Tensor } from '../src/main/engine/tensor.js';
 import { writeConvEpsModel } from './conv-eps-model.js';
 import { fmt, summarize } from './stats.js';

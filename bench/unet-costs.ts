@@ -19,8 +19,8 @@ import { dirname, join } from 'node:path';
 import { buildDiscriminatorNet, DEFAULT_ARCH } from '../src/main/engine/nn/discriminator-net.js';
 import { buildFrozenFeatureNet } from '../src/main/engine/nn/frozen-features.js';
 import { parseModel } from '../src/main/engine/onnx/ir.js';
-import { criticFromForward } from '../src/main/engine/onnx-critic.js';
-import { loadScoreModel } from '../src/main/engine/score-model.js';
+import { criticFromForward } from '../src/main/engine/models/onnx-critic.js';
+import { loadScoreModel } from '../src/main/engine/models/score-model.js';
 import { fmt, summarize } from './stats.js';
 
 const root = join(import.meta.dirname, '..');

@@ -17,10 +17,10 @@ import { tmpdir } from 'node:os';
 import { basename, join, relative, resolve } from 'node:path';
 import { Command } from 'commander';
 import { list, num } from '../src/main/cli/options.js';
-import { readImage } from '../src/main/engine/image-io.js';
-import { NEVER_SHIP_NOISE, scoreModelCheck } from '../src/main/engine/model-check.js';
-import { loadDiscriminator } from '../src/main/engine/discriminator.js';
-import { loadScoreModel } from '../src/main/engine/score-model.js';
+import { readImage } from '../src/main/engine/io/image-io.js';
+import { NEVER_SHIP_NOISE, scoreModelCheck } from '../src/main/engine/models/model-check.js';
+import { loadDiscriminator } from '../src/main/engine/models/discriminator.js';
+import { loadScoreModel } from '../src/main/engine/models/score-model.js';
 import { resourcesDir } from '../src/main/services/resources.js';
 import { expandInputs, imageSpecOf } from '../src/main/services/translate-files.js';
 

@@ -11,8 +11,8 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { encodePng } from '../src/main/engine/image-io.js';
-import { writeToyScoreModel } from '../src/main/engine/toy-mixture.js';
+import { encodePng } from '../src/main/engine/io/image-io.js';
+import { writeToyScoreModel } from '../src/main/engine/models/toy-mixture.js';
 
 const H = 64;
 const W = 64;

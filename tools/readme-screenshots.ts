@@ -9,8 +9,8 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { StudioBackend } from '../src/main/backend.js';
-import { startServer } from '../src/main/server.js';
+import { StudioBackend } from '../src/main/backend/backend.js';
+import { startServer } from '../src/main/server/server.js';
 import { launchChromium } from './chromium.js';
 
 const root = join(import.meta.dirname, '..');

@@ -9,7 +9,7 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { imageGrid, readImage, type ImageSpec } from '../src/main/engine/image-io.js';
+import { imageGrid, readImage, type ImageSpec } from '../src/main/engine/io/image-io.js';
 import { expandInputs } from '../src/main/services/translate-files.js';
 
 const [sdedit, dg, dgLabel, out] = process.argv.slice(2);

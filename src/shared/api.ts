@@ -101,6 +101,14 @@ export interface SweepRow {
 
 export type StudioEvent = { type: 'job'; job: JobDto } | { type: 'gallery' };
 
+/** What a transport (server mode's HTTP + WebSocket, Electron's IPC) needs of a back end: untyped calls
+ * it forwards after its own checks, files by kind and name, and the event stream. */
+export interface ServedBackend {
+  dispatch(method: string, args: unknown[]): Promise<unknown>;
+  resolveFile(kind: string, name: string): string | null | Promise<string | null>;
+  onEvent(listener: (e: StudioEvent) => void): () => void;
+}
+
 const id = z.string().regex(/^[0-9a-f]{16,64}$/, 'not a source id');
 const entryId = z.string().min(1).max(200);
 

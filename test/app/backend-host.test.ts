@@ -2,12 +2,12 @@ import { fork } from 'node:child_process';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
-import { BackendClient } from '../../src/main/backend-client.js';
+import { BackendClient } from '../../src/main/backend/client.js';
 import type { StudioEvent } from '../../src/shared/api.js';
 import { tempDir } from '../helpers/tmp.js';
 
 describe('the back end in its own process (what Electron runs as a utilityProcess)', async () => {
-  const child = fork(join(import.meta.dirname, '../../src/main/backend-host.ts'), [], {
+  const child = fork(join(import.meta.dirname, '../../src/main/backend/host.ts'), [], {
     execArgv: ['--import', 'tsx'],
     serialization: 'advanced',
     env: { ...process.env, DG_STUDIO_DATA: await tempDir(), DG_STUDIO_MODE: 'electron' },

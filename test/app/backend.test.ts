@@ -3,7 +3,7 @@ import { cp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { StudioBackend } from '../../src/main/backend.js';
+import { StudioBackend } from '../../src/main/backend/backend.js';
 import { ENGINE_VERSION } from '../../src/shared/version.js';
 import { tempDir } from '../helpers/tmp.js';
 

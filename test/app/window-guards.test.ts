@@ -2,8 +2,8 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { outputFolderProblem } from '../../src/main/services/folders.js';
-import { fileInManifestFolder } from '../../src/main/engine/manifest-files.js';
-import { externalUrlAllowed, navigationAllowed, permissionAllowed, senderAllowed } from '../../src/main/window-guards.js';
+import { fileInManifestFolder } from '../../src/main/engine/models/manifest-files.js';
+import { externalUrlAllowed, navigationAllowed, permissionAllowed, senderAllowed } from '../../src/main/app/window-guards.js';
 import { tempDir } from '../helpers/tmp.js';
 import { mkdir, symlink, writeFile } from 'node:fs/promises';
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { readPngText } from '../../src/main/engine/image-io.js';
+import { readPngText } from '../../src/main/engine/io/image-io.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const run = promisify(execFile);
@@ -249,5 +249,38 @@ describe('dg-studio translate (CLI)', async () => {
       expect([args[0], r.code]).toEqual([args[0], 2]);
       expect(r.stderr).toMatch(message);
     }
+  });
+
+  it("the README's study command works as written: two settings from two translations into one gallery (--gallery, or the old --dir)", async () => {
+    const gallery = join(dir, 'study-gallery');
+    const sources = [join(dir, 'a.png'), join(inDir, 'b é.png')];
+    for (const w of ['0', '32']) {
+      const r = await cli([
+        'translate',
+        ...sources,
+        '--t0',
+        '0.5',
+        '--dg-weight',
+        w,
+        '--steps',
+        '2',
+        '--out',
+        join(dir, `study-${w}`),
+        '--gallery',
+        gallery,
+      ]);
+      expect(r.code).toBe(0);
+    }
+    // the README: dg-studio study create --name DG --setting "t0=0.5,w=0" --setting "t0=0.5,w=32" --question realism
+    const create = ['study', 'create', '--name', 'DG', '--setting', 't0=0.5,w=0', '--setting', 't0=0.5,w=32', '--question', 'realism'];
+    const r = await cli([...create, '--gallery', gallery]);
+    expect(r.stderr).toMatch(/created study \d+/);
+    expect([r.code, Number(r.stdout.trim())]).toEqual([0, 1]);
+    const old = await cli([...create, '--dir', gallery]);
+    expect([old.code, Number(old.stdout.trim())]).toEqual([0, 2]);
+    // one setting is not a study: refused in words, by the same schema the studio's API uses
+    const one = await cli(['study', 'create', '--name', 'DG', '--setting', 't0=0.5,w=0', '--gallery', gallery]);
+    expect(one.code).toBe(2);
+    expect(one.stderr).toMatch(/error: settings: .*2/);
   });
 });

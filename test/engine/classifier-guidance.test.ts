@@ -10,14 +10,19 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadClassifier } from '../../src/main/engine/classifier.js';
-import { classifierGuidance, combineGuidance, discriminatorGuidance } from '../../src/main/engine/guidance.js';
+import { loadClassifier } from '../../src/main/engine/models/classifier.js';
+import { classifierGuidance, combineGuidance, discriminatorGuidance } from '../../src/main/engine/sampling/guidance.js';
 import { GraphBuilder } from '../../src/main/engine/onnx/builder.js';
 import { serializeModel, tensorData } from '../../src/main/engine/onnx/ir.js';
 import { BatchRng, Rng } from '../../src/main/engine/rng.js';
-import { loadScoreModel } from '../../src/main/engine/score-model.js';
-import { sdedit } from '../../src/main/engine/sdedit.js';
-import { exactClassifierCritic, exactLogRatioCritic, writeToyScoreModel, type GaussianMixture } from '../../src/main/engine/toy-mixture.js';
+import { loadScoreModel } from '../../src/main/engine/models/score-model.js';
+import { sdedit } from '../../src/main/engine/sampling/sdedit.js';
+import {
+  exactClassifierCritic,
+  exactLogRatioCritic,
+  writeToyScoreModel,
+  type GaussianMixture,
+} from '../../src/main/engine/models/toy-mixture.js';
 import { tempDir } from '../helpers/tmp.js';
 import { modeStats, P, Q } from '../helpers/toy.js';
 

@@ -1,15 +1,15 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { discriminatorGuidance, type Critic } from '../../src/main/engine/guidance.js';
+import { discriminatorGuidance, type Critic } from '../../src/main/engine/sampling/guidance.js';
 import { buildDiscriminatorNet } from '../../src/main/engine/nn/discriminator-net.js';
-import { criticFromForward } from '../../src/main/engine/onnx-critic.js';
+import { criticFromForward } from '../../src/main/engine/models/onnx-critic.js';
 import { serializeModel } from '../../src/main/engine/onnx/ir.js';
 import { BatchRng, Rng } from '../../src/main/engine/rng.js';
-import { importanceSampledLvpTime } from '../../src/main/engine/schedules.js';
-import { loadScoreModel } from '../../src/main/engine/score-model.js';
-import { sdedit } from '../../src/main/engine/sdedit.js';
+import { importanceSampledLvpTime } from '../../src/main/engine/models/schedules.js';
+import { loadScoreModel } from '../../src/main/engine/models/score-model.js';
+import { sdedit } from '../../src/main/engine/sampling/sdedit.js';
 import { DiscriminatorTrainer, sampleTrainingTime } from '../../src/main/engine/train/discriminator-trainer.js';
-import { exactLogRatioCritic, sampleMixture, writeToyScoreModel } from '../../src/main/engine/toy-mixture.js';
+import { exactLogRatioCritic, sampleMixture, writeToyScoreModel } from '../../src/main/engine/models/toy-mixture.js';
 import { tempDir } from '../helpers/tmp.js';
 import { P, Q } from '../helpers/toy.js';
 

@@ -7,11 +7,11 @@ import {
   discriminatorGuidance,
   LOG_RATIO_CLIP,
   type Critic,
-} from '../../src/main/engine/guidance.js';
-import type { Denoiser } from '../../src/main/engine/denoiser.js';
+} from '../../src/main/engine/sampling/guidance.js';
+import type { Denoiser } from '../../src/main/engine/sampling/denoiser.js';
 import { BatchRng } from '../../src/main/engine/rng.js';
-import { CancelledError, sampleDdpm, sampleHeun } from '../../src/main/engine/samplers.js';
-import { alphaFromSigmaVe, lvpTimeFromSigmaVe } from '../../src/main/engine/schedules.js';
+import { CancelledError, sampleDdpm, sampleHeun } from '../../src/main/engine/sampling/samplers.js';
+import { alphaFromSigmaVe, lvpTimeFromSigmaVe } from '../../src/main/engine/models/schedules.js';
 import type { Tensor } from '../../src/main/engine/tensor.js';
 
 /** A critic with a constant gradient g and a log ratio chosen per item; counts its calls. */

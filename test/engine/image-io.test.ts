@@ -2,7 +2,14 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { encodePng, readImage, readPngText, readPngTextFromBuffer, sideBySide, writeFileAtomic } from '../../src/main/engine/image-io.js';
+import {
+  encodePng,
+  readImage,
+  readPngText,
+  readPngTextFromBuffer,
+  sideBySide,
+  writeFileAtomic,
+} from '../../src/main/engine/io/image-io.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const spec = { channels: 3 as const, height: 8, width: 8, valueRange: [-1, 1] as const };

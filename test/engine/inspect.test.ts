@@ -8,11 +8,11 @@ import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { checkClassifier } from '../../src/main/engine/classifier.js';
-import { loadDiscriminator } from '../../src/main/engine/discriminator.js';
-import { loadScoreModel } from '../../src/main/engine/score-model.js';
+import { checkClassifier } from '../../src/main/engine/models/classifier.js';
+import { loadDiscriminator } from '../../src/main/engine/models/discriminator.js';
+import { loadScoreModel } from '../../src/main/engine/models/score-model.js';
 import { inspectOnnxFile } from '../../src/main/services/inspect-model.js';
-import { inspectModel } from '../../src/main/engine/inspect.js';
+import { inspectModel } from '../../src/main/engine/models/inspect.js';
 import { GraphBuilder } from '../../src/main/engine/onnx/builder.js';
 import { tempDir } from '../helpers/tmp.js';
 

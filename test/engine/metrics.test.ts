@@ -9,7 +9,7 @@ import {
   ssim,
   swd,
   swdPyramids,
-} from '../../src/main/engine/metrics.js';
+} from '../../src/main/engine/eval/metrics.js';
 import { Rng } from '../../src/main/engine/rng.js';
 
 const shape = { channels: 3, height: 32, width: 32, range: [-1, 1] as const };

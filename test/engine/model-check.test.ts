@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { Denoiser } from '../../src/main/engine/denoiser.js';
-import { denoisingCheck, linearMmseDenoise, pixelMoments } from '../../src/main/engine/model-check.js';
+import type { Denoiser } from '../../src/main/engine/sampling/denoiser.js';
+import { denoisingCheck, linearMmseDenoise, pixelMoments } from '../../src/main/engine/models/model-check.js';
 import { Rng } from '../../src/main/engine/rng.js';
 
 const SIZE = 16;

@@ -7,9 +7,9 @@
  * step to 0 returns D, first order in every solver, which would put a floor under the errors.
  */
 import { describe, expect, it } from 'vitest';
-import type { Denoiser } from '../../src/main/engine/denoiser.js';
+import type { Denoiser } from '../../src/main/engine/sampling/denoiser.js';
 import { BatchRng } from '../../src/main/engine/rng.js';
-import { SAMPLERS, type SamplerName } from '../../src/main/engine/samplers.js';
+import { SAMPLERS, type SamplerName } from '../../src/main/engine/sampling/samplers.js';
 
 const MU = 0.3;
 const S = 0.5;

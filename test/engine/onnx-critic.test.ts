@@ -1,16 +1,16 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadDiscriminator } from '../../src/main/engine/discriminator.js';
-import { discriminatorGuidance } from '../../src/main/engine/guidance.js';
-import { buildGuidanceModel, createOnnxCritic, criticFromForward } from '../../src/main/engine/onnx-critic.js';
+import { loadDiscriminator } from '../../src/main/engine/models/discriminator.js';
+import { discriminatorGuidance } from '../../src/main/engine/sampling/guidance.js';
+import { buildGuidanceModel, createOnnxCritic, criticFromForward } from '../../src/main/engine/models/onnx-critic.js';
 import { GraphBuilder } from '../../src/main/engine/onnx/builder.js';
 import { serializeModel } from '../../src/main/engine/onnx/ir.js';
 import { BatchRng } from '../../src/main/engine/rng.js';
-import { loadScoreModel } from '../../src/main/engine/score-model.js';
-import { LVP_DEFAULT, lvpAlpha, lvpSigma } from '../../src/main/engine/schedules.js';
-import { sdedit } from '../../src/main/engine/sdedit.js';
-import { writeToyScoreModel } from '../../src/main/engine/toy-mixture.js';
+import { loadScoreModel } from '../../src/main/engine/models/score-model.js';
+import { LVP_DEFAULT, lvpAlpha, lvpSigma } from '../../src/main/engine/models/schedules.js';
+import { sdedit } from '../../src/main/engine/sampling/sdedit.js';
+import { writeToyScoreModel } from '../../src/main/engine/models/toy-mixture.js';
 import { tempDir } from '../helpers/tmp.js';
 
 /** α(τ) and σ²(τ) of LVP inside a graph, from t [N] → [N, 1]. */

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { GraphBuilder } from '../../src/main/engine/onnx/builder.js';
 import { parseModel, serializeModel, tensorData } from '../../src/main/engine/onnx/ir.js';
 import { createSession, ort } from '../../src/main/engine/onnx/session.js';
-import { mixtureScoreOnnx } from '../../src/main/engine/toy-mixture.js';
+import { mixtureScoreOnnx } from '../../src/main/engine/models/toy-mixture.js';
 import { P } from '../helpers/toy.js';
 
 describe('ONNX IR', () => {

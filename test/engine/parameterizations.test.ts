@@ -8,9 +8,9 @@ import {
   scoreFromEps,
   scoreFromX0,
   x0FromV,
-} from '../../src/main/engine/parameterizations.js';
+} from '../../src/main/engine/models/parameterizations.js';
 import { Rng } from '../../src/main/engine/rng.js';
-import { alphaFromSigmaVe } from '../../src/main/engine/schedules.js';
+import { alphaFromSigmaVe } from '../../src/main/engine/models/schedules.js';
 import type { Tensor } from '../../src/main/engine/tensor.js';
 
 const rng = new Rng(7);

@@ -1,11 +1,11 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { discriminatorGuidance, type Critic } from '../../src/main/engine/guidance.js';
+import { discriminatorGuidance, type Critic } from '../../src/main/engine/sampling/guidance.js';
 import { BatchRng } from '../../src/main/engine/rng.js';
-import { loadScoreModel, type ScoreModel } from '../../src/main/engine/score-model.js';
-import { networkEvaluations, SAMPLERS, type SamplerName } from '../../src/main/engine/samplers.js';
-import { sdedit } from '../../src/main/engine/sdedit.js';
-import { exactLogRatioCritic, writeToyScoreModel } from '../../src/main/engine/toy-mixture.js';
+import { loadScoreModel, type ScoreModel } from '../../src/main/engine/models/score-model.js';
+import { networkEvaluations, SAMPLERS, type SamplerName } from '../../src/main/engine/sampling/samplers.js';
+import { sdedit } from '../../src/main/engine/sampling/sdedit.js';
+import { exactLogRatioCritic, writeToyScoreModel } from '../../src/main/engine/models/toy-mixture.js';
 import { tempDir } from '../helpers/tmp.js';
 import { modeStats, P, Q } from '../helpers/toy.js';
 

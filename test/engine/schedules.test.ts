@@ -16,8 +16,8 @@ import {
   LVP_TAU_MIN,
   sigmaVeFromVp,
   sigmaVpFromSigmaVe,
-} from '../../src/main/engine/schedules.js';
-import { discreteSigmas, fractionalStepFromSigma, integerSteps, modelSchedule } from '../../src/main/engine/model-schedule.js';
+} from '../../src/main/engine/models/schedules.js';
+import { discreteSigmas, fractionalStepFromSigma, integerSteps, modelSchedule } from '../../src/main/engine/sampling/model-schedule.js';
 
 const taus = [1e-5, 1e-3, 0.05, 0.3, 0.5, 0.9, 1];
 

@@ -5,7 +5,7 @@ import { serializeModel } from '../../src/main/engine/onnx/ir.js';
 import { withFedWeightNchwc } from '../../src/main/engine/onnx/nchwc.js';
 import { createSession, ort } from '../../src/main/engine/onnx/session.js';
 import { Rng } from '../../src/main/engine/rng.js';
-import { alphaBarsFromBetas, ddpmLinearBetas } from '../../src/main/engine/schedules.js';
+import { alphaBarsFromBetas, ddpmLinearBetas } from '../../src/main/engine/models/schedules.js';
 import {
   clipGradNorm,
   emaDecayAt,
@@ -15,7 +15,7 @@ import {
   type ScoreTrainerOptions,
 } from '../../src/main/engine/train/score-trainer.js';
 import { buildScoreTrainingModel, gradOutputName, LOSS_OUTPUT, TARGET_INPUT } from '../../src/main/engine/train/training-graph.js';
-import { decodeSafetensors, encodeSafetensors } from '../../src/main/engine/safetensors.js';
+import { decodeSafetensors, encodeSafetensors } from '../../src/main/engine/io/safetensors.js';
 
 const TINY: UNetArch = { channels: 8, mult: [1, 2], attn: [4], groups: 4, resolution: 8, patch: 1, imageChannels: 3 };
 const OPTS: ScoreTrainerOptions = { batchSize: 4, lr: 1e-3, warmupSteps: 3, emaDecay: 0.9, gradClip: 1, tMax: 1, seed: 5, hflip: true };

@@ -5,7 +5,7 @@ import { buildFrozenFeatureNet, cutAt, ddpmStepFromTau } from '../../src/main/en
 import { parseModel, serializeModel } from '../../src/main/engine/onnx/ir.js';
 import { createSession, ort } from '../../src/main/engine/onnx/session.js';
 import { Rng } from '../../src/main/engine/rng.js';
-import { loadScoreModel } from '../../src/main/engine/score-model.js';
+import { loadScoreModel } from '../../src/main/engine/models/score-model.js';
 import { directionalCheck } from '../helpers/gradcheck.js';
 
 const dir = join(import.meta.dirname, '..', 'fixtures', 'torch-unet-tiny');

@@ -1,9 +1,9 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadScoreModel } from '../../src/main/engine/score-model.js';
-import { alphaFromSigmaVe } from '../../src/main/engine/schedules.js';
-import { diffusedLogDensityAndScore, writeToyScoreModel, type ToyVariant } from '../../src/main/engine/toy-mixture.js';
+import { loadScoreModel } from '../../src/main/engine/models/score-model.js';
+import { alphaFromSigmaVe } from '../../src/main/engine/models/schedules.js';
+import { diffusedLogDensityAndScore, writeToyScoreModel, type ToyVariant } from '../../src/main/engine/models/toy-mixture.js';
 import { tempDir } from '../helpers/tmp.js';
 import { P } from '../helpers/toy.js';
 

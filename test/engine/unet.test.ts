@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { buildUNet, DEFAULT_UNET_ARCH, unetParameterCount, withUNetWeights, type UNetArch } from '../../src/main/engine/nn/unet.js';
 import { serializeModel } from '../../src/main/engine/onnx/ir.js';
 import { createSession, ort } from '../../src/main/engine/onnx/session.js';
-import { decodeSafetensors } from '../../src/main/engine/safetensors.js';
+import { decodeSafetensors } from '../../src/main/engine/io/safetensors.js';
 
 const fixtures = join(import.meta.dirname, '..', 'fixtures', 'torch-unet-weights');
 

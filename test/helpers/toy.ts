@@ -1,4 +1,4 @@
-import type { GaussianMixture } from '../../src/main/engine/toy-mixture.js';
+import type { GaussianMixture } from '../../src/main/engine/models/toy-mixture.js';
 
 /** Target p (dg-math §7): two narrow modes, 70/30. */
 export const P: GaussianMixture = {

@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { startBackendProcess, type BackendProcess } from '../../src/main/backend-process.js';
-import { startServer, type StudioServer } from '../../src/main/server.js';
+import { startBackendProcess, type BackendProcess } from '../../src/main/backend/process.js';
+import { startServer, type StudioServer } from '../../src/main/server/server.js';
 import { Rng } from '../../src/main/engine/rng.js';
 import { tempDir } from '../helpers/tmp.js';
 

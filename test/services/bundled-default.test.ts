@@ -6,10 +6,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { readImage, type ImageSpec } from '../../src/main/engine/image-io.js';
-import { l2 } from '../../src/main/engine/metrics.js';
-import { NEVER_SHIP_NOISE, scoreModelCheck } from '../../src/main/engine/model-check.js';
-import { loadScoreModel } from '../../src/main/engine/score-model.js';
+import { readImage, type ImageSpec } from '../../src/main/engine/io/image-io.js';
+import { l2 } from '../../src/main/engine/eval/metrics.js';
+import { NEVER_SHIP_NOISE, scoreModelCheck } from '../../src/main/engine/models/model-check.js';
+import { loadScoreModel } from '../../src/main/engine/models/score-model.js';
 import { expandInputs, imageSpecOf, translateFiles } from '../../src/main/services/translate-files.js';
 import { tempDir } from '../helpers/tmp.js';
 

@@ -2,7 +2,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { loadDiscriminator } from '../../src/main/engine/discriminator.js';
+import { loadDiscriminator } from '../../src/main/engine/models/discriminator.js';
 import { bundledDefaults } from '../../src/main/services/resources.js';
 import { parseModel } from '../../src/main/engine/onnx/ir.js';
 import { exportDiscriminator, isValidation, trainDiscriminator, VALIDATION_SALT } from '../../src/main/services/discriminator-training.js';

@@ -3,7 +3,7 @@ import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it, vi } from 'vitest';
-import { decodeSafetensors } from '../../src/main/engine/safetensors.js';
+import { decodeSafetensors } from '../../src/main/engine/io/safetensors.js';
 import { trainScoreModel, type TrainScoreModelRequest } from '../../src/main/services/score-training.js';
 import { translateFiles } from '../../src/main/services/translate-files.js';
 import { tempDir } from '../helpers/tmp.js';

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { bradleyTerry, fleissKappa, wilsonInterval } from '../../src/main/engine/study-stats.js';
+import { bradleyTerry, fleissKappa, wilsonInterval } from '../../src/main/engine/eval/study-stats.js';
 import { Gallery } from '../../src/main/services/gallery.js';
 import { bundledDefaults } from '../../src/main/services/resources.js';
 import { Studies } from '../../src/main/services/studies.js';
@@ -135,7 +135,7 @@ describe('pairwise studies', async () => {
     expect(s.settings[2]!.rate).toBe(1);
     expect(s.annotators[0]!.flagged).toBe(false);
     // with a reference set, every realism metric is ranked against the humans
-    const { readImage } = await import('../../src/main/engine/image-io.js');
+    const { readImage } = await import('../../src/main/engine/io/image-io.js');
     const reference = await Promise.all(inputs.map((f) => readImage(f, { channels: 3, height: 64, width: 64, valueRange: [-1, 1] })));
     const withRef = await studies.summary(grid, reference);
     expect(withRef.metricAgreement!.swd).toHaveLength(3);

@@ -5,7 +5,11 @@
  * in 0…2³²−1 (`seed`), weights and noise amounts numbers ≥ 0 (`nonNegative`), rates and sizes
  * numbers > 0 (`positive`), times and shares numbers in (0, 1] (`fraction`).
  */
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, Option } from '@commander-js/extra-typings';
+import { EXECUTION_PROVIDERS } from '../engine/onnx/session.js';
+import { SAMPLER_NAMES, TranslateParamsSchema } from '../../shared/params.js';
+
+const DEFAULT_PARAMS = TranslateParamsSchema.parse({});
 
 export function num(name: string) {
   return (v: string) => {
@@ -74,3 +78,20 @@ export function nonNegativeInt(name: string) {
     return x;
   };
 }
+
+/**
+ * Options that several commands take, made once so that a flag means the same everywhere. Each adds
+ * itself to a command (typed through @commander-js/extra-typings, so the action sees the field's type).
+ */
+export const providerOption = () =>
+  new Option('--provider <ep>', 'ONNX Runtime execution provider').choices(EXECUTION_PROVIDERS).default('cpu' as const);
+export const threadsOption = () =>
+  new Option('--threads <n>', 'ONNX Runtime threads (default: all cores)').argParser(positiveInt('--threads'));
+export const samplerOption = () => new Option('--sampler <name>', 'sampler').choices(SAMPLER_NAMES).default(DEFAULT_PARAMS.sampler);
+export const stepsOption = (help = 'sampler steps') =>
+  new Option('--steps <n>', help).argParser(positiveInt('--steps')).default(DEFAULT_PARAMS.steps);
+export const seedOption = (help = 'seed of the first image; image i uses seed + i') =>
+  new Option('--seed <n>', help).argParser(seed('--seed')).default(0);
+/** `--gallery <dir>` in every command; the old `--dir` spelling of the gallery and study commands still works, unlisted */
+export const galleryOption = () => new Option('--gallery <dir>', 'gallery folder (default: the studio gallery)');
+export const oldGalleryDirOption = () => new Option('--dir <dir>').hideHelp();

@@ -9,18 +9,18 @@ import { basename, join, relative, resolve } from 'node:path';
 import type { DiscriminatorManifest } from '../../shared/manifest.js';
 import { TranslateParamsSchema } from '../../shared/params.js';
 import { ENGINE_VERSION } from '../../shared/version.js';
-import { readImage, writeFileAtomic, type ImageSpec } from '../engine/image-io.js';
+import { readImage, writeFileAtomic, type ImageSpec } from '../engine/io/image-io.js';
 import { buildDiscriminatorNet, DEFAULT_ARCH, type BuiltNet, type ConvEncoderArch } from '../engine/nn/discriminator-net.js';
 import { buildFrozenFeatureNet, FROZEN_FEATURES_HEAD, type FrozenFeaturesArch } from '../engine/nn/frozen-features.js';
-import { buildGuidanceModel } from '../engine/onnx-critic.js';
+import { buildGuidanceModel } from '../engine/models/onnx-critic.js';
 import { serializeModel, type OnnxModel } from '../engine/onnx/ir.js';
-import { loadDiscriminator } from '../engine/discriminator.js';
+import { loadDiscriminator } from '../engine/models/discriminator.js';
 import type { ExecutionProvider } from '../engine/onnx/session.js';
-import { lvpTimeFromSigmaVe } from '../engine/schedules.js';
-import { loadScoreModel, type ScoreModel } from '../engine/score-model.js';
+import { lvpTimeFromSigmaVe } from '../engine/models/schedules.js';
+import { loadScoreModel, type ScoreModel } from '../engine/models/score-model.js';
 import { DiscriminatorTrainer, type BandStats, type Checkpoint } from '../engine/train/discriminator-trainer.js';
 import type { RatioLoss } from '../engine/train/training-graph.js';
-import { translateBatch } from '../engine/translate.js';
+import { translateBatch } from '../engine/sampling/translate.js';
 import { expandInputs, imageSpecOf, sha256File } from './translate-files.js';
 
 export interface TrainDiscriminatorRequest {

@@ -9,7 +9,7 @@ import { basename, join } from 'node:path';
 import Database from 'better-sqlite3';
 import sharp from 'sharp';
 import { TranslateParamsSchema, type TranslateParams } from '../../shared/params.js';
-import { readPngTextFromBuffer, writeFileAtomic } from '../engine/image-io.js';
+import { readPngTextFromBuffer, writeFileAtomic } from '../engine/io/image-io.js';
 
 export interface RunInfo {
   params: TranslateParams;

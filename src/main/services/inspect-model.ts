@@ -6,12 +6,12 @@
 import { randomBytes } from 'node:crypto';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { checkClassifier } from '../engine/classifier.js';
-import { loadDiscriminator } from '../engine/discriminator.js';
-import { inspectModel, InspectError, type Inspection, type InspectOptions } from '../engine/inspect.js';
+import { checkClassifier } from '../engine/models/classifier.js';
+import { loadDiscriminator } from '../engine/models/discriminator.js';
+import { inspectModel, InspectError, type Inspection, type InspectOptions } from '../engine/models/inspect.js';
 import { parseModel } from '../engine/onnx/ir.js';
 import type { SessionOptions } from '../engine/onnx/session.js';
-import { loadScoreModel } from '../engine/score-model.js';
+import { loadScoreModel } from '../engine/models/score-model.js';
 
 export interface CheckedProposal {
   inspection: Inspection;

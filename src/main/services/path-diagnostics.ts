@@ -6,15 +6,15 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TranslateParamsSchema, type TranslateParamsInput } from '../../shared/params.js';
-import { loadDiscriminator } from '../engine/discriminator.js';
-import { criticAtVeState } from '../engine/guidance.js';
-import { readImage, writeFileAtomic } from '../engine/image-io.js';
+import { loadDiscriminator } from '../engine/models/discriminator.js';
+import { criticAtVeState } from '../engine/sampling/guidance.js';
+import { readImage, writeFileAtomic } from '../engine/io/image-io.js';
 import type { ExecutionProvider } from '../engine/onnx/session.js';
 import { Rng } from '../engine/rng.js';
-import { lvpTimeFromSigmaVe } from '../engine/schedules.js';
-import { loadScoreModel } from '../engine/score-model.js';
+import { lvpTimeFromSigmaVe } from '../engine/models/schedules.js';
+import { loadScoreModel } from '../engine/models/score-model.js';
 import type { Tensor } from '../engine/tensor.js';
-import { translateBatch } from '../engine/translate.js';
+import { translateBatch } from '../engine/sampling/translate.js';
 import { linesSpec, renderPng } from './plots.js';
 import { expandInputs, imageSpecOf } from './translate-files.js';
 

@@ -13,14 +13,14 @@ import { basename, join, resolve } from 'node:path';
 import sharp from 'sharp';
 import type { ScoreModelManifestInput } from '../../shared/manifest.js';
 import { ENGINE_VERSION } from '../../shared/version.js';
-import { imageGrid, readImage, writeFileAtomic, type ImageSpec } from '../engine/image-io.js';
+import { imageGrid, readImage, writeFileAtomic, type ImageSpec } from '../engine/io/image-io.js';
 import { buildUNet, DEFAULT_UNET_ARCH, unetArchProblem, unetParameterCount, type UNetArch } from '../engine/nn/unet.js';
 import { serializeModel } from '../engine/onnx/ir.js';
 import type { ExecutionProvider } from '../engine/onnx/session.js';
-import { decodeSafetensors, encodeSafetensors } from '../engine/safetensors.js';
+import { decodeSafetensors, encodeSafetensors } from '../engine/io/safetensors.js';
 import { checkpointArch, DEFAULT_SCORE_TRAINING, ScoreTrainer } from '../engine/train/score-trainer.js';
-import { NEVER_SHIP_NOISE, scoreModelCheck, type DenoisingLevel } from '../engine/model-check.js';
-import { loadScoreModel } from '../engine/score-model.js';
+import { NEVER_SHIP_NOISE, scoreModelCheck, type DenoisingLevel } from '../engine/models/model-check.js';
+import { loadScoreModel } from '../engine/models/score-model.js';
 import { isValidation } from './discriminator-training.js';
 import { expandInputs } from './translate-files.js';
 

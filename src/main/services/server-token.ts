@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../engine/image-io.js';
+import { writeFileAtomic } from '../engine/io/image-io.js';
 
 export const TOKEN_FILE = 'server-token';
 

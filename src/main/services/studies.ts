@@ -6,11 +6,11 @@
  */
 import { basename } from 'node:path';
 import { createHash } from 'node:crypto';
-import { encodePng, readImage, writeFileAtomic } from '../engine/image-io.js';
-import { createFeatureExtractor } from '../engine/features.js';
-import { frechetDistance, l2, swd, swdPyramids } from '../engine/metrics.js';
+import { encodePng, readImage, writeFileAtomic } from '../engine/io/image-io.js';
+import { createFeatureExtractor } from '../engine/models/features.js';
+import { frechetDistance, l2, swd, swdPyramids } from '../engine/eval/metrics.js';
 import { Rng } from '../engine/rng.js';
-import { bradleyTerry, fleissKappa, wilsonInterval } from '../engine/study-stats.js';
+import { bradleyTerry, fleissKappa, wilsonInterval } from '../engine/eval/study-stats.js';
 import type { Gallery, OutputRow } from './gallery.js';
 
 export interface SettingFilter {

@@ -7,10 +7,10 @@ import { mkdir } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import type { SweepRow } from '../../shared/api.js';
 import { TranslateParamsSchema, type TranslateParamsInput } from '../../shared/params.js';
-import { loadDiscriminator, type LoadedDiscriminator } from '../engine/discriminator.js';
-import { createFeatureExtractor } from '../engine/features.js';
-import { criticAtVeState } from '../engine/guidance.js';
-import { encodePng, readImage, writeFileAtomic, type ImageSpec } from '../engine/image-io.js';
+import { loadDiscriminator, type LoadedDiscriminator } from '../engine/models/discriminator.js';
+import { createFeatureExtractor } from '../engine/models/features.js';
+import { criticAtVeState } from '../engine/sampling/guidance.js';
+import { encodePng, readImage, writeFileAtomic, type ImageSpec } from '../engine/io/image-io.js';
 import {
   frechetDistance,
   kernelInceptionDistance,
@@ -22,11 +22,11 @@ import {
   type FeatureExtractor,
   type ImageShape,
   type SwdPyramids,
-} from '../engine/metrics.js';
+} from '../engine/eval/metrics.js';
 import type { ExecutionProvider } from '../engine/onnx/session.js';
-import { lvpSigmaVe } from '../engine/schedules.js';
-import { loadScoreModel } from '../engine/score-model.js';
-import { translateBatch } from '../engine/translate.js';
+import { lvpSigmaVe } from '../engine/models/schedules.js';
+import { loadScoreModel } from '../engine/models/score-model.js';
+import { translateBatch } from '../engine/sampling/translate.js';
 import { frontierSpec, renderPng } from './plots.js';
 import { expandInputs, imageSpecOf } from './translate-files.js';
 import { t0RangeProblem } from '../../shared/manifest.js';

@@ -10,7 +10,15 @@ import { withFedWeightNchwc } from '../onnx/nchwc.js';
 import { createSession, ort, type OrtSession, type SessionOptions } from '../onnx/session.js';
 import type { BuiltNet } from '../nn/discriminator-net.js';
 import { Rng } from '../rng.js';
-import { importanceSampledLvpTime, lvpAlpha, lvpIntegratedBeta, lvpSigma, LVP_DEFAULT, LVP_TAU_MIN, type LvpParams } from '../schedules.js';
+import {
+  importanceSampledLvpTime,
+  lvpAlpha,
+  lvpIntegratedBeta,
+  lvpSigma,
+  LVP_DEFAULT,
+  LVP_TAU_MIN,
+  type LvpParams,
+} from '../models/schedules.js';
 import { Adam, type AdamState } from './adam.js';
 import { buildTrainingModel, gradOutputName, LABEL_INPUT, LOSS_OUTPUT, WEIGHT_INPUT, type RatioLoss } from './training-graph.js';
 

@@ -4,7 +4,7 @@
 import type { Denoiser } from './denoiser.js';
 import type { ModelSchedule, Spacing } from './model-schedule.js';
 import { SAMPLERS, type ChurnOptions, type SamplerName, type SamplerOptions } from './samplers.js';
-import { combinePerItem, filled, type Tensor } from './tensor.js';
+import { combinePerItem, filled, type Tensor } from '../tensor.js';
 
 export interface SdeditParams {
   t0: number;

@@ -4,17 +4,17 @@
  * guidance critic log p(y | x_τ, τ) with its gradient, built by the project's differentiator.
  */
 import { dirname } from 'node:path';
-import { ClassifierManifestSchema, describeManifestErrors, upgradeManifest, type ClassifierManifest } from '../../shared/manifest.js';
+import { ClassifierManifestSchema, describeManifestErrors, upgradeManifest, type ClassifierManifest } from '../../../shared/manifest.js';
 import { fileInManifestFolder } from './manifest-files.js';
-import type { Critic } from './guidance.js';
+import type { Critic } from '../sampling/guidance.js';
 import { createOnnxCritic, encodeDiscriminatorTime, LOG_RATIO_OUTPUT } from './onnx-critic.js';
-import { gradient } from './onnx/autodiff.js';
-import { Emitter } from './onnx/emitter.js';
-import { parseModel, serializeModel, type OnnxModel } from './onnx/ir.js';
+import { gradient } from '../onnx/autodiff.js';
+import { Emitter } from '../onnx/emitter.js';
+import { parseModel, serializeModel, type OnnxModel } from '../onnx/ir.js';
 import { readFile } from 'node:fs/promises';
-import { createSession, expectDType, ort, tensorMetadata, type SessionOptions } from './onnx/session.js';
+import { createSession, expectDType, ort, tensorMetadata, type SessionOptions } from '../onnx/session.js';
 import { dryRunBatch, manifestPathOf, missingTensor, readJsonFile } from './score-model.js';
-import { firstNonFinite } from './tensor.js';
+import { firstNonFinite } from '../tensor.js';
 
 /** Read, check and dry-run a classifier manifest; returns it, or throws naming the field and the fix. */
 export async function checkClassifier(manifestPathOrFolder: string, opts: SessionOptions = {}): Promise<ClassifierManifest> {

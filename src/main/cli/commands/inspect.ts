@@ -2,29 +2,16 @@
  * `dg-studio inspect model.onnx`: what the file takes and gives, what it probably is, and a proposed
  * manifest that has been loaded and run once on a tiny batch before it is written.
  */
-import type { Command } from 'commander';
-import { InvalidArgumentError, Option } from 'commander';
+import { InvalidArgumentError, Option, type Command } from '@commander-js/extra-typings';
 import { existsSync } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { MANIFEST_FORMATS, type ManifestKind } from '../../shared/manifest.js';
-import type { InspectedTensor } from '../engine/inspect.js';
-import { EXECUTION_PROVIDERS } from '../engine/onnx/session.js';
-import { inspectOnnxFile } from '../services/inspect-model.js';
-import { pair, positiveInt } from './options.js';
-
-interface Opts {
-  kind?: ManifestKind;
-  dataShape?: number[];
-  prediction?: 'eps' | 'x0' | 'v' | 'edm-denoiser' | 'score';
-  valueRange?: [number, number];
-  name?: string;
-  out?: string;
-  force: boolean;
-  write: boolean;
-  json: boolean;
-  provider: (typeof EXECUTION_PROVIDERS)[number];
-}
+import { MANIFEST_FORMATS, type ManifestKind } from '../../../shared/manifest.js';
+import type { InspectedTensor } from '../../engine/models/inspect.js';
+import { EXECUTION_PROVIDERS } from '../../engine/onnx/session.js';
+import { inspectOnnxFile } from '../../services/inspect-model.js';
+import { pair, positiveInt } from '../options.js';
+import { runAction } from '../run.js';
 
 function table(rows: InspectedTensor[]): string {
   const w = (f: (r: InspectedTensor) => string) => Math.max(...rows.map((r) => f(r).length));
@@ -33,7 +20,7 @@ function table(rows: InspectedTensor[]): string {
   return rows.map((r) => `  ${r.name.padEnd(a)}  ${r.dtype.padEnd(b)}  ${shape(r).padEnd(c)}  ${r.role.padEnd(6)}  ${r.why}`).join('\n');
 }
 
-export async function runInspect(file: string, o: Opts): Promise<number> {
+async function runInspect(file: string, o: InspectOptions): Promise<number> {
   let checked;
   try {
     checked = await inspectOnnxFile(
@@ -84,19 +71,29 @@ export async function runInspect(file: string, o: Opts): Promise<number> {
   return problem ? 1 : writeProblem ? 2 : 0;
 }
 
-export function addInspect(program: Command): void {
-  program
+function inspectCommand(program: Command) {
+  return program
     .command('inspect')
     .description('read an ONNX file, guess what it is (score model, discriminator, classifier) and propose a checked manifest')
     .argument('<model.onnx>', 'the ONNX file')
-    .addOption(new Option('--kind <kind>', 'what the file is (default: guessed from its outputs)').choices(Object.keys(MANIFEST_FORMATS)))
+    .addOption(
+      new Option('--kind <kind>', 'what the file is (default: guessed from its outputs)').choices(
+        Object.keys(MANIFEST_FORMATS) as ManifestKind[],
+      ),
+    )
     .option('--data-shape <dims>', "one item's shape when the file leaves it open, e.g. 3,64,64", (v: string) => {
       const dims = v.split(',').map(positiveInt('--data-shape'));
       if (dims.length < 2) throw new InvalidArgumentError(`--data-shape takes one item's dims, e.g. 3,64,64; got "${v}"`);
       return dims;
     })
     .addOption(
-      new Option('--prediction <p>', 'what a score model predicts (default: eps)').choices(['eps', 'x0', 'v', 'edm-denoiser', 'score']),
+      new Option('--prediction <p>', 'what a score model predicts (default: eps)').choices([
+        'eps',
+        'x0',
+        'v',
+        'edm-denoiser',
+        'score',
+      ] as const),
     )
     .option('--value-range <lo,hi>', 'pixel range the network was trained on (default -1,1)', pair('--value-range'))
     .option('--name <name>', "the model's name in the studio (default: the file name)")
@@ -104,8 +101,12 @@ export function addInspect(program: Command): void {
     .option('--force', 'replace an existing manifest', false)
     .option('--no-write', 'only print the proposal')
     .option('--json', 'print the inspection as JSON', false)
-    .addOption(new Option('--provider <ep>', 'ONNX Runtime execution provider for the dry run').choices(EXECUTION_PROVIDERS).default('cpu'))
-    .action(async (file: string, o: Opts) => {
-      process.exitCode = await runInspect(file, o);
-    });
+    .addOption(
+      new Option('--provider <ep>', 'ONNX Runtime execution provider for the dry run').choices(EXECUTION_PROVIDERS).default('cpu' as const),
+    );
+}
+type InspectOptions = ReturnType<ReturnType<typeof inspectCommand>['opts']>;
+
+export function addInspect(program: Command): void {
+  inspectCommand(program).action((file, o) => runAction(() => runInspect(file, o)));
 }

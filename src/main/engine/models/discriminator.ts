@@ -6,14 +6,19 @@
 import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { z } from 'zod';
-import type { MixtureSpecSchema } from '../../shared/manifest.js';
-import { describeManifestErrors, DiscriminatorManifestSchema, upgradeManifest, type DiscriminatorManifest } from '../../shared/manifest.js';
-import type { Critic } from './guidance.js';
-import { readImage } from './image-io.js';
+import type { MixtureSpecSchema } from '../../../shared/manifest.js';
+import {
+  describeManifestErrors,
+  DiscriminatorManifestSchema,
+  upgradeManifest,
+  type DiscriminatorManifest,
+} from '../../../shared/manifest.js';
+import type { Critic } from '../sampling/guidance.js';
+import { readImage } from '../io/image-io.js';
 import { buildGuidanceModel, createOnnxCritic } from './onnx-critic.js';
-import { parseModel, serializeModel, type OnnxModel } from './onnx/ir.js';
-import { firstNonFinite } from './tensor.js';
-import type { SessionOptions } from './onnx/session.js';
+import { parseModel, serializeModel, type OnnxModel } from '../onnx/ir.js';
+import { firstNonFinite } from '../tensor.js';
+import type { SessionOptions } from '../onnx/session.js';
 import { dryRunBatch, manifestPathOf, missingTensor, readJsonFile } from './score-model.js';
 import { exactLogRatioCritic, type GaussianMixture } from './toy-mixture.js';
 import { fileInManifestFolder } from './manifest-files.js';

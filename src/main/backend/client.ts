@@ -2,7 +2,7 @@
  * The other end of backend-host: calls and events over a message port (an Electron
  * utilityProcess or a forked Node process).
  */
-import type { StudioEvent } from '../shared/api.js';
+import type { StudioEvent } from '../../shared/api.js';
 
 export interface MessagePortLike {
   postMessage(message: unknown): void;

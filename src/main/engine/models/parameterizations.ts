@@ -5,7 +5,7 @@
  *
  * Canonical form: D(x_ve; σ_ve) ≈ E[x0 | x], with s_ve = (D - x_ve)/σ_ve².
  */
-import { combinePerItem, type Tensor } from './tensor.js';
+import { combinePerItem, type Tensor } from '../tensor.js';
 
 export type Prediction = 'eps' | 'x0' | 'v' | 'edm-denoiser' | 'score';
 

@@ -4,11 +4,11 @@
 import { readFile, stat } from 'node:fs/promises';
 import { statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { describeManifestErrors, ScoreModelManifestSchema, upgradeManifest, type ScoreModelManifest } from '../../shared/manifest.js';
-import { canonicalDenoiser, type Denoiser, type NetworkCall } from './denoiser.js';
-import { modelSchedule, type ModelSchedule } from './model-schedule.js';
-import { createSession, expectDType, ort, tensorMetadata, type OrtSession, type SessionOptions } from './onnx/session.js';
-import type { Tensor } from './tensor.js';
+import { describeManifestErrors, ScoreModelManifestSchema, upgradeManifest, type ScoreModelManifest } from '../../../shared/manifest.js';
+import { canonicalDenoiser, type Denoiser, type NetworkCall } from '../sampling/denoiser.js';
+import { modelSchedule, type ModelSchedule } from '../sampling/model-schedule.js';
+import { createSession, expectDType, ort, tensorMetadata, type OrtSession, type SessionOptions } from '../onnx/session.js';
+import type { Tensor } from '../tensor.js';
 import { fileInManifestFolder } from './manifest-files.js';
 
 export interface ScoreModel {

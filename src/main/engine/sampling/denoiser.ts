@@ -2,11 +2,11 @@
  * The adapter at the edge: whatever a network predicts, the samplers see one canonical
  * VE denoiser D(x_ve; σ_ve) (k-diffusion's design; dg-math §1–§2).
  */
-import type { ScoreModelManifest, TimeInputSpec } from '../../shared/manifest.js';
+import type { ScoreModelManifest, TimeInputSpec } from '../../../shared/manifest.js';
 import { encodeTime, type ModelSchedule } from './model-schedule.js';
-import { denoiserFromEps, denoiserFromVpScore, edmPreconditioning, x0FromV, type Prediction } from './parameterizations.js';
-import { alphaFromSigmaVe } from './schedules.js';
-import { combinePerItem, filled, firstNonFinite, type Tensor } from './tensor.js';
+import { denoiserFromEps, denoiserFromVpScore, edmPreconditioning, x0FromV, type Prediction } from '../models/parameterizations.js';
+import { alphaFromSigmaVe } from '../models/schedules.js';
+import { combinePerItem, filled, firstNonFinite, type Tensor } from '../tensor.js';
 
 /** D(x_ve; σ_ve), one σ per batch item. */
 export type Denoiser = (xVe: Tensor, sigmaVe: Float64Array) => Promise<Tensor>;

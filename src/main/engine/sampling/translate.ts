@@ -1,7 +1,7 @@
 /**
  * One batch through SDEdit + guidance: the function every front end ends up calling.
  */
-import type { TranslateParams } from '../../shared/params.js';
+import type { TranslateParams } from '../../../shared/params.js';
 import {
   classifierGuidance,
   combineGuidance,
@@ -10,12 +10,12 @@ import {
   type DgDiagnostics,
   type GuidanceHook,
 } from './guidance.js';
-import { BatchRng } from './rng.js';
+import { BatchRng } from '../rng.js';
 import type { StepInfo } from './samplers.js';
-import type { ScoreModel } from './score-model.js';
+import type { ScoreModel } from '../models/score-model.js';
 import { sdedit } from './sdedit.js';
-import type { Tensor } from './tensor.js';
-import { t0RangeProblem } from '../../shared/manifest.js';
+import type { Tensor } from '../tensor.js';
+import { t0RangeProblem } from '../../../shared/manifest.js';
 
 export interface TranslateBatchOptions {
   /** one seed per item (A1111: seed + index in the run) */

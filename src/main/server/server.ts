@@ -16,7 +16,7 @@ import { createReadStream, realpathSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { extname, isAbsolute, relative, resolve } from 'node:path';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { StudioEvent } from '../shared/api.js';
+import type { ServedBackend } from '../../shared/api.js';
 
 /** Ports other studios use by default (A1111/Forge/SD.Next 7860, ComfyUI 8188, InvokeAI 9090, Fooocus 7865). */
 export const OTHER_STUDIOS_PORTS = [7860, 7865, 8188, 9090];
@@ -37,11 +37,7 @@ const MAX_BODY = 200 * 1024 * 1024;
 const AUTH_TIMEOUT_MS = 5000;
 
 /** What the server needs of the back end: calls, files by reference, events. */
-export interface ServedBackend {
-  dispatch(method: string, args: unknown[]): Promise<unknown>;
-  resolveFile(kind: string, name: string): string | null | Promise<string | null>;
-  onEvent(listener: (e: StudioEvent) => void): () => void;
-}
+export type { ServedBackend };
 
 export interface ServerOptions {
   backend: ServedBackend;

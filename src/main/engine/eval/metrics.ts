@@ -5,7 +5,7 @@
  * Fréchet distance and KID on features). Images are CHW Float32Arrays in the model range.
  */
 import { EigenvalueDecomposition, Matrix } from 'ml-matrix';
-import { Rng } from './rng.js';
+import { Rng } from '../rng.js';
 
 export interface ImageShape {
   channels: number;

@@ -6,13 +6,13 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ScoreModelManifestInput } from '../../shared/manifest.js';
-import type { Critic } from './guidance.js';
-import { GraphBuilder } from './onnx/builder.js';
-import { serializeModel, tensorData } from './onnx/ir.js';
-import type { Rng } from './rng.js';
+import type { ScoreModelManifestInput } from '../../../shared/manifest.js';
+import type { Critic } from '../sampling/guidance.js';
+import { GraphBuilder } from '../onnx/builder.js';
+import { serializeModel, tensorData } from '../onnx/ir.js';
+import type { Rng } from '../rng.js';
 import { alphaBarsFromBetas, ddpmLinearBetas, lvpAlpha, lvpSigma, type LvpParams, LVP_DEFAULT } from './schedules.js';
-import type { Tensor } from './tensor.js';
+import type { Tensor } from '../tensor.js';
 
 /** Isotropic Gaussian mixture: component k is N(means[k], variances[k]·I). */
 export interface GaussianMixture {

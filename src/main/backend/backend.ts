@@ -22,21 +22,21 @@ import {
   type SourceRef,
   type StudioApi,
   type StudioEvent,
-} from '../shared/api.js';
-import { readJsonFile } from './engine/score-model.js';
-import { ENGINE_VERSION } from '../shared/version.js';
-import { describeIssues } from '../shared/errors.js';
-import { encodePng, MAX_INPUT_PIXELS, sideBySide, writeFileAtomic } from './engine/image-io.js';
-import { trainDiscriminatorOnThread, trainScoreModelOnThread } from './services/training-thread.js';
-import { Gallery, type OutputRow } from './services/gallery.js';
-import { jobRate, JobQueue, type JobInfo } from './services/jobs.js';
-import { bundledDefaults, dataDir, defaultGalleryDir, resourcesDir } from './services/resources.js';
-import { diagnosePaths } from './services/path-diagnostics.js';
-import { obviousImage, Studies } from './services/studies.js';
-import { runSweep } from './services/sweep.js';
-import { translateFiles } from './services/translate-files.js';
-import { checkManifest, inspectOnnxFile } from './services/inspect-model.js';
-import { outputFolderProblem } from './services/folders.js';
+} from '../../shared/api.js';
+import { readJsonFile } from '../engine/models/score-model.js';
+import { ENGINE_VERSION } from '../../shared/version.js';
+import { describeIssues } from '../../shared/errors.js';
+import { encodePng, MAX_INPUT_PIXELS, sideBySide, writeFileAtomic } from '../engine/io/image-io.js';
+import { trainDiscriminatorOnThread, trainScoreModelOnThread } from '../services/training-thread.js';
+import { Gallery, type OutputRow } from '../services/gallery.js';
+import { jobRate, JobQueue, type JobInfo } from '../services/jobs.js';
+import { bundledDefaults, dataDir, defaultGalleryDir, resourcesDir } from '../services/resources.js';
+import { diagnosePaths } from '../services/path-diagnostics.js';
+import { obviousImage, Studies } from '../services/studies.js';
+import { runSweep } from '../services/sweep.js';
+import { translateFiles } from '../services/translate-files.js';
+import { checkManifest, inspectOnnxFile } from '../services/inspect-model.js';
+import { outputFolderProblem } from '../services/folders.js';
 
 /** A manifest's training record, cut to the scalar facts a model card shows. */
 function trainingSummary(t: unknown): Record<string, string | number> | null {

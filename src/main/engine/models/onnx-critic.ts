@@ -2,14 +2,14 @@
  * A discriminator given as an ONNX forward network, used for guidance: its guidance graph
  * returns [log r, ∇x log r] in one run (dg-math §4), built with the differentiator.
  */
-import type { DiscriminatorTimeSpec } from '../../shared/manifest.js';
-import type { Critic } from './guidance.js';
-import { gradient, gradOutputName } from './onnx/autodiff.js';
-import { Emitter } from './onnx/emitter.js';
-import { serializeModel, type OnnxModel } from './onnx/ir.js';
-import { createSession, ort, type SessionOptions } from './onnx/session.js';
+import type { DiscriminatorTimeSpec } from '../../../shared/manifest.js';
+import type { Critic } from '../sampling/guidance.js';
+import { gradient, gradOutputName } from '../onnx/autodiff.js';
+import { Emitter } from '../onnx/emitter.js';
+import { serializeModel, type OnnxModel } from '../onnx/ir.js';
+import { createSession, ort, type SessionOptions } from '../onnx/session.js';
 import { LVP_DEFAULT, lvpAlpha, lvpSigmaVe, type LvpParams } from './schedules.js';
-import type { Tensor } from './tensor.js';
+import type { Tensor } from '../tensor.js';
 
 export const LOG_RATIO_OUTPUT = 'log_ratio';
 

@@ -5,10 +5,10 @@
  * numbers supply an ONNX feature extractor (input images in the model's range, output
  * [N, D] or [N, D, 1, 1]).
  */
-import type { FeatureExtractor, ImageShape } from './metrics.js';
-import { NetBuilder } from './nn/layers.js';
-import { parseModel, serializeModel } from './onnx/ir.js';
-import { createSession, ort, type SessionOptions } from './onnx/session.js';
+import type { FeatureExtractor, ImageShape } from '../eval/metrics.js';
+import { NetBuilder } from '../nn/layers.js';
+import { parseModel, serializeModel } from '../onnx/ir.js';
+import { createSession, ort, type SessionOptions } from '../onnx/session.js';
 import { readFile } from 'node:fs/promises';
 
 export const RANDOM_FEATURES_NAME = 'random-conv-64 (seed 0; not Inception)';

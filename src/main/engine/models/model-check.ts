@@ -8,9 +8,9 @@
  * structure. A network that has learned the data beats it at every noise level; one that
  * outputs noise, or returns its input, does not.
  */
-import type { Denoiser } from './denoiser.js';
+import type { Denoiser } from '../sampling/denoiser.js';
 import type { ScoreModel } from './score-model.js';
-import { Rng } from './rng.js';
+import { Rng } from '../rng.js';
 
 export interface DenoisingLevel {
   sigma: number;

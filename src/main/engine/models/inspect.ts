@@ -4,8 +4,8 @@
  * Every guess the graph cannot settle is said in `guesses`, so the user knows what to check.
  * Pure: the CLI and the studio's import validate the proposal by loading it (a dry run).
  */
-import { MANIFEST_FORMATS, type ManifestKind } from '../../shared/manifest.js';
-import type { Dim, OnnxModel, ValueInfo } from './onnx/ir.js';
+import { MANIFEST_FORMATS, type ManifestKind } from '../../../shared/manifest.js';
+import type { Dim, OnnxModel, ValueInfo } from '../onnx/ir.js';
 
 export type TensorRole = 'image' | 'time' | 'class' | 'output' | 'unused';
 

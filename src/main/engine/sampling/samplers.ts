@@ -6,8 +6,8 @@
  */
 import type { Denoiser } from './denoiser.js';
 import type { GuidanceHook } from './guidance.js';
-import type { BatchRng } from './rng.js';
-import { combinePerItem, filled, type Tensor } from './tensor.js';
+import type { BatchRng } from '../rng.js';
+import { combinePerItem, filled, type Tensor } from '../tensor.js';
 
 export interface StepInfo {
   stepIndex: number;

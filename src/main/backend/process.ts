@@ -7,9 +7,9 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { delimiter, join, resolve } from 'node:path';
-import type { StudioEvent } from '../shared/api.js';
-import { BackendClient } from './backend-client.js';
-import type { ServedBackend } from './server.js';
+import type { StudioEvent } from '../../shared/api.js';
+import { BackendClient } from './client.js';
+import type { ServedBackend } from '../../shared/api.js';
 
 export interface BackendProcessOptions {
   dataDir?: string | undefined;
@@ -27,9 +27,10 @@ export interface BackendProcess extends ServedBackend {
 
 /** The host script: the built one beside this bundle, else the source (run through tsx). */
 function hostScript(): { script: string; execArgv: string[] } {
-  const built = join(import.meta.dirname, 'backend-host.js');
-  if (existsSync(built)) return { script: built, execArgv: [] };
-  return { script: join(import.meta.dirname, 'backend-host.ts'), execArgv: ['--import', 'tsx'] };
+  // built: out/main/backend-host.js, beside this bundle or one folder up from a shared chunk
+  const built = ['.', '..'].map((d) => join(import.meta.dirname, d, 'backend-host.js')).find((f) => existsSync(f));
+  if (built) return { script: built, execArgv: [] };
+  return { script: join(import.meta.dirname, 'host.ts'), execArgv: ['--import', 'tsx'] };
 }
 
 export async function startBackendProcess(opts: BackendProcessOptions = {}): Promise<BackendProcess> {

@@ -2,7 +2,7 @@
  * A score model's schedule as the samplers see it: VE noise levels σ_ve, the σ ladder an
  * SDEdit run walks down, and what the network must be fed for a given σ_ve.
  */
-import type { ScheduleSpec, TimeInputSpec } from '../../shared/manifest.js';
+import type { ScheduleSpec, TimeInputSpec } from '../../../shared/manifest.js';
 import {
   alphaBarsFromBetas,
   cvpAlphaBar,
@@ -12,7 +12,7 @@ import {
   karrasSigmas,
   lvpSigmaVe,
   lvpTimeFromSigmaVe,
-} from './schedules.js';
+} from '../models/schedules.js';
 
 /** σ ladders: Karras ρ = 7, uniform in the model's time, or uniform in λ = −log σ (DPM-Solver's logSNR spacing) */
 export type Spacing = 'karras' | 'uniform' | 'lambda';

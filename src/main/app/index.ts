@@ -6,8 +6,8 @@
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { app, BrowserWindow, ipcMain, net, protocol, session, shell, utilityProcess } from 'electron';
-import { channelOf, EVENT_CHANNEL, METHODS } from '../shared/channels.js';
-import { BackendClient } from './backend-client.js';
+import { channelOf, EVENT_CHANNEL, METHODS } from '../../shared/channels.js';
+import { BackendClient } from '../backend/client.js';
 import { externalUrlAllowed, navigationAllowed, permissionAllowed, senderAllowed } from './window-guards.js';
 
 protocol.registerSchemesAsPrivileged([{ scheme: 'dg-files', privileges: { standard: true, secure: true, supportFetchAPI: true } }]);

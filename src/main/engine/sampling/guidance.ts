@@ -3,8 +3,8 @@
  * a weighted score correction out. Whether it came from a closed form, a trained ONNX
  * discriminator or a classifier is not the sampler's business.
  */
-import { alphaFromSigmaVe, lvpTimeFromSigmaVe, type LvpParams, LVP_DEFAULT } from './schedules.js';
-import { combinePerItem, filled, itemSize, type Tensor } from './tensor.js';
+import { alphaFromSigmaVe, lvpTimeFromSigmaVe, type LvpParams, LVP_DEFAULT } from '../models/schedules.js';
+import { combinePerItem, filled, itemSize, type Tensor } from '../tensor.js';
 
 /**
  * A time-conditioned critic in LVP coordinates: the discriminator's log r = log(d/(1-d))

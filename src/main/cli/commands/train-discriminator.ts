@@ -1,0 +1,156 @@
+/** `dg-studio train-discriminator` and `export-discriminator`: the DG discriminator, trained in the app's engine. */
+import { InvalidArgumentError, Option, type Command } from '@commander-js/extra-typings';
+import type { FeatureTimeEncoding } from '../../engine/nn/frozen-features.js';
+import { exportDiscriminator, trainDiscriminator } from '../../services/discriminator-training.js';
+import { bundledDefaults } from '../../services/resources.js';
+import { fraction, nonNegativeInt, pair, positive, positiveInt, providerOption, seed, threadsOption } from '../options.js';
+import { abortOnSigint, progressBar, runAction } from '../run.js';
+
+/** stepT (the DDPM step round(τ·(T−1)), e.g. step1000) or tau */
+function featureTimeEncoding(v: string): FeatureTimeEncoding {
+  if (v === 'tau') return { kind: 'tau' };
+  const m = /^step(\d+)$/.exec(v);
+  if (!m || Number(m[1]) < 2) throw new InvalidArgumentError(`--feature-time-encoding takes stepT (e.g. step1000) or tau, got "${v}"`);
+  return { kind: 'ddpm-step', steps: Number(m[1]) };
+}
+
+function trainDiscriminatorCommand(program: Command) {
+  return program
+    .command('train-discriminator')
+    .description('train a source-vs-target discriminator for DG (real = target images; fake = sources and their unguided translations)')
+    .requiredOption('--source <dirs...>', 'source-domain images (files or folders)')
+    .requiredOption('--target <dirs...>', 'target-domain images (files or folders)')
+    .option('--model <manifest>', 'target score model (default: the bundled default)')
+    .option('--t0 <lo,hi>', 't0 range you will translate with', pair('--t0'), [0.3, 0.7] as [number, number])
+    .option('--steps <n>', 'training steps (at least 1)', positiveInt('--steps'), 2000)
+    .option('--epochs <n>', 'passes over the training images (overrides --steps)', positive('--epochs'))
+    .option('--batch-size <n>', 'images per step (half real, half fake)', positiveInt('--batch-size'), 32)
+    .option('--lr <lr>', 'Adam learning rate', positive('--lr'), 2e-3)
+    .addOption(new Option('--loss <loss>', 'density-ratio loss').choices(['bce', 'lsif', 'ukl'] as const).default('bce' as const))
+    .addOption(
+      new Option('--time-sampling <kind>', 'τ sampling').choices(['importance', 'uniform'] as const).default('importance' as const),
+    )
+    .option('--translations <k>', 'unguided translations per source image', nonNegativeInt('--translations'), 1)
+    .option('--translation-steps <n>', 'sampler steps for those translations', positiveInt('--translation-steps'), 10)
+    .option('--fakes <dirs...>', 'more fake images: unguided translations made elsewhere (e.g. on a GPU by tools/device-train.sh)')
+    .option('--channels <list>', 'encoder channels per level', (v: string) => v.split(',').map(positiveInt('--channels')))
+    .option(
+      '--downsample <f>',
+      'average-pool images by f inside the discriminator (default 2: a 32×32 view of 64×64 images)',
+      positiveInt('--downsample'),
+    )
+    .option('--classes', 'class-conditional: source and target folders hold one subfolder per class', false)
+    .option('--features <onnx>', "the paper's design: a frozen feature extractor (ONNX) with a trained head; give --feature-tensor")
+    .option('--feature-tensor <name>', 'the tensor to cut the feature extractor at')
+    .option('--feature-time <input>', "a time-conditioned extractor (a noisy classifier, a score model's U-Net): its input that takes time")
+    .option(
+      '--feature-time-encoding <enc>',
+      'how τ is fed to it: stepT (DDPM step round(τ·(T−1)), e.g. step1000) or tau',
+      featureTimeEncoding,
+      { kind: 'ddpm-step', steps: 1000 } as FeatureTimeEncoding,
+    )
+    .option('--val-fraction <f>', 'held-out share of images (split by file name)', fraction('--val-fraction'), 0.1)
+    .option('--seed <n>', 'seed', seed('--seed'), 0)
+    .option('--eval-every <n>', 'validate every n steps', positiveInt('--eval-every'), 250)
+    .option('--resume', 'continue from the checkpoint in --out', false)
+    .option('--init <dir>', 'start from the weights of an earlier run of the same architecture (its --out folder)')
+    .requiredOption('--out <dir>', 'folder for the discriminator package')
+    .addOption(providerOption())
+    .addOption(threadsOption());
+}
+type TrainDiscriminatorOptions = ReturnType<ReturnType<typeof trainDiscriminatorCommand>['opts']>;
+
+export function addTrainDiscriminator(program: Command): void {
+  trainDiscriminatorCommand(program).action((o) => runAction(() => runTrain(o)));
+  program
+    .command('export-discriminator')
+    .description(
+      "make a usable discriminator package (ONNX + manifest) from a training run's checkpoint, e.g. tools/pretrained/twemoji-vs-noto-disc",
+    )
+    .argument('<run>', 'a train-discriminator --out folder, or a folder with checkpoint/ and training.json')
+    .requiredOption('--out <dir>', 'folder for the package (give it to --discriminator)')
+    .option('--name <name>', "the discriminator's name (default: the run folder and step)")
+    .action((run, o) =>
+      runAction(async () => {
+        const r = await exportDiscriminator(run, o.out, o.name);
+        console.error(`wrote ${r.manifestPath} (weights of step ${r.step}; checked by loading it and a dry run)`);
+      }),
+    );
+}
+
+async function runTrain(o: TrainDiscriminatorOptions): Promise<void> {
+  const modelManifest = o.model ?? bundledDefaults().scoreModel;
+  let lastLine = Date.now();
+  const bar = progressBar('{bar} {value}/{total} | loss {loss} | {rate} img/s');
+  const signal = abortOnSigint('stopping: saving a checkpoint and the package so far…');
+  let started = false;
+  try {
+    const result = await trainDiscriminator(
+      {
+        modelManifest,
+        sources: o.source,
+        targets: o.target,
+        outDir: o.out,
+        t0Range: o.t0,
+        steps: o.steps,
+        epochs: o.epochs,
+        batchSize: o.batchSize,
+        lr: o.lr,
+        loss: o.loss,
+        timeSampling: o.timeSampling,
+        translationsPerSource: o.translations,
+        translationSteps: o.translationSteps,
+        extraFakes: o.fakes,
+        channels: o.channels,
+        downsample: o.downsample,
+        classes: o.classes,
+        frozenFeatures: o.features
+          ? {
+              onnx: o.features,
+              tensor: o.featureTensor ?? '',
+              ...(o.featureTime ? { time: { name: o.featureTime, encoding: o.featureTimeEncoding } } : {}),
+            }
+          : undefined,
+        valFraction: o.valFraction,
+        seed: o.seed,
+        evalEvery: o.evalEvery,
+        resume: o.resume,
+        init: o.init,
+        executionProvider: o.provider,
+        threads: o.threads,
+      },
+      {
+        onStage: (m) => console.error(m),
+        onWarning: (m) => console.error(`warning: ${m}`),
+        onProgress: (p) => {
+          // no terminal (a log file, CI): a plain line every 30 s instead of the bar
+          if (!bar && Date.now() - lastLine > 30_000) {
+            lastLine = Date.now();
+            console.error(`step ${p.step}/${p.steps}: loss ${p.lossEma.toFixed(4)}, ${p.itemsPerSecond.toFixed(0)} images/s`);
+          }
+          if (bar && !started) {
+            bar.start(p.steps, p.step, { loss: '…', rate: '…' });
+            started = true;
+          }
+          bar?.update(p.step, { loss: p.lossEma.toFixed(4), rate: p.itemsPerSecond.toFixed(0) });
+        },
+        onEval: (e) => {
+          if (bar) {
+            bar.stop();
+            started = false;
+          }
+          console.error(
+            `step ${e.step}: validation accuracy ${e.accuracy.toFixed(3)}, loss ${e.loss.toFixed(4)} | by τ: ${e.bands.map((b) => `${b.lo.toFixed(2)}–${b.hi.toFixed(2)} ${b.accuracy.toFixed(2)}`).join(', ')}`,
+          );
+        },
+      },
+      signal,
+    );
+    console.error(
+      `${result.cancelled ? 'stopped early; ' : ''}wrote ${result.manifestPath} (${result.steps} steps, validation accuracy ${result.validation.accuracy.toFixed(3)})`,
+    );
+    console.error(`use it: dg-studio translate <images> --discriminator ${result.manifestPath}`);
+  } finally {
+    bar?.stop();
+  }
+}

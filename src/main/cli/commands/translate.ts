@@ -1,0 +1,203 @@
+/**
+ * `dg-studio translate`: SDEdit translation of files and folders, with DG (and classifier guidance),
+ * into PNGs with their parameters and the gallery.
+ */
+import { Option, type Command } from '@commander-js/extra-typings';
+import { SAMPLER_LABELS, TranslateParamsSchema } from '../../../shared/params.js';
+import { manifestPathOf, readJsonFile } from '../../engine/models/score-model.js';
+import { Gallery } from '../../services/gallery.js';
+import { bundledDefaults, defaultGalleryDir } from '../../services/resources.js';
+import { translateFiles } from '../../services/translate-files.js';
+import {
+  fraction,
+  nonNegative,
+  nonNegativeInt,
+  pair,
+  positiveInt,
+  providerOption,
+  samplerOption,
+  seedOption,
+  stepsOption,
+  threadsOption,
+} from '../options.js';
+import { abortOnSigint, EXIT_NOTHING_DONE, EXIT_OK, EXIT_SOME_FAILED, progressBar, runAction } from '../run.js';
+
+/** The command and its options; their type is inferred from here, so a flag and the field it fills cannot drift. */
+function translateCommand(program: Command) {
+  return program
+    .command('translate')
+    .description('translate images (files or folders) SDEdit-style, with optional discriminator guidance')
+    .argument('<inputs...>', 'image files or folders of images')
+    .option('--model <manifest>', 'score-model manifest or its folder (default: the bundled default)')
+    .option(
+      '--discriminator <manifest>',
+      'discriminator manifest or its folder for guidance (default: the bundled one, but only when --model is not given)',
+    )
+    .option('--no-discriminator', 'plain SDEdit, no discriminator')
+    .option(
+      '--t0 <t>',
+      "SDEdit start time in (0, 1]: larger is more target-like, less faithful (default: the model's recommended t0, else 0.5)",
+      fraction('--t0'),
+    )
+    .option(
+      '--dg-weight <w>',
+      "DG weight w (default: the discriminator's recommended weight, else 1; 0 without a discriminator = plain SDEdit)",
+      nonNegative('--dg-weight'),
+    )
+    .option(
+      '--dg-weight2 <w>',
+      "DG weight on Heun's second stage (default: the same as --dg-weight; the paper uses 0 with w = 2)",
+      nonNegative('--dg-weight2'),
+    )
+    .option('--dg-window <lo,hi>', 'apply DG only for LVP τ in [lo, hi]', pair('--dg-window'), [0.01, 1] as [number, number])
+    .addOption(
+      stepsOption("steps over [0, t0]; Heun evaluates the network twice a step but the last (the run's first line states the total)"),
+    )
+    .addOption(samplerOption())
+    .addOption(seedOption())
+    .option('--batch-size <n>', 'images per model call', positiveInt('--batch-size'), 4)
+    .option('--eta <eta>', 'DDIM η (0 deterministic, 1 = DDPM)', nonNegative('--eta'), 0)
+    .option('--churn <s>', 'EDM S_churn for euler/heun', nonNegative('--churn'), 0)
+    .addOption(
+      new Option(
+        '--spacing <kind>',
+        'σ ladder: karras, uniform in time, or uniform in λ = −log σ (discrete-time models: on the nearest integer steps)',
+      )
+        .choices(['karras', 'uniform', 'lambda'] as const)
+        .default('karras' as const),
+    )
+    .option(
+      '--boost-period <n>',
+      'adaptive boosting: every n steps double w for samples the discriminator calls fake',
+      positiveInt('--boost-period'),
+    )
+    .option('--boost-churn <s>', 'adaptive boosting: extra S_churn for those samples', nonNegative('--boost-churn'), 0)
+    .option('--class-label <k>', 'class for class-conditional models and for classifier guidance', nonNegativeInt('--class-label'))
+    .option('--classifier <manifest>', 'classifier guidance (paper Eq. 6): a classifier manifest or its folder; give --class-label')
+    .option('--cg-weight <w>', 'classifier-guidance weight (default: 1 when --classifier is given, else 0)', nonNegative('--cg-weight'))
+    .option('--out <dir>', 'output folder', 'outputs')
+    .option('--keep-names', 'name each output after its input (cat.jpg → cat.png + cat.json), for data-set work', false)
+    .addOption(providerOption())
+    .addOption(threadsOption())
+    .option('--gallery <dir>', 'record results in this gallery (default: the studio gallery)')
+    .option('--no-gallery', 'do not record results in a gallery')
+    .option('--resume-run <id>', 'continue an interrupted gallery run (same inputs and parameters)', positiveInt('--resume-run'))
+    .option('--json', 'print one JSON record per output on stdout', false)
+    .option('--no-progress', 'no progress bar');
+}
+type TranslateOptions = ReturnType<ReturnType<typeof translateCommand>['opts']>;
+
+export function addTranslate(program: Command): void {
+  translateCommand(program).action((inputs, o) => runAction(() => runTranslate(inputs, o)));
+}
+
+/**
+ * A manifest's recommended setting (a score model's `recommendedT0`, a discriminator's `recommendedWeight`),
+ * else `fallback`; an unreadable manifest is reported later, when loaded, and the value it gives is checked there.
+ */
+async function recommended(manifest: string, field: 'recommendedT0' | 'recommendedWeight', fallback: number): Promise<number> {
+  const m = (await readJsonFile(manifestPathOf(manifest), 'manifest').catch(() => ({}))) as Record<string, unknown>;
+  const v = m[field];
+  return typeof v === 'number' && v >= 0 ? v : fallback;
+}
+
+async function runTranslate(inputs: string[], o: TranslateOptions): Promise<number> {
+  let discriminatorManifest = o.discriminator === false ? undefined : o.discriminator;
+  const defaults = o.model ? null : bundledDefaults();
+  const modelManifest = o.model ?? defaults!.scoreModel;
+  if (defaults) {
+    if (o.discriminator === undefined && defaults.discriminator) discriminatorManifest = defaults.discriminator;
+    if (defaults.note) console.error(`note: ${defaults.note}`);
+  }
+  // the DG weight applies only when there is a discriminator (asked for without one, translate
+  // warns); its default is the discriminator's recommended weight, else 1
+  const dgWeight = o.dgWeight ?? (discriminatorManifest ? await recommended(discriminatorManifest, 'recommendedWeight', 1) : 0);
+  const params = TranslateParamsSchema.safeParse({
+    t0: o.t0 ?? (await recommended(modelManifest, 'recommendedT0', 0.5)),
+    steps: o.steps,
+    sampler: o.sampler,
+    seed: o.seed,
+    batchSize: o.batchSize,
+    dgWeight,
+    dgWeight2: o.dgWeight2 ?? null,
+    dgWindow: o.dgWindow,
+    boosting: o.boostPeriod ? { period: o.boostPeriod, churn: o.boostChurn } : null,
+    eta: o.eta,
+    churn: o.churn,
+    spacing: o.spacing,
+    classLabel: o.classLabel ?? null,
+    cgWeight: o.cgWeight ?? (o.classifier ? 1 : 0),
+  });
+  if (!params.success) {
+    for (const i of params.error.issues) console.error(`error: ${i.path.join('.')}: ${i.message}`);
+    return EXIT_NOTHING_DONE;
+  }
+  const bar = progressBar('{bar} {percentage}% | image {done}/{total} | step {step}/{steps}', o.progress);
+  const signal = abortOnSigint('cancelling…');
+  const gallery = o.gallery === false ? undefined : await Gallery.open(typeof o.gallery === 'string' ? o.gallery : defaultGalleryDir());
+  let runInputs = inputs;
+  let runParams = params.data;
+  if (o.resumeRun !== undefined) {
+    const run = gallery?.run(o.resumeRun);
+    if (!run) {
+      console.error(`error: the gallery has no run ${o.resumeRun}`);
+      gallery?.db.close();
+      return EXIT_NOTHING_DONE;
+    }
+    [runInputs, runParams] = [run.inputs, run.params];
+  }
+  try {
+    const { outputs, errors } = await translateFiles(
+      {
+        inputs: runInputs,
+        outDir: o.out,
+        params: runParams,
+        modelManifest,
+        discriminatorManifest,
+        executionProvider: o.provider,
+        threads: o.threads,
+        gallery,
+        resumeRunId: o.resumeRun,
+        keepNames: o.keepNames,
+        classifierManifest: o.classifier,
+      },
+      {
+        onStart: (s) => {
+          const p = runParams;
+          const sampler = SAMPLER_LABELS[p.sampler];
+          const merged = s.steps < p.steps ? ` (${p.steps} asked; the model's discrete steps allow ${s.steps} distinct ones)` : '';
+          console.error(
+            `${sampler}, ${s.steps} steps over [0, ${p.t0}]${merged} = ${s.evaluations} network evaluation${s.evaluations === 1 ? '' : 's'} per image`,
+          );
+          console.error(
+            `translating ${s.total} image(s) with "${s.model}"${s.discriminator ? ` + DG "${s.discriminator}" (w = ${p.dgWeight})` : ''}` +
+              `${s.classifier ? ` + CG "${s.classifier}" (w = ${p.cgWeight})` : ''} on ${s.provider}`,
+          );
+          bar?.start(s.total * params.data.steps, 0, { done: 0, total: s.total, step: 0, steps: params.data.steps });
+        },
+        onStep: (s) => bar?.update(s.done * s.steps + s.step, { done: s.done, total: s.total, step: s.step, steps: s.steps }),
+        onResult: (r) => {
+          if (o.json) console.log(JSON.stringify(r));
+          else if (!bar) console.error(`wrote ${r.output}`);
+        },
+        onError: (e) => {
+          bar?.stop();
+          console.error(`error: ${e.message}`);
+        },
+        onWarning: (m) => console.error(`warning: ${m}`),
+      },
+      signal,
+    );
+    bar?.stop();
+    console.error(`done: ${outputs.length} written to ${o.out}${errors.length ? `, ${errors.length} failed` : ''}`);
+    return errors.length ? EXIT_SOME_FAILED : EXIT_OK;
+  } catch (e) {
+    bar?.stop();
+    const err = e as Error;
+    if (err.name !== 'CancelledError') throw err;
+    console.error('cancelled: images written so far are kept');
+    return EXIT_NOTHING_DONE;
+  } finally {
+    gallery?.db.close();
+  }
+}
