@@ -191,6 +191,53 @@ class UNet(nn.Module):
         return F.pixel_shuffle(h, self.patch) if self.patch > 1 else h
 
 
+class EDMPrecond(nn.Module):
+    """EDM preconditioning (dg-math §9; Karras et al. 2022, Table 1) around the U-Net F, seen from outside
+    as the ε-prediction network of the DDPM schedule: forward(x_vp, step) → ε̂, so the export, the held-out
+    error, the SDEdit fakes and the app's samplers are the same as for a plain ε U-Net. Inside, with
+    x_ve = x_vp/√ᾱ and σ = √((1 − ᾱ)/ᾱ) (§1): D = c_skip·x_ve + c_out·F(c_in·x_ve; c_noise) and
+    ε̂ = (x_ve − D)/σ. c_noise is the (fractional) DDPM step of σ, so F's time embedding sees the same
+    numbers as an ε U-Net's."""
+    SIGMA_DATA = 0.5
+
+    def __init__(self, net: nn.Module, abar: torch.Tensor):
+        super().__init__()
+        self.net = net
+        self.register_buffer('abar', abar.float().clone(), persistent=False)
+
+    def denoise(self, x_ve, sigma, step):
+        sd = self.SIGMA_DATA
+        s = sigma[:, None, None, None]
+        c_skip = sd * sd / (s * s + sd * sd)
+        c_out = s * sd / torch.sqrt(s * s + sd * sd)
+        c_in = 1 / torch.sqrt(s * s + sd * sd)
+        return c_skip * x_ve + c_out * self.net(c_in * x_ve, step), c_skip, c_out
+
+    def forward(self, x, t):
+        ab = self.abar[t.long()]
+        sigma = torch.sqrt((1 - ab) / ab)
+        x_ve = x / ab.sqrt()[:, None, None, None]
+        d, _, _ = self.denoise(x_ve, sigma, t.float())
+        return (x_ve - d) / sigma[:, None, None, None]
+
+
+def edm_training_loss(pre: EDMPrecond, x0, log_sigma_table, t_hi: int, p_mean: float, p_std: float, g):
+    """EDM's loss (dg-math §9): ln σ ~ N(P_mean, P_std²) clipped to the trained steps' σ range, weight
+    λ(σ) = (σ² + σ_data²)/(σ·σ_data)², i.e. a unit-weight MSE of F against (x0 − c_skip·x_ve)/c_out."""
+    n = x0.shape[0]
+    lo, hi = float(log_sigma_table[0]), float(log_sigma_table[t_hi])
+    ln_s = (torch.randn(n, device=x0.device, generator=g) * p_std + p_mean).clamp(lo, hi)
+    sigma = ln_s.exp()
+    # the fractional DDPM step of σ (ln σ rises monotonically with the step)
+    k = torch.searchsorted(log_sigma_table[:t_hi + 1].contiguous(), ln_s.contiguous()).clamp(1, t_hi)
+    a, b = log_sigma_table[k - 1], log_sigma_table[k]
+    step = (k - 1).float() + (ln_s - a) / (b - a)
+    eps = torch.randn(x0.shape, device=x0.device, generator=g)
+    x_ve = x0 + sigma[:, None, None, None] * eps
+    d, c_skip, c_out = pre.denoise(x_ve, sigma, step)
+    return (((d - x0) / c_out) ** 2).mean()
+
+
 @torch.no_grad()
 def sdedit_ddim(model: nn.Module, abar: torch.Tensor, x0: torch.Tensor, t0: torch.Tensor, steps: int, g: torch.Generator) -> torch.Tensor:
     """Unguided SDEdit (dg-math §5): noise x0 to step round(t0·(T−1)), then deterministic DDIM down to 0.
@@ -309,6 +356,10 @@ def main():
     ap.add_argument('--groups', type=int, default=32)
     ap.add_argument('--patch', type=int, default=1, help='space-to-depth factor at the input (2 cuts the full-resolution cost ~4×)')
     ap.add_argument('--t-max', type=float, default=1.0, help='train only on t ≤ t_max (SDEdit never needs t above the largest t0)')
+    ap.add_argument('--precond', choices=['eps', 'edm'], default='eps',
+                    help='eps: ε-prediction with the DDPM "simple" loss; edm: EDM preconditioning and loss (dg-math §9)')
+    ap.add_argument('--p-mean', type=float, default=-1.2, help='edm: mean of ln σ for training (σ in VE units)')
+    ap.add_argument('--p-std', type=float, default=1.2, help='edm: standard deviation of ln σ for training')
     ap.add_argument('--ema', type=float, default=0.9995)
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--resume', action='store_true')
@@ -334,13 +385,19 @@ def main():
     mult = tuple(int(v) for v in a.mult.split(','))
     attn = tuple(int(v) for v in a.attn.split(',') if v)
     arch = dict(ch=a.ch, mult=list(mult), attn=list(attn), groups=a.groups, patch=a.patch)
-    model = UNet(**arch).to(dev)
-    ema = UNet(**arch).to(dev)
+    if a.precond != 'eps':  # recorded only when not the default, so old checkpoints still match
+        arch.update(precond=a.precond, p_mean=a.p_mean, p_std=a.p_std)
+    unet_arch = dict(ch=a.ch, mult=list(mult), attn=list(attn), groups=a.groups, patch=a.patch)
+    model = UNet(**unet_arch).to(dev)
+    ema = UNet(**unet_arch).to(dev)
     ema.load_state_dict(model.state_dict())
     ema.requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.0)
     betas = torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64)
     abar = torch.cumprod(1 - betas, 0).float().to(dev)
+    log_sigma = (0.5 * torch.log((1 - abar.double()) / abar.double())).float()  # ln σ_VE of each step
+    # what the rest of this script calls "the model": an ε network of the DDPM steps
+    ema_eps = EDMPrecond(ema, abar) if a.precond == 'edm' else ema
     t_hi = round(a.t_max * 999)  # largest training step
     step, images, wall = 0, 0, 0.0
     g = torch.Generator(device=dev).manual_seed(a.seed)
@@ -390,7 +447,7 @@ def main():
 
     def evaluate():
         ema.eval()
-        errs = heldout_error(ema, abar, heldout)
+        errs = heldout_error(ema_eps, abar, heldout)
         new = not os.path.exists(eval_csv)
         with open(eval_csv, 'a') as f:
             if new:
@@ -415,12 +472,15 @@ def main():
         x0 = data[idx].float() / 127.5 - 1
         flip = torch.rand(a.batch, device=dev, generator=g) < 0.5
         x0 = torch.where(flip[:, None, None, None], x0.flip(3), x0)
-        t = torch.randint(0, t_hi + 1, (a.batch,), device=dev, generator=g)
-        eps = torch.randn(x0.shape, device=dev, generator=g)
-        ab = abar[t][:, None, None, None]
-        xt = ab.sqrt() * x0 + (1 - ab).sqrt() * eps
         with torch.autocast(device_type='cuda', dtype=torch.bfloat16) if dev == 'cuda' else contextlib.nullcontext():
-            loss = F.mse_loss(model(xt, t).float(), eps)
+            if a.precond == 'edm':
+                loss = edm_training_loss(EDMPrecond(model, abar), x0, log_sigma, t_hi, a.p_mean, a.p_std, g)
+            else:
+                t = torch.randint(0, t_hi + 1, (a.batch,), device=dev, generator=g)
+                eps = torch.randn(x0.shape, device=dev, generator=g)
+                ab = abar[t][:, None, None, None]
+                xt = ab.sqrt() * x0 + (1 - ab).sqrt() * eps
+                loss = F.mse_loss(model(xt, t).float(), eps)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -456,16 +516,17 @@ def main():
     if a.translate:
         ema.eval()
         lo, hi = (float(v) for v in a.t0_range.split(','))
-        n = translate_folder(ema, abar, a.translate, a.translate_out, (lo, hi), a.translate_steps, a.seed, dev)
+        n = translate_folder(ema_eps, abar, a.translate, a.translate_out, (lo, hi), a.translate_steps, a.seed, dev)
         print(f'translated {n} images of {a.translate} into {a.translate_out}', flush=True)
 
     # export the EMA weights: x [N,3,64,64] in [-1,1], t [N] int64 step → ε̂
     ema.eval().float().cpu()
+    ema_eps = ema_eps.cpu()
     x = torch.zeros(2, 3, 64, 64)
     t = torch.tensor([10, 500], dtype=torch.int64)
     onnx_path = os.path.join(a.out, 'model.onnx')
-    export_onnx(ema, x, t, onnx_path)
-    verify_onnx(ema, onnx_path)
+    export_onnx(ema_eps, x, t, onnx_path)
+    verify_onnx(ema_eps, onnx_path)
     manifest = {
         'format': 'dg-studio/score-model@1',
         'name': a.name,
