@@ -32,6 +32,8 @@ export interface ModelEntry {
   recommendedT0?: number;
   /** a few lines of the manifest's training record (steps, images seen, held-out error, …) */
   training?: Record<string, string | number>;
+  /** why the manifest cannot be used as it stands (it failed the schema check); absent when it passed */
+  problem?: string;
 }
 
 export interface SourceRef {

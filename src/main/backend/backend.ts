@@ -1,14 +1,13 @@
 /**
- * The studio's back end: the StudioApi contract implemented over the services. Electron's
- * IPC handlers and the server mode both call `dispatch`, which validates every request
- * against the shared schema first. Knows no Electron and no HTTP.
+ * The studio's back end: the StudioApi contract implemented over the services — a thin dispatcher.
+ * Electron's IPC handlers and the server mode both call `dispatch`, which validates every request
+ * against the shared schema first. The models registry (model-registry.ts), the inbox (inbox.ts)
+ * and the job launchers (launchers.ts) are their own files. Knows no Electron and no HTTP.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
-import { basename, dirname, extname, join } from 'node:path';
-import sharp, { type Metadata } from 'sharp';
+import { basename, join } from 'node:path';
 import type { z } from 'zod';
 import {
   API,
@@ -19,32 +18,27 @@ import {
   type ManifestProposal,
   type ModelEntry,
   type Settings,
-  type SourceRef,
   type StudioApi,
   type StudioEvent,
 } from '../../shared/api.js';
-import { readJsonFile } from '../engine/models/score-model.js';
-import { ENGINE_VERSION } from '../../shared/version.js';
 import { describeIssues } from '../../shared/errors.js';
-import { encodePng, MAX_INPUT_PIXELS, sideBySide, writeFileAtomic } from '../engine/io/image-io.js';
-import { trainDiscriminatorOnThread, trainScoreModelOnThread } from '../services/training-thread.js';
+import { ENGINE_VERSION } from '../../shared/version.js';
+import { writeFileAtomic } from '../engine/io/image-io.js';
+import { outputFolderProblem } from '../services/folders.js';
 import { Gallery, type OutputRow } from '../services/gallery.js';
 import { jobRate, JobQueue, type JobInfo } from '../services/jobs.js';
-import { bundledDefaults, dataDir, defaultGalleryDir, resourcesDir } from '../services/resources.js';
-import { diagnosePaths } from '../services/path-diagnostics.js';
+import { bundledDefaults, dataDir, defaultGalleryDir } from '../services/resources.js';
 import { obviousImage, Studies } from '../services/studies.js';
-import { runSweep } from '../services/sweep.js';
-import { translateFiles } from '../services/translate-files.js';
-import { checkManifest, inspectOnnxFile } from '../services/inspect-model.js';
-import { outputFolderProblem } from '../services/folders.js';
-
-/** A manifest's training record, cut to the scalar facts a model card shows. */
-function trainingSummary(t: unknown): Record<string, string | number> | null {
-  if (typeof t !== 'object' || t === null) return null;
-  const out: Record<string, string | number> = {};
-  for (const [k, v] of Object.entries(t)) if (typeof v === 'number' || (typeof v === 'string' && v.length < 80)) out[k] = v;
-  return Object.keys(out).length ? out : null;
-}
+import { Inbox } from './inbox.js';
+import {
+  launchDiagnosePaths,
+  launchSweep,
+  launchTrainDiscriminator,
+  launchTrainScoreModel,
+  launchTranslate,
+  type LaunchContext,
+} from './launchers.js';
+import { ModelRegistry, type SessionChoice } from './model-registry.js';
 
 export class PayloadError extends Error {
   constructor(method: string, error: z.ZodError, input: unknown) {
@@ -54,7 +48,6 @@ export class PayloadError extends Error {
   }
 }
 
-const MAX_UPLOAD_BYTES = 50 * 1024 * 1024;
 /** file name (a hex id, as resolveFile wants) of the flat grey image of obvious attention checks */
 const GREY_IMAGE = '0'.repeat(32);
 
@@ -71,12 +64,16 @@ export class StudioBackend implements StudioApi {
   private readonly home: string;
   private readonly previews = new Map<number, string>();
   private settings: Settings = SettingsSchema.parse({});
+  private readonly inbox: Inbox;
+  private readonly models: ModelRegistry;
 
   private constructor(
     readonly gallery: Gallery,
     private readonly opts: BackendOptions,
   ) {
     this.home = opts.dataDir ?? dataDir();
+    this.inbox = new Inbox(this.home);
+    this.models = new ModelRegistry(this.home);
     this.jobs.on('update', (j) => this.emit({ type: 'job', job: this.dto(j) }));
   }
 
@@ -117,7 +114,7 @@ export class StudioBackend implements StudioApi {
     if (!/^[0-9a-f]{16,64}$/.test(name)) return null;
     if (kind === 'image') return this.gallery.objectPath(name);
     if (kind === 'thumb') return this.gallery.thumbPath(name);
-    if (kind === 'source') return join(this.home, 'inbox', 'thumbs', `${name}.webp`);
+    if (kind === 'source') return this.inbox.thumbPath(name);
     if (kind === 'plot') return join(this.home, 'plots', `${name}.png`);
     return null;
   }
@@ -139,22 +136,8 @@ export class StudioBackend implements StudioApi {
     };
   }
 
-  /** The name the user gave an inbox image, and its thumbnail. */
-  private sourceOf(path: string): { name: string; thumb: string | null } {
-    const inbox = join(this.home, 'inbox');
-    const m = /^([0-9a-f]{32})\.[a-z0-9]*$/.exec(basename(path));
-    if (!path.startsWith(inbox) || !m) return { name: basename(path), thumb: null };
-    let name = basename(path);
-    try {
-      name = readFileSync(join(inbox, `${m[1]}.name`), 'utf8');
-    } catch {
-      // the name file is a nicety; the hash name still identifies the image
-    }
-    return { name, thumb: `source/${m[1]}` };
-  }
-
   private item(r: OutputRow): GalleryItem {
-    const src = this.sourceOf(r.sourcePath);
+    const src = this.inbox.sourceOf(r.sourcePath);
     return {
       id: r.id,
       runId: r.runId,
@@ -176,81 +159,21 @@ export class StudioBackend implements StudioApi {
     };
   }
 
-  private get session() {
+  private get session(): SessionChoice {
     return { executionProvider: this.settings.executionProvider, threads: this.settings.threads || undefined };
   }
 
-  // ---- models ----
-
-  private async entries(): Promise<(ModelEntry & { manifest: string })[]> {
-    const d = bundledDefaults();
-    const out: (ModelEntry & { manifest: string })[] = [];
-    const add = async (manifest: string, kind: ModelEntry['kind'], bundled: boolean, id: string) => {
-      try {
-        const m = (await readJsonFile(manifest, 'manifest')) as {
-          name?: string;
-          description?: string;
-          classes?: unknown;
-          validTimeRange?: unknown;
-          dataShape?: unknown;
-          license?: unknown;
-          training?: unknown;
-          recommendedWeight?: unknown;
-          recommendedT0?: unknown;
-        };
-        const classes = Array.isArray(m.classes) ? m.classes.filter((c): c is string => typeof c === 'string') : undefined;
-        const training = trainingSummary(m.training);
-        const range = m.validTimeRange;
-        const validTimeRange =
-          Array.isArray(range) && range.length === 2 && range.every((v) => typeof v === 'number') ? (range as [number, number]) : undefined;
-        out.push({
-          id,
-          kind,
-          name: m.name ?? id,
-          description: m.description ?? '',
-          bundled,
-          manifest,
-          ...(classes ? { classes } : {}),
-          ...(validTimeRange ? { validTimeRange } : {}),
-          ...(Array.isArray(m.dataShape) && m.dataShape.every((d) => typeof d === 'number') ? { dataShape: m.dataShape as number[] } : {}),
-          ...(typeof m.license === 'string' ? { license: m.license } : {}),
-          ...(kind === 'discriminator' && typeof m.recommendedWeight === 'number' ? { recommendedWeight: m.recommendedWeight } : {}),
-          ...(kind === 'score' && typeof m.recommendedT0 === 'number' ? { recommendedT0: m.recommendedT0 } : {}),
-          ...(training ? { training } : {}),
-        });
-      } catch {
-        // a broken manifest is skipped here and reported when used
-      }
+  private launchContext(): LaunchContext {
+    return {
+      jobs: this.jobs,
+      gallery: this.gallery,
+      home: this.home,
+      inbox: this.inbox,
+      models: this.models,
+      session: this.session,
+      outputDir: this.settings.outputDir ?? join(this.home, 'outputs'),
+      emit: (e) => this.emit(e),
     };
-    await add(d.scoreModel, 'score', true, 'bundled:score');
-    if (d.discriminator) await add(d.discriminator, 'discriminator', true, 'bundled:discriminator');
-    const imported = join(this.home, 'models');
-    for (const name of existsSync(imported) ? await readdir(imported) : []) {
-      const manifest = join(imported, name, 'manifest.json');
-      if (!existsSync(manifest)) continue;
-      const format = ((await readJsonFile(manifest, 'manifest').catch(() => ({}))) as { format?: string }).format;
-      const kind = format === 'dg-studio/discriminator@1' ? 'discriminator' : format === 'dg-studio/classifier@1' ? 'classifier' : 'score';
-      await add(manifest, kind, false, `imported:${name}`);
-    }
-    const scoreModels = join(this.home, 'score-models');
-    for (const name of existsSync(scoreModels) ? await readdir(scoreModels) : []) {
-      if (existsSync(join(scoreModels, name, 'manifest.json')))
-        await add(join(scoreModels, name, 'manifest.json'), 'score', false, `trained-score:${name}`);
-    }
-    const mine = join(this.home, 'discriminators');
-    for (const name of existsSync(mine) ? await readdir(mine) : []) {
-      if (existsSync(join(mine, name, 'manifest.json')))
-        await add(join(mine, name, 'manifest.json'), 'discriminator', false, `trained:${name}`);
-    }
-    return out;
-  }
-
-  private async manifestOf(id: string | null, kind: ModelEntry['kind']): Promise<string | undefined> {
-    const list = await this.entries();
-    if (id === null) return list.find((e) => e.kind === kind && e.bundled)?.manifest;
-    const e = list.find((x) => x.id === id && x.kind === kind);
-    if (!e) throw new Error(`no ${kind === 'score' ? 'score model' : kind} "${id}"; pick one from the list`);
-    return e.manifest;
   }
 
   // ---- the contract ----
@@ -260,132 +183,20 @@ export class StudioBackend implements StudioApi {
   }
 
   async listModels(): Promise<ModelEntry[]> {
-    return (await this.entries()).map(({ manifest: _m, ...e }) => e);
+    return this.models.list();
   }
 
-  /** The bundled samples (resources/samples/*.png), through the same inbox as any picked file. */
   async addSamples() {
-    const dir = join(resourcesDir(), 'samples');
-    const names = (await readdir(dir)).filter((n) => n.toLowerCase().endsWith('.png')).sort();
-    return this.addSources({
-      files: await Promise.all(names.map(async (name) => ({ name, data: new Uint8Array(await readFile(join(dir, name))) }))),
-    });
+    return this.inbox.addSamples();
   }
 
   /** Store dropped or picked images in the inbox (content-addressed), with thumbnails. */
   async addSources(req: { files: { name: string; data: Uint8Array }[] }) {
-    const sources: SourceRef[] = [];
-    const errors: { name: string; message: string }[] = [];
-    for (const f of req.files) {
-      try {
-        if (f.data.length === 0) throw new Error('the file is empty');
-        if (f.data.length > MAX_UPLOAD_BYTES) throw new Error(`the file is larger than ${MAX_UPLOAD_BYTES >> 20} MiB`);
-        let meta: Metadata;
-        try {
-          meta = await sharp(f.data, { limitInputPixels: MAX_INPUT_PIXELS }).metadata();
-        } catch {
-          throw new Error('not an image DG Studio can read (PNG, JPEG, WebP, GIF, TIFF, AVIF)');
-        }
-        if ((meta.width ?? 0) * (meta.height ?? 0) > MAX_INPUT_PIXELS)
-          throw new Error(`the image is larger than ${MAX_INPUT_PIXELS} pixels`);
-        const sha = createHash('sha256').update(f.data).digest('hex').slice(0, 32);
-        const ext = (extname(f.name).toLowerCase() || '.png').replace(/[^.a-z0-9]/g, '');
-        const path = join(this.home, 'inbox', `${sha}${ext}`);
-        if (!existsSync(path)) {
-          const thumb = await sharp(f.data, { limitInputPixels: MAX_INPUT_PIXELS })
-            .rotate()
-            .resize(128, 128, { fit: 'inside' })
-            .webp()
-            .toBuffer();
-          await writeFileAtomic(join(this.home, 'inbox', 'thumbs', `${sha}.webp`), thumb);
-          await writeFileAtomic(path, f.data);
-          await writeFileAtomic(join(this.home, 'inbox', `${sha}.name`), f.name);
-        }
-        sources.push({ id: sha, name: f.name, thumb: `source/${sha}` });
-      } catch (e) {
-        errors.push({ name: f.name, message: `cannot use "${f.name}": ${(e as Error).message}` });
-      }
-    }
-    return { sources, errors };
-  }
-
-  private async sourcePaths(ids: string[]): Promise<string[]> {
-    const names = await readdir(join(this.home, 'inbox'));
-    return ids.map((id) => {
-      const f = names.find((n) => n.startsWith(id) && !n.endsWith('.name'));
-      if (!f) throw new Error(`source ${id} is no longer in the inbox; add the image again`);
-      return join(this.home, 'inbox', f);
-    });
+    return this.inbox.add(req.files);
   }
 
   async translate(req: z.output<typeof API.translate>[0]) {
-    const inputs = await this.sourcePaths(req.sources);
-    const modelManifest = (await this.manifestOf(req.model, 'score'))!;
-    const guided = req.params.dgWeight > 0 || (req.params.dgWeight2 ?? 0) > 0;
-    const discriminatorManifest = guided ? await this.manifestOf(req.discriminator, 'discriminator') : undefined;
-    if (guided && !discriminatorManifest)
-      throw new Error('a DG weight above 0 needs a discriminator, and none is bundled: train or import one, or set the DG weight to 0');
-    const classifierManifest = req.params.cgWeight > 0 ? await this.manifestOf(req.classifier, 'classifier') : undefined;
-    if (req.params.cgWeight > 0 && !classifierManifest)
-      throw new Error(
-        'a CG weight above 0 needs a classifier: import one (Settings → Import model) and pick it, or set the CG weight to 0',
-      );
-    const outDir = this.settings.outputDir ?? join(this.home, 'outputs');
-    const session = this.session;
-    const job = this.jobs.submit(
-      'translate',
-      `${inputs.length} image(s), t0 ${req.params.t0}, w ${req.params.dgWeight}`,
-      async ({ signal, progress }) => {
-        let last = 0;
-        const { outputs, errors } = await translateFiles(
-          {
-            inputs,
-            outDir,
-            params: req.params,
-            modelManifest,
-            discriminatorManifest,
-            classifierManifest,
-            gallery: this.gallery,
-            // outputs are named after the names the user's files had, not the inbox's digests
-            sourceNames: Object.fromEntries(inputs.map((p) => [p, this.sourceOf(p).name])),
-            ...session,
-          },
-          {
-            onStep: (s) => {
-              const now = Date.now();
-              if (s.preview && now - last > 250) {
-                last = now;
-                // the whole batch's current estimates side by side (up to 4), not just its first image
-                const [, c, h] = s.preview.shape as [number, number, number, number];
-                const strip = sideBySide(s.preview.data, s.preview.shape);
-                void encodePng(strip.chw, {
-                  channels: c as 1 | 3,
-                  height: h,
-                  width: strip.width,
-                  valueRange: [-1, 1],
-                }).then((png) =>
-                  progress({
-                    done: s.done * s.steps + s.step,
-                    total: s.total * s.steps,
-                    message: `image ${s.done + 1}/${s.total}, step ${s.step}/${s.steps}`,
-                    preview: png,
-                  }),
-                );
-              } else
-                progress({
-                  done: s.done * s.steps + s.step,
-                  total: s.total * s.steps,
-                  message: `image ${s.done + 1}/${s.total}, step ${s.step}/${s.steps}`,
-                });
-            },
-            onResult: () => this.emit({ type: 'gallery' }),
-          },
-          signal,
-        );
-        return { galleryIds: outputs.map((o) => o.galleryId), errors };
-      },
-    );
-    return { jobId: job.id };
+    return launchTranslate(this.launchContext(), req);
   }
 
   async cancelJob(id: number) {
@@ -425,153 +236,20 @@ export class StudioBackend implements StudioApi {
   }
 
   async sweep(req: z.output<typeof API.sweep>[0]) {
-    const inputs = await this.sourcePaths(req.sources);
-    const reference = await this.sourcePaths(req.reference);
-    const modelManifest = (await this.manifestOf(req.model, 'score'))!;
-    const discriminatorManifest = req.weights.some((w) => w > 0) ? await this.manifestOf(req.discriminator, 'discriminator') : undefined;
-    const job = this.jobs.submit('sweep', `sweep ${req.t0s.length}×${req.weights.length}`, async ({ signal, progress }) => {
-      const outDir = join(this.home, 'sweeps', `${Date.now()}`);
-      const total = req.t0s.length * req.weights.length;
-      let done = 0;
-      const r = await runSweep(
-        {
-          inputs,
-          reference,
-          t0s: req.t0s,
-          weights: req.weights,
-          modelManifest,
-          discriminatorManifest,
-          params: req.params,
-          outDir,
-          ...this.session,
-        },
-        { onRow: (row) => progress({ done: ++done, total, message: `t0 ${row.t0}, w ${row.w}` }) },
-        signal,
-      );
-      // one example image per (t0, w) cell for the grid: the first source's translation
-      const first = basename(inputs[0]!, extname(inputs[0]!));
-      const cells = [];
-      for (const row of r.rows)
-        cells.push({ t0: row.t0, w: row.w, image: await this.keepPlot(join(outDir, `t${row.t0}_w${row.w}`, `${first}.png`)) });
-      return { rows: r.rows, plot: await this.keepPlot(r.plots[0]!), cells };
-    });
-    return { jobId: job.id };
-  }
-
-  /** Keep a plot PNG where resolveFile can serve it; returns its file reference. */
-  private async keepPlot(path: string): Promise<string> {
-    await mkdir(join(this.home, 'plots'), { recursive: true });
-    const plot = await readFile(path);
-    const sha = createHash('sha256').update(plot).digest('hex').slice(0, 32);
-    await writeFileAtomic(join(this.home, 'plots', `${sha}.png`), plot);
-    return `plot/${sha}`;
+    return launchSweep(this.launchContext(), req);
   }
 
   async diagnosePaths(req: z.output<typeof API.diagnosePaths>[0]) {
-    const sources = await this.sourcePaths(req.sources);
-    const reference = await this.sourcePaths(req.reference);
-    const modelManifest = (await this.manifestOf(req.model, 'score'))!;
-    const discriminatorManifest = (await this.manifestOf(req.discriminator, 'discriminator'))!;
-    const job = this.jobs.submit('paths', `log r along paths, t0 ${req.t0}, w ${req.weight}`, async () => {
-      const r = await diagnosePaths({
-        sources,
-        reference,
-        modelManifest,
-        discriminatorManifest,
-        t0: req.t0,
-        weight: req.weight,
-        params: req.params,
-        outDir: join(this.home, 'paths', `${Date.now()}`),
-        ...this.session,
-      });
-      return { rows: r.rows, plot: await this.keepPlot(r.plotPath) };
-    });
-    return { jobId: job.id };
+    return launchDiagnosePaths(this.launchContext(), req);
   }
 
   async trainDiscriminator(req: z.output<typeof API.trainDiscriminator>[0]) {
-    const sources = await this.sourcePaths(req.sources);
-    const targets = await this.sourcePaths(req.targets);
-    const modelManifest = (await this.manifestOf(req.model, 'score'))!;
-    const outDir = join(this.home, 'discriminators', req.name);
-    if (existsSync(outDir)) throw new Error(`a discriminator named "${req.name}" exists already; choose another name (or delete it first)`);
-    const job = this.jobs.submit('train', `train discriminator "${req.name}"`, async ({ signal, progress }) => {
-      const losses: number[] = [];
-      const r = await trainDiscriminatorOnThread(
-        {
-          modelManifest,
-          sources,
-          targets,
-          outDir,
-          t0Range: req.t0Range,
-          steps: req.steps,
-          batchSize: req.batchSize,
-          evalEvery: Math.max(10, Math.floor(req.steps / 4)),
-          ...this.session,
-        },
-        {
-          onProgress: (p) => {
-            losses.push(p.lossEma);
-            progress({ done: p.step, total: p.steps, message: JSON.stringify({ loss: p.lossEma, losses: losses.slice(-200) }) });
-          },
-        },
-        signal,
-      );
-      return {
-        manifest: r.manifestPath,
-        steps: r.steps,
-        accuracy: r.validation.accuracy,
-        cancelled: r.cancelled,
-        id: `trained:${req.name}`,
-      };
-    });
-    return { jobId: job.id };
+    return launchTrainDiscriminator(this.launchContext(), req);
   }
 
   /** Train a target score model from target images (the app's own trainer); the model joins the list. */
   async trainScoreModel(req: z.output<typeof API.trainScoreModel>[0]) {
-    const targets = await this.sourcePaths(req.targets);
-    const previewSources = await this.sourcePaths(req.previewSources);
-    const outDir = join(this.home, 'score-models', req.name);
-    if (existsSync(outDir)) throw new Error(`a score model named "${req.name}" exists already; choose another name (or delete it first)`);
-    const job = this.jobs.submit('train', `train score model "${req.name}"`, async ({ signal, progress }) => {
-      const losses: number[] = [];
-      let lastStep = 0;
-      let last = { imagesPerSecond: 0, etaSeconds: null as number | null, heldout: null as number[] | null };
-      const r = await trainScoreModelOnThread(
-        {
-          data: targets,
-          previewSources,
-          outDir,
-          arch: { channels: req.channels, patch: req.patch, resolution: req.resolution, groups: Math.min(8, req.channels) },
-          batchSize: req.batchSize,
-          tMax: req.tMax,
-          steps: req.steps,
-          checkpointMinutes: 3,
-          evalMinutes: 5,
-          name: req.name,
-          ...this.session,
-        },
-        {
-          onProgress: (p) => {
-            losses.push(p.lossEma);
-            lastStep = p.step;
-            last = { ...last, imagesPerSecond: p.imagesPerSecond, etaSeconds: p.etaSeconds };
-            progress({ done: p.step, total: req.steps, message: JSON.stringify({ loss: p.lossEma, losses: losses.slice(-200), ...last }) });
-          },
-          onPreview: (png) =>
-            progress({ done: lastStep, total: req.steps, message: JSON.stringify({ losses: losses.slice(-200), ...last }), preview: png }),
-          onEval: (e) => {
-            last = { ...last, heldout: e.errors };
-            progress({ done: e.step, total: req.steps, message: JSON.stringify({ losses: losses.slice(-200), ...last }) });
-          },
-        },
-        signal,
-      );
-      progress({ done: r.steps, total: req.steps, message: JSON.stringify({ losses: losses.slice(-200), ...last, heldout: r.heldout }) });
-      return { manifest: r.manifestPath, steps: r.steps, cancelled: r.cancelled, heldout: r.heldout, id: `trained-score:${req.name}` };
-    });
-    return { jobId: job.id };
+    return launchTrainScoreModel(this.launchContext(), req);
   }
 
   /** Where an output folder may lie: the data folder, the user's home, and roots given at start. */
@@ -598,73 +276,16 @@ export class StudioBackend implements StudioApi {
     return next;
   }
 
-  /** Remove a model the user imported or trained (never a bundled one): its folder under the data folder. */
   async deleteModel(id: string): Promise<boolean> {
-    const e = (await this.entries()).find((x) => x.id === id);
-    if (!e) throw new Error(`no model "${id}"; pick one from the list`);
-    if (e.bundled) throw new Error(`"${e.name}" is bundled with DG Studio and cannot be deleted`);
-    const folder = dirname(e.manifest);
-    // only folders the studio made: models/, score-models/, discriminators/ under its data folder
-    const parents = ['models', 'score-models', 'discriminators'].map((d) => join(this.home, d));
-    if (!parents.includes(dirname(folder))) throw new Error(`"${e.name}" is not in the studio's data folder; remove it by hand`);
-    await rm(folder, { recursive: true, force: true });
-    return true;
+    return this.models.delete(id);
   }
 
-  /** Import a model: its manifest (one .json) and the files it names; validated by loading it. */
   async importModel(req: z.output<typeof API.importModel>[0]): Promise<ModelEntry> {
-    const manifests = req.files.filter((f) => f.name.toLowerCase().endsWith('.json'));
-    if (manifests.length !== 1) throw new Error(`give exactly one manifest (.json) with the model's files; got ${manifests.length}`);
-    let slug = '';
-    try {
-      const m = JSON.parse(new TextDecoder().decode(manifests[0]!.data)) as { name?: string };
-      slug = (m.name ?? 'model').replace(/[^\w.-]+/g, '-').slice(0, 60) || 'model';
-    } catch (e) {
-      throw new Error(`cannot read manifest "${manifests[0]!.name}": not valid JSON (${(e as Error).message})`, { cause: e });
-    }
-    const dir = join(this.home, 'models', slug);
-    if (existsSync(dir)) throw new Error(`a model named "${slug}" is already imported; rename it in its manifest`);
-    await mkdir(dir, { recursive: true });
-    try {
-      for (const f of req.files) await writeFileAtomic(join(dir, f === manifests[0] ? 'manifest.json' : f.name), f.data);
-      const manifest = join(dir, 'manifest.json');
-      await checkManifest(manifest, req.kind, this.session);
-    } catch (e) {
-      await rm(dir, { recursive: true, force: true });
-      throw new Error((e as Error).message.replaceAll(dir + '/', ''), { cause: e });
-    }
-    const entry = (await this.listModels()).find((m) => m.id === `imported:${slug}`);
-    if (!entry) throw new Error(`imported "${slug}" but cannot list it`);
-    return entry;
+    return this.models.import(req, this.session);
   }
 
-  /** Inspect an uploaded ONNX file in a scratch folder (removed after) and return the checked proposal. */
   async proposeManifest(req: z.output<typeof API.proposeManifest>[0]): Promise<ManifestProposal> {
-    const scratch = join(this.home, 'tmp', `inspect-${randomBytes(6).toString('hex')}`);
-    await mkdir(scratch, { recursive: true });
-    try {
-      const onnx = join(scratch, req.file.name);
-      await writeFileAtomic(onnx, req.file.data);
-      const r = await inspectOnnxFile(onnx, { kind: req.kind }, this.session);
-      const strip = (t: string) => t.replaceAll(scratch + '/', '').replaceAll(scratch, '');
-      return {
-        kind: r.inspection.kind,
-        kindWhy: r.inspection.kindWhy,
-        manifest: JSON.stringify(r.inspection.manifest, null, 2),
-        guesses: r.inspection.guesses,
-        inputs: r.inspection.inputs,
-        outputs: r.inspection.outputs,
-        problem: r.problem === null ? null : strip(r.problem),
-        warnings: r.warnings.map(strip),
-      };
-    } catch (e) {
-      throw new Error(
-        `cannot inspect "${req.file.name}": ${(e as Error).message.replaceAll(scratch + '/', '').replace(/^"[^"]*": /, '')}`,
-        { cause: e },
-      );
-    } finally {
-      await rm(scratch, { recursive: true, force: true });
-    }
+    return this.models.propose(req, this.session);
   }
 
   // ---- annotation studies ----
@@ -691,7 +312,7 @@ export class StudioBackend implements StudioApi {
       await obviousImage(grey);
     }
     const url = (id: number | null) => (id === null ? `plot/${basename(grey, '.png')}` : `image/${this.gallery.get(id)?.sha256}`);
-    const src = this.sourceOf(it.sourcePath);
+    const src = this.inbox.sourceOf(it.sourcePath);
     return {
       itemId: it.itemId,
       position: it.position,

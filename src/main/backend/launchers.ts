@@ -1,0 +1,254 @@
+/**
+ * The back end's long work, each a job on the queue: translations, sweeps, path diagnostics and the two
+ * trainings. A launcher checks the request against what exists (inbox ids, models, names) before it
+ * queues anything, so a bad request fails at once and in words.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
+import { basename, extname, join } from 'node:path';
+import type { z } from 'zod';
+import type { API, StudioEvent } from '../../shared/api.js';
+import { encodePng, sideBySide, writeFileAtomic } from '../engine/io/image-io.js';
+import type { Gallery } from '../services/gallery.js';
+import type { JobQueue } from '../services/jobs.js';
+import { diagnosePaths } from '../services/path-diagnostics.js';
+import { runSweep } from '../services/sweep.js';
+import { trainDiscriminatorOnThread, trainScoreModelOnThread } from '../services/training-thread.js';
+import { translateFiles } from '../services/translate-files.js';
+import type { Inbox } from './inbox.js';
+import type { ModelRegistry, SessionChoice } from './model-registry.js';
+
+/** What a launcher needs of the back end. */
+export interface LaunchContext {
+  readonly jobs: JobQueue;
+  readonly gallery: Gallery;
+  readonly home: string;
+  readonly inbox: Inbox;
+  readonly models: ModelRegistry;
+  /** the execution provider and threads of the settings */
+  readonly session: SessionChoice;
+  /** where translations are written: the settings' output folder, else the data folder's */
+  readonly outputDir: string;
+  emit(e: StudioEvent): void;
+}
+
+export async function launchTranslate(ctx: LaunchContext, req: z.output<typeof API.translate>[0]) {
+  const inputs = await ctx.inbox.paths(req.sources);
+  const modelManifest = (await ctx.models.manifestOf(req.model, 'score'))!;
+  const guided = req.params.dgWeight > 0 || (req.params.dgWeight2 ?? 0) > 0;
+  const discriminatorManifest = guided ? await ctx.models.manifestOf(req.discriminator, 'discriminator') : undefined;
+  if (guided && !discriminatorManifest)
+    throw new Error('a DG weight above 0 needs a discriminator, and none is bundled: train or import one, or set the DG weight to 0');
+  const classifierManifest = req.params.cgWeight > 0 ? await ctx.models.manifestOf(req.classifier, 'classifier') : undefined;
+  if (req.params.cgWeight > 0 && !classifierManifest)
+    throw new Error('a CG weight above 0 needs a classifier: import one (Settings → Import model) and pick it, or set the CG weight to 0');
+  const outDir = ctx.outputDir;
+  const session = ctx.session;
+  const job = ctx.jobs.submit(
+    'translate',
+    `${inputs.length} image(s), t0 ${req.params.t0}, w ${req.params.dgWeight}`,
+    async ({ signal, progress }) => {
+      let last = 0;
+      const { outputs, errors } = await translateFiles(
+        {
+          inputs,
+          outDir,
+          params: req.params,
+          modelManifest,
+          discriminatorManifest,
+          classifierManifest,
+          gallery: ctx.gallery,
+          // outputs are named after the names the user's files had, not the inbox's digests
+          sourceNames: Object.fromEntries(inputs.map((p) => [p, ctx.inbox.sourceOf(p).name])),
+          ...session,
+        },
+        {
+          onStep: (s) => {
+            const now = Date.now();
+            if (s.preview && now - last > 250) {
+              last = now;
+              // the whole batch's current estimates side by side (up to 4), not just its first image
+              const [, c, h] = s.preview.shape as [number, number, number, number];
+              const strip = sideBySide(s.preview.data, s.preview.shape);
+              void encodePng(strip.chw, {
+                channels: c as 1 | 3,
+                height: h,
+                width: strip.width,
+                valueRange: [-1, 1],
+              }).then((png) =>
+                progress({
+                  done: s.done * s.steps + s.step,
+                  total: s.total * s.steps,
+                  message: `image ${s.done + 1}/${s.total}, step ${s.step}/${s.steps}`,
+                  preview: png,
+                }),
+              );
+            } else
+              progress({
+                done: s.done * s.steps + s.step,
+                total: s.total * s.steps,
+                message: `image ${s.done + 1}/${s.total}, step ${s.step}/${s.steps}`,
+              });
+          },
+          onResult: () => ctx.emit({ type: 'gallery' }),
+        },
+        signal,
+      );
+      return { galleryIds: outputs.map((o) => o.galleryId), errors };
+    },
+  );
+  return { jobId: job.id };
+}
+
+export async function launchSweep(ctx: LaunchContext, req: z.output<typeof API.sweep>[0]) {
+  const inputs = await ctx.inbox.paths(req.sources);
+  const reference = await ctx.inbox.paths(req.reference);
+  const modelManifest = (await ctx.models.manifestOf(req.model, 'score'))!;
+  const discriminatorManifest = req.weights.some((w) => w > 0)
+    ? await ctx.models.manifestOf(req.discriminator, 'discriminator')
+    : undefined;
+  const job = ctx.jobs.submit('sweep', `sweep ${req.t0s.length}×${req.weights.length}`, async ({ signal, progress }) => {
+    const outDir = join(ctx.home, 'sweeps', `${Date.now()}`);
+    const total = req.t0s.length * req.weights.length;
+    let done = 0;
+    const r = await runSweep(
+      {
+        inputs,
+        reference,
+        t0s: req.t0s,
+        weights: req.weights,
+        modelManifest,
+        discriminatorManifest,
+        params: req.params,
+        outDir,
+        ...ctx.session,
+      },
+      { onRow: (row) => progress({ done: ++done, total, message: `t0 ${row.t0}, w ${row.w}` }) },
+      signal,
+    );
+    // one example image per (t0, w) cell for the grid: the first source's translation
+    const first = basename(inputs[0]!, extname(inputs[0]!));
+    const cells = [];
+    for (const row of r.rows)
+      cells.push({ t0: row.t0, w: row.w, image: await keepPlot(ctx.home, join(outDir, `t${row.t0}_w${row.w}`, `${first}.png`)) });
+    return { rows: r.rows, plot: await keepPlot(ctx.home, r.plots[0]!), cells };
+  });
+  return { jobId: job.id };
+}
+
+export async function launchDiagnosePaths(ctx: LaunchContext, req: z.output<typeof API.diagnosePaths>[0]) {
+  const sources = await ctx.inbox.paths(req.sources);
+  const reference = await ctx.inbox.paths(req.reference);
+  const modelManifest = (await ctx.models.manifestOf(req.model, 'score'))!;
+  const discriminatorManifest = (await ctx.models.manifestOf(req.discriminator, 'discriminator'))!;
+  const job = ctx.jobs.submit('paths', `log r along paths, t0 ${req.t0}, w ${req.weight}`, async () => {
+    const r = await diagnosePaths({
+      sources,
+      reference,
+      modelManifest,
+      discriminatorManifest,
+      t0: req.t0,
+      weight: req.weight,
+      params: req.params,
+      outDir: join(ctx.home, 'paths', `${Date.now()}`),
+      ...ctx.session,
+    });
+    return { rows: r.rows, plot: await keepPlot(ctx.home, r.plotPath) };
+  });
+  return { jobId: job.id };
+}
+
+export async function launchTrainDiscriminator(ctx: LaunchContext, req: z.output<typeof API.trainDiscriminator>[0]) {
+  const sources = await ctx.inbox.paths(req.sources);
+  const targets = await ctx.inbox.paths(req.targets);
+  const modelManifest = (await ctx.models.manifestOf(req.model, 'score'))!;
+  const outDir = join(ctx.home, 'discriminators', req.name);
+  if (existsSync(outDir)) throw new Error(`a discriminator named "${req.name}" exists already; choose another name (or delete it first)`);
+  const job = ctx.jobs.submit('train', `train discriminator "${req.name}"`, async ({ signal, progress }) => {
+    const losses: number[] = [];
+    const r = await trainDiscriminatorOnThread(
+      {
+        modelManifest,
+        sources,
+        targets,
+        outDir,
+        t0Range: req.t0Range,
+        steps: req.steps,
+        batchSize: req.batchSize,
+        evalEvery: Math.max(10, Math.floor(req.steps / 4)),
+        ...ctx.session,
+      },
+      {
+        onProgress: (p) => {
+          losses.push(p.lossEma);
+          progress({ done: p.step, total: p.steps, message: JSON.stringify({ loss: p.lossEma, losses: losses.slice(-200) }) });
+        },
+      },
+      signal,
+    );
+    return {
+      manifest: r.manifestPath,
+      steps: r.steps,
+      accuracy: r.validation.accuracy,
+      cancelled: r.cancelled,
+      id: `trained:${req.name}`,
+    };
+  });
+  return { jobId: job.id };
+}
+
+/** Train a target score model from target images (the app's own trainer); the model joins the list. */
+export async function launchTrainScoreModel(ctx: LaunchContext, req: z.output<typeof API.trainScoreModel>[0]) {
+  const targets = await ctx.inbox.paths(req.targets);
+  const previewSources = await ctx.inbox.paths(req.previewSources);
+  const outDir = join(ctx.home, 'score-models', req.name);
+  if (existsSync(outDir)) throw new Error(`a score model named "${req.name}" exists already; choose another name (or delete it first)`);
+  const job = ctx.jobs.submit('train', `train score model "${req.name}"`, async ({ signal, progress }) => {
+    const losses: number[] = [];
+    let lastStep = 0;
+    let last = { imagesPerSecond: 0, etaSeconds: null as number | null, heldout: null as number[] | null };
+    const r = await trainScoreModelOnThread(
+      {
+        data: targets,
+        previewSources,
+        outDir,
+        arch: { channels: req.channels, patch: req.patch, resolution: req.resolution, groups: Math.min(8, req.channels) },
+        batchSize: req.batchSize,
+        tMax: req.tMax,
+        steps: req.steps,
+        checkpointMinutes: 3,
+        evalMinutes: 5,
+        name: req.name,
+        ...ctx.session,
+      },
+      {
+        onProgress: (p) => {
+          losses.push(p.lossEma);
+          lastStep = p.step;
+          last = { ...last, imagesPerSecond: p.imagesPerSecond, etaSeconds: p.etaSeconds };
+          progress({ done: p.step, total: req.steps, message: JSON.stringify({ loss: p.lossEma, losses: losses.slice(-200), ...last }) });
+        },
+        onPreview: (png) =>
+          progress({ done: lastStep, total: req.steps, message: JSON.stringify({ losses: losses.slice(-200), ...last }), preview: png }),
+        onEval: (e) => {
+          last = { ...last, heldout: e.errors };
+          progress({ done: e.step, total: req.steps, message: JSON.stringify({ losses: losses.slice(-200), ...last }) });
+        },
+      },
+      signal,
+    );
+    progress({ done: r.steps, total: req.steps, message: JSON.stringify({ losses: losses.slice(-200), ...last, heldout: r.heldout }) });
+    return { manifest: r.manifestPath, steps: r.steps, cancelled: r.cancelled, heldout: r.heldout, id: `trained-score:${req.name}` };
+  });
+  return { jobId: job.id };
+}
+
+/** Keep a plot PNG where resolveFile can serve it; returns its file reference. */
+export async function keepPlot(home: string, path: string): Promise<string> {
+  await mkdir(join(home, 'plots'), { recursive: true });
+  const plot = await readFile(path);
+  const sha = createHash('sha256').update(plot).digest('hex').slice(0, 32);
+  await writeFileAtomic(join(home, 'plots', `${sha}.png`), plot);
+  return `plot/${sha}`;
+}

@@ -1,0 +1,173 @@
+/**
+ * The models the studio lists: the bundled defaults and what the user imported or trained under the
+ * data folder (models/, score-models/, discriminators/). Each manifest is read through the shared
+ * `parseManifest`, the same check every loader applies; one that fails it is still listed, with its
+ * problem, so the user sees why it cannot be used.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { z } from 'zod';
+import type { API, ManifestProposal, ModelEntry } from '../../shared/api.js';
+import { parseManifest } from '../../shared/manifest.js';
+import { writeFileAtomic } from '../engine/io/image-io.js';
+import { readJsonFile } from '../engine/models/score-model.js';
+import type { ExecutionProvider } from '../engine/onnx/session.js';
+import { checkManifest, inspectOnnxFile } from '../services/inspect-model.js';
+import { bundledDefaults } from '../services/resources.js';
+
+export type RegistryEntry = ModelEntry & { manifest: string };
+export interface SessionChoice {
+  executionProvider: ExecutionProvider;
+  threads: number | undefined;
+}
+
+/** A manifest's training record, cut to the scalar facts a model card shows. */
+function trainingSummary(t: unknown): Record<string, string | number> | null {
+  if (typeof t !== 'object' || t === null) return null;
+  const out: Record<string, string | number> = {};
+  for (const [k, v] of Object.entries(t)) if (typeof v === 'number' || (typeof v === 'string' && v.length < 80)) out[k] = v;
+  return Object.keys(out).length ? out : null;
+}
+
+/** The card of one manifest file; null when the file is not even JSON (skipped: reported when used). */
+async function entryOf(manifest: string, fallbackKind: ModelEntry['kind'], bundled: boolean, id: string): Promise<RegistryEntry | null> {
+  const raw = (await readJsonFile(manifest, 'manifest').catch(() => null)) as Record<string, unknown> | null;
+  if (raw === null || typeof raw !== 'object') return null;
+  const parsed = parseManifest(manifest, raw);
+  const base = {
+    id,
+    bundled,
+    manifest,
+    name: typeof raw['name'] === 'string' && raw['name'] ? raw['name'] : id,
+    description: typeof raw['description'] === 'string' ? raw['description'] : '',
+  };
+  if (!parsed.ok) return { ...base, kind: fallbackKind, problem: parsed.error };
+  const m = parsed.manifest as Record<string, unknown> & { training?: unknown };
+  const training = trainingSummary(m.training);
+  const pick = <T>(key: string, ok: (v: unknown) => boolean) => (ok(m[key]) ? { [key]: m[key] as T } : {});
+  return {
+    ...base,
+    kind: parsed.kind,
+    ...pick<string[]>('classes', Array.isArray),
+    ...(parsed.kind === 'score' ? pick<[number, number]>('validTimeRange', Array.isArray) : {}),
+    ...pick<number[]>('dataShape', Array.isArray),
+    ...pick<string>('license', (v) => typeof v === 'string'),
+    ...(parsed.kind === 'discriminator' ? pick<number>('recommendedWeight', (v) => typeof v === 'number') : {}),
+    ...(parsed.kind === 'score' ? pick<number>('recommendedT0', (v) => typeof v === 'number') : {}),
+    ...(training ? { training } : {}),
+  };
+}
+
+const KIND_OF_FORMAT: Record<string, ModelEntry['kind']> = {
+  'dg-studio/discriminator@1': 'discriminator',
+  'dg-studio/classifier@1': 'classifier',
+};
+
+export class ModelRegistry {
+  constructor(private readonly home: string) {}
+
+  /** Every model, bundled first, then imported, trained score models and trained discriminators. */
+  async entries(): Promise<RegistryEntry[]> {
+    const d = bundledDefaults();
+    const found: (RegistryEntry | null)[] = [await entryOf(d.scoreModel, 'score', true, 'bundled:score')];
+    if (d.discriminator) found.push(await entryOf(d.discriminator, 'discriminator', true, 'bundled:discriminator'));
+    const folder = async (sub: string, idPrefix: string, kind: (manifest: string) => Promise<ModelEntry['kind']>) => {
+      const dir = join(this.home, sub);
+      for (const name of existsSync(dir) ? (await readdir(dir)).sort() : []) {
+        const manifest = join(dir, name, 'manifest.json');
+        if (existsSync(manifest)) found.push(await entryOf(manifest, await kind(manifest), false, `${idPrefix}:${name}`));
+      }
+    };
+    await folder('models', 'imported', async (manifest) => {
+      const format = ((await readJsonFile(manifest, 'manifest').catch(() => ({}))) as { format?: string }).format;
+      return KIND_OF_FORMAT[format ?? ''] ?? 'score';
+    });
+    await folder('score-models', 'trained-score', async () => 'score');
+    await folder('discriminators', 'trained', async () => 'discriminator');
+    return found.filter((e): e is RegistryEntry => e !== null);
+  }
+
+  /** What the renderer sees: the entries without their file paths. */
+  async list(): Promise<ModelEntry[]> {
+    return (await this.entries()).map(({ manifest: _m, ...e }) => e);
+  }
+
+  /** The manifest path of model `id` of this kind (null: the bundled one, which may not exist). */
+  async manifestOf(id: string | null, kind: ModelEntry['kind']): Promise<string | undefined> {
+    const list = await this.entries();
+    if (id === null) return list.find((e) => e.kind === kind && e.bundled)?.manifest;
+    const e = list.find((x) => x.id === id && x.kind === kind);
+    if (!e) throw new Error(`no ${kind === 'score' ? 'score model' : kind} "${id}"; pick one from the list`);
+    return e.manifest;
+  }
+
+  /** Remove a model the user imported or trained (never a bundled one): its folder under the data folder. */
+  async delete(id: string): Promise<boolean> {
+    const e = (await this.entries()).find((x) => x.id === id);
+    if (!e) throw new Error(`no model "${id}"; pick one from the list`);
+    if (e.bundled) throw new Error(`"${e.name}" is bundled with DG Studio and cannot be deleted`);
+    const folder = dirname(e.manifest);
+    // only folders the studio made: models/, score-models/, discriminators/ under its data folder
+    const parents = ['models', 'score-models', 'discriminators'].map((d) => join(this.home, d));
+    if (!parents.includes(dirname(folder))) throw new Error(`"${e.name}" is not in the studio's data folder; remove it by hand`);
+    await rm(folder, { recursive: true, force: true });
+    return true;
+  }
+
+  /** Import a model: its manifest (one .json) and the files it names; validated by loading it. */
+  async import(req: z.output<typeof API.importModel>[0], session: SessionChoice): Promise<ModelEntry> {
+    const manifests = req.files.filter((f) => f.name.toLowerCase().endsWith('.json'));
+    if (manifests.length !== 1) throw new Error(`give exactly one manifest (.json) with the model's files; got ${manifests.length}`);
+    let slug = '';
+    try {
+      const m = JSON.parse(new TextDecoder().decode(manifests[0]!.data)) as { name?: string };
+      slug = (m.name ?? 'model').replace(/[^\w.-]+/g, '-').slice(0, 60) || 'model';
+    } catch (e) {
+      throw new Error(`cannot read manifest "${manifests[0]!.name}": not valid JSON (${(e as Error).message})`, { cause: e });
+    }
+    const dir = join(this.home, 'models', slug);
+    if (existsSync(dir)) throw new Error(`a model named "${slug}" is already imported; rename it in its manifest`);
+    await mkdir(dir, { recursive: true });
+    try {
+      for (const f of req.files) await writeFileAtomic(join(dir, f === manifests[0] ? 'manifest.json' : f.name), f.data);
+      await checkManifest(join(dir, 'manifest.json'), req.kind, session);
+    } catch (e) {
+      await rm(dir, { recursive: true, force: true });
+      throw new Error((e as Error).message.replaceAll(dir + '/', ''), { cause: e });
+    }
+    const entry = (await this.list()).find((m) => m.id === `imported:${slug}`);
+    if (!entry) throw new Error(`imported "${slug}" but cannot list it`);
+    return entry;
+  }
+
+  /** Inspect an uploaded ONNX file in a scratch folder (removed after) and return the checked proposal. */
+  async propose(req: z.output<typeof API.proposeManifest>[0], session: SessionChoice): Promise<ManifestProposal> {
+    const scratch = join(this.home, 'tmp', `inspect-${randomBytes(6).toString('hex')}`);
+    await mkdir(scratch, { recursive: true });
+    try {
+      const onnx = join(scratch, req.file.name);
+      await writeFileAtomic(onnx, req.file.data);
+      const r = await inspectOnnxFile(onnx, { kind: req.kind }, session);
+      const strip = (t: string) => t.replaceAll(scratch + '/', '').replaceAll(scratch, '');
+      return {
+        kind: r.inspection.kind,
+        kindWhy: r.inspection.kindWhy,
+        manifest: JSON.stringify(r.inspection.manifest, null, 2),
+        guesses: r.inspection.guesses,
+        inputs: r.inspection.inputs,
+        outputs: r.inspection.outputs,
+        problem: r.problem === null ? null : strip(r.problem),
+        warnings: r.warnings.map(strip),
+      };
+    } catch (e) {
+      throw new Error(
+        `cannot inspect "${req.file.name}": ${(e as Error).message.replaceAll(scratch + '/', '').replace(/^"[^"]*": /, '')}`,
+        { cause: e },
+      );
+    } finally {
+      await rm(scratch, { recursive: true, force: true });
+    }
+  }
+}
