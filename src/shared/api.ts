@@ -63,9 +63,30 @@ export interface GalleryItem {
   params: z.infer<typeof TranslateParamsSchema>;
 }
 
-export interface JobDto {
+/** What a training reports as it goes (the Train tab's curve, rate and held-out error). */
+export interface TrainingProgress {
+  /** the loss (an exponential moving average) now, and its recent history for the curve */
+  loss: number | null;
+  losses: number[];
+  imagesPerSecond: number | null;
+  etaSeconds: number | null;
+  /** a score model's held-out denoising error at its evaluation times, once measured */
+  heldout: number[] | null;
+}
+
+/** Each kind of job's result, as the renderer reads it. */
+export interface JobResults {
+  translate: { galleryIds: number[]; errors: { file: string; message: string }[] };
+  sweep: { rows: SweepRow[]; plot: string; cells: { t0: number; w: number; image: string }[] };
+  paths: { rows: { series: string; tau: number; meanLogRatio: number; stdLogRatio: number }[]; plot: string };
+  'train-discriminator': { manifest: string; steps: number; accuracy: number; cancelled: boolean; id: string };
+  'train-score-model': { manifest: string; steps: number; cancelled: boolean; heldout: number[] | null; id: string };
+}
+export type JobKind = keyof JobResults;
+export const JOB_KINDS = ['translate', 'sweep', 'paths', 'train-discriminator', 'train-score-model'] as const satisfies readonly JobKind[];
+
+interface JobFields {
   id: number;
-  kind: string;
   label: string;
   state: 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
   done: number;
@@ -74,11 +95,21 @@ export interface JobDto {
   /** the current x̂0 as a PNG data URL */
   preview: string | null;
   error: string | null;
-  /** kind-specific result: gallery ids for translations, plot URL and rows for sweeps, … */
-  result: unknown;
+  /** a training's curve, rate and held-out error; null for other jobs */
+  training: TrainingProgress | null;
   /** progress units (steps) per second since the job started, and the seconds left at that rate */
   rate: number | null;
   etaSeconds: number | null;
+}
+/** A job as the renderer sees it: a union by kind, so its result has that kind's type (null until done). */
+export type JobDto = { [K in JobKind]: JobFields & { kind: K; result: JobResults[K] | null } }[JobKind];
+/** The job of one kind (e.g. `JobOf<'sweep'>`), for a view that shows only that kind. */
+export type JobOf<K extends JobKind> = Extract<JobDto, { kind: K }>;
+
+/** A finished job's result when the job is of kind `kind` (else null): how the renderer reads results. */
+export function resultOf<K extends JobKind>(job: JobDto | null | undefined, kind: K): JobResults[K] | null {
+  // TypeScript does not narrow a union by a generic kind; the check above the cast is the narrowing
+  return job && job.kind === kind && job.state === 'done' ? (job.result as JobResults[K] | null) : null;
 }
 
 export interface SweepRow {
@@ -277,72 +308,76 @@ export interface StudyItemDto {
 
 const annotator = z.string().min(1).max(100);
 
-/** Every method: its argument schema (a tuple) — the whole surface, nothing else. */
+/**
+ * One table, the whole surface: each method's argument schema (a tuple, validated by the back end before
+ * it acts) and its result type (carried as a type: the back end is trusted, so results are not
+ * re-validated). The method list, the IPC channels, the preload bridge, the HTTP client and the
+ * back end's `StudioApi` are all derived from it (test/app/contract.test.ts checks that they agree).
+ */
+const method =
+  <Result>() =>
+  <Args extends z.ZodType<unknown[]>>(args: Args) => ({ args, result: undefined as unknown as Result });
+type Inbox = { sources: SourceRef[]; errors: { name: string; message: string }[] };
+/** a gallery output, job or study id */
+const rowId = z.number().int();
+
 export const API = {
-  getInfo: z.tuple([]),
-  listModels: z.tuple([]),
-  addSources: z.tuple([AddSourcesSchema]),
-  addSamples: z.tuple([]),
-  translate: z.tuple([TranslateRequestSchema]),
-  cancelJob: z.tuple([z.number().int()]),
-  listJobs: z.tuple([]),
-  gallerySearch: z.tuple([GalleryQuerySchema]),
-  galleryUpdate: z.tuple([z.number().int(), GalleryUpdateSchema]),
-  galleryDelete: z.tuple([z.array(z.number().int()).min(1)]),
-  galleryExport: z.tuple([z.array(z.number().int()).min(1).max(10_000)]),
-  sweep: z.tuple([SweepRequestSchema]),
-  diagnosePaths: z.tuple([PathsRequestSchema]),
-  trainDiscriminator: z.tuple([TrainRequestSchema]),
-  trainScoreModel: z.tuple([TrainScoreModelRequestSchema]),
-  getSettings: z.tuple([]),
-  setSettings: z.tuple([SettingsSchema]),
-  importModel: z.tuple([ImportModelSchema]),
-  deleteModel: z.tuple([entryId]),
-  proposeManifest: z.tuple([ProposeManifestSchema]),
-  listStudies: z.tuple([]),
-  createStudy: z.tuple([CreateStudySchema]),
-  nextStudyItem: z.tuple([z.number().int(), annotator]),
-  judge: z.tuple([z.number().int(), annotator, z.number().int(), z.enum(['left', 'right', 'tie'])]),
-  undoJudgement: z.tuple([z.number().int(), annotator]),
-  studySummary: z.tuple([z.number().int()]),
-  studyExport: z.tuple([z.number().int(), z.enum(['csv', 'json']).default('csv')]),
+  getInfo: method<StudioInfo>()(z.tuple([])),
+  listModels: method<ModelEntry[]>()(z.tuple([])),
+  addSources: method<Inbox>()(z.tuple([AddSourcesSchema])),
+  /** the bundled sample images (resources/samples), added like picked files: a first run needs no files */
+  addSamples: method<Inbox>()(z.tuple([])),
+  translate: method<{ jobId: number }>()(z.tuple([TranslateRequestSchema])),
+  cancelJob: method<boolean>()(z.tuple([rowId])),
+  listJobs: method<JobDto[]>()(z.tuple([])),
+  gallerySearch: method<GalleryItem[]>()(z.tuple([GalleryQuerySchema])),
+  galleryUpdate: method<GalleryItem>()(z.tuple([rowId, GalleryUpdateSchema])),
+  galleryDelete: method<number>()(z.tuple([z.array(rowId).min(1)])),
+  /** copy results (PNG + sidecar, named by source) into a new folder under the output folder; returns where */
+  galleryExport: method<{ folder: string; files: number }>()(z.tuple([z.array(rowId).min(1).max(10_000)])),
+  sweep: method<{ jobId: number }>()(z.tuple([SweepRequestSchema])),
+  diagnosePaths: method<{ jobId: number }>()(z.tuple([PathsRequestSchema])),
+  trainDiscriminator: method<{ jobId: number }>()(z.tuple([TrainRequestSchema])),
+  trainScoreModel: method<{ jobId: number }>()(z.tuple([TrainScoreModelRequestSchema])),
+  getSettings: method<Settings>()(z.tuple([])),
+  setSettings: method<Settings>()(z.tuple([SettingsSchema])),
+  importModel: method<ModelEntry>()(z.tuple([ImportModelSchema])),
+  /** remove an imported or trained model (its folder in the data folder); bundled models cannot be deleted */
+  deleteModel: method<boolean>()(z.tuple([entryId])),
+  /** what `dg-studio inspect` says of a bare ONNX file: a checked manifest proposal to confirm or edit */
+  proposeManifest: method<ManifestProposal>()(z.tuple([ProposeManifestSchema])),
+  listStudies: method<{ id: number; name: string; question: string; items: number }[]>()(z.tuple([])),
+  createStudy: method<number>()(z.tuple([CreateStudySchema])),
+  nextStudyItem: method<StudyItemDto | null>()(z.tuple([rowId, annotator])),
+  judge: method<void>()(z.tuple([rowId, annotator, rowId, z.enum(['left', 'right', 'tie'])])),
+  undoJudgement: method<boolean>()(z.tuple([rowId, annotator])),
+  studySummary: method<unknown>()(z.tuple([rowId])),
+  /** one row per judgement, as CSV text, or JSON {rows, summary} */
+  studyExport: method<string>()(z.tuple([rowId, z.enum(['csv', 'json']).optional()])),
 } as const;
 export type ApiMethod = keyof typeof API;
+/** Every method name, in the table's order. */
+export const METHODS = Object.keys(API) as ApiMethod[];
+/** What a caller passes (defaults may be left out) and what the back end's method receives (defaults filled). */
+export type ApiArgs<M extends ApiMethod> = z.input<(typeof API)[M]['args']>;
+export type ApiParsedArgs<M extends ApiMethod> = z.output<(typeof API)[M]['args']>;
+export type ApiResult<M extends ApiMethod> = (typeof API)[M]['result'];
+// method syntax keeps parameters bivariant, so an implementation may take the parsed (defaults-filled) form
+type Method<Args extends unknown[], Result> = { call(...args: Args): Promise<Result> }['call'];
+/** The contract as functions: what the renderer calls and what the back end implements. */
+export type StudioApi = { [M in ApiMethod]: Method<ApiArgs<M>, ApiResult<M>> };
 
-export interface StudioApi {
-  getInfo(): Promise<StudioInfo>;
-  listModels(): Promise<ModelEntry[]>;
-  addSources(req: z.input<typeof AddSourcesSchema>): Promise<{ sources: SourceRef[]; errors: { name: string; message: string }[] }>;
-  /** the bundled sample images (resources/samples), added like picked files: a first run needs no files */
-  addSamples(): Promise<{ sources: SourceRef[]; errors: { name: string; message: string }[] }>;
-  translate(req: TranslateRequest): Promise<{ jobId: number }>;
-  cancelJob(id: number): Promise<boolean>;
-  listJobs(): Promise<JobDto[]>;
-  gallerySearch(q: z.input<typeof GalleryQuerySchema>): Promise<GalleryItem[]>;
-  galleryUpdate(id: number, u: z.input<typeof GalleryUpdateSchema>): Promise<GalleryItem>;
-  galleryDelete(ids: number[]): Promise<number>;
-  /** copy results (PNG + sidecar, named by source) into a new folder under the output folder; returns where */
-  galleryExport(ids: number[]): Promise<{ folder: string; files: number }>;
-  sweep(req: z.input<typeof SweepRequestSchema>): Promise<{ jobId: number }>;
-  diagnosePaths(req: z.input<typeof PathsRequestSchema>): Promise<{ jobId: number }>;
-  trainDiscriminator(req: z.input<typeof TrainRequestSchema>): Promise<{ jobId: number }>;
-  trainScoreModel(req: z.input<typeof TrainScoreModelRequestSchema>): Promise<{ jobId: number }>;
-  getSettings(): Promise<Settings>;
-  setSettings(s: z.input<typeof SettingsSchema>): Promise<Settings>;
-  importModel(req: z.input<typeof ImportModelSchema>): Promise<ModelEntry>;
-  /** remove an imported or trained model (its folder in the data folder); bundled models cannot be deleted */
-  deleteModel(id: string): Promise<boolean>;
-  /** what `dg-studio inspect` says of a bare ONNX file: a checked manifest proposal to confirm or edit */
-  proposeManifest(req: z.input<typeof ProposeManifestSchema>): Promise<ManifestProposal>;
-  listStudies(): Promise<{ id: number; name: string; question: string; items: number }[]>;
-  createStudy(req: z.input<typeof CreateStudySchema>): Promise<number>;
-  nextStudyItem(studyId: number, annotator: string): Promise<StudyItemDto | null>;
-  judge(studyId: number, annotator: string, itemId: number, choice: 'left' | 'right' | 'tie'): Promise<void>;
-  undoJudgement(studyId: number, annotator: string): Promise<boolean>;
-  studySummary(studyId: number): Promise<unknown>;
-  /** one row per judgement, as CSV text, or JSON {rows, summary} */
-  studyExport(studyId: number, format?: 'csv' | 'json'): Promise<string>;
+/** The API over any transport that can carry a method name and its arguments (IPC, HTTP): the one place
+ * where the table becomes functions. */
+export function apiOverTransport(invoke: (method: ApiMethod, args: unknown[]) => Promise<unknown>): StudioApi {
+  const api: Partial<Record<ApiMethod, (...args: unknown[]) => Promise<unknown>>> = {};
+  for (const m of METHODS) api[m] = (...args: unknown[]) => invoke(m, args);
+  return api as StudioApi;
 }
+
+/** IPC channel names (Electron). */
+export const channelOf = (method: ApiMethod) => `dg:${method}`;
+export const EVENT_CHANNEL = 'dg:event';
 
 /** What the preload exposes: the API plus an event subscription and the image URL scheme. */
 export interface StudioBridge extends StudioApi {

@@ -13,8 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBackendProcess, type BackendProcess } from '../../src/main/backend/process.js';
 import { readPngTextFromBuffer } from '../../src/main/engine/io/image-io.js';
 import { startServer, type StudioServer } from '../../src/main/server/server.js';
-import type { StudioApi } from '../../src/shared/api.js';
-import { METHODS } from '../../src/shared/channels.js';
+import { apiOverTransport } from '../../src/shared/api.js';
 import { tempDir } from '../helpers/tmp.js';
 import { launchChromium } from '../../tools/chromium.js';
 
@@ -27,7 +26,7 @@ describe('studio in a real browser (server mode)', async () => {
   let server: StudioServer;
   let engine: BackendProcess;
   /** the API as the page calls it, through the engine process */
-  const backend = Object.fromEntries(METHODS.map((m) => [m, (...args: unknown[]) => engine.dispatch(m, args)])) as unknown as StudioApi;
+  const backend = apiOverTransport((m, args) => engine.dispatch(m, args));
   let browser: Browser;
   let page: Page;
   const images: string[] = [];

@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { app, BrowserWindow, ipcMain, net, protocol, session, shell, utilityProcess } from 'electron';
-import { channelOf, EVENT_CHANNEL, METHODS } from '../../shared/channels.js';
+import { channelOf, EVENT_CHANNEL, METHODS } from '../../shared/api.js';
 import { BackendClient } from '../backend/client.js';
 import { externalUrlAllowed, navigationAllowed, permissionAllowed, senderAllowed } from './window-guards.js';
 

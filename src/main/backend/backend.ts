@@ -8,19 +8,22 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, join } from 'node:path';
-import type { z } from 'zod';
 import {
   API,
+  type ApiParsedArgs,
   SettingsSchema,
   type ApiMethod,
   type GalleryItem,
   type JobDto,
+  type JobKind,
+  type JobResults,
   type ManifestProposal,
   type ModelEntry,
   type Settings,
   type StudioApi,
   type StudioEvent,
 } from '../../shared/api.js';
+import type { ZodError } from 'zod';
 import { describeIssues } from '../../shared/errors.js';
 import { ENGINE_VERSION } from '../../shared/version.js';
 import { writeFileAtomic } from '../engine/io/image-io.js';
@@ -41,7 +44,7 @@ import {
 import { ModelRegistry, type SessionChoice } from './model-registry.js';
 
 export class PayloadError extends Error {
-  constructor(method: string, error: z.ZodError, input: unknown) {
+  constructor(method: string, error: ZodError, input: unknown) {
     // in words for the person (shared/errors.ts); the method name only as a trailing hint for developers
     super(`${describeIssues(error, input)} (refused: invalid request to ${method})`);
     this.name = 'PayloadError';
@@ -103,7 +106,7 @@ export class StudioBackend implements StudioApi {
   /** Validate and call: the single entry point for IPC and HTTP. */
   async dispatch(method: string, args: unknown[]): Promise<unknown> {
     if (!Object.hasOwn(API, method)) throw new Error(`unknown method "${method}"`);
-    const parsed = API[method as ApiMethod].safeParse(args);
+    const parsed = API[method as ApiMethod].args.safeParse(args);
     if (!parsed.success) throw new PayloadError(method, parsed.error, args);
     const fn = this[method as ApiMethod] as (...a: unknown[]) => Promise<unknown>;
     return fn.apply(this, parsed.data as unknown[]);
@@ -121,9 +124,10 @@ export class StudioBackend implements StudioApi {
 
   private dto(j: JobInfo): JobDto {
     if (j.progress?.preview) this.previews.set(j.id, `data:image/png;base64,${Buffer.from(j.progress.preview).toString('base64')}`);
+    // every job was queued by submitJob (launchers.ts), which ties its kind to its result's type
     return {
       id: j.id,
-      kind: j.kind,
+      kind: j.kind as JobKind,
       label: j.label,
       state: j.state,
       done: j.progress?.done ?? 0,
@@ -131,9 +135,10 @@ export class StudioBackend implements StudioApi {
       message: j.progress?.message ?? null,
       preview: this.previews.get(j.id) ?? null,
       error: j.error,
-      result: j.result ?? null,
+      training: j.progress?.training ?? null,
+      result: (j.result ?? null) as JobResults[JobKind] | null,
       ...jobRate(j),
-    };
+    } as JobDto;
   }
 
   private item(r: OutputRow): GalleryItem {
@@ -195,7 +200,7 @@ export class StudioBackend implements StudioApi {
     return this.inbox.add(req.files);
   }
 
-  async translate(req: z.output<typeof API.translate>[0]) {
+  async translate(req: ApiParsedArgs<'translate'>[0]) {
     return launchTranslate(this.launchContext(), req);
   }
 
@@ -207,11 +212,11 @@ export class StudioBackend implements StudioApi {
     return this.jobs.list().map((j) => this.dto(j));
   }
 
-  async gallerySearch(q: z.output<typeof API.gallerySearch>[0]) {
+  async gallerySearch(q: ApiParsedArgs<'gallerySearch'>[0]) {
     return this.gallery.search(q).map((r) => this.item(r));
   }
 
-  async galleryUpdate(id: number, u: z.output<typeof API.galleryUpdate>[1]) {
+  async galleryUpdate(id: number, u: ApiParsedArgs<'galleryUpdate'>[1]) {
     if (!this.gallery.get(id)) throw new Error(`the gallery has no output ${id}`);
     if (u.favourite !== undefined) this.gallery.setFavourite(id, u.favourite);
     if (u.note !== undefined) this.gallery.setNote(id, u.note);
@@ -235,20 +240,20 @@ export class StudioBackend implements StudioApi {
     return n;
   }
 
-  async sweep(req: z.output<typeof API.sweep>[0]) {
+  async sweep(req: ApiParsedArgs<'sweep'>[0]) {
     return launchSweep(this.launchContext(), req);
   }
 
-  async diagnosePaths(req: z.output<typeof API.diagnosePaths>[0]) {
+  async diagnosePaths(req: ApiParsedArgs<'diagnosePaths'>[0]) {
     return launchDiagnosePaths(this.launchContext(), req);
   }
 
-  async trainDiscriminator(req: z.output<typeof API.trainDiscriminator>[0]) {
+  async trainDiscriminator(req: ApiParsedArgs<'trainDiscriminator'>[0]) {
     return launchTrainDiscriminator(this.launchContext(), req);
   }
 
   /** Train a target score model from target images (the app's own trainer); the model joins the list. */
-  async trainScoreModel(req: z.output<typeof API.trainScoreModel>[0]) {
+  async trainScoreModel(req: ApiParsedArgs<'trainScoreModel'>[0]) {
     return launchTrainScoreModel(this.launchContext(), req);
   }
 
@@ -280,11 +285,11 @@ export class StudioBackend implements StudioApi {
     return this.models.delete(id);
   }
 
-  async importModel(req: z.output<typeof API.importModel>[0]): Promise<ModelEntry> {
+  async importModel(req: ApiParsedArgs<'importModel'>[0]): Promise<ModelEntry> {
     return this.models.import(req, this.session);
   }
 
-  async proposeManifest(req: z.output<typeof API.proposeManifest>[0]): Promise<ManifestProposal> {
+  async proposeManifest(req: ApiParsedArgs<'proposeManifest'>[0]): Promise<ManifestProposal> {
     return this.models.propose(req, this.session);
   }
 
@@ -298,7 +303,7 @@ export class StudioBackend implements StudioApi {
     return this.studies.list();
   }
 
-  async createStudy(req: z.output<typeof API.createStudy>[0]) {
+  async createStudy(req: ApiParsedArgs<'createStudy'>[0]) {
     return this.studies.create(req);
   }
 

@@ -7,11 +7,10 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
-import type { z } from 'zod';
-import type { API, StudioEvent } from '../../shared/api.js';
+import type { ApiParsedArgs, JobKind, JobResults, StudioEvent, TrainingProgress } from '../../shared/api.js';
 import { encodePng, sideBySide, writeFileAtomic } from '../engine/io/image-io.js';
 import type { Gallery } from '../services/gallery.js';
-import type { JobQueue } from '../services/jobs.js';
+import type { JobFn, JobInfo, JobQueue } from '../services/jobs.js';
 import { diagnosePaths } from '../services/path-diagnostics.js';
 import { runSweep } from '../services/sweep.js';
 import { trainDiscriminatorOnThread, trainScoreModelOnThread } from '../services/training-thread.js';
@@ -33,7 +32,17 @@ export interface LaunchContext {
   emit(e: StudioEvent): void;
 }
 
-export async function launchTranslate(ctx: LaunchContext, req: z.output<typeof API.translate>[0]) {
+/** Queue a job of one kind whose function returns that kind's result (JobDto's union relies on it). */
+function submitJob<K extends JobKind>(
+  ctx: LaunchContext,
+  kind: K,
+  label: string,
+  fn: (...a: Parameters<JobFn>) => Promise<JobResults[K]>,
+): JobInfo {
+  return ctx.jobs.submit(kind, label, fn);
+}
+
+export async function launchTranslate(ctx: LaunchContext, req: ApiParsedArgs<'translate'>[0]) {
   const inputs = await ctx.inbox.paths(req.sources);
   const modelManifest = (await ctx.models.manifestOf(req.model, 'score'))!;
   const guided = req.params.dgWeight > 0 || (req.params.dgWeight2 ?? 0) > 0;
@@ -45,7 +54,8 @@ export async function launchTranslate(ctx: LaunchContext, req: z.output<typeof A
     throw new Error('a CG weight above 0 needs a classifier: import one (Settings → Import model) and pick it, or set the CG weight to 0');
   const outDir = ctx.outputDir;
   const session = ctx.session;
-  const job = ctx.jobs.submit(
+  const job = submitJob(
+    ctx,
     'translate',
     `${inputs.length} image(s), t0 ${req.params.t0}, w ${req.params.dgWeight}`,
     async ({ signal, progress }) => {
@@ -95,20 +105,20 @@ export async function launchTranslate(ctx: LaunchContext, req: z.output<typeof A
         },
         signal,
       );
-      return { galleryIds: outputs.map((o) => o.galleryId), errors };
+      return { galleryIds: outputs.flatMap((o) => (o.galleryId === undefined ? [] : [o.galleryId])), errors };
     },
   );
   return { jobId: job.id };
 }
 
-export async function launchSweep(ctx: LaunchContext, req: z.output<typeof API.sweep>[0]) {
+export async function launchSweep(ctx: LaunchContext, req: ApiParsedArgs<'sweep'>[0]) {
   const inputs = await ctx.inbox.paths(req.sources);
   const reference = await ctx.inbox.paths(req.reference);
   const modelManifest = (await ctx.models.manifestOf(req.model, 'score'))!;
   const discriminatorManifest = req.weights.some((w) => w > 0)
     ? await ctx.models.manifestOf(req.discriminator, 'discriminator')
     : undefined;
-  const job = ctx.jobs.submit('sweep', `sweep ${req.t0s.length}×${req.weights.length}`, async ({ signal, progress }) => {
+  const job = submitJob(ctx, 'sweep', `sweep ${req.t0s.length}×${req.weights.length}`, async ({ signal, progress }) => {
     const outDir = join(ctx.home, 'sweeps', `${Date.now()}`);
     const total = req.t0s.length * req.weights.length;
     let done = 0;
@@ -137,12 +147,12 @@ export async function launchSweep(ctx: LaunchContext, req: z.output<typeof API.s
   return { jobId: job.id };
 }
 
-export async function launchDiagnosePaths(ctx: LaunchContext, req: z.output<typeof API.diagnosePaths>[0]) {
+export async function launchDiagnosePaths(ctx: LaunchContext, req: ApiParsedArgs<'diagnosePaths'>[0]) {
   const sources = await ctx.inbox.paths(req.sources);
   const reference = await ctx.inbox.paths(req.reference);
   const modelManifest = (await ctx.models.manifestOf(req.model, 'score'))!;
   const discriminatorManifest = (await ctx.models.manifestOf(req.discriminator, 'discriminator'))!;
-  const job = ctx.jobs.submit('paths', `log r along paths, t0 ${req.t0}, w ${req.weight}`, async () => {
+  const job = submitJob(ctx, 'paths', `log r along paths, t0 ${req.t0}, w ${req.weight}`, async () => {
     const r = await diagnosePaths({
       sources,
       reference,
@@ -159,13 +169,13 @@ export async function launchDiagnosePaths(ctx: LaunchContext, req: z.output<type
   return { jobId: job.id };
 }
 
-export async function launchTrainDiscriminator(ctx: LaunchContext, req: z.output<typeof API.trainDiscriminator>[0]) {
+export async function launchTrainDiscriminator(ctx: LaunchContext, req: ApiParsedArgs<'trainDiscriminator'>[0]) {
   const sources = await ctx.inbox.paths(req.sources);
   const targets = await ctx.inbox.paths(req.targets);
   const modelManifest = (await ctx.models.manifestOf(req.model, 'score'))!;
   const outDir = join(ctx.home, 'discriminators', req.name);
   if (existsSync(outDir)) throw new Error(`a discriminator named "${req.name}" exists already; choose another name (or delete it first)`);
-  const job = ctx.jobs.submit('train', `train discriminator "${req.name}"`, async ({ signal, progress }) => {
+  const job = submitJob(ctx, 'train-discriminator', `train discriminator "${req.name}"`, async ({ signal, progress }) => {
     const losses: number[] = [];
     const r = await trainDiscriminatorOnThread(
       {
@@ -182,7 +192,14 @@ export async function launchTrainDiscriminator(ctx: LaunchContext, req: z.output
       {
         onProgress: (p) => {
           losses.push(p.lossEma);
-          progress({ done: p.step, total: p.steps, message: JSON.stringify({ loss: p.lossEma, losses: losses.slice(-200) }) });
+          const training = {
+            loss: p.lossEma,
+            losses: losses.slice(-200),
+            imagesPerSecond: p.itemsPerSecond,
+            etaSeconds: null,
+            heldout: null,
+          };
+          progress({ done: p.step, total: p.steps, message: `step ${p.step}/${p.steps}, loss ${p.lossEma.toFixed(4)}`, training });
         },
       },
       signal,
@@ -199,15 +216,21 @@ export async function launchTrainDiscriminator(ctx: LaunchContext, req: z.output
 }
 
 /** Train a target score model from target images (the app's own trainer); the model joins the list. */
-export async function launchTrainScoreModel(ctx: LaunchContext, req: z.output<typeof API.trainScoreModel>[0]) {
+export async function launchTrainScoreModel(ctx: LaunchContext, req: ApiParsedArgs<'trainScoreModel'>[0]) {
   const targets = await ctx.inbox.paths(req.targets);
   const previewSources = await ctx.inbox.paths(req.previewSources);
   const outDir = join(ctx.home, 'score-models', req.name);
   if (existsSync(outDir)) throw new Error(`a score model named "${req.name}" exists already; choose another name (or delete it first)`);
-  const job = ctx.jobs.submit('train', `train score model "${req.name}"`, async ({ signal, progress }) => {
+  const job = submitJob(ctx, 'train-score-model', `train score model "${req.name}"`, async ({ signal, progress }) => {
     const losses: number[] = [];
     let lastStep = 0;
-    let last = { imagesPerSecond: 0, etaSeconds: null as number | null, heldout: null as number[] | null };
+    let training: TrainingProgress = { loss: null, losses: [], imagesPerSecond: null, etaSeconds: null, heldout: null };
+    const report = (step: number, changes: Partial<TrainingProgress>, preview?: Uint8Array) => {
+      lastStep = step;
+      training = { ...training, ...changes, losses: losses.slice(-200) };
+      const loss = training.loss === null ? '' : `, loss ${training.loss.toFixed(4)}`;
+      progress({ done: step, total: req.steps, message: `step ${step}/${req.steps}${loss}`, training, ...(preview ? { preview } : {}) });
+    };
     const r = await trainScoreModelOnThread(
       {
         data: targets,
@@ -225,20 +248,14 @@ export async function launchTrainScoreModel(ctx: LaunchContext, req: z.output<ty
       {
         onProgress: (p) => {
           losses.push(p.lossEma);
-          lastStep = p.step;
-          last = { ...last, imagesPerSecond: p.imagesPerSecond, etaSeconds: p.etaSeconds };
-          progress({ done: p.step, total: req.steps, message: JSON.stringify({ loss: p.lossEma, losses: losses.slice(-200), ...last }) });
+          report(p.step, { loss: p.lossEma, imagesPerSecond: p.imagesPerSecond, etaSeconds: p.etaSeconds });
         },
-        onPreview: (png) =>
-          progress({ done: lastStep, total: req.steps, message: JSON.stringify({ losses: losses.slice(-200), ...last }), preview: png }),
-        onEval: (e) => {
-          last = { ...last, heldout: e.errors };
-          progress({ done: e.step, total: req.steps, message: JSON.stringify({ losses: losses.slice(-200), ...last }) });
-        },
+        onPreview: (png) => report(lastStep, {}, png),
+        onEval: (e) => report(e.step, { heldout: e.errors }),
       },
       signal,
     );
-    progress({ done: r.steps, total: req.steps, message: JSON.stringify({ losses: losses.slice(-200), ...last, heldout: r.heldout }) });
+    report(r.steps, { heldout: r.heldout });
     return { manifest: r.manifestPath, steps: r.steps, cancelled: r.cancelled, heldout: r.heldout, id: `trained-score:${req.name}` };
   });
   return { jobId: job.id };

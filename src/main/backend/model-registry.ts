@@ -8,8 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { z } from 'zod';
-import type { API, ManifestProposal, ModelEntry } from '../../shared/api.js';
+import type { ApiParsedArgs, ManifestProposal, ModelEntry } from '../../shared/api.js';
 import { parseManifest } from '../../shared/manifest.js';
 import { writeFileAtomic } from '../engine/io/image-io.js';
 import { readJsonFile } from '../engine/models/score-model.js';
@@ -117,7 +116,7 @@ export class ModelRegistry {
   }
 
   /** Import a model: its manifest (one .json) and the files it names; validated by loading it. */
-  async import(req: z.output<typeof API.importModel>[0], session: SessionChoice): Promise<ModelEntry> {
+  async import(req: ApiParsedArgs<'importModel'>[0], session: SessionChoice): Promise<ModelEntry> {
     const manifests = req.files.filter((f) => f.name.toLowerCase().endsWith('.json'));
     if (manifests.length !== 1) throw new Error(`give exactly one manifest (.json) with the model's files; got ${manifests.length}`);
     let slug = '';
@@ -143,7 +142,7 @@ export class ModelRegistry {
   }
 
   /** Inspect an uploaded ONNX file in a scratch folder (removed after) and return the checked proposal. */
-  async propose(req: z.output<typeof API.proposeManifest>[0], session: SessionChoice): Promise<ManifestProposal> {
+  async propose(req: ApiParsedArgs<'proposeManifest'>[0], session: SessionChoice): Promise<ManifestProposal> {
     const scratch = join(this.home, 'tmp', `inspect-${randomBytes(6).toString('hex')}`);
     await mkdir(scratch, { recursive: true });
     try {

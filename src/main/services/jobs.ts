@@ -4,6 +4,7 @@
  * AbortSignal and a progress callback; what it does (translate, train, sweep) is its own.
  */
 import { EventEmitter } from 'node:events';
+import type { TrainingProgress } from '../../shared/api.js';
 
 export type JobState = 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
 
@@ -13,6 +14,8 @@ export interface JobProgress {
   message?: string;
   /** a preview image (PNG bytes), e.g. the current x̂0 */
   preview?: Uint8Array;
+  /** a training's curve, rate and held-out error */
+  training?: TrainingProgress;
 }
 
 export interface JobInfo {

@@ -2,8 +2,7 @@
  * The renderer's one way to the back end: Electron's preload bridge when present, else the
  * server mode's HTTP + WebSocket API. The rest of the UI cannot tell which.
  */
-import type { ApiMethod, StudioBridge, StudioEvent } from '../../../shared/api';
-import { METHODS } from '../../../shared/channels';
+import { apiOverTransport, type ApiMethod, type StudioBridge, type StudioEvent } from '../../../shared/api';
 
 function toBase64(bytes: Uint8Array): string {
   let s = '';
@@ -70,7 +69,6 @@ function httpBridge(): StudioBridge {
     if (!res.ok || json.error) throw new Error(json.error ?? `the server answered ${res.status}`);
     return json.result;
   };
-  const api = Object.fromEntries(METHODS.map((m) => [m, (...args: unknown[]) => call(m, args)])) as unknown as StudioBridge;
   const listeners = new Set<(e: StudioEvent) => void>();
   let socket: WebSocket | null = null;
   const connect = () => {
@@ -84,12 +82,14 @@ function httpBridge(): StudioBridge {
     };
     ws.onclose = (e) => setTimeout(connect, e.code === 4401 ? 5000 : 1000);
   };
-  api.onEvent = (l) => {
-    listeners.add(l);
-    if (!socket) connect();
-    return () => listeners.delete(l);
+  return {
+    ...apiOverTransport((method, args) => call(method, args)),
+    onEvent(l) {
+      listeners.add(l);
+      if (!socket) connect();
+      return () => listeners.delete(l);
+    },
   };
-  return api;
 }
 
 export const api: StudioBridge = window.dgStudio ?? httpBridge();

@@ -1,5 +1,5 @@
 import type { GalleryItem, JobDto, ModelEntry, SourceRef, TranslateRequest } from '../../../shared/api';
-import type { TranslateParamsInput } from '../../../shared/params';
+import { TranslateParamsSchema, type TranslateParams } from '../../../shared/params';
 import { api } from './client';
 
 export interface Toast {
@@ -42,28 +42,12 @@ export const studio = $state({
    * recommendation is applied once, when its model is chosen, never over the user's later changes.
    */
   recommendationsFor: { model: null as string | null, discriminator: null as string | null },
-  params: {
-    t0: 0.5,
-    dgWeight: 1,
-    steps: 8,
-    sampler: 'dpm++2m',
-    seed: 0,
-    batchSize: 4,
-    eta: 0,
-    churn: 0,
-    dgWindow: [0.01, 1],
-    cgWeight: 1,
-    classLabel: null,
-  } as TranslateParamsInput & {
-    cgWeight: number;
-    classLabel: number | null;
-    t0: number;
-    dgWeight: number;
-    steps: number;
-    seed: number;
-    batchSize: number;
-    dgWindow: [number, number];
-  },
+  /**
+   * The form's parameters: the schema's defaults (one source for the CLI, the studio and the PNGs), but
+   * with w = 1 and w_CG = 1 ready for when a discriminator or a classifier is picked (the schema's 0 means
+   * "none"; a discriminator's recommended w replaces the 1 when it is chosen).
+   */
+  params: { ...TranslateParamsSchema.parse({}), dgWeight: 1, cgWeight: 1 } as TranslateParams,
   jobs: {} as Record<number, JobDto>,
   /**
    * The work a tab shows: kept here, not in the tab, so switching tabs loses nothing; saved in the
