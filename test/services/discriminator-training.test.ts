@@ -1,4 +1,5 @@
-import { mkdir, readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
@@ -6,6 +7,7 @@ import { loadDiscriminator } from '../../src/main/engine/models/discriminator.js
 import { bundledDefaults } from '../../src/main/services/resources.js';
 import { parseModel } from '../../src/main/engine/onnx/ir.js';
 import { exportDiscriminator, isValidation, trainDiscriminator, VALIDATION_SALT } from '../../src/main/services/discriminator-training.js';
+import { loadDiscriminatorCheckpoint } from '../../src/main/services/discriminator-checkpoint.js';
 import { tempDir } from '../helpers/tmp.js';
 
 describe('train-discriminator service', async () => {
@@ -59,9 +61,43 @@ describe('train-discriminator service', async () => {
     expect(value).toHaveLength(2);
     expect(grad.data.some((v) => v !== 0)).toBe(true);
     await disc.dispose();
+    expect(existsSync(join(out, 'checkpoint.safetensors'))).toBe(true);
     const resumed = await trainDiscriminator({ ...base, outDir: out, steps: 16, resume: true }, { onStage: (m) => stages.push(m) });
     expect(stages).toContain('resumed from step 12');
     expect(resumed.steps).toBe(16);
+  }, 120_000);
+
+  it('a run of the old checkpoint format (checkpoint/state.json + state.bin) resumes exactly, and its next save is safetensors', async () => {
+    const run = join(dir, 'old-format');
+    await trainDiscriminator({ ...base, outDir: run, steps: 5, translationsPerSource: 0 });
+    const ck = (await loadDiscriminatorCheckpoint(run))!;
+    // rewrite the run as an earlier DG Studio left it: the old layout, no safetensors file
+    const arrays = [
+      ...Object.entries(ck.params).map(([k, v]) => [`p:${k}`, v] as const),
+      ...Object.entries(ck.adam.m).map(([k, v]) => [`m:${k}`, v] as const),
+      ...Object.entries(ck.adam.v).map(([k, v]) => [`v:${k}`, v] as const),
+    ];
+    const bin = new Float32Array(arrays.reduce((n, [, v]) => n + v.length, 0));
+    const index: Record<string, [number, number]> = {};
+    let off = 0;
+    for (const [k, v] of arrays) [index[k], off] = [[off, v.length], (bin.set(v, off), off + v.length)];
+    await mkdir(join(run, 'checkpoint'));
+    await writeFile(join(run, 'checkpoint', 'state.bin'), new Uint8Array(bin.buffer));
+    await writeFile(join(run, 'checkpoint', 'state.json'), JSON.stringify({ step: ck.step, adamStep: ck.adam.step, index }));
+    await rm(join(run, 'checkpoint.safetensors'));
+    const old = (await loadDiscriminatorCheckpoint(run))!;
+    expect(old.step).toBe(5);
+    expect(old.adam.step).toBe(ck.adam.step);
+    for (const [k, v] of Object.entries(ck.params)) expect([k, [...old.params[k]!]]).toEqual([k, [...v]]);
+    for (const [k, v] of Object.entries(ck.adam.v)) expect([k, [...old.adam.v[k]!]]).toEqual([k, [...v]]);
+    const stages: string[] = [];
+    await trainDiscriminator(
+      { ...base, outDir: run, steps: 7, translationsPerSource: 0, resume: true },
+      { onStage: (m) => stages.push(m) },
+    );
+    expect(stages).toContain('resumed from step 5');
+    expect((await loadDiscriminatorCheckpoint(run))!.step).toBe(7); // read from the new checkpoint.safetensors
+    expect(existsSync(join(run, 'checkpoint', 'state.json'))).toBe(true); // the old files are left as they were
   }, 120_000);
 
   it("--init starts from an earlier run's weights (fresh step and optimizer) and refuses another architecture", async () => {

@@ -18,9 +18,11 @@ import { loadDiscriminator } from '../engine/models/discriminator.js';
 import type { ExecutionProvider } from '../engine/onnx/session.js';
 import { lvpTimeFromSigmaVe } from '../engine/models/schedules.js';
 import { loadScoreModel, type ScoreModel } from '../engine/models/score-model.js';
-import { DiscriminatorTrainer, type BandStats, type Checkpoint } from '../engine/train/discriminator-trainer.js';
+import { DiscriminatorTrainer, type BandStats } from '../engine/train/discriminator-trainer.js';
+import { runTrainingLoop } from '../engine/train/loop.js';
 import type { RatioLoss } from '../engine/train/training-graph.js';
 import { translateBatch } from '../engine/sampling/translate.js';
+import { loadDiscriminatorCheckpoint, saveDiscriminatorCheckpoint } from './discriminator-checkpoint.js';
 import { expandInputs, imageSpecOf, sha256File } from './translate-files.js';
 
 export interface TrainDiscriminatorRequest {
@@ -164,49 +166,6 @@ async function unguidedTranslations(
   return out;
 }
 
-async function saveCheckpoint(dir: string, c: Checkpoint): Promise<void> {
-  await mkdir(dir, { recursive: true });
-  const arrays: [string, Float32Array][] = [
-    ...Object.entries(c.params).map(([k, v]) => [`p:${k}`, v] as [string, Float32Array]),
-    ...Object.entries(c.adam.m).map(([k, v]) => [`m:${k}`, v] as [string, Float32Array]),
-    ...Object.entries(c.adam.v).map(([k, v]) => [`v:${k}`, v] as [string, Float32Array]),
-  ];
-  const total = arrays.reduce((s, [, v]) => s + v.length, 0);
-  const bin = new Float32Array(total);
-  const index: Record<string, [number, number]> = {};
-  let off = 0;
-  for (const [k, v] of arrays) {
-    bin.set(v, off);
-    index[k] = [off, v.length];
-    off += v.length;
-  }
-  await writeFileAtomic(join(dir, 'state.bin'), new Uint8Array(bin.buffer));
-  await writeFileAtomic(join(dir, 'state.json'), JSON.stringify({ step: c.step, adamStep: c.adam.step, index }));
-}
-
-async function loadCheckpoint(dir: string): Promise<Checkpoint | null> {
-  try {
-    const meta = JSON.parse(await readFile(join(dir, 'state.json'), 'utf8')) as {
-      step: number;
-      adamStep: number;
-      index: Record<string, [number, number]>;
-    };
-    const buf = await readFile(join(dir, 'state.bin'));
-    const bin = new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length));
-    const c: Checkpoint = { step: meta.step, params: {}, adam: { step: meta.adamStep, m: {}, v: {} } };
-    for (const [key, [off, len]] of Object.entries(meta.index)) {
-      const [kind, name] = [key.slice(0, 1), key.slice(2)];
-      const arr = bin.slice(off, off + len);
-      if (kind === 'p') c.params[name] = arr;
-      else if (kind === 'm') c.adam.m[name] = arr;
-      else c.adam.v[name] = arr;
-    }
-    return c;
-  } catch {
-    return null;
-  }
-}
-
 export async function trainDiscriminator(
   req: TrainDiscriminatorRequest,
   events: TrainEvents = {},
@@ -345,11 +304,10 @@ export async function trainDiscriminator(
       classOf: classNames ? (x) => classOf.get(x) ?? 0 : undefined,
       session: { executionProvider: req.executionProvider, threads: req.threads, onWarning: events.onWarning },
     });
-    const ckDir = join(req.outDir, 'checkpoint');
     let initStep = 0;
     if (req.init && !req.resume) {
-      const from = await loadCheckpoint(join(req.init, 'checkpoint'));
-      if (!from) throw new Error(`--init "${req.init}" holds no checkpoint/ (state.json, state.bin) of a discriminator run`);
+      const from = await loadDiscriminatorCheckpoint(req.init);
+      if (!from) throw new Error(`--init "${req.init}" holds no checkpoint of a discriminator run (checkpoint.safetensors)`);
       initStep = from.step;
       try {
         trainer.restore({ ...trainer.checkpoint(), params: from.params });
@@ -359,48 +317,39 @@ export async function trainDiscriminator(
       events.onStage?.(`initialized from ${req.init} (its step ${from.step})`);
     }
     if (req.resume) {
-      const ck = await loadCheckpoint(ckDir);
+      const ck = await loadDiscriminatorCheckpoint(req.outDir);
       if (ck) {
         trainer.restore(ck);
         events.onStage?.(`resumed from step ${ck.step}`);
-      } else events.onWarning?.(`no checkpoint in ${ckDir}: starting fresh`);
+      } else events.onWarning?.(`no checkpoint in ${req.outDir}: starting fresh`);
     }
     events.onStage?.(
       `training a ${(net.paramCount / 1e6).toFixed(2)}M-parameter discriminator on ${trainer.provider}: ${realTrain.length} real, ${fakeTrain.length} fake, τ ≤ ${tauMax.toFixed(3)}, ${steps} steps of ${batchSize}`,
     );
     const evalEvery = req.evalEvery ?? 250;
     const checkpointEvery = req.checkpointEvery ?? 500;
-    let ema = NaN;
-    let cancelled = false;
-    let last = performance.now();
-    let lastStep = trainer.step;
     let validation = await trainer.evaluate(realVal, fakeVal, 4);
-    while (trainer.step < steps) {
-      if (signal?.aborted) {
-        cancelled = true;
-        break;
-      }
-      const loss = await trainer.trainStep(realTrain, fakeTrain);
-      ema = Number.isNaN(ema) ? loss : 0.95 * ema + 0.05 * loss;
-      const now = performance.now();
-      if (now - last > 500 || trainer.step === steps) {
-        events.onProgress?.({
-          step: trainer.step,
-          steps,
-          loss,
-          lossEma: ema,
-          itemsPerSecond: ((trainer.step - lastStep) * batchSize * 1000) / (now - last),
-        });
-        last = now;
-        lastStep = trainer.step;
-      }
-      if (trainer.step % evalEvery === 0 || trainer.step === steps) {
-        validation = await trainer.evaluate(realVal, fakeVal, 4);
-        events.onEval?.({ step: trainer.step, ...validation });
-      }
-      if (trainer.step % checkpointEvery === 0) await saveCheckpoint(ckDir, trainer.checkpoint());
-    }
-    await saveCheckpoint(ckDir, trainer.checkpoint());
+    const t = trainer;
+    const { cancelled } = await runTrainingLoop({
+      step: () => t.step,
+      trainStep: () => t.trainStep(realTrain, fakeTrain),
+      itemsPerStep: batchSize,
+      until: { steps },
+      lossEmaDecay: 0.95,
+      reportEveryMs: 500,
+      onProgress: (p) => events.onProgress?.({ step: p.step, steps, loss: p.loss, lossEma: p.lossEma, itemsPerSecond: p.itemsPerSecond }),
+      evaluate: {
+        every: { steps: evalEvery },
+        atLastStep: true,
+        run: async () => {
+          validation = await t.evaluate(realVal, fakeVal, 4);
+          events.onEval?.({ step: t.step, ...validation });
+        },
+      },
+      checkpoint: { every: { steps: checkpointEvery }, run: () => saveDiscriminatorCheckpoint(req.outDir, t.checkpoint()) },
+      signal,
+    });
+    await saveDiscriminatorCheckpoint(req.outDir, trainer.checkpoint());
 
     // the package
     let initFrom: { folder: string; step: number } | undefined;
@@ -492,8 +441,8 @@ export async function exportDiscriminator(runDir: string, outDir: string, name?:
     throw new Error(
       `"${runDir}": only the trainer's own conv-encoder discriminators can be exported this way (this one is "${arch.kind}")`,
     );
-  const ck = await loadCheckpoint(join(runDir, 'checkpoint'));
-  if (!ck) throw new Error(`"${runDir}" holds no checkpoint/ (state.json, state.bin)`);
+  const ck = await loadDiscriminatorCheckpoint(runDir);
+  if (!ck) throw new Error(`"${runDir}" holds no checkpoint (checkpoint.safetensors, or an older run's checkpoint/state.json)`);
   const net = buildDiscriminatorNet(arch);
   const initializers = new Map(net.model.graph.initializers);
   for (const p of net.params) {

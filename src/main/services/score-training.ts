@@ -19,6 +19,7 @@ import { serializeModel } from '../engine/onnx/ir.js';
 import type { ExecutionProvider } from '../engine/onnx/session.js';
 import { decodeSafetensors, encodeSafetensors } from '../engine/io/safetensors.js';
 import { checkpointArch, DEFAULT_SCORE_TRAINING, ScoreTrainer } from '../engine/train/score-trainer.js';
+import { runTrainingLoop } from '../engine/train/loop.js';
 import { NEVER_SHIP_NOISE, scoreModelCheck, type DenoisingLevel } from '../engine/models/model-check.js';
 import { loadScoreModel } from '../engine/models/score-model.js';
 import { isValidation } from './discriminator-training.js';
@@ -331,54 +332,41 @@ export async function trainScoreModel(
     events.onStage?.(
       `training a ${(params / 1e6).toFixed(2)}M-parameter U-Net (${describeArch(arch)}) on ${trainer.provider}: ${data.length} images, t ≤ ${tMax}, batch ${trainer.opts.batchSize}, ${budget}`,
     );
-    const start = performance.now();
-    let lastSave = start;
-    let lastEval = start;
-    let lastReport = { at: start, images: trainer.images };
-    let lossEma = NaN;
-    let loss = NaN;
-    let cancelled = false;
     let heldout: number[] | null = null;
-    const checkpointMs = (req.checkpointMinutes ?? 3) * 60_000;
-    const evalMs = (req.evalMinutes ?? 10) * 60_000;
     const startStep = trainer.step;
-    for (;;) {
-      if (req.steps !== undefined && trainer.step >= req.steps) break;
-      if (req.minutes !== undefined && performance.now() - start > req.minutes * 60_000) break;
-      if (signal?.aborted) {
-        cancelled = true;
-        break;
-      }
-      loss = (await trainer.trainStep(data)).loss;
-      lossEma = Number.isNaN(lossEma) ? loss : 0.98 * lossEma + 0.02 * loss;
-      const now = performance.now();
-      if (now - lastReport.at > 1000) {
-        const rate = ((trainer.images - lastReport.images) * 1000) / (now - lastReport.at);
+    const t = trainer;
+    const { cancelled, lossEma } = await runTrainingLoop({
+      step: () => t.step,
+      trainStep: async () => (await t.trainStep(data)).loss,
+      itemsPerStep: trainer.opts.batchSize,
+      until: { steps: req.steps, minutes: req.minutes },
+      lossEmaDecay: 0.98,
+      reportEveryMs: 1000,
+      onProgress: (p) => {
         const left = [
-          req.steps !== undefined ? ((req.steps - trainer.step) * trainer.opts.batchSize) / Math.max(rate, 1e-9) : Infinity,
-          req.minutes !== undefined ? req.minutes * 60 - (now - start) / 1000 : Infinity,
+          req.steps !== undefined ? ((req.steps - p.step) * t.opts.batchSize) / Math.max(p.itemsPerSecond, 1e-9) : Infinity,
+          req.minutes !== undefined ? req.minutes * 60 - p.elapsedMs / 1000 : Infinity,
         ];
         const eta = Math.min(...left);
         events.onProgress?.({
-          step: trainer.step,
+          step: p.step,
           steps: req.steps ?? null,
-          loss,
-          lossEma,
-          imagesPerSecond: rate,
+          loss: p.loss,
+          lossEma: p.lossEma,
+          imagesPerSecond: p.itemsPerSecond,
           etaSeconds: Number.isFinite(eta) ? eta : null,
         });
-        lastReport = { at: now, images: trainer.images };
-      }
-      if (now - lastEval > evalMs) {
-        heldout = await evaluate();
-        await writePreview();
-        lastEval = performance.now();
-      }
-      if (now - lastSave > checkpointMs) {
-        await saveCheckpoint();
-        lastSave = performance.now();
-      }
-    }
+      },
+      evaluate: {
+        every: { ms: (req.evalMinutes ?? 10) * 60_000 },
+        run: async () => {
+          heldout = await evaluate();
+          await writePreview();
+        },
+      },
+      checkpoint: { every: { ms: (req.checkpointMinutes ?? 3) * 60_000 }, run: saveCheckpoint },
+      signal,
+    });
     await saveCheckpoint();
     if (trainer.step > startStep || heldout === null) heldout = await evaluate();
     await writePreview();
