@@ -94,7 +94,8 @@ npx tsx tools/bundle-model.ts --score "$W/unet" --check data/emoji/google/test -
   --discriminator "$W/dg" --discriminator-name noto-emoji-dg --default
 REHEARSAL=$([ "$RES" = resources ] && [ "$DOCS" = docs ] && echo no || echo yes)
 # the discriminator's training state, for the next refresh (not from a rehearsal)
-[ "$REHEARSAL" = no ] && rm -rf "$DISC_RUN/checkpoint" && cp -r "$W/dg/checkpoint" "$DISC_RUN/checkpoint"
+# (checkpoint.safetensors since the one checkpoint format; an older run's checkpoint/ folder is replaced by it)
+[ "$REHEARSAL" = no ] && rm -rf "$DISC_RUN/checkpoint" && cp "$W/dg/checkpoint.safetensors" "$DISC_RUN/checkpoint.safetensors"
 
 echo "== 5/6 the evidence: $DOCS/results.md"
 # shellcheck disable=SC2086
