@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 
-export const SAMPLER_NAMES = ['euler', 'heun', 'ddim', 'ddpm', 'dpm++2m', 'dpm++3m', 'unipc'] as const;
+export const SAMPLER_NAMES = ['euler', 'heun', 'ddim', 'ddpm', 'dpm++2m', 'dpm++3m', 'unipc', 'euler-a', 'dpm++2m-sde'] as const;
 
 /** How the CLI, the studio and the docs name each sampler. */
 export const SAMPLER_LABELS: Record<(typeof SAMPLER_NAMES)[number], string> = {
@@ -15,6 +15,8 @@ export const SAMPLER_LABELS: Record<(typeof SAMPLER_NAMES)[number], string> = {
   'dpm++2m': 'DPM-Solver++(2M)',
   'dpm++3m': 'DPM-Solver++(3M)',
   unipc: 'UniPC (bh2)',
+  'euler-a': 'Euler ancestral',
+  'dpm++2m-sde': 'DPM-Solver++(2M) SDE',
 };
 
 export const TranslateParamsSchema = z

@@ -25,7 +25,7 @@ describe('the back end validates every request (no Electron needed)', async () =
       /t0 must be in \(0, 1\]/,
     );
     await expect(backend.dispatch('translate', [{ sources: ['0123456789abcdef'], params: { sampler: 'rm -rf' } }])).rejects.toThrow(
-      /^Sampler: choose one of euler, heun, ddim, ddpm, dpm\+\+2m, dpm\+\+3m, unipc \(you gave "rm -rf"\)/,
+      /^Sampler: choose one of euler, heun, ddim, ddpm, dpm\+\+2m, dpm\+\+3m, unipc, euler-a, dpm\+\+2m-sde \(you gave "rm -rf"\)/,
     );
     await expect(
       backend.dispatch('trainDiscriminator', [{ sources: [], targets: [], t0Range: [0.3, 0.6], steps: 1, name: '../evil' }]),

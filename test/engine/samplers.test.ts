@@ -20,7 +20,17 @@ import { modeStats, P, Q } from '../helpers/toy.js';
  * variances, 0.05 for p and 0.15 for q, differ by 3×).
  */
 const N = 2000;
-const STEPS: Record<SamplerName, number> = { euler: 100, heun: 40, ddim: 100, ddpm: 200, 'dpm++2m': 40, 'dpm++3m': 40, unipc: 40 };
+const STEPS: Record<SamplerName, number> = {
+  euler: 100,
+  heun: 40,
+  ddim: 100,
+  ddpm: 200,
+  'dpm++2m': 40,
+  'dpm++3m': 40,
+  unipc: 40,
+  'euler-a': 200,
+  'dpm++2m-sde': 60,
+};
 const weightTol = 4 * Math.sqrt(0.25 / N) + 0.02;
 
 async function generate(model: ScoreModel, sampler: SamplerName, w: number, seed: number, critic?: Critic) {

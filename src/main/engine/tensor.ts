@@ -23,27 +23,36 @@ export function itemSize(t: Tensor): number {
   return t.data.length / t.shape[0]!;
 }
 
-/** out = a + b·c, where c is one scalar per batch item. */
-export function addScaledPerItem(a: Tensor, b: Tensor, c: ArrayLike<number>): Tensor {
+/** A coefficient: one number for the whole batch, or one per batch item. */
+export type Coef = number | ArrayLike<number>;
+const coefAt = (c: Coef, n: number) => (typeof c === 'number' ? c : c[n]!);
+
+/** ca·a + cb·b (coefficients per batch item, or one for all). */
+export function combinePerItem(a: Tensor, ca: Coef, b: Tensor, cb: Coef): Tensor {
   const out = new Float32Array(a.data.length);
   const per = itemSize(a);
   for (let n = 0; n < a.shape[0]!; n++) {
-    const k = c[n]!;
-    for (let i = n * per; i < (n + 1) * per; i++) out[i] = a.data[i]! + k * b.data[i]!;
+    const ka = coefAt(ca, n);
+    const kb = coefAt(cb, n);
+    for (let i = n * per; i < (n + 1) * per; i++) out[i] = ka * a.data[i]! + kb * b.data[i]!;
   }
   return { data: out, shape: [...a.shape] };
 }
 
-/** out = ca·a + cb·b, per batch item coefficients. */
-export function combinePerItem(a: Tensor, ca: ArrayLike<number>, b: Tensor, cb: ArrayLike<number>): Tensor {
-  const out = new Float32Array(a.data.length);
-  const per = itemSize(a);
-  for (let n = 0; n < a.shape[0]!; n++) {
-    const ka = ca[n]!;
-    const kb = cb[n]!;
-    for (let i = n * per; i < (n + 1) * per; i++) out[i] = ka * a.data[i]! + kb * b.data[i]!;
+/** k·x */
+export function scale(x: Tensor, k: Coef): Tensor {
+  const out = new Float32Array(x.data.length);
+  const per = itemSize(x);
+  for (let n = 0; n < x.shape[0]!; n++) {
+    const kn = coefAt(k, n);
+    for (let i = n * per; i < (n + 1) * per; i++) out[i] = kn * x.data[i]!;
   }
-  return { data: out, shape: [...a.shape] };
+  return { data: out, shape: [...x.shape] };
+}
+
+/** y + a·x (BLAS's axpy, returning a new tensor) */
+export function axpy(a: Coef, x: Tensor, y: Tensor): Tensor {
+  return combinePerItem(y, 1, x, a);
 }
 
 /** A per-item array holding one value for every item. */

@@ -6,7 +6,7 @@ import type { ScoreModelManifest, TimeInputSpec } from '../../../shared/manifest
 import { encodeTime, type ModelSchedule } from './model-schedule.js';
 import { denoiserFromEps, denoiserFromVpScore, edmPreconditioning, x0FromV, type Prediction } from '../models/parameterizations.js';
 import { alphaFromSigmaVe } from '../models/schedules.js';
-import { combinePerItem, filled, firstNonFinite, type Tensor } from '../tensor.js';
+import { combinePerItem, filled, firstNonFinite, scale, type Tensor } from '../tensor.js';
 
 /** D(x_ve; σ_ve), one σ per batch item. */
 export type Denoiser = (xVe: Tensor, sigmaVe: Float64Array) => Promise<Tensor>;
@@ -31,7 +31,7 @@ export function canonicalDenoiser(net: NetworkCall, spec: DenoiserSpec): Denoise
     const edm = spec.preconditioning.kind === 'edm' ? spec.preconditioning : null;
     const pre = edm ? Array.from(sigmaVe, (s) => edmPreconditioning(s, edm.sigmaData)) : null;
     const inScale = pre ? Float64Array.from(pre, (c) => c.cIn) : alpha;
-    const xIn = combinePerItem(xVe, inScale, xVe, filled(n, 0));
+    const xIn = scale(xVe, inScale);
     const time = Float64Array.from(sigmaVe, (s) => encodeTime(schedule, spec.timeInput, s));
     const out = await net(xIn, time);
     const bad = firstNonFinite(out.data);

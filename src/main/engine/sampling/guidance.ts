@@ -4,7 +4,7 @@
  * discriminator or a classifier is not the sampler's business.
  */
 import { alphaFromSigmaVe, lvpTimeFromSigmaVe, type LvpParams, LVP_DEFAULT } from '../models/schedules.js';
-import { combinePerItem, filled, itemSize, type Tensor } from '../tensor.js';
+import { axpy, filled, itemSize, scale, type Tensor } from '../tensor.js';
 
 /**
  * A time-conditioned critic in LVP coordinates: the discriminator's log r = log(d/(1-d))
@@ -42,10 +42,9 @@ export async function criticAtVeState(
 ): Promise<{ value: Float64Array; gradVe: Tensor; tauLvp: Float64Array }> {
   const alpha = sigmaVe.map(alphaFromSigmaVe);
   const tauLvp = sigmaVe.map((s) => lvpTimeFromSigmaVe(s, lvp));
-  const zero = filled(alpha.length, 0);
-  const xVp = combinePerItem(xVe, alpha, xVe, zero);
-  const { value, grad } = await critic.evaluate(xVp, tauLvp);
-  return { value, gradVe: combinePerItem(grad, alpha, grad, zero), tauLvp };
+  // x_vp = α·x_ve, so ∇_{x_ve} = α·∇_{x_vp}
+  const { value, grad } = await critic.evaluate(scale(xVe, alpha), tauLvp);
+  return { value, gradVe: scale(grad, alpha), tauLvp };
 }
 
 // dg-math §4: log r from d = sigmoid(logit) clipped to [1e-5, 1-1e-5]; its gradient is 0 where clipped
@@ -119,7 +118,7 @@ export function discriminatorGuidance(
       if (ctx.stage === 1) lastLogRatio = logRatio;
       const weights = gain.map((g, n) => w * g * inWindow[n]!);
       onDiagnostics?.({ stepIndex: ctx.stepIndex, tauLvp, logRatio, weights });
-      return combinePerItem(gradVe, weights, gradVe, filled(batch, 0));
+      return scale(gradVe, weights);
     },
     churnFor(stepIndex) {
       if (!boost?.churn || !isBoostStep(stepIndex) || !lastLogRatio) return null;
@@ -134,7 +133,7 @@ export function classifierGuidance(classifier: Critic, weight: number, lvp: LvpP
     async scoreCorrection(xVe, sigmaVe) {
       if (weight === 0) return null;
       const { gradVe } = await criticAtVeState(classifier, xVe, sigmaVe, lvp);
-      return combinePerItem(gradVe, filled(sigmaVe.length, weight), gradVe, filled(sigmaVe.length, 0));
+      return scale(gradVe, weight);
     },
   };
 }
@@ -147,7 +146,7 @@ export function combineGuidance(...hooks: GuidanceHook[]): GuidanceHook {
       for (const h of hooks) {
         const c = await h.scoreCorrection(xVe, sigmaVe, ctx);
         if (!c) continue;
-        total = total ? combinePerItem(total, filled(sigmaVe.length, 1), c, filled(sigmaVe.length, 1)) : c;
+        total = total ? axpy(1, c, total) : c;
       }
       return total;
     },

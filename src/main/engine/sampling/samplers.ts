@@ -7,7 +7,7 @@
 import type { Denoiser } from './denoiser.js';
 import type { GuidanceHook } from './guidance.js';
 import type { BatchRng } from '../rng.js';
-import { combinePerItem, filled, type Tensor } from '../tensor.js';
+import { axpy, combinePerItem, filled, scale, type Tensor } from '../tensor.js';
 
 export interface StepInfo {
   stepIndex: number;
@@ -64,11 +64,10 @@ export async function guidedDenoise(
   const denoised = await denoise(x, sigma);
   const correction = guidance ? await guidance.scoreCorrection(x, sigma, { stepIndex, stage }) : null;
   if (!correction) return denoised;
-  return combinePerItem(
-    denoised,
-    filled(sigma.length, 1),
-    correction,
+  return axpy(
     sigma.map((s) => s * s),
+    correction,
+    denoised,
   );
 }
 
@@ -89,17 +88,16 @@ export function churn(
   const sigmaHat = gamma.map((g) => sigma * (1 + g));
   if (gamma.every((g) => g === 0)) return { x, sigmaHat };
   const noise = { data: rng.normal(x.shape), shape: x.shape };
-  const scale = sigmaHat.map((s) => Math.sqrt(Math.max(0, s * s - sigma * sigma)) * opts.sNoise);
-  return { x: combinePerItem(x, filled(n, 1), noise, scale), sigmaHat };
+  const noiseScale = sigmaHat.map((s) => Math.sqrt(Math.max(0, s * s - sigma * sigma)) * opts.sNoise);
+  return { x: axpy(noiseScale, noise, x), sigmaHat };
 }
 
 // EDM Euler step: x' = x̂ + (σ_next - σ̂)·d with d = (x̂ - D)/σ̂
 function eulerStep(x: Tensor, d: Tensor, sigmaHat: Float64Array, sigmaNext: number): Tensor {
-  return combinePerItem(
-    x,
-    filled(sigmaHat.length, 1),
-    d,
+  return axpy(
     sigmaHat.map((s) => sigmaNext - s),
+    d,
+    x,
   );
 }
 
@@ -131,7 +129,7 @@ async function odeSampler(denoise: Denoiser, x0: Tensor, sigmas: number[], opts:
       const next = filled(sigmaHat.length, sigmaNext);
       const denoised2 = await guidedDenoise(denoise, x, next, opts.guidance, i, 2);
       const d2 = odeDirection(x, denoised2, next);
-      const dMean = combinePerItem(d, filled(next.length, 0.5), d2, filled(next.length, 0.5));
+      const dMean = combinePerItem(d, 0.5, d2, 0.5);
       x = eulerStep(churned.x, dMean, sigmaHat, sigmaNext);
     }
     await opts.onStep?.({ stepIndex: i, totalSteps: total, sigma, x, denoised });
@@ -144,6 +142,11 @@ export const sampleEuler: Sampler = (denoise, x, sigmas, opts) => odeSampler(den
 
 /** Heun PF-ODE in EDM form (EDM Algorithm 2), guidance w1 on stage 1 and w2 on stage 2 (dg-math §5). */
 export const sampleHeun: Sampler = (denoise, x, sigmas, opts) => odeSampler(denoise, x, sigmas, opts, true);
+
+// x + σ_up·z with fresh noise from each item's generator (no draw when σ_up = 0)
+function addNoise(x: Tensor, up: number, rng: BatchRng): Tensor {
+  return up > 0 ? axpy(up, { data: rng.normal(x.shape), shape: x.shape }, x) : x;
+}
 
 // DDIM(η) in VE form: σ_up = η·sqrt(σ_next²(σ² - σ_next²)/σ²), σ_down = sqrt(σ_next² - σ_up²)
 export function ancestralSigmas(sigma: number, sigmaNext: number, eta: number): { up: number; down: number } {
@@ -169,11 +172,7 @@ export const sampleDdim: Sampler = async (denoise, x0, sigmas, opts) => {
     const denoised = await guidedDenoise(denoise, x, s, opts.guidance, i, 1);
     const { up, down } = ancestralSigmas(sigma, sigmaNext, eta);
     const eps = odeDirection(x, denoised, s);
-    x = combinePerItem(denoised, filled(s.length, 1), eps, filled(s.length, down));
-    if (up > 0) {
-      const z = { data: opts.rng.normal(x.shape), shape: x.shape };
-      x = combinePerItem(x, filled(s.length, 1), z, filled(s.length, up));
-    }
+    x = addNoise(axpy(down, eps, denoised), up, opts.rng);
     await opts.onStep?.({ stepIndex: i, totalSteps: total, sigma, x, denoised });
   }
   return x;
@@ -186,6 +185,18 @@ export const sampleDdim: Sampler = async (denoise, x0, sigmas, opts) => {
  */
 export const sampleDdpm: Sampler = (denoise, x, sigmas, opts) => sampleDdim(denoise, x, sigmas, { ...opts, eta: 1 });
 
+/**
+ * Euler ancestral (dg-math §8; k-diffusion's sample_euler_ancestral, η = 1): an Euler step of the ODE
+ * down to σ_down, then fresh noise up to σ_next: x ← x + (σ_down − σ)·d + σ_up·z, d = (x − D)/σ.
+ * Stochastic: the noise washes out the mismatch between the noised source and the model's marginal.
+ */
+export const sampleEulerAncestral: Sampler = (denoise, x0, sigmas, opts) =>
+  oneEvaluationSteps(denoise, x0, sigmas, opts, (x, denoised, sigma, sigmaNext) => {
+    const { up, down } = ancestralSigmas(sigma, sigmaNext, 1);
+    const d = combinePerItem(x, 1 / sigma, denoised, -1 / sigma);
+    return addNoise(axpy(down - sigma, d, x), up, opts.rng);
+  });
+
 // DPM-Solver++ (Lu et al. 2022) works in λ = −log σ, the VE half-log-SNR
 function lambdaOf(sigmaVe: number): number {
   return -Math.log(sigmaVe);
@@ -194,10 +205,9 @@ function lambdaOf(sigmaVe: number): number {
 // DPM-Solver++ first-order step (= DDIM, η = 0) from x at σ to σ_next with data estimate D:
 // x' = (σ_next/σ)·x − expm1(−h)·D, h = λ_next − λ
 function dataPredictionStep(x: Tensor, denoised: Tensor, sigma: number, sigmaNext: number): Tensor {
-  const n = x.shape[0]!;
   if (sigmaNext === 0) return denoised;
   const h = lambdaOf(sigmaNext) - lambdaOf(sigma);
-  return combinePerItem(x, filled(n, sigmaNext / sigma), denoised, filled(n, -Math.expm1(-h)));
+  return combinePerItem(x, sigmaNext / sigma, denoised, -Math.expm1(-h));
 }
 
 /**
@@ -234,7 +244,6 @@ async function oneEvaluationSteps(
 function multistepSampler(denoise: Denoiser, x0: Tensor, sigmas: number[], opts: SamplerOptions, order: 2 | 3) {
   const history: { denoised: Tensor; h: number }[] = []; // newest first
   return oneEvaluationSteps(denoise, x0, sigmas, opts, (xStart, denoised, sigma, sigmaNext) => {
-    const n = xStart.shape[0]!;
     const h = lambdaOf(sigmaNext) - lambdaOf(sigma);
     let x = dataPredictionStep(xStart, denoised, sigma, sigmaNext);
     // φ₂(h) = 1 − (1 − e^{−h})/h, φ₃ = φ₂/h − ½ (the exponential integrator's weights of D's λ-derivatives)
@@ -244,24 +253,45 @@ function multistepSampler(denoise: Denoiser, x0: Tensor, sigmas: number[], opts:
       // third order: first and second divided differences of D in λ
       const r0 = prev.h / h;
       const r1 = prev2.h / h;
-      const d10 = combinePerItem(denoised, filled(n, 1 / r0), prev.denoised, filled(n, -1 / r0));
-      const d11 = combinePerItem(prev.denoised, filled(n, 1 / r1), prev2.denoised, filled(n, -1 / r1));
-      const d1 = combinePerItem(d10, filled(n, 1 + r0 / (r0 + r1)), d11, filled(n, -r0 / (r0 + r1)));
-      const d2 = combinePerItem(d10, filled(n, 1 / (r0 + r1)), d11, filled(n, -1 / (r0 + r1)));
+      const d10 = combinePerItem(denoised, 1 / r0, prev.denoised, -1 / r0);
+      const d11 = combinePerItem(prev.denoised, 1 / r1, prev2.denoised, -1 / r1);
+      const d1 = combinePerItem(d10, 1 + r0 / (r0 + r1), d11, -r0 / (r0 + r1));
+      const d2 = combinePerItem(d10, 1 / (r0 + r1), d11, -1 / (r0 + r1));
       const phi3 = phi2 / h - 0.5;
-      x = combinePerItem(combinePerItem(x, filled(n, 1), d1, filled(n, phi2)), filled(n, 1), d2, filled(n, -phi3));
+      x = axpy(-phi3, d2, axpy(phi2, d1, x));
     } else if (prev) {
       // second order: D's λ-slope from the previous step's estimate; 2M uses DPM-Solver++'s
       // midpoint weight (1 − e^{−h})/2, 3M's start the exponential integrator's φ₂
       const r = prev.h / h;
-      const d = combinePerItem(denoised, filled(n, 1 / r), prev.denoised, filled(n, -1 / r));
-      x = combinePerItem(x, filled(n, 1), d, filled(n, order === 2 ? -Math.expm1(-h) / 2 : phi2));
+      const d = combinePerItem(denoised, 1 / r, prev.denoised, -1 / r);
+      x = axpy(order === 2 ? -Math.expm1(-h) / 2 : phi2, d, x);
     }
     history.unshift({ denoised, h });
     history.length = Math.min(history.length, 2);
     return x;
   });
 }
+
+/**
+ * DPM-Solver++(2M) SDE (dg-math §8; k-diffusion's sample_dpmpp_2m_sde, midpoint variant, η = 1): with
+ * h = λ_next − λ, x ← (σ_next/σ)·e^{−h}·x + (1 − e^{−2h})·D′ + σ_next·√(1 − e^{−2h})·z, where
+ * D′ = D + (1/(2r))·(D − D_prev), r = h_prev/h, after the first step. One evaluation a step.
+ */
+export const sampleDpmpp2mSde: Sampler = (denoise, x0, sigmas, opts) => {
+  const eta = 1;
+  let prev: { denoised: Tensor; h: number } | undefined;
+  return oneEvaluationSteps(denoise, x0, sigmas, opts, (x, denoised, sigma, sigmaNext) => {
+    const h = lambdaOf(sigmaNext) - lambdaOf(sigma);
+    const dataWeight = -Math.expm1(-(1 + eta) * h); // 1 − e^{−(1+η)h}
+    let out = combinePerItem(x, (sigmaNext / sigma) * Math.exp(-eta * h), denoised, dataWeight);
+    if (prev) {
+      const r = prev.h / h;
+      out = axpy(dataWeight * (0.5 / r), combinePerItem(denoised, 1, prev.denoised, -1), out);
+    }
+    prev = { denoised, h };
+    return addNoise(out, sigmaNext * Math.sqrt(-Math.expm1(-2 * eta * h)), opts.rng);
+  });
+};
 
 /** DPM-Solver++(2M): second-order multistep, one evaluation a step. */
 export const sampleDpmpp2m: Sampler = (denoise, x, sigmas, opts) => multistepSampler(denoise, x, sigmas, opts, 2);
@@ -281,17 +311,16 @@ export const sampleUniPc: Sampler = (denoise, x0, sigmas, opts) => {
   let prev: { denoised: Tensor; lambda: number } | undefined; // D and λ one step back
   let pending: UniStep | undefined;
   return oneEvaluationSteps(denoise, x0, sigmas, opts, (xPredicted, denoised, sigma, sigmaNext) => {
-    const n = xPredicted.shape[0]!;
     const x = pending ? uniCorrect(pending, denoised) : xPredicted;
     const lambda = lambdaOf(sigma);
     const h = lambdaOf(sigmaNext) - lambda;
     const firstOrder = dataPredictionStep(x, denoised, sigma, sigmaNext);
     // UniP-2: D's divided difference towards the previous point, r₁ = (λ₋₁ − λ)/h < 0, weight ρ = ½
     const r1 = prev ? (prev.lambda - lambda) / h : 0;
-    const d1 = prev ? combinePerItem(prev.denoised, filled(n, 1 / r1), denoised, filled(n, -1 / r1)) : undefined;
+    const d1 = prev ? combinePerItem(prev.denoised, 1 / r1, denoised, -1 / r1) : undefined;
     pending = { startDenoised: denoised, h, firstOrder, slope: d1 && { d1, r1 } };
     prev = { denoised, lambda };
-    return d1 ? combinePerItem(firstOrder, filled(n, 1), d1, filled(n, -Math.expm1(-h) * 0.5)) : firstOrder;
+    return d1 ? axpy(-Math.expm1(-h) * 0.5, d1, firstOrder) : firstOrder;
   });
 };
 
@@ -304,7 +333,6 @@ interface UniStep {
 }
 
 function uniCorrect(step: UniStep, denoisedEnd: Tensor): Tensor {
-  const n = denoisedEnd.shape[0]!;
   const hh = -step.h;
   const bh = Math.expm1(hh);
   // the official recursion's weights: φ₂ = (e^{−h} − 1)/(−h) − 1, φ₃ = φ₂/(−h) − ½
@@ -312,23 +340,25 @@ function uniCorrect(step: UniStep, denoisedEnd: Tensor): Tensor {
   const phi3 = phi2 / hh - 0.5;
   const b1 = phi2 / bh;
   const b2 = (2 * phi3) / bh;
-  const dEnd = combinePerItem(denoisedEnd, filled(n, 1), step.startDenoised, filled(n, -1));
-  if (!step.slope) return combinePerItem(step.firstOrder, filled(n, 1), dEnd, filled(n, -bh * 0.5));
+  const dEnd = axpy(-1, step.startDenoised, denoisedEnd);
+  if (!step.slope) return axpy(-bh * 0.5, dEnd, step.firstOrder);
   const { d1, r1 } = step.slope;
   const rho0 = (b1 - b2) / (1 - r1);
   const rho1 = b1 - rho0;
-  const correction = combinePerItem(d1, filled(n, rho0), dEnd, filled(n, rho1));
-  return combinePerItem(step.firstOrder, filled(n, 1), correction, filled(n, -bh));
+  const correction = combinePerItem(d1, rho0, dEnd, rho1);
+  return axpy(-bh, correction, step.firstOrder);
 }
 
 export const SAMPLERS = {
   euler: sampleEuler,
+  'euler-a': sampleEulerAncestral,
   heun: sampleHeun,
   ddim: sampleDdim,
   ddpm: sampleDdpm,
   'dpm++2m': sampleDpmpp2m,
   'dpm++3m': sampleDpmpp3m,
   unipc: sampleUniPc,
+  'dpm++2m-sde': sampleDpmpp2mSde,
 } as const;
 export type SamplerName = keyof typeof SAMPLERS;
 

@@ -4,7 +4,7 @@
 import type { Denoiser } from './denoiser.js';
 import type { ModelSchedule, Spacing } from './model-schedule.js';
 import { SAMPLERS, type ChurnOptions, type SamplerName, type SamplerOptions } from './samplers.js';
-import { combinePerItem, filled, type Tensor } from '../tensor.js';
+import { axpy, type Tensor } from '../tensor.js';
 
 export interface SdeditParams {
   t0: number;
@@ -17,8 +17,7 @@ export interface SdeditParams {
 
 // dg-math §3: x_{t0} = α·x_src + σ·ε in VP is x_src + σ_ve(t0)·ε in VE coordinates
 export function sdeditStart(source: Tensor, sigmaVe: number, noise: Tensor): Tensor {
-  const n = source.shape[0]!;
-  return combinePerItem(source, filled(n, 1), noise, filled(n, sigmaVe));
+  return axpy(sigmaVe, noise, source);
 }
 
 export async function sdedit(
