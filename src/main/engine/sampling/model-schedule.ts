@@ -72,6 +72,29 @@ function ladder(sigmaHigh: number, sigmaLow: number, steps: number, spacing: Spa
   return [...Array.from({ length: steps }, (_, i) => toSigma(steps === 1 ? 0 : i / (steps - 1))), 0];
 }
 
+/** A continuous-time VP schedule (LVP, cosine): σ(t) and its inverse; SDEdit's ladder from σ(t0) down to the
+ * smallest time sampled (or t0, if smaller), spaced as asked. */
+function continuousVpSchedule(
+  spec: ModelSchedule['spec'],
+  sigmaAt: (t: number) => number,
+  timeFromSigma: (sigma: number) => number,
+): ModelSchedule {
+  return {
+    spec,
+    isVp: true,
+    sigmaMin: sigmaAt(CONTINUOUS_T_MIN),
+    sigmaMax: sigmaAt(1),
+    sigmaAt,
+    timeFromSigma,
+    sdeditSigmas(t0, steps, spacing = 'karras') {
+      checkT0(t0);
+      checkSteps(steps);
+      const tLow = Math.min(CONTINUOUS_T_MIN, t0);
+      return ladder(sigmaAt(t0), sigmaAt(tLow), steps, spacing, (u) => sigmaAt(t0 + u * (tLow - t0)));
+    },
+  };
+}
+
 /**
  * Distinct integer steps, descending from `top` to 0, as near as they can be to descending fractional
  * ones: rounded, then pushed up from the bottom and down from the top wherever rounding merged two
@@ -123,41 +146,18 @@ export function modelSchedule(spec: ScheduleSpec): ModelSchedule {
     }
     case 'lvp': {
       const p = { betaMin: spec.betaMin, betaMax: spec.betaMax };
-      const sigmaAt = (t: number) => lvpSigmaVe(t, p);
-      return {
+      return continuousVpSchedule(
         spec,
-        isVp: true,
-        sigmaMin: sigmaAt(CONTINUOUS_T_MIN),
-        sigmaMax: sigmaAt(1),
-        sigmaAt,
-        timeFromSigma: (s) => lvpTimeFromSigmaVe(s, p),
-        sdeditSigmas(t0, steps, spacing = 'karras') {
-          checkT0(t0);
-          checkSteps(steps);
-          const tLow = Math.min(CONTINUOUS_T_MIN, t0);
-          return ladder(sigmaAt(t0), sigmaAt(tLow), steps, spacing, (u) => sigmaAt(t0 + u * (tLow - t0)));
-        },
-      };
+        (t) => lvpSigmaVe(t, p),
+        (s) => lvpTimeFromSigmaVe(s, p),
+      );
     }
     case 'cvp': {
       const sigmaAt = (t: number) => {
         const ab = cvpAlphaBar(Math.min(t, 0.9999), spec.s);
         return Math.sqrt((1 - ab) / ab);
       };
-      return {
-        spec,
-        isVp: true,
-        sigmaMin: sigmaAt(CONTINUOUS_T_MIN),
-        sigmaMax: sigmaAt(1),
-        sigmaAt,
-        timeFromSigma: (s) => cvpTimeFromAlphaBar(1 / (1 + s * s), spec.s),
-        sdeditSigmas(t0, steps, spacing = 'karras') {
-          checkT0(t0);
-          checkSteps(steps);
-          const tLow = Math.min(CONTINUOUS_T_MIN, t0);
-          return ladder(sigmaAt(t0), sigmaAt(tLow), steps, spacing, (u) => sigmaAt(t0 + u * (tLow - t0)));
-        },
-      };
+      return continuousVpSchedule(spec, sigmaAt, (s) => cvpTimeFromAlphaBar(1 / (1 + s * s), spec.s));
     }
     case 'edm': {
       // t0 for a VE model is read as LVP time: the same noise level as a DDPM model at t0.

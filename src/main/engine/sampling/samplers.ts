@@ -160,22 +160,13 @@ export function ancestralSigmas(sigma: number, sigmaNext: number, eta: number): 
  * Guidance enters through D, which is exactly ε̂ ← ε̂ - w·σ_vp·∇_{x_vp} log r.
  * η = 1 is DDPM ancestral sampling with the posterior variance.
  */
-export const sampleDdim: Sampler = async (denoise, x0, sigmas, opts) => {
+export const sampleDdim: Sampler = (denoise, x0, sigmas, opts) => {
   const eta = opts.eta ?? 0;
-  const total = sigmas.length - 1;
-  let x = x0;
-  for (let i = 0; i < total; i++) {
-    throwIfAborted(opts.signal);
-    const sigma = sigmas[i]!;
-    const sigmaNext = sigmas[i + 1]!;
-    const s = filled(x.shape[0]!, sigma);
-    const denoised = await guidedDenoise(denoise, x, s, opts.guidance, i, 1);
+  return oneEvaluationSteps(denoise, x0, sigmas, opts, (x, denoised, sigma, sigmaNext) => {
     const { up, down } = ancestralSigmas(sigma, sigmaNext, eta);
-    const eps = odeDirection(x, denoised, s);
-    x = addNoise(axpy(down, eps, denoised), up, opts.rng);
-    await opts.onStep?.({ stepIndex: i, totalSteps: total, sigma, x, denoised });
-  }
-  return x;
+    const eps = odeDirection(x, denoised, filled(x.shape[0]!, sigma));
+    return addNoise(axpy(down, eps, denoised), up, opts.rng);
+  });
 };
 
 /**
