@@ -7,7 +7,7 @@
 import type { Denoiser } from './denoiser.js';
 import type { GuidanceHook } from './guidance.js';
 import type { BatchRng } from '../rng.js';
-import { axpy, combinePerItem, filled, scale, type Tensor } from '../tensor.js';
+import { axpy, combinePerItem, filled, type Tensor } from '../tensor.js';
 
 export interface StepInfo {
   stepIndex: number;
