@@ -42,3 +42,31 @@ export function outputFolderProblem(folder: string, roots: string[]): string | n
     return `"${folder}" is outside the folders the studio may write to (${realRoots.join(', ')}); choose one inside them, or start the server with --allow-root`;
   return null;
 }
+
+/** The most bytes of a file name the studio makes from a user's name (ext4 and most others allow 255). */
+export const MAX_STEM_BYTES = 150;
+
+/**
+ * A file-name stem the server makes from a name a user (or an upload) gave: only its last path component,
+ * no control or reserved characters (< > : " / \ | ? *), no leading dots, at most `maxBytes` of UTF-8 (cut
+ * on a character boundary), never empty. The name a user sees stays in the sidecar; this is only the file's.
+ */
+export function safeFileStem(name: string, maxBytes = MAX_STEM_BYTES): string {
+  const last = name.split(/[/\\]/).pop() ?? '';
+  // eslint-disable-next-line no-control-regex
+  let stem = last.replace(/[\u0000-\u001f\u007f<>:"|?*]/g, '_').replace(/^[.\s]+/, '').trim();
+  const enc = new TextEncoder();
+  if (enc.encode(stem).length > maxBytes) {
+    const chars = [...stem];
+    while (chars.length && enc.encode(chars.join('')).length > maxBytes) chars.pop();
+    stem = chars.join('').trim();
+  }
+  return stem || 'image';
+}
+
+/** `join(dir, name)`, refused unless it stays inside `dir` (a last guard behind safeFileStem). */
+export function fileInside(dir: string, name: string): string {
+  const path = resolve(dir, name);
+  if (!within(resolve(dir), path) || path === resolve(dir)) throw new Error(`refused to write "${name}": it would land outside ${dir}`);
+  return path;
+}

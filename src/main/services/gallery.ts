@@ -10,6 +10,7 @@ import Database from 'better-sqlite3';
 import sharp from 'sharp';
 import { TranslateParamsSchema, type TranslateParams } from '../../shared/params.js';
 import { readPngTextFromBuffer, writeFileAtomic } from '../engine/io/image-io.js';
+import { fileInside, safeFileStem } from './folders.js';
 
 export interface RunInfo {
   params: TranslateParams;
@@ -388,14 +389,15 @@ export class Gallery {
       const row = this.get(id);
       if (!row?.sha256) continue;
       const sourceName = row.sourceName ?? basename(row.sourcePath);
-      const stem = `${sourceName.replace(/\.[^.]+$/, '')}-${row.id}`;
-      const png = join(dir, `${stem}.png`);
-      const tmp = join(dir, `.${stem}.${randomBytes(4).toString('hex')}.tmp`);
+      // the file is named by the server: a bounded, sanitised stem, checked to stay in `dir`
+      const stem = `${safeFileStem(sourceName.replace(/\.[^.]+$/, ''))}-${row.id}`;
+      const png = fileInside(dir, `${stem}.png`);
+      const tmp = fileInside(dir, `.${stem}.${randomBytes(4).toString('hex')}.tmp`);
       await copyFile(this.objectPath(row.sha256), tmp);
       await rename(tmp, png);
       // the sidecar names files, never where they were: an exported folder is shared
       const { sourcePath: _where, ...shareable } = row;
-      await writeFileAtomic(join(dir, `${stem}.json`), JSON.stringify({ ...shareable, sourceName, file: basename(png) }, null, 2));
+      await writeFileAtomic(fileInside(dir, `${stem}.json`), JSON.stringify({ ...shareable, sourceName, file: basename(png) }, null, 2));
       written.push(png);
     }
     return written;

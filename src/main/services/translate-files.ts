@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { basename, extname, join, resolve } from 'node:path';
+import { safeFileStem } from './folders.js';
 import { TranslateParamsSchema, formatParametersLine, type TranslateParams, type TranslateParamsInput } from '../../shared/params.js';
 import { ENGINE_VERSION } from '../../shared/version.js';
 import { loadClassifier, type LoadedClassifier } from '../engine/models/classifier.js';
@@ -297,7 +298,8 @@ export async function translateFiles(
             engineVersion: ENGINE_VERSION,
             createdAt: new Date().toISOString(),
           };
-          const inputStem = basename(sourceName, extname(sourceName));
+          // bounded and sanitised: a long non-ASCII name must not fail the batch (ENAMETOOLONG)
+          const inputStem = safeFileStem(basename(sourceName, extname(sourceName)));
           const stem = req.keepNames ? inputStem : `${inputStem}-t${params.t0}-w${params.dgWeight}-${seeds[i]}`;
           const name = await freeName(req.outDir, stem, taken);
           if (req.keepNames && name !== `${stem}.png`)

@@ -1,0 +1,81 @@
+/**
+ * Issue 31, findings 1 and 4: every file the back end writes is named by it. An uploaded image named
+ * "../"×20 + "some/dir/evil.png" is translated and exported: nothing lands outside the export folder and
+ * no existing file elsewhere is overwritten. A long non-ASCII name (80 CJK characters = 240 bytes) does
+ * not fail the batch with ENAMETOOLONG.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { describe, expect, it } from 'vitest';
+import { StudioBackend } from '../../src/main/backend/backend.js';
+import { fileInside, safeFileStem } from '../../src/main/services/folders.js';
+import type { JobDto } from '../../src/shared/api.js';
+import { tempDir } from '../helpers/tmp.js';
+
+async function finished(backend: StudioBackend, jobId: number): Promise<JobDto> {
+  for (;;) {
+    const j = ((await backend.dispatch('listJobs', [])) as JobDto[]).find((x) => x.id === jobId)!;
+    if (j.state !== 'queued' && j.state !== 'running') return j;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('file names the server writes', () => {
+  it('safeFileStem keeps only a bounded last component; fileInside refuses what leaves its folder', () => {
+    expect(safeFileStem('../'.repeat(20) + 'some/dir/evil.png')).toBe('evil.png');
+    expect(safeFileStem('..\\..\\win\\evil')).toBe('evil');
+    expect(safeFileStem('...')).toBe('image');
+    expect(safeFileStem('a\u0000b:c*?.png')).toBe('a_b_c__.png');
+    const cjk = '漢'.repeat(80); // 240 bytes
+    const cut = safeFileStem(cjk);
+    expect(new TextEncoder().encode(cut).length).toBeLessThanOrEqual(150);
+    expect(cut).toBe('漢'.repeat(50)); // cut on a character boundary
+    expect(() => fileInside('/tmp/x', '../y.png')).toThrow(/outside/);
+    expect(fileInside('/tmp/x', 'y.png')).toBe('/tmp/x/y.png');
+  });
+
+  it('an upload named with ../ is translated and exported inside the export folder, overwriting nothing outside', async () => {
+    const home = await tempDir();
+    const backend = await StudioBackend.create({ mode: 'server', dataDir: home });
+    try {
+      // a victim file where the traversal would land (exports go to <home>/outputs/export-…/)
+      const victimDir = join(home, 'some', 'dir');
+      await mkdir(victimDir, { recursive: true });
+      for (const name of ['evil-1.png', 'evil-2.png', 'evil.png']) await writeFile(join(victimDir, name), 'victim');
+      const png = await sharp({ create: { width: 64, height: 64, channels: 3, background: '#884422' } })
+        .png()
+        .toBuffer();
+      const cjk = '漢'.repeat(80) + '.png';
+      const added = (await backend.dispatch('addSources', [
+        {
+          files: [
+            { name: '../'.repeat(20) + 'some/dir/evil.png', data: new Uint8Array(png) },
+            { name: cjk, data: new Uint8Array(await sharp(png).negate().png().toBuffer()) },
+          ],
+        },
+      ])) as { sources: { id: string }[]; errors: unknown[] };
+      expect(added.errors).toEqual([]);
+      const { jobId } = (await backend.dispatch('translate', [
+        { sources: added.sources.map((s) => s.id), params: { steps: 2, dgWeight: 0 }, model: null, discriminator: null },
+      ])) as { jobId: number };
+      const job = await finished(backend, jobId);
+      expect([job.state, job.error]).toEqual(['done', null]);
+      const ids = job.kind === 'translate' && job.result ? job.result.galleryIds : [];
+      expect(ids).toHaveLength(2); // the 240-byte name did not fail the batch
+      const { folder, files } = (await backend.dispatch('galleryExport', [ids])) as { folder: string; files: number };
+      expect(files).toBe(2);
+      const names = await readdir(folder);
+      expect(names.filter((n) => n.endsWith('.png')).sort()).toEqual([`${'漢'.repeat(50)}-${ids[1]}.png`, `evil-${ids[0]}.png`].sort());
+      for (const name of ['evil-1.png', 'evil-2.png', 'evil.png']) expect(await readFile(join(victimDir, name), 'utf8')).toBe('victim');
+      expect((await readdir(victimDir)).sort()).toEqual(['evil-1.png', 'evil-2.png', 'evil.png']); // nothing added there
+      expect(existsSync(join(home, 'outputs', 'some'))).toBe(false);
+      // the sidecar keeps the name the user gave (a name, not a path to follow)
+      const sidecar = JSON.parse(await readFile(join(folder, `evil-${ids[0]}.json`), 'utf8'));
+      expect(sidecar.sourceName).toBe('../'.repeat(20) + 'some/dir/evil.png');
+    } finally {
+      await backend.close();
+    }
+  });
+});
