@@ -97,6 +97,8 @@ interface JobFields {
   error: string | null;
   /** a training's curve, rate and held-out error; null for other jobs */
   training: TrainingProgress | null;
+  /** why it waits or is paused, behind which job (e.g. "waiting for job #3 (…) to finish"); null when it runs */
+  note: string | null;
   /** progress units (steps) per second since the job started, and the seconds left at that rate */
   rate: number | null;
   etaSeconds: number | null;

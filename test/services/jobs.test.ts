@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { jobRate, JobQueue } from '../../src/main/services/jobs.js';
+import { jobRate, JobQueue, waitWhilePaused } from '../../src/main/services/jobs.js';
 
 const tick = () => new Promise((r) => setTimeout(r, 5));
 
@@ -71,5 +71,48 @@ describe('job queue', () => {
     });
     expect(jobRate({ startedAt: start, finishedAt: null, progress: null }, start + 10_000)).toEqual({ rate: null, etaSeconds: null });
     expect(jobRate({ startedAt: start, finishedAt: start + 5000, progress: { done: 50, total: 50 } })).toEqual({ rate: 10, etaSeconds: 0 });
+  });
+
+  it('a background job runs beside interactive ones, paused (with a note saying by which) while they run', async () => {
+    const q = new JobQueue();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const flags: number[] = [];
+    let steps = 0;
+    const training = q.submit(
+      'train',
+      'training',
+      async ({ pause, signal }) => {
+        while (!signal.aborted) {
+          await waitWhilePaused(pause, signal, 2);
+          flags.push(Atomics.load(pause, 0));
+          steps++;
+          await tick();
+        }
+      },
+      { lane: 'background' },
+    );
+    await tick();
+    expect(q.get(training.id)!.state).toBe('running');
+    const before = steps;
+    expect(before).toBeGreaterThan(0);
+    // an interactive job starts at once although the training runs, and the training pauses for it
+    const translation = q.submit('translate', 'two images', () => gate);
+    const queued = q.submit('translate', 'next one', async () => 'second');
+    await tick();
+    expect(q.get(translation.id)!.state).toBe('running');
+    expect(q.get(training.id)!.note).toBe(`paused while job #${translation.id} (two images) runs; it goes on after`);
+    expect(q.get(queued.id)!.note).toBe(`waiting for job #${translation.id} (two images) to finish`);
+    const during = steps;
+    await new Promise((r) => setTimeout(r, 40));
+    expect(steps - during).toBeLessThanOrEqual(1); // at most the step that was under way
+    release();
+    expect((await q.wait(queued.id)).result).toBe('second');
+    await new Promise((r) => setTimeout(r, 30));
+    expect(q.get(training.id)!.note).toBeNull();
+    expect(steps).toBeGreaterThan(during + 1); // it went on after
+    expect(flags.every((f) => f === 0)).toBe(true); // no step ran with the flag raised
+    q.cancel(training.id);
+    expect((await q.wait(training.id)).state).toBe('cancelled');
   });
 });

@@ -136,6 +136,7 @@ export class StudioBackend implements StudioApi {
       preview: this.previews.get(j.id) ?? null,
       error: j.error,
       training: j.progress?.training ?? null,
+      note: j.note,
       result: (j.result ?? null) as JobResults[JobKind] | null,
       ...jobRate(j),
     } as JobDto;

@@ -39,7 +39,9 @@ function submitJob<K extends JobKind>(
   label: string,
   fn: (...a: Parameters<JobFn>) => Promise<JobResults[K]>,
 ): JobInfo {
-  return ctx.jobs.submit(kind, label, fn);
+  // trainings run beside interactive work on their own runner, pausing while it runs (jobs.ts)
+  const lane = kind === 'train-discriminator' || kind === 'train-score-model' ? 'background' : 'interactive';
+  return ctx.jobs.submit(kind, label, fn, { lane });
 }
 
 export async function launchTranslate(ctx: LaunchContext, req: ApiParsedArgs<'translate'>[0]) {
@@ -175,10 +177,11 @@ export async function launchTrainDiscriminator(ctx: LaunchContext, req: ApiParse
   const modelManifest = (await ctx.models.manifestOf(req.model, 'score'))!;
   const outDir = join(ctx.home, 'discriminators', req.name);
   if (existsSync(outDir)) throw new Error(`a discriminator named "${req.name}" exists already; choose another name (or delete it first)`);
-  const job = submitJob(ctx, 'train-discriminator', `train discriminator "${req.name}"`, async ({ signal, progress }) => {
+  const job = submitJob(ctx, 'train-discriminator', `train discriminator "${req.name}"`, async ({ signal, progress, pause }) => {
     const losses: number[] = [];
     const r = await trainDiscriminatorOnThread(
       {
+        pauseFlag: pause,
         modelManifest,
         sources,
         targets,
@@ -221,7 +224,7 @@ export async function launchTrainScoreModel(ctx: LaunchContext, req: ApiParsedAr
   const previewSources = await ctx.inbox.paths(req.previewSources);
   const outDir = join(ctx.home, 'score-models', req.name);
   if (existsSync(outDir)) throw new Error(`a score model named "${req.name}" exists already; choose another name (or delete it first)`);
-  const job = submitJob(ctx, 'train-score-model', `train score model "${req.name}"`, async ({ signal, progress }) => {
+  const job = submitJob(ctx, 'train-score-model', `train score model "${req.name}"`, async ({ signal, progress, pause }) => {
     const losses: number[] = [];
     let lastStep = 0;
     let training: TrainingProgress = { loss: null, losses: [], imagesPerSecond: null, etaSeconds: null, heldout: null };
@@ -233,6 +236,7 @@ export async function launchTrainScoreModel(ctx: LaunchContext, req: ApiParsedAr
     };
     const r = await trainScoreModelOnThread(
       {
+        pauseFlag: pause,
         data: targets,
         previewSources,
         outDir,

@@ -20,12 +20,15 @@ import { lvpTimeFromSigmaVe } from '../engine/models/schedules.js';
 import { loadScoreModel, type ScoreModel } from '../engine/models/score-model.js';
 import { DiscriminatorTrainer, type BandStats } from '../engine/train/discriminator-trainer.js';
 import { runTrainingLoop } from '../engine/train/loop.js';
+import { waitWhilePaused, type PauseFlag } from './jobs.js';
 import type { RatioLoss } from '../engine/train/training-graph.js';
 import { translateBatch } from '../engine/sampling/translate.js';
 import { loadDiscriminatorCheckpoint, saveDiscriminatorCheckpoint } from './discriminator-checkpoint.js';
 import { expandInputs, imageSpecOf, sha256File } from './translate-files.js';
 
 export interface TrainDiscriminatorRequest {
+  /** raised while interactive work runs (jobs.ts): the training waits between steps */
+  pauseFlag?: PauseFlag | undefined;
   modelManifest: string;
   sources: string[];
   targets: string[];
@@ -330,11 +333,13 @@ export async function trainDiscriminator(
     const checkpointEvery = req.checkpointEvery ?? 500;
     let validation = await trainer.evaluate(realVal, fakeVal, 4);
     const t = trainer;
+    const pause = req.pauseFlag;
     const { cancelled } = await runTrainingLoop({
       step: () => t.step,
       trainStep: () => t.trainStep(realTrain, fakeTrain),
       itemsPerStep: batchSize,
       until: { steps },
+      pause: () => waitWhilePaused(pause, signal),
       lossEmaDecay: 0.95,
       reportEveryMs: 500,
       onProgress: (p) => events.onProgress?.({ step: p.step, steps, loss: p.loss, lossEma: p.lossEma, itemsPerSecond: p.itemsPerSecond }),

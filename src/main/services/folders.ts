@@ -54,7 +54,10 @@ export const MAX_STEM_BYTES = 150;
 export function safeFileStem(name: string, maxBytes = MAX_STEM_BYTES): string {
   const last = name.split(/[/\\]/).pop() ?? '';
   // eslint-disable-next-line no-control-regex
-  let stem = last.replace(/[\u0000-\u001f\u007f<>:"|?*]/g, '_').replace(/^[.\s]+/, '').trim();
+  let stem = last
+    .replace(/[\u0000-\u001f\u007f<>:"|?*]/g, '_')
+    .replace(/^[.\s]+/, '')
+    .trim();
   const enc = new TextEncoder();
   if (enc.encode(stem).length > maxBytes) {
     const chars = [...stem];

@@ -1,7 +1,10 @@
 /**
- * The job queue: one runner per device, jobs in priority order and FIFO within a priority,
- * cancel (queued or running), and progress events. A job is a function that receives an
- * AbortSignal and a progress callback; what it does (translate, train, sweep) is its own.
+ * The job queue: per device, two runners — interactive work (translations, sweeps) and background work
+ * (trainings) — each taking its jobs in priority order and FIFO within a priority; cancel (queued or
+ * running) and progress events. A background job is handed a pause flag that the queue raises while
+ * interactive work runs on its device: a training yields between its steps, so a translation started
+ * during a training runs at about its speed alone instead of waiting behind it. A job is a function that
+ * receives an AbortSignal, a progress callback and that flag; what it does is its own.
  */
 import { EventEmitter } from 'node:events';
 import type { TrainingProgress } from '../../shared/api.js';
@@ -18,12 +21,18 @@ export interface JobProgress {
   training?: TrainingProgress;
 }
 
+/** Interactive jobs run one at a time per device; background jobs on their own runner, pausing for them. */
+export type JobLane = 'interactive' | 'background';
+
 export interface JobInfo {
   id: number;
   kind: string;
   label: string;
   device: string;
+  lane: JobLane;
   priority: number;
+  /** why a job waits or is paused, and behind which job (null when it simply runs) */
+  note: string | null;
   state: JobState;
   progress: JobProgress | null;
   error: string | null;
@@ -45,10 +54,26 @@ export function jobRate(
   return { rate, etaSeconds: j.finishedAt ? 0 : Math.max(0, (j.progress.total - j.progress.done) / rate) };
 }
 
-export type JobFn = (ctx: { signal: AbortSignal; progress(p: JobProgress): void }) => Promise<unknown>;
+/**
+ * A pause flag shared with a background job (and, through a SharedArrayBuffer, with its worker thread):
+ * element 0 is 1 while interactive work runs on the job's device. `waitWhilePaused` is how a loop honours it.
+ */
+export type PauseFlag = Int32Array;
+
+export function newPauseFlag(): PauseFlag {
+  return new Int32Array(new SharedArrayBuffer(4));
+}
+
+/** Resolves at once when the flag is down, else when it next goes down (checked every `pollMs`). */
+export async function waitWhilePaused(flag: PauseFlag | undefined, signal?: AbortSignal, pollMs = 25): Promise<void> {
+  while (flag && Atomics.load(flag, 0) === 1 && !signal?.aborted) await new Promise((r) => setTimeout(r, pollMs));
+}
+
+export type JobFn = (ctx: { signal: AbortSignal; progress(p: JobProgress): void; pause: PauseFlag }) => Promise<unknown>;
 
 interface Entry extends JobInfo {
   fn: JobFn;
+  pause: PauseFlag;
   controller: AbortController;
   seq: number;
   finished: Promise<JobInfo>;
@@ -65,8 +90,8 @@ export class JobQueue extends EventEmitter<JobEvents> {
   private nextId = 1;
   private seq = 0;
 
-  /** Queue a job on a device ('cpu', 'cuda', …); higher priority runs first. */
-  submit(kind: string, label: string, fn: JobFn, opts: { device?: string; priority?: number } = {}): JobInfo {
+  /** Queue a job on a device ('cpu', 'cuda', …) and lane (interactive unless said); higher priority runs first. */
+  submit(kind: string, label: string, fn: JobFn, opts: { device?: string; priority?: number; lane?: JobLane } = {}): JobInfo {
     let settle!: (j: JobInfo) => void;
     const finished = new Promise<JobInfo>((r) => (settle = r));
     const entry: Entry = {
@@ -74,7 +99,10 @@ export class JobQueue extends EventEmitter<JobEvents> {
       kind,
       label,
       device: opts.device ?? 'cpu',
+      lane: opts.lane ?? 'interactive',
       priority: opts.priority ?? 0,
+      note: null,
+      pause: newPauseFlag(),
       state: 'queued',
       progress: null,
       error: null,
@@ -89,13 +117,37 @@ export class JobQueue extends EventEmitter<JobEvents> {
     };
     this.jobs.set(entry.id, entry);
     this.emitUpdate(entry);
-    queueMicrotask(() => this.pump(entry.device));
+    this.updateNotes(entry.device);
+    queueMicrotask(() => this.pump(runnerOf(entry)));
     return this.info(entry);
   }
 
   private info(e: Entry): JobInfo {
-    const { id, kind, label, device, priority, state, progress, error, result, startedAt, finishedAt } = e;
-    return { id, kind, label, device, priority, state, progress, error, result, startedAt, finishedAt };
+    const { id, kind, label, device, lane, priority, note, state, progress, error, result, startedAt, finishedAt } = e;
+    return { id, kind, label, device, lane, priority, note, state, progress, error, result, startedAt, finishedAt };
+  }
+
+  /**
+   * Raise or lower the background jobs' pause flags on a device and say, for every waiting or paused job,
+   * what it waits for; emits an update for each job whose note changed.
+   */
+  private updateNotes(device: string): void {
+    const interactive = this.running.get(`${device}/interactive`);
+    for (const e of this.jobs.values()) {
+      if (e.device !== device) continue;
+      let note: string | null = null;
+      if (e.state === 'queued') {
+        const ahead = this.running.get(runnerOf(e));
+        note = ahead ? `waiting for job #${ahead.id} (${ahead.label}) to finish` : null;
+      } else if (e.state === 'running' && e.lane === 'background') {
+        Atomics.store(e.pause, 0, interactive ? 1 : 0);
+        note = interactive ? `paused while job #${interactive.id} (${interactive.label}) runs; it goes on after` : null;
+      }
+      if (note !== e.note) {
+        e.note = note;
+        this.emitUpdate(e);
+      }
+    }
   }
 
   private emitUpdate(e: Entry): void {
@@ -137,26 +189,28 @@ export class JobQueue extends EventEmitter<JobEvents> {
     e.settle(this.info(e));
   }
 
-  private next(device: string): Entry | undefined {
+  private next(runner: string): Entry | undefined {
     let best: Entry | undefined;
     for (const e of this.jobs.values()) {
-      if (e.device !== device || e.state !== 'queued') continue;
+      if (runnerOf(e) !== runner || e.state !== 'queued') continue;
       if (!best || e.priority > best.priority || (e.priority === best.priority && e.seq < best.seq)) best = e;
     }
     return best;
   }
 
-  private async pump(device: string): Promise<void> {
-    if (this.running.has(device)) return;
-    const e = this.next(device);
+  private async pump(runner: string): Promise<void> {
+    if (this.running.has(runner)) return;
+    const e = this.next(runner);
     if (!e) return;
-    this.running.set(device, e);
+    this.running.set(runner, e);
     e.state = 'running';
     e.startedAt = Date.now();
     this.emitUpdate(e);
+    this.updateNotes(e.device);
     try {
       const result = await e.fn({
         signal: e.controller.signal,
+        pause: e.pause,
         progress: (p) => {
           e.progress = p;
           this.emitUpdate(e);
@@ -167,8 +221,12 @@ export class JobQueue extends EventEmitter<JobEvents> {
       const cancelled = e.controller.signal.aborted || (err as Error).name === 'CancelledError';
       this.finish(e, cancelled ? 'cancelled' : 'failed', cancelled ? null : (err as Error).message);
     } finally {
-      this.running.delete(device);
-      void this.pump(device);
+      this.running.delete(runner);
+      this.updateNotes(e.device);
+      void this.pump(runner);
     }
   }
 }
+
+/** The runner a job goes to: one per device and lane. */
+const runnerOf = (e: Pick<JobInfo, 'device' | 'lane'>) => `${e.device}/${e.lane}`;

@@ -20,6 +20,7 @@ import type { ExecutionProvider } from '../engine/onnx/session.js';
 import { decodeSafetensors, encodeSafetensors } from '../engine/io/safetensors.js';
 import { checkpointArch, DEFAULT_SCORE_TRAINING, ScoreTrainer } from '../engine/train/score-trainer.js';
 import { runTrainingLoop } from '../engine/train/loop.js';
+import { waitWhilePaused, type PauseFlag } from './jobs.js';
 import { NEVER_SHIP_NOISE, scoreModelCheck, type DenoisingLevel } from '../engine/models/model-check.js';
 import { loadScoreModel } from '../engine/models/score-model.js';
 import { isValidation } from './discriminator-training.js';
@@ -30,6 +31,8 @@ export const PREVIEW_TIMES = [0.2, 0.5, 0.8];
 export const CHECKPOINT_FILE = 'checkpoint.safetensors';
 
 export interface TrainScoreModelRequest {
+  /** raised while interactive work runs (jobs.ts): the training waits between steps */
+  pauseFlag?: PauseFlag | undefined;
   /** target-domain images: folders and/or files */
   data: string[];
   outDir: string;
@@ -335,11 +338,13 @@ export async function trainScoreModel(
     let heldout: number[] | null = null;
     const startStep = trainer.step;
     const t = trainer;
+    const pause = req.pauseFlag;
     const { cancelled, lossEma } = await runTrainingLoop({
       step: () => t.step,
       trainStep: async () => (await t.trainStep(data)).loss,
       itemsPerStep: trainer.opts.batchSize,
       until: { steps: req.steps, minutes: req.minutes },
+      pause: () => waitWhilePaused(pause, signal),
       lossEmaDecay: 0.98,
       reportEveryMs: 1000,
       onProgress: (p) => {

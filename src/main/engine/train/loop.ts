@@ -35,6 +35,9 @@ export interface TrainingLoopOptions {
   /** the shortest time between two progress reports; the last step is always reported */
   reportEveryMs: number;
   onProgress?(p: LoopProgress): void;
+  /** awaited before each step: resolves when the trainer may go on (the studio pauses trainings while a
+   * translation runs; time spent here counts against `until.minutes`) */
+  pause?(): Promise<void>;
   /** `atLastStep`: also when the loop reaches `until.steps` (a caller that evaluates after the loop leaves it off) */
   evaluate?: { every: Cadence; atLastStep?: boolean; run(): Promise<void> };
   checkpoint?: { every: Cadence; run(): Promise<void> };
@@ -69,6 +72,7 @@ export async function runTrainingLoop(o: TrainingLoopOptions): Promise<LoopResul
     (o.until.steps !== undefined && o.step() >= o.until.steps) ||
     (o.until.minutes !== undefined && performance.now() - start > o.until.minutes * 60_000);
   while (!finished()) {
+    await o.pause?.();
     if (o.signal?.aborted) return { cancelled: true, loss, lossEma };
     loss = await o.trainStep();
     lossEma = lossMovingAverage(lossEma, loss, o.lossEmaDecay);
