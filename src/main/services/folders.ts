@@ -53,9 +53,10 @@ export const MAX_STEM_BYTES = 150;
  */
 export function safeFileStem(name: string, maxBytes = MAX_STEM_BYTES): string {
   const last = name.split(/[/\\]/).pop() ?? '';
-  // eslint-disable-next-line no-control-regex
   let stem = last
-    .replace(/[\u0000-\u001f\u007f<>:"|?*]/g, '_')
+    // control characters (C0 and DEL) and the characters Windows reserves
+    .replace(/[<>:"|?*]/g, '_')
+    .replace(/./gsu, (ch) => (ch.charCodeAt(0) < 0x20 || ch.charCodeAt(0) === 0x7f ? '_' : ch))
     .replace(/^[.\s]+/, '')
     .trim();
   const enc = new TextEncoder();
