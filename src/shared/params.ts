@@ -15,7 +15,7 @@ export const SAMPLER_LABELS: Record<(typeof SAMPLER_NAMES)[number], string> = {
   'dpm++2m': 'DPM-Solver++(2M)',
   'dpm++3m': 'DPM-Solver++(3M)',
   unipc: 'UniPC (bh2)',
-  'euler-a': 'Euler ancestral',
+  'euler-a': 'Euler ancestral (= DDPM)',
   'dpm++2m-sde': 'DPM-Solver++(2M) SDE',
 };
 

@@ -177,16 +177,11 @@ export const sampleDdim: Sampler = (denoise, x0, sigmas, opts) => {
 export const sampleDdpm: Sampler = (denoise, x, sigmas, opts) => sampleDdim(denoise, x, sigmas, { ...opts, eta: 1 });
 
 /**
- * Euler ancestral (dg-math §8; k-diffusion's sample_euler_ancestral, η = 1): an Euler step of the ODE
- * down to σ_down, then fresh noise up to σ_next: x ← x + (σ_down − σ)·d + σ_up·z, d = (x − D)/σ.
- * Stochastic: the noise washes out the mismatch between the noised source and the model's marginal.
+ * Euler ancestral (dg-math §8; k-diffusion's sample_euler_ancestral, η = 1) is DDPM: its step
+ * x + (σ_down − σ)·(x − D)/σ + σ_up·z is D + σ_down·ε̂ + σ_up·z, DDIM's with η = 1 (the bench measured
+ * identical images). Listed under its A1111 name for users who look for it.
  */
-export const sampleEulerAncestral: Sampler = (denoise, x0, sigmas, opts) =>
-  oneEvaluationSteps(denoise, x0, sigmas, opts, (x, denoised, sigma, sigmaNext) => {
-    const { up, down } = ancestralSigmas(sigma, sigmaNext, 1);
-    const d = combinePerItem(x, 1 / sigma, denoised, -1 / sigma);
-    return addNoise(axpy(down - sigma, d, x), up, opts.rng);
-  });
+export const sampleEulerAncestral: Sampler = sampleDdpm;
 
 // DPM-Solver++ (Lu et al. 2022) works in λ = −log σ, the VE half-log-SNR
 function lambdaOf(sigmaVe: number): number {
