@@ -3,7 +3,7 @@ import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it, vi } from 'vitest';
-import { decodeSafetensors } from '../../src/main/engine/io/safetensors.js';
+import { decodeSafetensors, encodeSafetensors } from '../../src/main/engine/io/safetensors.js';
 import { trainScoreModel, type TrainScoreModelRequest } from '../../src/main/services/score-training.js';
 import { translateFiles } from '../../src/main/services/translate-files.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -135,6 +135,19 @@ describe('train-score-model (service)', async () => {
     expect(r.images).toBe(8); // batch 2 from the checkpoint, not the default 32
     await expect(trainScoreModel({ ...base({ outDir: out, resume: true, steps: 5 }), arch: { ...TINY, channels: 16 } })).rejects.toThrow(
       /was made with channels 8.*this run asks for channels 16/,
+    );
+    // a checkpoint of tools/train-score-model.py --precond edm: the same tensors, other meaning — refused in words
+    const file = decodeSafetensors(await readFile(join(out, 'checkpoint.safetensors')), 'ckpt');
+    const arch = JSON.parse(file.metadata['arch']!);
+    const edm = join(root, 'edm');
+    await mkdir(edm, { recursive: true });
+    const edmFile = {
+      ...file,
+      metadata: { ...file.metadata, arch: JSON.stringify({ ...arch, precond: 'edm', p_mean: -0.4, p_std: 1.4 }) },
+    };
+    await writeFile(join(edm, 'checkpoint.safetensors'), encodeSafetensors(edmFile));
+    await expect(trainScoreModel({ data: [join(root, 'data')], outDir: edm, resume: true, steps: 5 })).rejects.toThrow(
+      /made with EDM preconditioning \(tools\/train-score-model.py --precond edm\); this trainer trains ε-prediction U-Nets only/,
     );
   });
 

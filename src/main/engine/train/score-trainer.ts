@@ -414,12 +414,19 @@ export class ScoreTrainer {
 
 /** The architecture a checkpoint was made with (both trainers write the same keys). */
 export function checkpointArch(file: StFile, source: string): UNetArch {
-  let a: { ch: number; mult: number[]; attn: number[]; groups: number; patch?: number };
+  let a: { ch: number; mult: number[]; attn: number[]; groups: number; patch?: number; precond?: string };
   try {
     a = JSON.parse(file.metadata['arch'] ?? '') as typeof a;
   } catch {
     throw new Error(`${source}: not a score-model checkpoint (no architecture in its metadata)`);
   }
+  // tools/train-score-model.py --precond edm trains the same U-Net as the F of EDM's preconditioning
+  // (dg-math §9): its weights mean something else to an ε U-Net, so this trainer must not take them
+  if (a.precond !== undefined && a.precond !== 'eps')
+    throw new Error(
+      `${source}: made with ${a.precond.toUpperCase()} preconditioning (tools/train-score-model.py --precond ${a.precond}); ` +
+        "this trainer trains ε-prediction U-Nets only — resume it with tools/train-score-model.py, which also exports it",
+    );
   return {
     channels: a.ch,
     mult: a.mult,
