@@ -129,6 +129,9 @@ export interface SweepRow {
   l2Truth: number | null;
   psnrTruth: number | null;
   ssimTruth: number | null;
+  /** the results' roughness (mean |4-neighbour Laplacian|) ÷ the reference set's: 1 is as smooth as the target
+   * domain; null when the reference images are perfectly flat (no ratio to take) */
+  roughness: number | null;
   /** the guiding discriminator's mean log r on the results at τ = 0.01 (a diagnostic, not a judge) */
   meanLogRatio: number | null;
   images: number;

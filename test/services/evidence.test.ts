@@ -23,6 +23,7 @@ const row = (t0: number, w: number, l2Source: number, swd: number, fd = swd): Sw
   l2Source,
   psnrSource: 0,
   ssimSource: 0,
+  roughness: 1,
   swd,
   fd,
   kid: 0,

@@ -44,6 +44,23 @@ describe('sweep over t0 × DG weight', async () => {
     expect(at(0.6, 0).l2Source).toBeGreaterThan(at(0.2, 0).l2Source);
     // guidance changes the result: the exact toy ratio pulls toward the low-grain target
     expect(at(0.6, 1).l2Source).not.toBe(at(0.6, 0).l2Source);
+    // the reference here is flat colour: the roughness ratio has no denominator (null, not Infinity)
+    expect(rows.every((r) => r.roughness === null)).toBe(true);
+    // with the plain translations at t0 0.6 as the reference (grainy: the toy model's wide Gaussian), the
+    // same run's plain row is exactly as rough as its reference, and the guided one smoother
+    const rough = await runSweep({
+      inputs: [src],
+      reference: [join(out, 't0.6_w0')],
+      t0s: [0.6],
+      weights: [0, 1],
+      modelManifest: d.scoreModel,
+      discriminatorManifest: d.discriminator!,
+      params: { steps: 4, sampler: 'euler' },
+      outDir: join(dir, 'rough'),
+    });
+    const [plain, guided] = [rough.rows.find((r) => r.w === 0)!, rough.rows.find((r) => r.w === 1)!];
+    expect(plain.roughness).toBeCloseTo(1, 2); // PNG rounding of the reference only
+    expect(guided.roughness!).toBeLessThan(0.9 * plain.roughness!);
     expect(rows.every((r) => r.l2Truth !== null && r.images === 3)).toBe(true);
     for (const p of plots) expect((await sharp(p).metadata()).format).toBe('png');
     expect(existsSync(join(out, 't0.2_w1', 'e0.png'))).toBe(true);

@@ -169,8 +169,8 @@ export function designComparison(
 /** The results table: one row per setting, with the paired change of L2 to the truth against SDEdit at the same t0. */
 export function resultsTable(rows: SweepRow[], paired: PairedDistances[]): string {
   const head =
-    '| t0 | w | SWD ↓ | FD ↓ | KID ↓ | L2 to source ↓ | SSIM to source ↑ | L2 to truth ↓ | Δ L2 to truth vs SDEdit (± s.e.) | SSIM to truth ↑ |';
-  const lines = [head, '|' + ' --- |'.repeat(10)];
+    '| t0 | w | SWD ↓ | FD ↓ | KID ↓ | roughness ÷ targets (1 = as smooth) | L2 to source ↓ | SSIM to source ↑ | L2 to truth ↓ | Δ L2 to truth vs SDEdit (± s.e.) | SSIM to truth ↑ |';
+  const lines = [head, '|' + ' --- |'.repeat(11)];
   for (const r of rows) {
     const base = paired.find((p) => p.t0 === r.t0 && p.w === 0);
     const mine = paired.find((p) => p.t0 === r.t0 && p.w === r.w);
@@ -180,7 +180,7 @@ export function resultsTable(rows: SweepRow[], paired: PairedDistances[]): strin
       delta = `${signed(d.mean)} ± ${f3(d.se)}`;
     }
     lines.push(
-      `| ${r.t0} | ${r.w} | ${f3(r.swd)} | ${f3(r.fd)} | ${f3(r.kid)} | ${f3(r.l2Source)} | ${f3(r.ssimSource)} | ${f3(r.l2Truth)} | ${delta} | ${f3(r.ssimTruth)} |`,
+      `| ${r.t0} | ${r.w} | ${f3(r.swd)} | ${f3(r.fd)} | ${f3(r.kid)} | ${f3(r.roughness)} | ${f3(r.l2Source)} | ${f3(r.ssimSource)} | ${f3(r.l2Truth)} | ${delta} | ${f3(r.ssimTruth)} |`,
     );
   }
   return lines.join('\n');

@@ -17,6 +17,7 @@ import {
   l2,
   psnr,
   ssim,
+  meanRoughness,
   swd,
   swdPyramids,
   type FeatureExtractor,
@@ -56,6 +57,8 @@ export type ReferenceCache = Map<string, MeasuredReference>;
 interface MeasuredReference {
   features: Float64Array[];
   pyramids: SwdPyramids;
+  /** the reference set's mean roughness, the denominator of the rows' roughness ratio */
+  roughness: number;
 }
 
 export interface SettingOutputs {
@@ -74,6 +77,7 @@ export const SWEEP_COLUMNS: (keyof SweepRow)[] = [
   'swd',
   'fd',
   'kid',
+  'roughness',
   'l2Truth',
   'psnrTruth',
   'ssimTruth',
@@ -103,7 +107,11 @@ async function measureReference(
   const known = cache?.get(key);
   if (known) return known;
   const data = (await readAll(files, spec)).map((r) => r.data);
-  const measured = { features: await extractor.features(data, shape), pyramids: swdPyramids(data, shape) };
+  const measured = {
+    features: await extractor.features(data, shape),
+    pyramids: swdPyramids(data, shape),
+    roughness: meanRoughness(data, shape),
+  };
   cache?.set(key, measured);
   return measured;
 }
@@ -198,6 +206,7 @@ export async function runSweep(
           swd: swd(outputs, reference.pyramids, shape, { patchesPerImage: 32, directions: 256, seed: 0 }).mean,
           fd: frechetDistance(feats, reference.features),
           kid: kernelInceptionDistance(feats, reference.features),
+          roughness: reference.roughness > 0 ? meanRoughness(outputs, shape) / reference.roughness : null,
           l2Truth: paired.length ? mean(paired.map((p) => l2(p.out, p.truth!))) : null,
           psnrTruth: paired.length ? mean(paired.map((p) => psnr(p.out, p.truth!, peak))) : null,
           ssimTruth: paired.length ? mean(paired.map((p) => ssim(p.out, p.truth!, shape))) : null,
