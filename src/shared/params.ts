@@ -23,13 +23,15 @@ export const TranslateParamsSchema = z
   .object({
     t0: z.number().gt(0, 't0 must be in (0, 1]').max(1, 't0 must be in (0, 1]').default(0.5),
     /**
-     * Defaults (with spacing): the cheapest setting whose translations stay within DDIM 50's seed-noise
-     * floor in realism and faithfulness on the bundled default, with DG and without
-     * (bench/sampler-nfe-emoji --spacing karras, docs/benchmarks.md, 2026-11-29): DPM-Solver++(2M) on
-     * the Karras ladder, 8 steps = 8 network evaluations (5 leave the floor with DG)
+     * Defaults (with spacing): stochastic sampling, which translation favours (dg-math §8) — the cheapest
+     * setting within DDPM 100's seed-noise floor in realism (SWD) and faithfulness (L2 to the source) on the
+     * bundled default, with DG and without: DPM-Solver++(2M) SDE on the Karras ladder, 8 steps = 8 network
+     * evaluations (bench/sampler-sde-emoji, N = 32, t0 0.5, docs/benchmarks.md, 2026-12-04). The former
+     * default, the ODE DPM-Solver++(2M) at 8 steps, lies outside that floor and is rougher (1.26 → 1.16×
+     * Noto's roughness plain, 1.50 → 1.36× with DG at w = 32).
      */
     steps: z.number().int().min(1).max(1000).default(8),
-    sampler: z.enum(SAMPLER_NAMES).default('dpm++2m'),
+    sampler: z.enum(SAMPLER_NAMES).default('dpm++2m-sde'),
     seed: z
       .number()
       .int()

@@ -155,7 +155,7 @@ describe('dg-studio translate (CLI)', async () => {
     const files = (await readdir(out)).sort();
     expect(files).toHaveLength(4);
     const text = await readPngText(records[1].output);
-    expect(text['parameters']).toMatch(/^Source: b é\.png\nSteps: 4, Sampler: dpm\+\+2m, t0: 0\.4, DG weight: 1.*Seed: 8/);
+    expect(text['parameters']).toMatch(/^Source: b é\.png\nSteps: 4, Sampler: dpm\+\+2m-sde, t0: 0\.4, DG weight: 1.*Seed: 8/);
     const sidecar = JSON.parse(await readFile(records[1].sidecar, 'utf8'));
     expect(sidecar.params.t0).toBe(0.4);
     expect(sidecar.model.sha256).toMatch(/^[0-9a-f]{64}$/);
