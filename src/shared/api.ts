@@ -217,7 +217,7 @@ const folderName = z
 
 /** Train a target score model (ε U-Net) from target-domain images, in the app's trainer. */
 export const TrainScoreModelRequestSchema = z.object({
-  targets: z.array(id).min(2),
+  targets: z.array(id).min(2).max(100_000),
   name: folderName,
   steps: z.number().int().min(1).max(10_000_000),
   batchSize: z.number().int().min(1).max(512).default(32),
@@ -231,8 +231,8 @@ export const TrainScoreModelRequestSchema = z.object({
 });
 
 export const TrainRequestSchema = z.object({
-  sources: z.array(id).min(2),
-  targets: z.array(id).min(2),
+  sources: z.array(id).min(2).max(100_000),
+  targets: z.array(id).min(2).max(100_000),
   t0Range: z.tuple([z.number().gt(0).max(1), z.number().gt(0).max(1)]),
   steps: z.number().int().min(1).max(1_000_000),
   batchSize: z.number().int().min(2).max(512).default(32),
@@ -337,7 +337,7 @@ export const API = {
   listJobs: method<JobDto[]>()(z.tuple([])),
   gallerySearch: method<GalleryItem[]>()(z.tuple([GalleryQuerySchema])),
   galleryUpdate: method<GalleryItem>()(z.tuple([rowId, GalleryUpdateSchema])),
-  galleryDelete: method<number>()(z.tuple([z.array(rowId).min(1)])),
+  galleryDelete: method<number>()(z.tuple([z.array(rowId).min(1).max(10_000)])),
   /** copy results (PNG + sidecar, named by source) into a new folder under the output folder; returns where */
   galleryExport: method<{ folder: string; files: number }>()(z.tuple([z.array(rowId).min(1).max(10_000)])),
   sweep: method<{ jobId: number }>()(z.tuple([SweepRequestSchema])),

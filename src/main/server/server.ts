@@ -137,8 +137,14 @@ function sendText(res: ServerResponse, status: number, text: string, extra: Reco
   res.end(text);
 }
 
-/** JSON with Uint8Array as {"$bytes": base64} both ways (uploads). */
+/** The longest array a request may hold anywhere (the API's own limits are lower; this one is checked while
+ * parsing, before the engine sees the request, so a hostile 5-million-id body costs the engine nothing). */
+export const MAX_ARRAY_ITEMS = 100_000;
+
+/** JSON with Uint8Array as {"$bytes": base64} both ways (uploads); arrays no longer than MAX_ARRAY_ITEMS. */
 export function reviveBytes(_k: string, v: unknown): unknown {
+  if (Array.isArray(v) && v.length > MAX_ARRAY_ITEMS)
+    throw new HttpError(413, `a list in the request has ${v.length} items; at most ${MAX_ARRAY_ITEMS} are taken`);
   if (v && typeof v === 'object' && '$bytes' in v) {
     const b = (v as { $bytes: unknown }).$bytes;
     if (typeof b !== 'string') throw new HttpError(400, '"$bytes" must be a base64 string');
@@ -147,17 +153,29 @@ export function reviveBytes(_k: string, v: unknown): unknown {
   return v;
 }
 
+/** Bytes of request bodies held at once, over all requests: concurrent large uploads wait their turn (503). */
+const MAX_BODIES_IN_FLIGHT = 2 * MAX_BODY;
+let bodiesInFlight = 0;
+
 async function readBody(req: IncomingMessage): Promise<string> {
   const declared = Number(req.headers['content-length'] ?? 0);
   if (declared > MAX_BODY) throw new HttpError(413, `request too large (over ${MAX_BODY / 2 ** 20} MiB)`);
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const c of req) {
-    size += (c as Buffer).length;
-    if (size > MAX_BODY) throw new HttpError(413, `request too large (over ${MAX_BODY / 2 ** 20} MiB)`);
-    chunks.push(c as Buffer);
+  try {
+    for await (const c of req) {
+      const n = (c as Buffer).length;
+      size += n;
+      if (size > MAX_BODY) throw new HttpError(413, `request too large (over ${MAX_BODY / 2 ** 20} MiB)`);
+      if (bodiesInFlight + n > MAX_BODIES_IN_FLIGHT)
+        throw new HttpError(503, 'the server is receiving other large requests; send this one again in a moment');
+      bodiesInFlight += n;
+      chunks.push(c as Buffer);
+    }
+    return Buffer.concat(chunks).toString('utf8');
+  } finally {
+    bodiesInFlight -= chunks.reduce((a, c) => a + c.length, 0);
   }
-  return Buffer.concat(chunks).toString('utf8');
 }
 
 /** A file strictly inside `root` (after resolving links), or null. */

@@ -368,9 +368,14 @@ export class Gallery {
   /** Delete rows, and files no remaining row uses. */
   async delete(ids: number[]): Promise<number> {
     const shas = ids.map((id) => this.get(id)?.sha256).filter((s): s is string => !!s);
-    const n = this.db.transaction(() =>
-      ids.reduce((c, id) => c + this.db.prepare('DELETE FROM outputs WHERE id = ?').run(id).changes, 0),
-    )();
+    const del = this.db.prepare('DELETE FROM outputs WHERE id = ?');
+    // in chunks of 1,000, yielding between them: a large delete never holds the engine for long
+    let n = 0;
+    for (let i = 0; i < ids.length; i += 1000) {
+      const chunk = ids.slice(i, i + 1000);
+      n += this.db.transaction(() => chunk.reduce((c, id) => c + del.run(id).changes, 0))();
+      await new Promise((r) => setImmediate(r));
+    }
     for (const sha of new Set(shas)) {
       const still = this.db.prepare('SELECT COUNT(*) FROM outputs WHERE sha256 = ?').pluck().get(sha) as number;
       if (still === 0) {
