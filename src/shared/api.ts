@@ -230,15 +230,20 @@ export const TrainScoreModelRequestSchema = z.object({
   previewSources: z.array(id).max(8).default([]),
 });
 
-export const TrainRequestSchema = z.object({
-  sources: z.array(id).min(2).max(100_000),
-  targets: z.array(id).min(2).max(100_000),
-  t0Range: z.tuple([z.number().gt(0).max(1), z.number().gt(0).max(1)]),
-  steps: z.number().int().min(1).max(1_000_000),
-  batchSize: z.number().int().min(2).max(512).default(32),
-  name: folderName,
-  model: entryId.nullable().default(null),
-});
+export const TrainRequestSchema = z
+  .object({
+    sources: z.array(id).min(2).max(100_000),
+    targets: z.array(id).min(2).max(100_000),
+    t0Range: z.tuple([z.number().gt(0).max(1), z.number().gt(0).max(1)]),
+    steps: z.number().int().min(1).max(1_000_000),
+    batchSize: z.number().int().min(2).max(512).default(32),
+    name: folderName,
+    model: entryId.nullable().default(null),
+  })
+  .refine((r) => r.t0Range[0] <= r.t0Range[1], {
+    message: 't0 range must be low, high with low ≤ high',
+    path: ['t0Range'],
+  });
 
 export const SettingsSchema = z.object({
   executionProvider: z.enum(['cpu', 'cuda', 'dml', 'coreml', 'webgpu']).default('cpu'),

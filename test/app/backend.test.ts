@@ -30,6 +30,17 @@ describe('the back end validates every request (no Electron needed)', async () =
     await expect(
       backend.dispatch('trainDiscriminator', [{ sources: [], targets: [], t0Range: [0.3, 0.6], steps: 1, name: '../evil' }]),
     ).rejects.toThrow(/name/);
+    await expect(
+      backend.dispatch('trainDiscriminator', [
+        {
+          sources: ['0123456789abcdef', '0123456789abcdee'],
+          targets: ['0123456789abcdef', '0123456789abcdee'],
+          t0Range: [0.7, 0.3],
+          steps: 1,
+          name: 'x',
+        },
+      ]),
+    ).rejects.toThrow(/t0 range must be low, high with low ≤ high/);
     expect(backend.resolveFile('image', '../../../etc/passwd')).toBeNull();
     expect(backend.resolveFile('secret', '0123456789abcdef')).toBeNull();
   });

@@ -54,6 +54,13 @@ describe('confinement', async () => {
     expect(outputFolderProblem('/proc/x', roots)).toMatch(/system folder/);
     expect(outputFolderProblem(join(dir, '..', 'elsewhere'), roots)).toMatch(/outside the folders/);
     expect(outputFolderProblem('/', ['/'])).toMatch(/outside the folders/);
+    // the home's hidden folders hold keys and start-up files: refused, unless the studio's own data folder is there
+    const h = homedir();
+    expect(outputFolderProblem(join(h, '.ssh'), [h])).toMatch(/inside the hidden folder ~\/\.ssh, which holds settings and keys/);
+    expect(outputFolderProblem(join(h, '.config', 'autostart'), [h])).toMatch(/hidden folder ~\/\.config/);
+    const data = join(h, '.local', 'share', 'dg-studio');
+    expect(outputFolderProblem(join(data, 'outputs'), [data, h])).toBeNull();
+    expect(outputFolderProblem(join(h, '.local', 'bin'), [data, h])).toMatch(/hidden folder ~\/\.local/);
   });
 
   it('an output folder reached through a link out of the root is refused', async () => {

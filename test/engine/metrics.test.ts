@@ -51,13 +51,33 @@ describe('roughness (mean |4-neighbour Laplacian|)', () => {
   const image = (f: (c: number, y: number, x: number) => number) =>
     Float32Array.from({ length: 2 * 6 * 5 }, (_, i) => f(Math.floor(i / 30), Math.floor((i % 30) / 5), i % 5));
   it('is 0 on constants and on any linear ramp (the Laplacian of a plane is 0)', () => {
-    expect(roughness(image(() => 0.3), shape)).toBe(0);
-    expect(roughness(image((c, y, x) => 0.1 * x - 0.05 * y + c), shape)).toBeCloseTo(0, 6);
+    expect(
+      roughness(
+        image(() => 0.3),
+        shape,
+      ),
+    ).toBe(0);
+    expect(
+      roughness(
+        image((c, y, x) => 0.1 * x - 0.05 * y + c),
+        shape,
+      ),
+    ).toBeCloseTo(0, 6);
   });
   it('is 8a on a ±a checkerboard (each interior pixel differs from its 4 neighbours by 2a), 2 on x²', () => {
-    expect(roughness(image((_c, y, x) => ((x + y) % 2 ? 0.25 : -0.25)), shape)).toBeCloseTo(2, 6);
+    expect(
+      roughness(
+        image((_c, y, x) => ((x + y) % 2 ? 0.25 : -0.25)),
+        shape,
+      ),
+    ).toBeCloseTo(2, 6);
     // x² has a second difference of 2 along x: |4x² − (x−1)² − (x+1)² − 2x²| = 2 on every interior pixel
-    expect(roughness(image((_c, _y, x) => x * x), shape)).toBeCloseTo(2, 6);
+    expect(
+      roughness(
+        image((_c, _y, x) => x * x),
+        shape,
+      ),
+    ).toBeCloseTo(2, 6);
     expect(meanRoughness([image(() => 1), image((_c, _y, x) => x * x)], shape)).toBeCloseTo(1, 6);
   });
 });

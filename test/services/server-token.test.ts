@@ -1,7 +1,7 @@
-import { stat } from 'node:fs/promises';
+import { stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { serverToken, TOKEN_FILE } from '../../src/main/services/server-token.js';
+import { serverToken, TOKEN_FILE, tokenFromFile, tokenWeakness } from '../../src/main/services/server-token.js';
 import { tempDir } from '../helpers/tmp.js';
 
 describe('the server token', async () => {
@@ -15,5 +15,16 @@ describe('the server token', async () => {
     const b = await serverToken(join(dir, 'data'), true);
     expect(b).not.toBe(a);
     expect(await serverToken(join(dir, 'data'))).toBe(b);
+  });
+
+  it('a token the user gives must be strong (≥ 32 characters, not a few repeated); a token file is read like one', async () => {
+    expect(tokenWeakness('a'.repeat(16))).toMatch(/has 16 characters; give at least 32/);
+    expect(tokenWeakness('ab'.repeat(20))).toMatch(/repeats a few characters/);
+    expect(tokenWeakness('3f9c0a7be1d24c58a6f0e2b97d13c4a5')).toBeNull();
+    await writeFile(join(dir, 'good'), '3f9c0a7be1d24c58a6f0e2b97d13c4a5\n');
+    expect(await tokenFromFile(join(dir, 'good'))).toBe('3f9c0a7be1d24c58a6f0e2b97d13c4a5');
+    await writeFile(join(dir, 'weak'), 'aaaaaaaaaaaaaaaa\n');
+    await expect(tokenFromFile(join(dir, 'weak'))).rejects.toThrow(/weak: the token has 16 characters/);
+    await expect(tokenFromFile(join(dir, 'none'))).rejects.toThrow(/cannot read the token file ".*none": ENOENT/);
   });
 });

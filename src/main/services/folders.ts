@@ -4,7 +4,8 @@
  * before any mkdir, so a hostile setting cannot create folders elsewhere or hang on /proc.
  */
 import { realpathSync } from 'node:fs';
-import { dirname, isAbsolute, relative, resolve } from 'node:path';
+import { homedir } from 'node:os';
+import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 
 const SYSTEM = ['/proc', '/sys', '/dev', '/boot', '/etc', '/bin', '/sbin', '/usr', '/lib', '/lib64', '/run', '/var/run'];
 
@@ -40,6 +41,12 @@ export function outputFolderProblem(folder: string, roots: string[]): string | n
   const realRoots = roots.map((r) => realPathOfFuture(r));
   if (!realRoots.some((r) => r !== '/' && within(r, real)))
     return `"${folder}" is outside the folders the studio may write to (${realRoots.join(', ')}); choose one inside them, or start the server with --allow-root`;
+  // the home's hidden folders (.ssh, .gnupg, .config, …) hold keys and start-up files: never an output folder,
+  // unless a root other than the home itself lies there (the studio's own data folder, ~/.local/share/dg-studio)
+  const home = realPathOfFuture(homedir());
+  const first = within(home, real) ? relative(home, real).split(sep)[0] : undefined;
+  if (first?.startsWith('.') && !realRoots.some((r) => r !== home && within(home, r) && within(r, real)))
+    return `"${folder}" is inside the hidden folder ~/${first}, which holds settings and keys; choose a visible folder`;
   return null;
 }
 

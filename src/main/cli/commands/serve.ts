@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { startBackendProcess } from '../../backend/process.js';
 import { DEFAULT_PORT, OTHER_STUDIOS_PORTS, startServer } from '../../server/server.js';
 import { dataDir, resourcesDir } from '../../services/resources.js';
-import { serverToken } from '../../services/server-token.js';
+import { serverToken, tokenFromFile, tokenWeakness } from '../../services/server-token.js';
 import { int } from '../options.js';
 import { EXIT_NOTHING_DONE, EXIT_OK, runAction } from '../run.js';
 
@@ -16,7 +16,11 @@ function serveCommand(program: Command) {
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', `port (0: any free one; default ${DEFAULT_PORT}, which no other studio uses)`, int('--port'), DEFAULT_PORT)
     .option('--data <dir>', 'studio data folder (gallery, inbox, trained discriminators)')
-    .option('--token <token>', 'access token (default: kept in the data folder, so open pages keep working after a restart)')
+    .option('--token-file <file>', 'read the access token from this file (it does not show in the process list)')
+    .option(
+      '--token <token>',
+      'access token, at least 32 random characters (visible to other users in the process list: prefer --token-file; default: kept in the data folder, so open pages keep working after a restart)',
+    )
     .option('--new-token', 'make a new access token (pages opened with the old one must be reopened)', false)
     .option('--allow-root <dirs...>', 'more folders the output folder may lie in (default: the data folder and your home)');
 }
@@ -49,7 +53,12 @@ async function serve(o: ServeOptions): Promise<number> {
     console.error(`note: port ${o.port} is another studio's default; if it is busy, use --port ${DEFAULT_PORT}`);
   if (o.host !== '127.0.0.1' && o.host !== 'localhost' && o.host !== '::1')
     console.error(`warning: listening on ${o.host}: anyone who can reach it and has the token can use the studio`);
-  const token = o.token ?? (await serverToken(o.data ?? dataDir(), o.newToken));
+  if (o.token !== undefined) {
+    const weak = tokenWeakness(o.token);
+    if (weak) throw new Error(`--token: ${weak}`);
+    console.error('note: a --token shows in the process list; --token-file keeps it out of it');
+  }
+  const token = o.token ?? (o.tokenFile ? await tokenFromFile(o.tokenFile) : await serverToken(o.data ?? dataDir(), o.newToken));
   const backend = await startBackendProcess({ dataDir: o.data, mode: 'server', allowedRoots: o.allowRoot, onLog: (l) => console.error(l) });
   let s;
   try {

@@ -425,7 +425,7 @@ export function checkpointArch(file: StFile, source: string): UNetArch {
   if (a.precond !== undefined && a.precond !== 'eps')
     throw new Error(
       `${source}: made with ${a.precond.toUpperCase()} preconditioning (tools/train-score-model.py --precond ${a.precond}); ` +
-        "this trainer trains ε-prediction U-Nets only — resume it with tools/train-score-model.py, which also exports it",
+        'this trainer trains ε-prediction U-Nets only — resume it with tools/train-score-model.py, which also exports it',
     );
   return {
     channels: a.ch,
