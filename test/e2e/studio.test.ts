@@ -186,7 +186,7 @@ describe('studio in a real browser (server mode)', async () => {
     // grouped by run: the DG run and its compare, each with its settings
     expect(await page.locator('[data-testid=gallery-run]').count()).toBe(new Set(all.map((a) => a.runId)).size);
     expect((await page.locator('[data-testid=gallery-run]').first().textContent())!.replace(/\s+/g, ' ')).toMatch(
-      /Run #\d+ · .* · t0 0\.5, w [01], dpm\+\+2m 8 steps/,
+      /Run #\d+ · .* · t0 0\.5, w [01], dpm\+\+2m-sde 8 steps/,
     );
     // delete asks first, and can be undone
     page.once('dialog', (d) => void d.accept());
