@@ -11,7 +11,7 @@ import { TranslateParamsSchema, formatParametersLine, type TranslateParams, type
 import { ENGINE_VERSION } from '../../shared/version.js';
 import { loadClassifier, type LoadedClassifier } from '../engine/models/classifier.js';
 import { loadDiscriminator, type LoadedDiscriminator } from '../engine/models/discriminator.js';
-import { encodePng, readImageAndBytes, writeFileAtomic, type ImageSpec } from '../engine/io/image-io.js';
+import { encodePng, readImageAndBytes, readPngTextFromBuffer, writeFileAtomic, type ImageSpec } from '../engine/io/image-io.js';
 import type { ExecutionProvider } from '../engine/onnx/session.js';
 import { loadScoreModel, type ScoreModel } from '../engine/models/score-model.js';
 import { networkEvaluations } from '../engine/sampling/samplers.js';
@@ -45,17 +45,24 @@ export interface TranslateFilesRequest {
   sourceNames?: Record<string, string> | undefined;
 }
 
+/** A model as an output records it: its name, manifest path and the sha256 of its file. */
+export interface ModelInfo {
+  name: string;
+  manifest: string;
+  sha256: string;
+}
+
 export interface OutputRecord {
   galleryId?: number;
-  runId?: number;
+  runId?: number | undefined;
   source: string;
   output: string;
   sidecar: string;
   seed: number;
   params: TranslateParams;
-  model: { name: string; manifest: string; sha256: string };
-  discriminator: { name: string; manifest: string; sha256: string } | null;
-  classifier?: { name: string; manifest: string; sha256: string; className: string } | null;
+  model: ModelInfo;
+  discriminator: ModelInfo | null;
+  classifier?: (ModelInfo & { className: string }) | null;
   engineVersion: string;
   createdAt: string;
 }
@@ -158,6 +165,109 @@ async function freeName(dir: string, stem: string, taken: Set<string>): Promise<
   }
 }
 
+/** What writing one output needs of its run. */
+interface OutputContext {
+  req: TranslateFilesRequest;
+  params: TranslateParams;
+  spec: ImageSpec;
+  modelInfo: ModelInfo;
+  discInfo: ModelInfo | null;
+  classifierInfo: (ModelInfo & { className: string }) | null;
+  gallery: Gallery | undefined;
+  runId: number | undefined;
+  /** output names given in this run */
+  taken: Set<string>;
+  events: TranslateEvents;
+}
+interface LoadedSource {
+  file: string;
+  index: number;
+  sha256: string;
+}
+
+/** An output's record and the PNG's parameter texts (A1111's line and the full record), before its file is named. */
+function describeOutput(o: OutputContext, l: LoadedSource, seed: number) {
+  const sourceName = o.req.sourceNames?.[l.file] ?? basename(l.file);
+  const record: OutputRecord = {
+    runId: o.runId,
+    source: resolve(l.file),
+    output: '',
+    sidecar: '',
+    seed,
+    params: { ...o.params, seed },
+    model: o.modelInfo,
+    discriminator: o.discInfo,
+    ...(o.classifierInfo ? { classifier: o.classifierInfo } : {}),
+    engineVersion: ENGINE_VERSION,
+    createdAt: new Date().toISOString(),
+  };
+  // bounded and sanitised: a long non-ASCII name must not fail the batch (ENAMETOOLONG)
+  const inputStem = safeFileStem(basename(sourceName, extname(sourceName)));
+  const stem = o.req.keepNames ? inputStem : `${inputStem}-t${o.params.t0}-w${o.params.dgWeight}-${seed}`;
+  return { record, sourceName, stem };
+}
+
+/** Write one output: the PNG (atomically), its gallery row, then its sidecar. */
+async function saveOutput(o: OutputContext, l: LoadedSource, seed: number, pixels: Float32Array): Promise<OutputRecord> {
+  const { record, sourceName, stem } = describeOutput(o, l, seed);
+  const name = await freeName(o.req.outDir, stem, o.taken);
+  if (o.req.keepNames && name !== `${stem}.png`)
+    o.events.onWarning?.(`"${stem}.png" is taken in ${o.req.outDir} (an earlier run or another input of that name): ${l.file} → ${name}`);
+  record.output = join(resolve(o.req.outDir), name);
+  record.sidecar = record.output.replace(/\.png$/, '.json');
+  const { modelInfo, discInfo, classifierInfo } = o;
+  const line = formatParametersLine(record.params, {
+    Model: modelInfo.name,
+    'Model hash': modelInfo.sha256.slice(0, 10),
+    ...(discInfo ? { Discriminator: discInfo.name, 'Discriminator hash': discInfo.sha256.slice(0, 10) } : {}),
+    ...(classifierInfo
+      ? { Classifier: classifierInfo.name, 'Classifier hash': classifierInfo.sha256.slice(0, 10), 'Class name': classifierInfo.className }
+      : {}),
+    Size: `${o.spec.width}x${o.spec.height}`,
+    Version: `dg-studio ${ENGINE_VERSION}`,
+  });
+  const embedded = shareableRecord(record, sourceName, l.sha256);
+  const png = await encodePng(pixels, o.spec, { parameters: `Source: ${sourceName}\n${line}`, 'dg-studio': JSON.stringify(embedded) });
+  await writeFileAtomic(record.output, png);
+  return recordOutput(o, record, sourceName, png, embedded);
+}
+
+/** The gallery row and the sidecar of an output whose PNG is written. */
+async function recordOutput(o: OutputContext, record: OutputRecord, sourceName: string, png: Uint8Array, embedded: object) {
+  if (o.gallery && o.runId !== undefined)
+    record.galleryId = await o.gallery.addOutput(o.runId, { png, sourcePath: record.source, sourceName, seed: record.seed });
+  await writeFileAtomic(record.sidecar, JSON.stringify({ ...embedded, galleryId: record.galleryId, runId: o.runId }, null, 2));
+  return record;
+}
+
+/**
+ * On resume: the output of this source a crash left on disk without its gallery row (the PNG is written
+ * before the row), recognised by what its PNG records — the same source bytes, seed and parameters — and
+ * adopted instead of translated again and written a second time under another name. Null when there is none.
+ */
+async function adoptOutput(o: OutputContext, l: LoadedSource, seed: number): Promise<OutputRecord | null> {
+  const { record, sourceName, stem } = describeOutput(o, l, seed);
+  const path = join(resolve(o.req.outDir), `${stem}.png`);
+  let png: Buffer;
+  let embedded: { sourceSha256?: string; seed?: number; params?: unknown; source?: string };
+  try {
+    png = await readFile(path);
+    embedded = JSON.parse(readPngTextFromBuffer(png)['dg-studio'] ?? 'null') ?? {};
+  } catch {
+    return null;
+  }
+  const same =
+    embedded.sourceSha256 === l.sha256 &&
+    embedded.seed === seed &&
+    embedded.source === sourceName &&
+    JSON.stringify(embedded.params) === JSON.stringify(record.params);
+  if (!same) return null;
+  o.taken.add(`${stem}.png`);
+  record.output = path;
+  record.sidecar = path.replace(/\.png$/, '.json');
+  return recordOutput(o, record, sourceName, png, embedded);
+}
+
 export async function translateFiles(
   req: TranslateFilesRequest,
   events: TranslateEvents = {},
@@ -251,6 +361,7 @@ export async function translateFiles(
       });
     }
     const todo = files.map((file, index) => ({ file, index })).filter((f) => !skip.has(resolve(f.file)));
+    const out: OutputContext = { req, params, spec, modelInfo, discInfo, classifierInfo, gallery, runId, taken, events };
     try {
       const item = spec.channels * spec.height * spec.width;
       let done = 0;
@@ -269,6 +380,17 @@ export async function translateFiles(
             done++;
           }
         }
+        // a resumed run adopts the outputs a crash left without their gallery row (written, then killed)
+        if (req.resumeRunId !== undefined) {
+          for (const l of [...loaded]) {
+            const adopted = await adoptOutput(out, l, (params.seed + l.index) % 2 ** 32);
+            if (!adopted) continue;
+            loaded.splice(loaded.indexOf(l), 1);
+            outputs.push(adopted);
+            events.onResult?.(adopted);
+            done++;
+          }
+        }
         if (loaded.length === 0) continue;
         const sources: Tensor = {
           data: new Float32Array(loaded.length * item),
@@ -284,53 +406,7 @@ export async function translateFiles(
           onStep: (s) => events.onStep?.({ done, total: files.length, step: s.stepIndex + 1, steps: s.totalSteps, preview: s.denoised }),
         });
         for (const [i, l] of loaded.entries()) {
-          const sourceName = req.sourceNames?.[l.file] ?? basename(l.file);
-          const record: OutputRecord = {
-            runId,
-            source: resolve(l.file),
-            output: '',
-            sidecar: '',
-            seed: seeds[i]!,
-            params: { ...params, seed: seeds[i]! },
-            model: modelInfo,
-            discriminator: discInfo,
-            ...(classifierInfo ? { classifier: classifierInfo } : {}),
-            engineVersion: ENGINE_VERSION,
-            createdAt: new Date().toISOString(),
-          };
-          // bounded and sanitised: a long non-ASCII name must not fail the batch (ENAMETOOLONG)
-          const inputStem = safeFileStem(basename(sourceName, extname(sourceName)));
-          const stem = req.keepNames ? inputStem : `${inputStem}-t${params.t0}-w${params.dgWeight}-${seeds[i]}`;
-          const name = await freeName(req.outDir, stem, taken);
-          if (req.keepNames && name !== `${stem}.png`)
-            events.onWarning?.(
-              `"${stem}.png" is taken in ${req.outDir} (an earlier run or another input of that name): ${l.file} → ${name}`,
-            );
-          record.output = join(resolve(req.outDir), name);
-          record.sidecar = record.output.replace(/\.png$/, '.json');
-          const line = formatParametersLine(record.params, {
-            Model: modelInfo.name,
-            'Model hash': modelInfo.sha256.slice(0, 10),
-            ...(discInfo ? { Discriminator: discInfo.name, 'Discriminator hash': discInfo.sha256.slice(0, 10) } : {}),
-            ...(classifierInfo
-              ? {
-                  Classifier: classifierInfo.name,
-                  'Classifier hash': classifierInfo.sha256.slice(0, 10),
-                  'Class name': classifierInfo.className,
-                }
-              : {}),
-            Size: `${spec.width}x${spec.height}`,
-            Version: `dg-studio ${ENGINE_VERSION}`,
-          });
-          const embedded = shareableRecord(record, sourceName, l.sha256);
-          const png = await encodePng(result.data.subarray(i * item, (i + 1) * item), spec, {
-            parameters: `Source: ${sourceName}\n${line}`,
-            'dg-studio': JSON.stringify(embedded),
-          });
-          await writeFileAtomic(record.output, png);
-          if (gallery && runId !== undefined)
-            record.galleryId = await gallery.addOutput(runId, { png, sourcePath: record.source, sourceName, seed: record.seed });
-          await writeFileAtomic(record.sidecar, JSON.stringify({ ...embedded, galleryId: record.galleryId, runId }, null, 2));
+          const record = await saveOutput(out, l, seeds[i]!, result.data.subarray(i * item, (i + 1) * item));
           outputs.push(record);
           events.onResult?.(record);
           done++;
