@@ -13,7 +13,7 @@
 #   FAKES_LIMIT [0]     0: every Twemoji training image; N: only the first N (to rehearse)
 #   DISC_MINUTES [20]   the discriminator's training, continued from tools/pretrained/noto-emoji-dg-run
 #   EVIDENCE_ARGS []    more options for npm run evidence (--limit 8 to rehearse; --design label=manifest)
-#   RECOMMENDED_T0 [0.35], RECOMMENDED_W [32]   what the bundled manifests recommend (docs/results.md)
+#   RECOMMENDED_T0 [0.3], RECOMMENDED_W [32]   what the bundled manifests recommend (docs/results.md)
 #   DG_STUDIO_RESOURCES [resources]   bundle elsewhere (to rehearse without touching the repository)
 #   WORK [.cache/refresh]             the working folder
 #   DOCS [docs]                       where the evidence, the grid and the screenshots go
@@ -22,7 +22,7 @@ cd "$(dirname "$0")/.."
 RES=${DG_STUDIO_RESOURCES:-resources}
 W=${WORK:-.cache/refresh}
 DOCS=${DOCS:-docs}
-T0=${RECOMMENDED_T0:-0.35}
+T0=${RECOMMENDED_T0:-0.3}
 WEIGHT=${RECOMMENDED_W:-32}
 CKPT=tools/pretrained/noto-emoji-unet/checkpoint.safetensors
 DISC_RUN=tools/pretrained/noto-emoji-dg-run
