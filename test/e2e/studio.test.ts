@@ -215,8 +215,17 @@ describe('studio in a real browser (server mode)', async () => {
     expect(files.every((f) => /^photo \d-\d+\.(png|json)$/.test(f))).toBe(true);
     await page.screenshot({ path: join(artifacts, 'gallery.png') });
     await page.click('[data-testid=reuse]');
-    await page.locator('[data-testid=toast]', { hasText: 'parameters of #' }).waitFor();
+    const toast = page.locator('[data-testid=toast]', { hasText: 'parameters of #' });
+    await toast.waitFor();
     expect(await page.locator('[data-testid=steps]').inputValue()).toBe('8');
+    // the model it was made with is chosen again (by the name the gallery recorded), not left to chance
+    const made = all[0]!.modelName;
+    expect(await toast.textContent()).toContain(`model "${made}"`);
+    const shown = await page.locator('[data-testid=model-select]').evaluate((el) => {
+      const sel = el as unknown as { selectedIndex: number; options: { text: string }[] };
+      return sel.options[sel.selectedIndex]!.text;
+    });
+    expect(shown).toBe(made);
   });
 
   it('runs a 2×2 sweep and shows the realism–faithfulness plot, then the path diagnostics', async () => {
