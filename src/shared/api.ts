@@ -34,6 +34,11 @@ export interface ModelEntry {
   training?: Record<string, string | number>;
   /** why the manifest cannot be used as it stands (it failed the schema check); absent when it passed */
   problem?: string;
+  /** a discriminator's accuracy on its held-out images when it was trained (0.5 = chance) */
+  validationAccuracy?: number;
+  /** what a user should know before using it: a score model stopped early or failing the never-ship-noise
+   * check, a discriminator that barely beats chance */
+  warning?: string;
 }
 
 export interface SourceRef {

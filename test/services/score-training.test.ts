@@ -83,6 +83,10 @@ describe('train-score-model (service)', async () => {
     // the never-ship-noise check ran on the held-out images and its ratios are in the model's README
     expect(r.check).toHaveLength(3);
     expect(await readFile(join(root, 'out', 'README.md'), 'utf8')).toMatch(/Never ship noise[\s\S]*\| 0\.2 \|/);
+    // …and in its manifest, where the studio's model card reads it: 3 steps cannot pass it
+    const recorded = JSON.parse(await readFile(r.manifestPath, 'utf8')).training.denoisingCheck;
+    expect(recorded.passed).toBe(r.check!.every((l) => l.ratio < 0.9));
+    expect(Object.keys(recorded.ratios)).toEqual(['0.2', '0.35', '0.5']);
     const { outputs, errors } = await translateFiles({
       inputs: [join(data, 'a.png')],
       outDir: join(root, 'translated'),

@@ -46,9 +46,13 @@ async function entryOf(manifest: string, fallbackKind: ModelEntry['kind'], bundl
   const m = parsed.manifest as Record<string, unknown> & { training?: unknown };
   const training = trainingSummary(m.training);
   const pick = <T>(key: string, ok: (v: unknown) => boolean) => (ok(m[key]) ? { [key]: m[key] as T } : {});
+  const warning = cardWarning(parsed.kind, m.training);
+  const accuracy = (m.training as { validation?: { accuracy?: unknown } } | undefined)?.validation?.accuracy;
   return {
     ...base,
     kind: parsed.kind,
+    ...(parsed.kind === 'discriminator' && typeof accuracy === 'number' ? { validationAccuracy: accuracy } : {}),
+    ...(warning ? { warning } : {}),
     ...pick<string[]>('classes', Array.isArray),
     ...(parsed.kind === 'score' ? pick<[number, number]>('validTimeRange', Array.isArray) : {}),
     ...pick<number[]>('dataShape', Array.isArray),
@@ -57,6 +61,30 @@ async function entryOf(manifest: string, fallbackKind: ModelEntry['kind'], bundl
     ...(parsed.kind === 'score' ? pick<number>('recommendedT0', (v) => typeof v === 'number') : {}),
     ...(training ? { training } : {}),
   };
+}
+
+/** Below this held-out accuracy a discriminator's card says it barely beats chance. */
+export const WEAK_DISCRIMINATOR_ACCURACY = 0.55;
+
+/** What a model's card should warn of, from its training record (null: nothing). */
+export function cardWarning(kind: ModelEntry['kind'], training: unknown): string | null {
+  const t = (training ?? {}) as {
+    steps?: unknown;
+    cancelled?: unknown;
+    denoisingCheck?: { passed?: unknown; ratios?: Record<string, number> };
+    validation?: { accuracy?: unknown };
+  };
+  if (kind === 'score' && t.denoisingCheck?.passed === false) {
+    const ratios = Object.entries(t.denoisingCheck.ratios ?? {})
+      .map(([t0, r]) => `${r.toFixed(2)} at t0 ${t0}`)
+      .join(', ');
+    return `does not yet denoise better than a per-pixel linear baseline (${ratios}; below 0.9 is needed): it would translate into noise — train it longer`;
+  }
+  if (kind === 'score' && t.cancelled === true) return `stopped early (at step ${String(t.steps)}): check its preview before relying on it`;
+  const acc = t.validation?.accuracy;
+  if (kind === 'discriminator' && typeof acc === 'number' && acc < WEAK_DISCRIMINATOR_ACCURACY)
+    return `barely tells target from source (validation accuracy ${acc.toFixed(2)}; 0.5 is chance): its guidance adds little but noise at small weights`;
+  return null;
 }
 
 const KIND_OF_FORMAT: Record<string, ModelEntry['kind']> = {

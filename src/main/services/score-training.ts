@@ -423,6 +423,14 @@ export async function trainScoreModel(
             req,
           )
         : null;
+    if (check) {
+      // the card in the studio warns from this: a model that fails it would translate into noise
+      manifest.training['denoisingCheck'] = {
+        passed: check.every((l) => l.ratio < MAX_CHECK_RATIO),
+        ratios: Object.fromEntries(check.map((l, i) => [String(CHECK_T0S[i]), l.ratio])),
+      };
+      await writeFileAtomic(manifestPath, JSON.stringify(manifest, null, 2));
+    }
     await writeFileAtomic(join(req.outDir, 'README.md'), modelReadme(manifest, check));
     if (check && check.some((l) => !(l.ratio < MAX_CHECK_RATIO)))
       events.onWarning?.(
