@@ -268,7 +268,8 @@ export const ImportModelSchema = z.object({
           .string()
           .min(1)
           .max(255)
-          .regex(/^[^/\\]+$/, 'a file name, not a path'),
+          .regex(/^[^/\\]+$/, 'a file name, not a path')
+          .regex(/^[^.]/, 'a file name that does not start with a dot'),
         data: z.instanceof(Uint8Array),
       }),
     )

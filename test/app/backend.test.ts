@@ -41,6 +41,18 @@ describe('the back end validates every request (no Electron needed)', async () =
         },
       ]),
     ).rejects.toThrow(/t0 range must be low, high with low ≤ high/);
+    // a model file named ".." (or ".hidden") is refused in words, before anything is written; no server path in the answer
+    const bad = backend.dispatch('importModel', [
+      {
+        kind: 'score',
+        files: [
+          { name: 'manifest.json', data: new TextEncoder().encode('{}') },
+          { name: '..', data: new Uint8Array([1]) },
+        ],
+      },
+    ]);
+    await expect(bad).rejects.toThrow(/a file name that does not start with a dot/);
+    await expect(bad).rejects.not.toThrow(/\/tmp|\/home|\/root/);
     expect(backend.resolveFile('image', '../../../etc/passwd')).toBeNull();
     expect(backend.resolveFile('secret', '0123456789abcdef')).toBeNull();
   });

@@ -13,6 +13,7 @@ import { parseManifest } from '../../shared/manifest.js';
 import { writeFileAtomic } from '../engine/io/image-io.js';
 import { readJsonFile } from '../engine/models/score-model.js';
 import type { ExecutionProvider } from '../engine/onnx/session.js';
+import { fileInside } from '../services/folders.js';
 import { checkManifest, inspectOnnxFile } from '../services/inspect-model.js';
 import { bundledDefaults } from '../services/resources.js';
 
@@ -158,7 +159,7 @@ export class ModelRegistry {
     if (existsSync(dir)) throw new Error(`a model named "${slug}" is already imported; rename it in its manifest`);
     await mkdir(dir, { recursive: true });
     try {
-      for (const f of req.files) await writeFileAtomic(join(dir, f === manifests[0] ? 'manifest.json' : f.name), f.data);
+      for (const f of req.files) await writeFileAtomic(fileInside(dir, f === manifests[0] ? 'manifest.json' : f.name), f.data);
       await checkManifest(join(dir, 'manifest.json'), req.kind, session);
     } catch (e) {
       await rm(dir, { recursive: true, force: true });
@@ -174,7 +175,7 @@ export class ModelRegistry {
     const scratch = join(this.home, 'tmp', `inspect-${randomBytes(6).toString('hex')}`);
     await mkdir(scratch, { recursive: true });
     try {
-      const onnx = join(scratch, req.file.name);
+      const onnx = fileInside(scratch, req.file.name);
       await writeFileAtomic(onnx, req.file.data);
       const r = await inspectOnnxFile(onnx, { kind: req.kind }, session);
       const strip = (t: string) => t.replaceAll(scratch + '/', '').replaceAll(scratch, '');
