@@ -158,6 +158,9 @@ describe('studio in a real browser (server mode)', async () => {
       .locator('[data-testid=progress]', { hasText: `${2 * sources} image(s)` })
       .first()
       .waitFor();
+    // the previous run's results stay on screen, marked, until new ones arrive (they used to vanish at once)
+    expect(await page.locator('[data-testid=result]').count()).toBeGreaterThan(0);
+    await page.locator('[data-testid=results-stale]').waitFor();
     await page.fill('[data-testid=batch-count]', '1');
     await page.getByRole('button', { name: /Advanced/ }).click();
     await page.locator('[data-testid=cancel]:not([disabled])').waitFor();
