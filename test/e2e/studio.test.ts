@@ -14,6 +14,7 @@ import { startBackendProcess, type BackendProcess } from '../../src/main/backend
 import { readPngTextFromBuffer } from '../../src/main/engine/io/image-io.js';
 import { startServer, type StudioServer } from '../../src/main/server/server.js';
 import { apiOverTransport } from '../../src/shared/api.js';
+import { parse as parseCsv } from 'csv-parse/sync';
 import { tempDir } from '../helpers/tmp.js';
 import { launchChromium } from '../../tools/chromium.js';
 
@@ -454,9 +455,8 @@ describe('studio in a real browser (server mode)', async () => {
     expect(settingsShown.join('\n')).toMatch(/DG w 1, t0 0\.5/);
     const studyId = (await backend.listStudies())[0]!.id;
     const csv = await backend.studyExport(studyId);
-    const [head, ...lines] = csv.trim().split('\n');
-    const cols = head!.split(',');
-    const rows = lines.map((l) => Object.fromEntries(JSON.parse(`[${l}]`).map((v: unknown, i: number) => [cols[i], v])));
+    // RFC 4180, read back with a CSV parser (numbers as numbers)
+    const rows = parseCsv(csv, { columns: true, cast: true }) as Record<string, string | number>[];
     const live = rows.filter((r) => r['undone'] === 0);
     expect(rows.filter((r) => r['undone'] === 1)).toHaveLength(1);
     expect(live.map((r) => r['annotator'])).toEqual(pressed.map(() => 'tester'));

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import sharp from 'sharp';
+import { parse as parseCsv } from 'csv-parse/sync';
 import { describe, expect, it } from 'vitest';
 import { bradleyTerry, fleissKappa, wilsonInterval } from '../../src/main/engine/eval/study-stats.js';
 import { Gallery } from '../../src/main/services/gallery.js';
@@ -105,6 +106,19 @@ describe('pairwise studies', async () => {
     expect(s.annotators.find((a) => a.name === 'ann')!.flagged).toBe(false);
     expect(s.fleissKappa).not.toBeNull();
     expect(s.agreementWithL2).not.toBeNull();
+  });
+
+  it('exports RFC 4180 CSV with spreadsheet formulas guarded (an annotator named "=HYPERLINK(…)" stays text)', () => {
+    const evil = '=HYPERLINK("http://x","a, b")';
+    const item = studies.next(id, evil)!;
+    studies.judge(id, evil, item.itemId, 'tie');
+    const csv = studies.csv(id);
+    const parsed = parseCsv(csv, { columns: true }) as Record<string, string>[];
+    expect(parsed).toHaveLength(studies.rows(id).length);
+    const mine = parsed.filter((r) => r['annotator']!.includes('HYPERLINK'));
+    expect(mine.map((r) => r['annotator'])).toEqual([`'${evil}`]); // guarded, comma and quotes kept by RFC 4180 quoting
+    expect(csv).toContain(`"'=HYPERLINK(""http://x"",""a, b"")"`);
+    expect(csv.split('\n')[0]).toMatch(/^id,annotator,/);
   });
 
   it('a grid of three settings compares every pair and ranks them by Bradley–Terry', async () => {

@@ -5,6 +5,7 @@
  * checks (a repeated pair, an obvious pair) are flagged. Stored in the gallery's SQLite file.
  */
 import { basename } from 'node:path';
+import { stringify } from 'csv-stringify/sync';
 import { createHash } from 'node:crypto';
 import { encodePng, readImage, writeFileAtomic } from '../engine/io/image-io.js';
 import { createFeatureExtractor } from '../engine/models/features.js';
@@ -267,10 +268,19 @@ export class Studies {
   }
 
   /** The judgement rows as CSV (JSON-quoted values, a header line). */
+  /**
+   * RFC 4180 CSV (csv-stringify: quotes doubled, fields with commas, quotes or line breaks quoted), with
+   * spreadsheet formulas guarded: a text cell starting with = + - @ or a tab/CR gets a leading apostrophe,
+   * so an annotator name like "=HYPERLINK(…)" is shown as text, not run (OWASP's CSV injection advice).
+   */
   csv(studyId: number): string {
     const rows = this.rows(studyId);
-    const cols = Object.keys(rows[0] ?? { id: 0 });
-    return [cols.join(','), ...rows.map((r) => cols.map((c) => JSON.stringify(r[c] ?? '')).join(','))].join('\n') + '\n';
+    const columns = Object.keys(rows[0] ?? { id: 0 });
+    const guard = (v: string | number | null) => (typeof v === 'string' && /^[=+\-@\t\r]/.test(v) ? `'${v}` : (v ?? ''));
+    return stringify(
+      rows.map((r) => columns.map((c) => guard(r[c] ?? null))),
+      { header: true, columns, record_delimiter: '\n' },
+    );
   }
 
   /**
