@@ -9,14 +9,17 @@
  */
 import { StudioBackend } from '../src/main/backend/backend.js';
 import type { JobDto } from '../src/shared/api.js';
-import { tempDir } from '../test/helpers/tmp.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { summarize } from './stats.js';
 
 const median = (xs: number[]) => summarize(xs).median;
 const range = (xs: number[]) => `${summarize(xs).min.toFixed(2)}–${summarize(xs).max.toFixed(2)}`;
 
 const rounds = Number(process.argv[2] ?? 3);
-const backend = await StudioBackend.create({ mode: 'server', dataDir: await tempDir() });
+const home = await mkdtemp(join(tmpdir(), 'dg-bench-jobs-'));
+const backend = await StudioBackend.create({ mode: 'server', dataDir: home });
 const jobOf = async (id: number) => ((await backend.dispatch('listJobs', [])) as JobDto[]).find((j) => j.id === id)!;
 async function until(id: number, ok: (j: JobDto) => boolean): Promise<JobDto> {
   for (;;) {
@@ -77,3 +80,4 @@ console.log(
 );
 console.log(`training: ${median(rateAlone).toFixed(2)} steps/s alone, ${median(rateDuring).toFixed(2)} during the translation (it pauses)`);
 await backend.close();
+await rm(home, { recursive: true, force: true });
