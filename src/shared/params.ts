@@ -63,6 +63,12 @@ export const TranslateParamsSchema = z
     classLabel: z.number().int().min(0).nullable().default(null),
     /** classifier-guidance weight w_CG (paper Eq. 6); 0: none */
     cgWeight: z.number().min(0).max(100).default(0),
+    /**
+     * how a source whose size or aspect is not the model's is brought to it: crop (cover, centre-crop; the
+     * output is that square), pad (the whole image, white around it; the output cut back to the source's
+     * aspect), stretch (resized whatever its aspect; the output resized back)
+     */
+    fit: z.enum(['crop', 'pad', 'stretch']).default('crop'),
   })
   .refine((p) => p.dgWindow[0] <= p.dgWindow[1], { message: 'dgWindow must be [τmin, τmax] with τmin ≤ τmax', path: ['dgWindow'] });
 
@@ -84,6 +90,7 @@ export function formatParametersLine(p: TranslateParams, extra: Record<string, s
     ['Spacing', p.spacing],
     ...(p.classLabel !== null ? ([['Class', p.classLabel]] as [string, number][]) : []),
     ...(p.cgWeight > 0 ? ([['CG weight', p.cgWeight]] as [string, number][]) : []),
+    ...(p.fit !== 'crop' ? ([['Fit', p.fit]] as [string, string][]) : []),
     ...Object.entries(extra),
   ];
   return fields.map(([k, v]) => `${k}: ${v}`).join(', ');

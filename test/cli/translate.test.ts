@@ -283,4 +283,20 @@ describe('dg-studio translate (CLI)', async () => {
     expect(one.code).toBe(2);
     expect(one.stderr).toMatch(/error: settings: .*2/);
   });
+
+  it('--fit pad translates the whole 30×40 image and returns it in its own aspect (48×64); the default crop is square', async () => {
+    const padded = await translateA(['--fit', 'pad', '--no-discriminator'], join(dir, 'fit-pad'));
+    expect(padded.code).toBe(0);
+    const rec = JSON.parse(padded.stdout.trim().split('\n')[0]!);
+    expect(await sharp(rec.output).metadata()).toMatchObject({ width: 48, height: 64 });
+    expect((await readPngText(rec.output))['parameters']).toMatch(/Fit: pad/);
+    expect(rec.params.fit).toBe('pad');
+    const cropped = await translateA(['--no-discriminator'], join(dir, 'fit-crop'));
+    const crec = JSON.parse(cropped.stdout.trim().split('\n')[0]!);
+    expect(await sharp(crec.output).metadata()).toMatchObject({ width: 64, height: 64 });
+    expect((await readPngText(crec.output))['parameters']).not.toMatch(/Fit:/);
+    const bad = await translateA(['--fit', 'squash'], join(dir, 'fit-bad'));
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--fit.*squash.*crop, pad, stretch/s);
+  });
 });

@@ -83,6 +83,16 @@ describe('studio in a real browser (server mode)', async () => {
   it('translates images, shows progress and results, and compares with plain SDEdit', async () => {
     await page.setInputFiles('[data-testid=file-input]', images.slice(0, 2));
     await page.locator('[data-testid=source]').nth(1).waitFor();
+    // the Translate tab says what the model takes, and how other sizes fit (previewed on the sources)
+    expect(await page.locator('[data-testid=model-domain]').textContent()).toMatch(/works on 64×64 px, square images/);
+    await page.selectOption('[data-testid=fit]', 'pad');
+    expect(
+      await page
+        .locator('[data-testid=thumbs] img')
+        .first()
+        .evaluate((el) => getComputedStyle(el as Element).objectFit),
+    ).toBe('contain');
+    await page.selectOption('[data-testid=fit]', 'crop');
     await page.fill('[data-testid=steps]', '8');
     await page.click('[data-testid=run]');
     await page.locator('[data-testid=progress]').first().waitFor();

@@ -3,6 +3,10 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import {
+  encodePixelsPng,
+  padBox,
+  readImageAndBytes,
+  restoreAspect,
   encodePng,
   readImage,
   readPngText,
@@ -77,5 +81,45 @@ describe('image I/O', async () => {
     const row = Array.from(chw.subarray((1 * h + 1) * width, (1 * h + 1) * width + width));
     const itemRow = (i: number) => Array.from(batch.subarray(((i * c + 1) * h + 1) * w, ((i * c + 1) * h + 1) * w + w));
     expect(row).toEqual([...itemRow(0), ...itemRow(1)]);
+  });
+});
+
+describe('fitting a source of another size or aspect (issue 28, finding 2)', async () => {
+  const dir = await tempDir();
+  const spec = { channels: 3 as const, height: 64, width: 64, valueRange: [-1, 1] as const };
+  // 300×120: a red left half and a blue right half
+  const wide = join(dir, 'wide.png');
+  const px = Buffer.alloc(300 * 120 * 3);
+  for (let y = 0; y < 120; y++) for (let x = 0; x < 300; x++) px.set(x < 150 ? [255, 0, 0] : [0, 0, 255], (y * 300 + x) * 3);
+  await sharp(px, { raw: { width: 300, height: 120, channels: 3 } })
+    .png()
+    .toFile(wide);
+  const at = (d: Float32Array, c: number, y: number, x: number) => d[c * 64 * 64 + y * 64 + x]!;
+
+  it('pad puts the whole image in a centred box with white around; crop keeps the centre; stretch keeps both halves', async () => {
+    expect(padBox(300, 120, 64, 64)).toEqual({ left: 0, top: 19, width: 64, height: 26 });
+    const pad = await readImageAndBytes(wide, spec, 'pad');
+    expect(pad.geometry).toEqual({ fit: 'pad', sourceWidth: 300, sourceHeight: 120, box: { left: 0, top: 19, width: 64, height: 26 } });
+    expect([at(pad.data, 0, 5, 5), at(pad.data, 1, 5, 5), at(pad.data, 2, 5, 5)]).toEqual([1, 1, 1]); // white above the box
+    expect(at(pad.data, 0, 32, 5)).toBeCloseTo(1, 1); // red inside it, on the left
+    expect(at(pad.data, 2, 32, 60)).toBeCloseTo(1, 1); // blue on the right
+    const crop = await readImageAndBytes(wide, spec, 'crop');
+    expect(at(crop.data, 0, 5, 5)).toBeCloseTo(1, 1); // no white: the centre 120×120 fills the frame, red on its left
+    const stretch = await readImageAndBytes(wide, spec, 'stretch');
+    expect([at(stretch.data, 0, 0, 0), at(stretch.data, 2, 63, 63)].map((v) => Math.round(v))).toEqual([1, 1]);
+  });
+
+  it("restoreAspect cuts a pad output back to the box and brings pad and stretch outputs to the source's aspect", async () => {
+    const pad = await readImageAndBytes(wide, spec, 'pad');
+    const back = await restoreAspect(pad.data, spec, pad.geometry);
+    expect([back.width, back.height]).toEqual([64, 26]); // 300:120 with the longest side the frame's
+    expect(back.pixels[0]).toBeGreaterThan(240); // the white band is gone: the first pixel is red
+    expect(back.pixels[2]).toBeLessThan(15);
+    const stretch = await readImageAndBytes(wide, spec, 'stretch');
+    expect(await restoreAspect(stretch.data, spec, stretch.geometry)).toMatchObject({ width: 64, height: 26 });
+    const crop = await readImageAndBytes(wide, spec, 'crop');
+    expect(await restoreAspect(crop.data, spec, crop.geometry)).toMatchObject({ width: 64, height: 64 });
+    const png = await encodePixelsPng(back.pixels, { width: 64, height: 26, channels: 3 }, { parameters: 'x' });
+    expect(await sharp(png).metadata()).toMatchObject({ width: 64, height: 26 });
   });
 });

@@ -11,7 +11,15 @@ import { TranslateParamsSchema, formatParametersLine, type TranslateParams, type
 import { ENGINE_VERSION } from '../../shared/version.js';
 import { loadClassifier, type LoadedClassifier } from '../engine/models/classifier.js';
 import { loadDiscriminator, type LoadedDiscriminator } from '../engine/models/discriminator.js';
-import { encodePng, readImageAndBytes, readPngTextFromBuffer, writeFileAtomic, type ImageSpec } from '../engine/io/image-io.js';
+import {
+  encodePixelsPng,
+  readImageAndBytes,
+  readPngTextFromBuffer,
+  restoreAspect,
+  writeFileAtomic,
+  type FitGeometry,
+  type ImageSpec,
+} from '../engine/io/image-io.js';
 import type { ExecutionProvider } from '../engine/onnx/session.js';
 import { loadScoreModel, type ScoreModel } from '../engine/models/score-model.js';
 import { networkEvaluations } from '../engine/sampling/samplers.js';
@@ -183,6 +191,8 @@ interface LoadedSource {
   file: string;
   index: number;
   sha256: string;
+  /** where the image lies in the model's frame (params.fit), to bring the output back to its aspect */
+  geometry: FitGeometry;
 }
 
 /** An output's record and the PNG's parameter texts (A1111's line and the full record), before its file is named. */
@@ -227,7 +237,12 @@ async function saveOutput(o: OutputContext, l: LoadedSource, seed: number, pixel
     Version: `dg-studio ${ENGINE_VERSION}`,
   });
   const embedded = shareableRecord(record, sourceName, l.sha256);
-  const png = await encodePng(pixels, o.spec, { parameters: `Source: ${sourceName}\n${line}`, 'dg-studio': JSON.stringify(embedded) });
+  const out = await restoreAspect(pixels, o.spec, l.geometry);
+  const png = await encodePixelsPng(
+    out.pixels,
+    { width: out.width, height: out.height, channels: o.spec.channels },
+    { parameters: `Source: ${sourceName}\n${line}`, 'dg-studio': JSON.stringify(embedded) },
+  );
   await writeFileAtomic(record.output, png);
   return recordOutput(o, record, sourceName, png, embedded);
 }
@@ -366,11 +381,11 @@ export async function translateFiles(
       const item = spec.channels * spec.height * spec.width;
       let done = 0;
       for (let start = 0; start < todo.length; start += params.batchSize) {
-        const loaded: { file: string; index: number; data: Float32Array; sha256: string }[] = [];
+        const loaded: (LoadedSource & { data: Float32Array })[] = [];
         for (const { file, index } of todo.slice(start, start + params.batchSize)) {
           try {
-            const { data, bytes } = await readImageAndBytes(file, spec);
-            loaded.push({ file, index, data, sha256: sha256Hex(bytes) });
+            const { data, bytes, geometry } = await readImageAndBytes(file, spec, params.fit);
+            loaded.push({ file, index, data, sha256: sha256Hex(bytes), geometry });
           } catch (e) {
             const err = { file, message: (e as Error).message };
             errors.push(err);

@@ -75,6 +75,14 @@ function translateCommand(program: Command) {
     .option('--class-label <k>', 'class for class-conditional models and for classifier guidance', nonNegativeInt('--class-label'))
     .option('--classifier <manifest>', 'classifier guidance (paper Eq. 6): a classifier manifest or its folder; give --class-label')
     .option('--cg-weight <w>', 'classifier-guidance weight (default: 1 when --classifier is given, else 0)', nonNegative('--cg-weight'))
+    .addOption(
+      new Option(
+        '--fit <how>',
+        "a source whose size or aspect is not the model's: crop (centre; a square output), pad (whole, white around; output in the source's aspect) or stretch",
+      )
+        .choices(['crop', 'pad', 'stretch'] as const)
+        .default('crop' as const),
+    )
     .option('--out <dir>', 'output folder', 'outputs')
     .option('--keep-names', 'name each output after its input (cat.jpg → cat.png + cat.json), for data-set work', false)
     .addOption(providerOption())
@@ -127,6 +135,7 @@ async function runTranslate(inputs: string[], o: TranslateOptions): Promise<numb
     spacing: o.spacing,
     classLabel: o.classLabel ?? null,
     cgWeight: o.cgWeight ?? (o.classifier ? 1 : 0),
+    fit: o.fit,
   });
   if (!params.success) {
     for (const i of params.error.issues) console.error(`error: ${i.path.join('.')}: ${i.message}`);

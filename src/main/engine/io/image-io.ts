@@ -45,16 +45,46 @@ function explainSharpError(e: unknown): string {
 }
 
 /**
- * Read an image as CHW float32 in `spec.valueRange`: EXIF-rotated, alpha composited on
- * white, resized to cover and centre-cropped to the model resolution. Animated images use
- * their first frame.
+ * How an image whose size or aspect is not the model's is brought to it: `crop` covers the model's frame
+ * and cuts the overhang at the centre (the output is that square), `pad` fits the whole image inside and
+ * fills the rest with the background (white), `stretch` resizes it to the frame whatever its aspect. With
+ * `pad` and `stretch` the output is brought back to the source's aspect (restoreAspect).
  */
-export async function readImage(path: string, spec: ImageSpec): Promise<Float32Array> {
-  return (await readImageAndBytes(path, spec)).data;
+export type Fit = 'crop' | 'pad' | 'stretch';
+export const FITS: readonly Fit[] = ['crop', 'pad', 'stretch'];
+
+/** Where the image lies in the model's frame, and the source's size, for restoreAspect. */
+export interface FitGeometry {
+  fit: Fit;
+  sourceWidth: number;
+  sourceHeight: number;
+  /** the image's box inside the frame (the whole frame for crop and stretch) */
+  box: { left: number; top: number; width: number; height: number };
 }
 
-/** `readImage`, also returning the file's bytes as read (one read serves the pixels and a digest). */
-export async function readImageAndBytes(path: string, spec: ImageSpec): Promise<{ data: Float32Array; bytes: Buffer }> {
+/** The box a `pad` fit puts a w×h image in, inside a W×H frame: scaled to fit, centred (rounded down). */
+export function padBox(w: number, h: number, W: number, H: number): FitGeometry['box'] {
+  const s = Math.min(W / w, H / h);
+  const width = Math.max(1, Math.min(W, Math.round(w * s)));
+  const height = Math.max(1, Math.min(H, Math.round(h * s)));
+  return { left: Math.floor((W - width) / 2), top: Math.floor((H - height) / 2), width, height };
+}
+
+/**
+ * Read an image as CHW float32 in `spec.valueRange`: EXIF-rotated, alpha composited on
+ * white, brought to the model resolution by `fit` (default: cover and centre-crop). Animated images
+ * use their first frame.
+ */
+export async function readImage(path: string, spec: ImageSpec, fit: Fit = 'crop'): Promise<Float32Array> {
+  return (await readImageAndBytes(path, spec, fit)).data;
+}
+
+/** `readImage`, also returning the file's bytes as read (one read serves the pixels and a digest) and where it lies. */
+export async function readImageAndBytes(
+  path: string,
+  spec: ImageSpec,
+  fit: Fit = 'crop',
+): Promise<{ data: Float32Array; bytes: Buffer; geometry: FitGeometry }> {
   let input: Buffer;
   try {
     input = await readFile(path);
@@ -63,11 +93,27 @@ export async function readImageAndBytes(path: string, spec: ImageSpec): Promise<
   }
   if (input.length === 0) throw new ImageReadError(path, 'the file is empty (0 bytes)');
   let raw: Buffer;
+  let geometry: FitGeometry;
   try {
-    let img = sharp(input, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'truncated', animated: false })
-      .rotate()
-      .flatten({ background: '#ffffff' })
-      .resize(spec.width, spec.height, { fit: 'cover', position: 'centre' });
+    const open = () => sharp(input, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'truncated', animated: false });
+    const meta = await open().metadata();
+    // EXIF orientations 5–8 swap the sides
+    const [w, h] = (meta.orientation ?? 1) >= 5 ? [meta.height ?? 1, meta.width ?? 1] : [meta.width ?? 1, meta.height ?? 1];
+    const whole = { left: 0, top: 0, width: spec.width, height: spec.height };
+    geometry = { fit, sourceWidth: w, sourceHeight: h, box: fit === 'pad' ? padBox(w, h, spec.width, spec.height) : whole };
+    let img = open().rotate().flatten({ background: '#ffffff' });
+    if (fit === 'crop') img = img.resize(spec.width, spec.height, { fit: 'cover', position: 'centre' });
+    else if (fit === 'stretch') img = img.resize(spec.width, spec.height, { fit: 'fill' });
+    else {
+      const b = geometry.box;
+      img = img.resize(b.width, b.height, { fit: 'fill' }).extend({
+        left: b.left,
+        top: b.top,
+        right: spec.width - b.width - b.left,
+        bottom: spec.height - b.height - b.top,
+        background: '#ffffff',
+      });
+    }
     img = spec.channels === 1 ? img.grayscale() : img.toColourspace('srgb');
     raw = await img.removeAlpha().raw({ depth: 'uchar' }).toBuffer();
   } catch (e) {
@@ -80,7 +126,39 @@ export async function readImageAndBytes(path: string, spec: ImageSpec): Promise<
   for (let c = 0; c < spec.channels; c++) {
     for (let i = 0; i < plane; i++) out[c * plane + i] = lo + (raw[i * stride + c]! / 255) * (hi - lo);
   }
-  return { data: out, bytes: input };
+  return { data: out, bytes: input, geometry };
+}
+
+/**
+ * A model output brought back to its source's aspect (pad: the image's box cut out of the frame; stretch:
+ * resized), at the model's scale — the longest side as the frame's; crop outputs stay as they are.
+ * Returns interleaved 8-bit pixels and their size, for encodePixelsPng.
+ */
+export async function restoreAspect(
+  chw: Float32Array,
+  spec: ImageSpec,
+  g: FitGeometry,
+): Promise<{ pixels: Uint8Array; width: number; height: number }> {
+  const pixels = toPixels(chw, spec);
+  if (g.fit === 'crop') return { pixels, width: spec.width, height: spec.height };
+  const longest = Math.max(spec.width, spec.height);
+  const s = longest / Math.max(g.sourceWidth, g.sourceHeight);
+  const width = Math.max(1, Math.round(g.sourceWidth * s));
+  const height = Math.max(1, Math.round(g.sourceHeight * s));
+  let img = sharp(pixels, { raw: { width: spec.width, height: spec.height, channels: spec.channels } });
+  if (g.fit === 'pad') img = img.extract(g.box);
+  const out = await img.resize(width, height, { fit: 'fill' }).raw().toBuffer();
+  return { pixels: new Uint8Array(out), width, height };
+}
+
+/** A PNG of interleaved 8-bit pixels of any size, with text chunks. */
+export async function encodePixelsPng(
+  pixels: Uint8Array,
+  size: { width: number; height: number; channels: 1 | 3 },
+  text: Record<string, string> = {},
+): Promise<Uint8Array> {
+  const png = await sharp(pixels, { raw: size }).png({ compressionLevel: 6 }).toBuffer();
+  return withPngText(png, text);
 }
 
 /** CHW float32 in `valueRange` → interleaved 8-bit pixels, clamped and rounded. */
@@ -168,10 +246,7 @@ export function sideBySide(batch: Float32Array, shape: readonly number[], max = 
 }
 
 export async function encodePng(chw: Float32Array, spec: ImageSpec, text: Record<string, string> = {}): Promise<Uint8Array> {
-  const png = await sharp(toPixels(chw, spec), { raw: { width: spec.width, height: spec.height, channels: spec.channels } })
-    .png({ compressionLevel: 6 })
-    .toBuffer();
-  return withPngText(png, text);
+  return encodePixelsPng(toPixels(chw, spec), { width: spec.width, height: spec.height, channels: spec.channels }, text);
 }
 
 /** Write a file atomically: a temp file beside it, then rename (no half-written results). */
