@@ -90,7 +90,9 @@ describe('studio in a real browser (server mode)', async () => {
       await page
         .locator('[data-testid=thumbs] img')
         .first()
-        .evaluate((el) => getComputedStyle(el as Element).objectFit),
+        .evaluate(
+          (el) => (globalThis as unknown as { getComputedStyle(e: unknown): { objectFit: string } }).getComputedStyle(el).objectFit,
+        ),
     ).toBe('contain');
     await page.selectOption('[data-testid=fit]', 'crop');
     await page.fill('[data-testid=steps]', '8');

@@ -169,13 +169,164 @@ async function unguidedTranslations(
   return out;
 }
 
+/**
+ * The inputs, with class labels for class-conditional training: <folder>/<class>/<images>, the class
+ * names present under both the sources and the targets (otherwise the folders as given).
+ */
+async function classedInputs(req: TrainDiscriminatorRequest) {
+  const classOfFile = new Map<string, number>();
+  if (!req.classes) return { classNames: undefined, classOfFile, sourceInputs: req.sources, targetInputs: req.targets };
+  const subdirs = async (dirs: string[]) => {
+    const names = new Set<string>();
+    for (const d of dirs) for (const e of await readdir(d, { withFileTypes: true })) if (e.isDirectory()) names.add(e.name);
+    return names;
+  };
+  const [s, t] = [await subdirs(req.sources), await subdirs(req.targets)];
+  const classNames = [...s].filter((c) => t.has(c)).sort();
+  if (classNames.length < 2)
+    throw new Error('class-conditional training needs at least two class subfolders present in both the source and the target folders');
+  const expand = async (dirs: string[]) => {
+    const all: string[] = [];
+    for (const d of dirs) {
+      for (const [k, c] of classNames.entries()) {
+        const files = await expandInputs([join(d, c)]).catch(() => [] as string[]);
+        files.forEach((f) => classOfFile.set(f, k));
+        all.push(...files);
+      }
+    }
+    return all;
+  };
+  return { classNames, classOfFile, sourceInputs: await expand(req.sources), targetInputs: await expand(req.targets) };
+}
+
+/** The network to train: a head on a frozen feature extractor (the paper's design), or the conv encoder. */
+async function buildNetwork(
+  req: TrainDiscriminatorRequest,
+  spec: ImageSpec,
+  classNames: string[] | undefined,
+  seed: number,
+): Promise<{ arch: ConvEncoderArch | FrozenFeaturesArch; net: BuiltNet }> {
+  if (req.frozenFeatures) {
+    const arch: FrozenFeaturesArch = {
+      kind: 'frozen-features',
+      featureOnnx: req.frozenFeatures.onnx,
+      featureTensor: req.frozenFeatures.tensor,
+      ...(req.frozenFeatures.time ? { timeInput: req.frozenFeatures.time } : {}),
+      ...FROZEN_FEATURES_HEAD,
+    };
+    let bytes: Uint8Array;
+    try {
+      bytes = await readFile(req.frozenFeatures.onnx);
+    } catch (e) {
+      throw new Error(`cannot read feature extractor "${req.frozenFeatures.onnx}": ${(e as Error).message}`, { cause: e });
+    }
+    return { arch, net: await buildFrozenFeatureNet(arch, bytes, [spec.channels, spec.height, spec.width], seed) };
+  }
+  const conv: ConvEncoderArch = {
+    ...DEFAULT_ARCH,
+    inChannels: spec.channels,
+    resolution: spec.height,
+    channels: req.channels ?? DEFAULT_ARCH.channels,
+    attentionAt: DEFAULT_ARCH.attentionAt.filter((r) => r < spec.height),
+    downsample: req.downsample ?? DEFAULT_ARCH.downsample ?? 1,
+    classes: classNames?.length ?? 0,
+  };
+  const divisor = 2 ** (conv.channels.length - 1) * (conv.downsample ?? 1);
+  if (spec.height !== spec.width || spec.height % divisor !== 0)
+    throw new Error(`the discriminator needs square images whose size divides by ${divisor}; the model's are ${spec.width}×${spec.height}`);
+  return { arch: conv, net: buildDiscriminatorNet(conv, seed) };
+}
+
+/** Start from an earlier run's weights (--init: fresh step and optimizer) or resume this run's checkpoint; returns --init's step. */
+async function startFrom(trainer: DiscriminatorTrainer, req: TrainDiscriminatorRequest, events: TrainEvents): Promise<number> {
+  if (req.init && !req.resume) {
+    const from = await loadDiscriminatorCheckpoint(req.init);
+    if (!from) throw new Error(`--init "${req.init}" holds no checkpoint of a discriminator run (checkpoint.safetensors)`);
+    try {
+      trainer.restore({ ...trainer.checkpoint(), params: from.params });
+    } catch (e) {
+      throw new Error(`--init "${req.init}": ${(e as Error).message}`, { cause: e });
+    }
+    events.onStage?.(`initialized from ${req.init} (its step ${from.step})`);
+    return from.step;
+  }
+  if (req.resume) {
+    const ck = await loadDiscriminatorCheckpoint(req.outDir);
+    if (ck) {
+      trainer.restore(ck);
+      events.onStage?.(`resumed from step ${ck.step}`);
+    } else events.onWarning?.(`no checkpoint in ${req.outDir}: starting fresh`);
+  }
+  return 0;
+}
+
+/**
+ * The real and fake sets, split into training and validation by file name (dg-math §6: real = targets;
+ * fake = sources, their unguided SDEdit translations over the t0 range, and fakes made elsewhere), with each
+ * image's class for class-conditional training.
+ */
+async function trainingSets(
+  req: TrainDiscriminatorRequest,
+  model: ScoreModel,
+  spec: ImageSpec,
+  events: TrainEvents,
+  signal: AbortSignal | undefined,
+) {
+  const seed = req.seed ?? 0;
+  const valFraction = req.valFraction ?? 0.1;
+  const [t0Lo, t0Hi] = req.t0Range;
+  const { classNames, classOfFile, sourceInputs, targetInputs } = await classedInputs(req);
+  const [sourceFiles, targetFiles] = [await expandInputs(sourceInputs), await expandInputs(targetInputs)];
+  events.onStage?.(`reading ${sourceFiles.length} source and ${targetFiles.length} target images`);
+  const sources = await readSet(sourceFiles, spec, events);
+  const targets = await readSet(targetFiles, spec, events);
+  const split = <T extends { file: string }>(set: T[]) => {
+    const val = set.filter((s) => isValidation(s.file, valFraction, VALIDATION_SALT));
+    const train = set.filter((s) => !isValidation(s.file, valFraction, VALIDATION_SALT));
+    // keep at least one of each
+    if (val.length === 0 && train.length > 1) val.push(train.pop()!);
+    return { train, val };
+  };
+  const src = split(sources);
+  const tgt = split(targets);
+  if (src.train.length === 0 || tgt.train.length === 0)
+    throw new Error('need at least two readable images in each of the source and target folders');
+
+  const modelSha = await sha256File(model.onnxPath);
+  const tr = {
+    t0Range: req.t0Range,
+    translationsPerSource: req.translationsPerSource ?? 1,
+    translationSteps: req.translationSteps ?? 10,
+    seed,
+  };
+  const cacheDir = join(req.outDir, 'cache');
+  if (tr.translationsPerSource > 0)
+    events.onStage?.(`making unguided SDEdit translations of the sources (t0 ${t0Lo}…${t0Hi}, cached in ${cacheDir})`);
+  const classOf = new Map<Float32Array, number>();
+  for (const set of [sources, targets]) for (const s of set) classOf.set(s.data, classOfFile.get(s.file) ?? 0);
+  const translated = async (set: { file: string; data: Float32Array }[]) => {
+    const out = await unguidedTranslations(model, modelSha, set, tr, cacheDir, spec, events, signal);
+    // translations come out in source order, translationsPerSource each: they keep their source's class
+    out.forEach((x, i) => classOf.set(x, classOfFile.get(set[Math.floor(i / tr.translationsPerSource)]!.file) ?? 0));
+    return out;
+  };
+  const extra = split(req.extraFakes?.length ? await readSet(await expandInputs(req.extraFakes), spec, events) : []);
+  if (req.classes && extra.train.length + extra.val.length > 0)
+    throw new Error('extra fakes are not supported for class-conditional training');
+  const fakeTrain = [...src.train.map((s) => s.data), ...(await translated(src.train)), ...extra.train.map((s) => s.data)];
+  const fakeVal = [...src.val.map((s) => s.data), ...(await translated(src.val)), ...extra.val.map((s) => s.data)];
+  const realTrain = tgt.train.map((s) => s.data);
+  const realVal = tgt.val.map((s) => s.data);
+  const extraCount = extra.train.length + extra.val.length;
+  return { classNames, classOf, modelSha, tr, extraCount, realTrain, realVal, fakeTrain, fakeVal };
+}
+
 export async function trainDiscriminator(
   req: TrainDiscriminatorRequest,
   events: TrainEvents = {},
   signal?: AbortSignal,
 ): Promise<TrainResult> {
   const seed = req.seed ?? 0;
-  const valFraction = req.valFraction ?? 0.1;
   const [t0Lo, t0Hi] = req.t0Range;
   if (!(t0Lo > 0 && t0Lo <= t0Hi && t0Hi <= 1)) throw new Error(`--t0 range must be lo,hi with 0 < lo ≤ hi ≤ 1, got ${t0Lo},${t0Hi}`);
   const model = await loadScoreModel(req.modelManifest, {
@@ -186,114 +337,17 @@ export async function trainDiscriminator(
   let trainer: DiscriminatorTrainer | null = null;
   try {
     const spec = imageSpecOf(model);
-    // class-conditional data: <folder>/<class>/<images>, the same class names under sources and targets
-    let classNames: string[] | undefined;
-    const classOfFile = new Map<string, number>();
-    let sourceInputs = req.sources;
-    let targetInputs = req.targets;
-    if (req.classes) {
-      const subdirs = async (dirs: string[]) => {
-        const names = new Set<string>();
-        for (const d of dirs) for (const e of await readdir(d, { withFileTypes: true })) if (e.isDirectory()) names.add(e.name);
-        return names;
-      };
-      const [s, t] = [await subdirs(req.sources), await subdirs(req.targets)];
-      classNames = [...s].filter((c) => t.has(c)).sort();
-      if (classNames.length < 2)
-        throw new Error('class-conditional training needs at least two class subfolders present in both the source and the target folders');
-      const expand = async (dirs: string[]) => {
-        const all: string[] = [];
-        for (const d of dirs) {
-          for (const [k, c] of classNames!.entries()) {
-            const files = await expandInputs([join(d, c)]).catch(() => [] as string[]);
-            files.forEach((f) => classOfFile.set(f, k));
-            all.push(...files);
-          }
-        }
-        return all;
-      };
-      [sourceInputs, targetInputs] = [await expand(req.sources), await expand(req.targets)];
-    }
-    const [sourceFiles, targetFiles] = [await expandInputs(sourceInputs), await expandInputs(targetInputs)];
-    events.onStage?.(`reading ${sourceFiles.length} source and ${targetFiles.length} target images`);
-    const sources = await readSet(sourceFiles, spec, events);
-    const targets = await readSet(targetFiles, spec, events);
-    const split = <T extends { file: string }>(set: T[]) => {
-      const val = set.filter((s) => isValidation(s.file, valFraction, VALIDATION_SALT));
-      const train = set.filter((s) => !isValidation(s.file, valFraction, VALIDATION_SALT));
-      // keep at least one of each
-      if (val.length === 0 && train.length > 1) val.push(train.pop()!);
-      return { train, val };
-    };
-    const src = split(sources);
-    const tgt = split(targets);
-    if (src.train.length === 0 || tgt.train.length === 0)
-      throw new Error('need at least two readable images in each of the source and target folders');
-
-    const modelSha = await sha256File(model.onnxPath);
-    const tr = {
-      t0Range: req.t0Range,
-      translationsPerSource: req.translationsPerSource ?? 1,
-      translationSteps: req.translationSteps ?? 10,
-      seed,
-    };
-    const cacheDir = join(req.outDir, 'cache');
-    if (tr.translationsPerSource > 0)
-      events.onStage?.(`making unguided SDEdit translations of the sources (t0 ${t0Lo}…${t0Hi}, cached in ${cacheDir})`);
-    const classOf = new Map<Float32Array, number>();
-    for (const set of [sources, targets]) for (const s of set) classOf.set(s.data, classOfFile.get(s.file) ?? 0);
-    const translated = async (set: { file: string; data: Float32Array }[]) => {
-      const out = await unguidedTranslations(model, modelSha, set, tr, cacheDir, spec, events, signal);
-      // translations come out in source order, translationsPerSource each: they keep their source's class
-      out.forEach((x, i) => classOf.set(x, classOfFile.get(set[Math.floor(i / tr.translationsPerSource)]!.file) ?? 0));
-      return out;
-    };
-    const extra = split(req.extraFakes?.length ? await readSet(await expandInputs(req.extraFakes), spec, events) : []);
-    if (req.classes && extra.train.length + extra.val.length > 0)
-      throw new Error('extra fakes are not supported for class-conditional training');
-    const fakeTrain = [...src.train.map((s) => s.data), ...(await translated(src.train)), ...extra.train.map((s) => s.data)];
-    const fakeVal = [...src.val.map((s) => s.data), ...(await translated(src.val)), ...extra.val.map((s) => s.data)];
-    const realTrain = tgt.train.map((s) => s.data);
-    const realVal = tgt.val.map((s) => s.data);
+    const { classNames, classOf, modelSha, tr, extraCount, realTrain, realVal, fakeTrain, fakeVal } = await trainingSets(
+      req,
+      model,
+      spec,
+      events,
+      signal,
+    );
 
     // dg-math §6: only τ ≤ t0 matters for image-to-image; t0 is in the score model's time
     const tauMax = Math.min(1, lvpTimeFromSigmaVe(model.schedule.sigmaAt(t0Hi)));
-    let arch: ConvEncoderArch | FrozenFeaturesArch;
-    let net: BuiltNet;
-    if (req.frozenFeatures) {
-      arch = {
-        kind: 'frozen-features',
-        featureOnnx: req.frozenFeatures.onnx,
-        featureTensor: req.frozenFeatures.tensor,
-        ...(req.frozenFeatures.time ? { timeInput: req.frozenFeatures.time } : {}),
-        ...FROZEN_FEATURES_HEAD,
-      };
-      let bytes: Uint8Array;
-      try {
-        bytes = await readFile(req.frozenFeatures.onnx);
-      } catch (e) {
-        throw new Error(`cannot read feature extractor "${req.frozenFeatures.onnx}": ${(e as Error).message}`, { cause: e });
-      }
-      net = await buildFrozenFeatureNet(arch, bytes, [spec.channels, spec.height, spec.width], seed);
-    } else {
-      const conv: ConvEncoderArch = {
-        ...DEFAULT_ARCH,
-        inChannels: spec.channels,
-        resolution: spec.height,
-        channels: req.channels ?? DEFAULT_ARCH.channels,
-        attentionAt: DEFAULT_ARCH.attentionAt.filter((r) => r < spec.height),
-        downsample: req.downsample ?? DEFAULT_ARCH.downsample ?? 1,
-        classes: classNames?.length ?? 0,
-      };
-      const divisor = 2 ** (conv.channels.length - 1) * (conv.downsample ?? 1);
-      if (spec.height !== spec.width || spec.height % divisor !== 0) {
-        throw new Error(
-          `the discriminator needs square images whose size divides by ${divisor}; the model's are ${spec.width}×${spec.height}`,
-        );
-      }
-      arch = conv;
-      net = buildDiscriminatorNet(conv, seed);
-    }
+    const { arch, net } = await buildNetwork(req, spec, classNames, seed);
     const batchSize = req.batchSize ?? 32;
     const steps = req.epochs ? Math.ceil((req.epochs * (realTrain.length + fakeTrain.length)) / batchSize) : (req.steps ?? 2000);
     trainer = await DiscriminatorTrainer.create(net, [spec.channels, spec.height, spec.width], {
@@ -307,25 +361,7 @@ export async function trainDiscriminator(
       classOf: classNames ? (x) => classOf.get(x) ?? 0 : undefined,
       session: { executionProvider: req.executionProvider, threads: req.threads, onWarning: events.onWarning },
     });
-    let initStep = 0;
-    if (req.init && !req.resume) {
-      const from = await loadDiscriminatorCheckpoint(req.init);
-      if (!from) throw new Error(`--init "${req.init}" holds no checkpoint of a discriminator run (checkpoint.safetensors)`);
-      initStep = from.step;
-      try {
-        trainer.restore({ ...trainer.checkpoint(), params: from.params });
-      } catch (e) {
-        throw new Error(`--init "${req.init}": ${(e as Error).message}`, { cause: e });
-      }
-      events.onStage?.(`initialized from ${req.init} (its step ${from.step})`);
-    }
-    if (req.resume) {
-      const ck = await loadDiscriminatorCheckpoint(req.outDir);
-      if (ck) {
-        trainer.restore(ck);
-        events.onStage?.(`resumed from step ${ck.step}`);
-      } else events.onWarning?.(`no checkpoint in ${req.outDir}: starting fresh`);
-    }
+    const initStep = await startFrom(trainer, req, events);
     events.onStage?.(
       `training a ${(net.paramCount / 1e6).toFixed(2)}M-parameter discriminator on ${trainer.provider}: ${realTrain.length} real, ${fakeTrain.length} fake, τ ≤ ${tauMax.toFixed(3)}, ${steps} steps of ${batchSize}`,
     );
@@ -380,7 +416,7 @@ export async function trainDiscriminator(
           realVal: realVal.length,
           fakeVal: fakeVal.length,
           translationsPerSource: tr.translationsPerSource,
-          extraFakes: extra.train.length + extra.val.length,
+          extraFakes: extraCount,
         },
         scoreModel: { name: model.manifest.name, sha256: modelSha },
         validation,
