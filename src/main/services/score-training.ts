@@ -17,7 +17,7 @@ import { imageGrid, readImage, writeFileAtomic, type ImageSpec } from '../engine
 import { buildUNet, DEFAULT_UNET_ARCH, unetArchProblem, unetParameterCount, type UNetArch } from '../engine/nn/unet.js';
 import { serializeModel } from '../engine/onnx/ir.js';
 import type { ExecutionProvider } from '../engine/onnx/session.js';
-import { decodeSafetensors, encodeSafetensors } from '../engine/io/safetensors.js';
+import { decodeSafetensors, encodeSafetensors, type StFile } from '../engine/io/safetensors.js';
 import { checkpointArch, DEFAULT_SCORE_TRAINING, ScoreTrainer } from '../engine/train/score-trainer.js';
 import { runTrainingLoop } from '../engine/train/loop.js';
 import { waitWhilePaused, type PauseFlag } from './jobs.js';
@@ -200,13 +200,11 @@ const sameArch = (a: UNetArch, b: UNetArch) =>
 const describeArch = (a: UNetArch) =>
   `channels ${a.channels}, mult ${a.mult.join(',')}, attn ${a.attn.join(',') || '-'}, groups ${a.groups}, patch ${a.patch}, ${a.resolution}×${a.resolution}`;
 
-export async function trainScoreModel(
-  req: TrainScoreModelRequest,
-  events: ScoreTrainEvents = {},
-  signal?: AbortSignal,
-): Promise<ScoreTrainResult> {
-  const o = { ...DEFAULT_SCORE_TRAINING };
-  const ckptPath = join(req.outDir, CHECKPOINT_FILE);
+/**
+ * The U-Net to train and, on --resume, the checkpoint it continues: the checkpoint's architecture and
+ * t_max win (another one asked for is refused, saying both); the architecture is checked before anything runs.
+ */
+async function architectureAndResume(req: TrainScoreModelRequest, ckptPath: string, events: ScoreTrainEvents) {
   let arch: UNetArch = { ...DEFAULT_UNET_ARCH, ...req.arch };
   const resumeFile = req.resume && existsSync(ckptPath) ? await loadCheckpointFile(ckptPath) : null;
   if (req.resume && !resumeFile) events.onWarning?.(`no checkpoint in ${req.outDir}: starting fresh`);
@@ -220,12 +218,15 @@ export async function trainScoreModel(
   }
   const problem = unetArchProblem(arch);
   if (problem) throw new Error(`cannot build this U-Net: ${problem}`);
-  const tMax = req.tMax ?? (resumeFile ? Number(resumeFile.metadata['t_max'] ?? 1) : o.tMax);
+  const tMax = req.tMax ?? (resumeFile ? Number(resumeFile.metadata['t_max'] ?? 1) : DEFAULT_SCORE_TRAINING.tMax);
   if (!(tMax > 0 && tMax <= 1)) throw new Error(`--t-max must be in (0, 1] (got ${tMax})`);
   if (resumeFile && Number(resumeFile.metadata['t_max'] ?? 1) !== tMax)
     throw new Error(`${ckptPath} was trained with t_max ${resumeFile.metadata['t_max']}; resume it with the same --t-max`);
+  return { arch, resumeFile, tMax };
+}
 
-  const spec: ImageSpec = { channels: 3, height: arch.resolution, width: arch.resolution, valueRange: [-1, 1] };
+/** The training images and the held-out ones (given, or 5 % of the data by file name), read and checked. */
+async function trainingImages(req: TrainScoreModelRequest, spec: ImageSpec, events: ScoreTrainEvents) {
   let files: string[];
   try {
     files = await expandInputs(req.data);
@@ -239,10 +240,23 @@ export async function trainScoreModel(
   if (train.length < 2)
     throw new Error(`training data: need at least two readable images (found ${train.length} in ${req.data.join(', ')})`);
   const held = (await readImages(heldFiles, spec, 'held-out', events)).slice(0, req.evalCount ?? 64);
-  const data = train.map((t) => t.data);
+  return { train, held };
+}
 
-  // on resume, the recipe comes from the checkpoint unless the request changes it (then the run is
-  // no longer an exact continuation, and says so)
+/**
+ * The trainer, with the recipe of the checkpoint it resumes unless the request changes it (then the run is no
+ * longer an exact continuation, and says so), restored from that checkpoint or initialised from --init
+ * (its weights only: step, images and optimizer start afresh).
+ */
+async function createTrainer(
+  req: TrainScoreModelRequest,
+  arch: UNetArch,
+  resumeFile: StFile | null,
+  tMax: number,
+  ckptPath: string,
+  events: ScoreTrainEvents,
+) {
+  const o = DEFAULT_SCORE_TRAINING;
   const saved = (key: string): number | undefined => {
     const v = resumeFile?.metadata[key];
     return v === undefined || v === '' || !Number.isFinite(Number(v)) ? undefined : Number(v);
@@ -290,6 +304,60 @@ export async function trainScoreModel(
       for (const m of [...trainer.adam.m.values(), ...trainer.adam.v.values()]) m.fill(0);
       events.onStage?.(`initialized from ${req.init}`);
     }
+  } catch (e) {
+    await trainer.dispose();
+    throw e;
+  }
+  return { trainer, built };
+}
+
+/**
+ * The preview grid, written to preview.png and sent to the caller: a few held-out targets (training images,
+ * labelled so, when there are none) noised at PREVIEW_TIMES and denoised, then the given source images
+ * noised to t0 and translated (SDEdit, DDIM 10 steps) in the same columns.
+ */
+async function previewWriter(
+  trainer: ScoreTrainer,
+  req: TrainScoreModelRequest,
+  spec: ImageSpec,
+  targets: { data: Float32Array }[],
+  heldOut: boolean,
+  tMax: number,
+  events: ScoreTrainEvents,
+): Promise<() => Promise<void>> {
+  const previewItems = targets.slice(0, 4).map((h) => h.data);
+  const previewSources = await readPreviewSources(req.previewSources, spec, events);
+  const sdeditTimes = PREVIEW_TIMES.filter((t) => t <= tMax); // SDEdit starts only where the model was trained
+  return async () => {
+    if (!previewItems.length) return;
+    const tiles = await trainer.denoisingPreview(previewItems, PREVIEW_TIMES);
+    const perRow = PREVIEW_TIMES.length * 2 + 1;
+    const rows = previewItems.map((_, r) => tiles.slice(r * perRow, (r + 1) * perRow));
+    if (previewSources.length) {
+      const sd = await trainer.sdeditPreview(previewSources, sdeditTimes);
+      const per = 1 + 2 * sdeditTimes.length;
+      rows.push(...previewSources.map((_, r) => sd.slice(r * per, (r + 1) * per)));
+    }
+    const label = heldOut ? 'held-out' : 'training image';
+    const png = new Uint8Array(await imageGrid(rows, spec, [label, ...PREVIEW_TIMES.flatMap((t) => [`noised t ${t}`, `denoised t ${t}`])]));
+    await writeFileAtomic(join(req.outDir, 'preview.png'), png);
+    events.onPreview?.(png);
+  };
+}
+
+export async function trainScoreModel(
+  req: TrainScoreModelRequest,
+  events: ScoreTrainEvents = {},
+  signal?: AbortSignal,
+): Promise<ScoreTrainResult> {
+  const ckptPath = join(req.outDir, CHECKPOINT_FILE);
+  const { arch, resumeFile, tMax } = await architectureAndResume(req, ckptPath, events);
+  const spec: ImageSpec = { channels: 3, height: arch.resolution, width: arch.resolution, valueRange: [-1, 1] };
+  const { train, held } = await trainingImages(req, spec, events);
+  const data = train.map((t) => t.data);
+
+  const { trainer, built } = await createTrainer(req, arch, resumeFile, tMax, ckptPath, events);
+  try {
     await mkdir(req.outDir, { recursive: true });
     const digest = dataDigest(train);
     const saveCheckpoint = async () => {
@@ -306,28 +374,7 @@ export async function trainScoreModel(
       events.onEval?.({ step: trainer.step, images: trainer.images, times: EVAL_TIMES, errors });
       return errors;
     };
-    // held-out targets when there are any (a tiny data set may have none: then training images, labelled so)
-    const previewItems = (held.length ? held : train).slice(0, 4).map((h) => h.data);
-    const previewLabel = held.length ? 'held-out' : 'training image';
-    const previewSources = await readPreviewSources(req.previewSources, spec, events);
-    const sdeditTimes = PREVIEW_TIMES.filter((t) => t <= tMax); // SDEdit starts only where the model was trained
-    const writePreview = async () => {
-      if (!previewItems.length) return;
-      const tiles = await trainer.denoisingPreview(previewItems, PREVIEW_TIMES);
-      const perRow = PREVIEW_TIMES.length * 2 + 1;
-      const rows = previewItems.map((_, r) => tiles.slice(r * perRow, (r + 1) * perRow));
-      // then the sources: noised to t0 and translated (SDEdit, DDIM 10 steps) in the same columns
-      if (previewSources.length) {
-        const sd = await trainer.sdeditPreview(previewSources, sdeditTimes);
-        const per = 1 + 2 * sdeditTimes.length;
-        rows.push(...previewSources.map((_, r) => sd.slice(r * per, (r + 1) * per)));
-      }
-      const png = new Uint8Array(
-        await imageGrid(rows, spec, [previewLabel, ...PREVIEW_TIMES.flatMap((t) => [`noised t ${t}`, `denoised t ${t}`])]),
-      );
-      await writeFileAtomic(join(req.outDir, 'preview.png'), png);
-      events.onPreview?.(png);
-    };
+    const writePreview = await previewWriter(trainer, req, spec, held.length ? held : train, held.length > 0, tMax, events);
     const params = unetParameterCount(built);
     const budget =
       [req.steps ? `to step ${req.steps}` : '', req.minutes ? `for ${req.minutes} min` : ''].filter(Boolean).join(' or ') ||
