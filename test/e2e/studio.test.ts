@@ -69,6 +69,20 @@ describe('studio in a real browser (server mode)', async () => {
     await page.screenshot({ path: join(artifacts, 'bad-file.png') });
   });
 
+  it('the drop zone is reachable by keyboard, and Enter opens the file picker', async () => {
+    await page.locator('[data-testid=drop-zone]').focus();
+    expect(
+      await page.evaluate(() =>
+        (
+          globalThis as unknown as { document: { activeElement: { getAttribute(n: string): string | null } } }
+        ).document.activeElement.getAttribute('data-testid'),
+      ),
+    ).toBe('drop-zone');
+    const chooser = page.waitForEvent('filechooser');
+    await page.keyboard.press('Enter');
+    expect((await chooser).isMultiple()).toBe(true);
+  });
+
   it('offers the bundled samples while no source is chosen', async () => {
     await page.click('[data-testid=try-samples]');
     await page.locator('[data-testid=source]').nth(7).waitFor();
@@ -246,7 +260,12 @@ describe('studio in a real browser (server mode)', async () => {
 
   it('runs a 2×2 sweep and shows the realism–faithfulness plot, then the path diagnostics', async () => {
     await page.click('[data-testid=tab-sweep]');
+    // a disabled Run says why, next to it
+    expect(await page.locator('[data-testid=sweep-run-why]').textContent()).toMatch(
+      /add at least 2 reference images of the target domain \(0 so far\)/,
+    );
     await page.setInputFiles('[data-testid=reference-input]', images);
+    await expect.poll(() => page.locator('[data-testid=sweep-run-why]').count(), { timeout: 10_000 }).toBe(0);
     await page.fill('[data-testid=sweep-w]', 'one, two');
     expect(await page.locator('[data-testid=sweep-w-error]').textContent()).toBe('"one", "two" are not a number from 0 to 100');
     expect(await page.locator('[data-testid=sweep-run]').isDisabled()).toBe(true);
@@ -254,6 +273,7 @@ describe('studio in a real browser (server mode)', async () => {
     await page.fill('[data-testid=sweep-w]', '0, 1');
     await page.click('[data-testid=sweep-run]');
     await page.locator('[data-testid=sweep-plot]').waitFor({ timeout: 90_000 });
+    expect(await page.locator('[data-testid=kid-note]').textContent()).toMatch(/unbiased estimate .* slightly negative/s);
     const ok = await page.locator('[data-testid=sweep-plot]').evaluate((el) => {
       const img = el as unknown as { complete: boolean; naturalWidth: number };
       return img.complete && img.naturalWidth > 100;
