@@ -93,6 +93,29 @@ describe('the back end validates every request (no Electron needed)', async () =
     expect(backend.resolveFile('source', r.sources[0]!.id)).toMatch(/inbox/);
   });
 
+  it('says why an upload is refused in words: too many pixels, or truncated — not "not an image" for both', async () => {
+    const big = await sharp({ create: { width: 9000, height: 8000, channels: 3, background: '#808080' } })
+      .png({ compressionLevel: 9 })
+      .toBuffer(); // 72 M pixels, a small file
+    const jpg = await sharp({ create: { width: 64, height: 64, channels: 3, background: '#336699' } })
+      .jpeg()
+      .toBuffer();
+    const r = (await backend.dispatch('addSources', [
+      {
+        files: [
+          { name: 'huge.png', data: new Uint8Array(big) },
+          { name: 'cut.jpg', data: new Uint8Array(jpg.subarray(0, 40)) },
+        ],
+      },
+    ])) as { sources: unknown[]; errors: { name: string; message: string }[] };
+    expect(r.sources).toHaveLength(0);
+    expect(r.errors.find((e) => e.name === 'huge.png')!.message).toMatch(/cannot use "huge.png": the image is larger than 67108864 pixels/);
+    expect(r.errors.find((e) => e.name === 'cut.jpg')!.message).toMatch(
+      /cannot use "cut.jpg": (the file is truncated or corrupt|not an image)/,
+    );
+    for (const e of r.errors) expect(e.message).not.toMatch(/VipsJpeg|vips|libjpeg/i); // no decoder jargon
+  });
+
   it('adds the bundled samples like picked files, so a first run needs none', async () => {
     const r = (await backend.dispatch('addSamples', [])) as { sources: { id: string; name: string }[]; errors: unknown[] };
     expect(r.errors).toEqual([]);

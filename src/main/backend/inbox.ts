@@ -8,7 +8,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import sharp, { type Metadata } from 'sharp';
 import type { SourceRef } from '../../shared/api.js';
-import { MAX_INPUT_PIXELS, writeFileAtomic } from '../engine/io/image-io.js';
+import { explainSharpError, MAX_INPUT_PIXELS, writeFileAtomic } from '../engine/io/image-io.js';
 import { resourcesDir } from '../services/resources.js';
 
 export const MAX_UPLOAD_BYTES = 50 * 1024 * 1024;
@@ -39,7 +39,10 @@ export class Inbox {
     let meta: Metadata;
     try {
       meta = await sharp(f.data, { limitInputPixels: MAX_INPUT_PIXELS }).metadata();
-    } catch {
+    } catch (e) {
+      // too large, truncated, empty: say which; anything else is not an image we read
+      const why = explainSharpError(e);
+      if (/larger than|truncated|empty/.test(why)) throw new Error(why);
       throw new Error('not an image DG Studio can read (PNG, JPEG, WebP, GIF, TIFF, AVIF)');
     }
     if ((meta.width ?? 0) * (meta.height ?? 0) > MAX_INPUT_PIXELS) throw new Error(`the image is larger than ${MAX_INPUT_PIXELS} pixels`);

@@ -32,13 +32,14 @@ export class ImageReadError extends Error {
   }
 }
 
-function explainSharpError(e: unknown): string {
+/** A decoder's error in words for the person: what is wrong with the file, not the library's message. */
+export function explainSharpError(e: unknown): string {
   const msg = String((e as Error)?.message ?? e);
   if (/unsupported image format|bad seek|not a known file format/i.test(msg))
     return 'not an image sharp can decode (unsupported or damaged file)';
   if (/pixel limit/i.test(msg)) return `the image is larger than ${MAX_INPUT_PIXELS} pixels; resize it first`;
   if (/premature end|truncated|unexpected end|read error|corrupt/i.test(msg))
-    return `the file is truncated or corrupt (${msg.split('\n')[0]})`;
+    return 'the file is truncated or corrupt (it ends early or its data is damaged): open it in an image viewer, or export it again';
   if (/missing|ENOENT|no such file/i.test(msg)) return 'file not found';
   if (/empty/i.test(msg)) return 'the file is empty';
   return msg.split('\n')[0]!;
