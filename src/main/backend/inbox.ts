@@ -42,8 +42,8 @@ export class Inbox {
     } catch (e) {
       // too large, truncated, empty: say which; anything else is not an image we read
       const why = explainSharpError(e);
-      if (/larger than|truncated|empty/.test(why)) throw new Error(why);
-      throw new Error('not an image DG Studio can read (PNG, JPEG, WebP, GIF, TIFF, AVIF)');
+      if (/larger than|truncated|empty/.test(why)) throw new Error(why, { cause: e });
+      throw new Error('not an image DG Studio can read (PNG, JPEG, WebP, GIF, TIFF, AVIF)', { cause: e });
     }
     if ((meta.width ?? 0) * (meta.height ?? 0) > MAX_INPUT_PIXELS) throw new Error(`the image is larger than ${MAX_INPUT_PIXELS} pixels`);
     const sha = createHash('sha256').update(f.data).digest('hex').slice(0, 32);
