@@ -85,6 +85,13 @@ describe('server mode under attack', async () => {
     await alive();
   });
 
+  it('a cookie tossed by a page on another local port (dg_token=junk; path=/files, sent first) does not lock the user out', async () => {
+    const get = (cookie: string) => fetch(`${server.origin}/`, { headers: { cookie, 'sec-fetch-site': 'same-origin' } });
+    // the browser sends the more specific path's cookie first: the junk one, then the real one
+    expect((await get(`dg_token=junk; dg_token=${encodeURIComponent(server.token)}`)).status).toBe(200);
+    expect((await get('dg_token=junk')).status).toBe(401);
+  });
+
   it('a malformed path with a valid token is a 400, not a crash', async () => {
     const r = await raw(port, `GET /%ZZ HTTP/1.1\r\nHost: ${host}\r\nX-DG-Token: ${server.token}\r\nConnection: close\r\n\r\n`);
     expect(r.status).toBe(400);

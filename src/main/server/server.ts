@@ -78,14 +78,21 @@ function sameSecret(a: string, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
-function cookieToken(req: IncomingMessage): string | null {
-  const m = /(?:^|;\s*)dg_token=([^;]*)/.exec(String(req.headers.cookie ?? ''));
-  if (!m) return null;
-  try {
-    return decodeURIComponent(m[1]!);
-  } catch {
-    return null; // a malformed cookie is no cookie
+/**
+ * Every value of the studio's cookie in a request. Cookies are not scoped by port, so a page on another local
+ * port can toss a second `dg_token` (e.g. `path=/files`, which the browser sends first): the token counts if
+ * any of them matches, so a tossed cookie cannot lock the user out of the gallery's images.
+ */
+function cookieTokens(req: IncomingMessage): string[] {
+  const out: string[] = [];
+  for (const m of String(req.headers.cookie ?? '').matchAll(/(?:^|;\s*)dg_token=([^;]*)/g)) {
+    try {
+      out.push(decodeURIComponent(m[1]!));
+    } catch {
+      // a malformed cookie is no cookie
+    }
   }
+  return out;
 }
 
 function headerToken(req: IncomingMessage): string | null {
@@ -288,8 +295,9 @@ export async function startServer(opts: ServerOptions): Promise<StudioServer> {
     if (method !== 'GET' && method !== 'HEAD') return sendText(res, 405, 'method not allowed', { ...headers, allow: 'GET, HEAD' });
     // page and files: the cookie (set by the ?token= page load) or a header, same-origin only
     const q = url.searchParams.get('token');
-    const given = headerToken(req) ?? q ?? cookieToken(req);
-    if (!given || !sameSecret(given, token) || !fetchSiteAllowed(req))
+    const given = headerToken(req) ?? q;
+    const ok = given !== null ? sameSecret(given, token) : cookieTokens(req).some((c) => sameSecret(c, token));
+    if (!ok || !fetchSiteAllowed(req))
       return sendText(res, 401, 'DG Studio server: missing or wrong access token (open the URL printed at start)', headers);
     const cookie: Record<string, string> = q
       ? { 'set-cookie': `dg_token=${encodeURIComponent(token)}; HttpOnly; SameSite=Strict; Path=/` }
