@@ -274,6 +274,11 @@ describe('studio in a real browser (server mode)', async () => {
     await page.click('[data-testid=sweep-run]');
     await page.locator('[data-testid=sweep-plot]').waitFor({ timeout: 90_000 });
     expect(await page.locator('[data-testid=kid-note]').textContent()).toMatch(/unbiased estimate .* slightly negative/s);
+    // the sweep is kept in the studio's state: a tab switch loses neither the plot nor the form
+    await page.click('[data-testid=tab-translate]');
+    await page.click('[data-testid=tab-sweep]');
+    await page.locator('[data-testid=sweep-plot]').waitFor({ timeout: 5_000 });
+    expect(await page.locator('[data-testid=sweep-w]').inputValue()).toBe('0, 1');
     const ok = await page.locator('[data-testid=sweep-plot]').evaluate((el) => {
       const img = el as unknown as { complete: boolean; naturalWidth: number };
       return img.complete && img.naturalWidth > 100;

@@ -59,6 +59,15 @@ export const studio = $state({
     lastRun: null as TranslateRequest | null,
     trainJob: null as number | null,
     trainWhat: 'score' as 'score' | 'discriminator',
+    /** the Sweep tab's form, its jobs and reference images (kept across tab switches and reloads) */
+    sweep: {
+      reference: [] as SourceRef[],
+      t0s: '0.3, 0.6',
+      /** null until the tab first opens: then plain SDEdit against the Translate tab's DG weight */
+      weights: null as string | null,
+      job: null as number | null,
+      pathsJob: null as number | null,
+    },
   },
   toasts: [] as Toast[],
   galleryVersion: 0,
