@@ -121,6 +121,9 @@ describe('studio in a real browser (server mode)', async () => {
     await page.click('[data-testid=compare]');
     await page.locator('[data-testid=wipe]').waitFor({ timeout: 60_000 });
     await expect.poll(() => page.locator('[data-testid=compare-caption]').count(), { timeout: 30_000 }).toBe(2);
+    // beside each pair, where DG changed it: |DG − SDEdit| amplified and labelled, with its mean
+    await expect.poll(() => page.locator('[data-testid=diff-caption]', { hasText: /mean \d/ }).count(), { timeout: 10_000 }).toBe(2);
+    expect(await page.locator('[data-testid=diff-caption]').first().textContent()).toMatch(/\|DG − SDEdit\| ×4: mean \d+\.\d\/255/);
     // the viewer: large, source | SDEdit | DG, arrow keys move, Esc closes
     await page.click('[data-testid=view]');
     await page.locator('[data-testid=viewer]').waitFor();
