@@ -217,6 +217,19 @@ describe('the back end validates every request (no Electron needed)', async () =
     }[];
     const capped = models.find((m) => m.name === 'capped toy')!;
     expect(capped).toMatchObject({ validTimeRange: [0, 0.8], dataShape: [3, 64, 64] });
+    // the bundled model imported again (same network file and settings, another name) is refused, naming the one listed
+    const bundledManifest = { ...JSON.parse(readFileSync(join(toy, 'manifest.json'), 'utf8')), name: 'my copy' };
+    await expect(
+      backend.dispatch('importModel', [
+        {
+          kind: 'score',
+          files: [
+            { name: 'model.onnx', data: new Uint8Array(readFileSync(join(toy, 'model.onnx'))) },
+            { name: 'manifest.json', data: new TextEncoder().encode(JSON.stringify(bundledManifest)) },
+          ],
+        },
+      ]),
+    ).rejects.toThrow(/this model is already in the list as ".*" \(the same network file and settings\)/);
     // a model the user added can be deleted; a bundled one cannot
     await expect(backend.dispatch('deleteModel', ['bundled:score'])).rejects.toThrow(/is bundled with DG Studio and cannot be deleted/);
     expect(await backend.dispatch('deleteModel', [capped.id])).toBe(true);

@@ -4,7 +4,7 @@
  * `parseManifest`, the same check every loader applies; one that fails it is still listed, with its
  * problem, so the user sees why it cannot be used.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -15,6 +15,7 @@ import { readJsonFile } from '../engine/models/score-model.js';
 import type { ExecutionProvider } from '../engine/onnx/session.js';
 import { fileInside } from '../services/folders.js';
 import { checkManifest, inspectOnnxFile } from '../services/inspect-model.js';
+import { sha256File } from '../services/translate-files.js';
 import { bundledDefaults } from '../services/resources.js';
 
 export type RegistryEntry = ModelEntry & { manifest: string };
@@ -157,6 +158,8 @@ export class ModelRegistry {
     }
     const dir = join(this.home, 'models', slug);
     if (existsSync(dir)) throw new Error(`a model named "${slug}" is already imported; rename it in its manifest`);
+    const twin = await this.sameModel(manifests[0]!.data, req.files);
+    if (twin) throw new Error(`this model is already in the list as "${twin.name}" (the same network file and settings)`);
     await mkdir(dir, { recursive: true });
     try {
       for (const f of req.files) await writeFileAtomic(fileInside(dir, f === manifests[0] ? 'manifest.json' : f.name), f.data);
@@ -168,6 +171,45 @@ export class ModelRegistry {
     const entry = (await this.list()).find((m) => m.id === `imported:${slug}`);
     if (!entry) throw new Error(`imported "${slug}" but cannot list it`);
     return entry;
+  }
+
+  /**
+   * A listed model an upload duplicates: the same network file (sha256 of its bytes) and the same manifest
+   * apart from its name and description (importing the bundled model again, or one twice). Null when none.
+   */
+  private async sameModel(manifestBytes: Uint8Array, files: { name: string; data: Uint8Array }[]): Promise<RegistryEntry | null> {
+    // the manifest without its name and description, keys sorted at every level
+    const canonical = (v: unknown): unknown =>
+      Array.isArray(v)
+        ? v.map(canonical)
+        : v && typeof v === 'object'
+          ? Object.fromEntries(
+              Object.keys(v)
+                .sort()
+                .map((k) => [k, canonical((v as Record<string, unknown>)[k])]),
+            )
+          : v;
+    const key = (m: Record<string, unknown>) => {
+      const { name: _n, description: _d, ...rest } = m;
+      return JSON.stringify(canonical(rest));
+    };
+    let manifest: Record<string, unknown>;
+    try {
+      manifest = JSON.parse(new TextDecoder().decode(manifestBytes)) as Record<string, unknown>;
+    } catch {
+      return null; // reported by the caller
+    }
+    const onnxName = typeof manifest['onnx'] === 'string' ? manifest['onnx'] : null;
+    const upload = files.find((f) => f.name === onnxName);
+    if (!upload) return null;
+    const digest = createHash('sha256').update(upload.data).digest('hex');
+    for (const e of await this.entries()) {
+      const m = (await readJsonFile(e.manifest, 'manifest').catch(() => null)) as Record<string, unknown> | null;
+      if (!m || typeof m['onnx'] !== 'string' || key(m) !== key(manifest)) continue;
+      const onnx = join(dirname(e.manifest), m['onnx']);
+      if (existsSync(onnx) && (await sha256File(onnx)) === digest) return e;
+    }
+    return null;
   }
 
   /** Inspect an uploaded ONNX file in a scratch folder (removed after) and return the checked proposal. */
