@@ -10,7 +10,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { startBackendProcess, type BackendProcess } from '../../src/main/backend/process.js';
-import { startServer, type StudioServer } from '../../src/main/server/server.js';
+import { AuthFailures, startServer, type StudioServer } from '../../src/main/server/server.js';
 import { Rng } from '../../src/main/engine/rng.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -398,5 +398,19 @@ describe('serve refuses a busy port in one clear line', () => {
     await expect(startServer({ backend: b, rendererDir: join(dir, 'r'), port })).rejects.toMatchObject({ code: 'EADDRINUSE' });
     await first.close();
     expect((await readFile(join(dir, 'r', 'index.html'), 'utf8')).length).toBe(1);
+  });
+});
+
+describe('failed authentications', () => {
+  it('are logged as one summary at most every 10 s, and past the limit a wrong token gets 429', () => {
+    const lines: string[] = [];
+    const f = new AuthFailures((l) => lines.push(l), 3);
+    const t = 1_000_000;
+    expect([f.fail('a', t), f.fail('b', t + 1000), f.fail('c', t + 2000)]).toEqual([false, false, false]);
+    expect(f.fail('d', t + 3000)).toBe(true); // the 4th in a minute
+    expect(lines).toEqual(['1 request(s) with a missing or wrong access token since the last report (latest: a; 1 in the last minute)']);
+    f.fail('e', t + 12_000);
+    expect(lines[1]).toBe('4 request(s) with a missing or wrong access token since the last report (latest: e; 5 in the last minute)');
+    expect(f.fail('f', t + 80_000)).toBe(false); // the minute has passed
   });
 });

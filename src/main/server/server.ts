@@ -45,6 +45,39 @@ export interface ServerOptions {
   host?: string;
   port?: number;
   token?: string;
+  /** where failed-authentication summaries go (serve: stderr) */
+  onLog?: (line: string) => void;
+}
+
+/**
+ * Failed authentications: counted per minute and logged as one summary line at most every 10 s; past
+ * `max` in a minute, wrong-token requests get 429 instead of 401. A right token always passes — on a
+ * loopback server every client shares one address, so blocking by address would let any local process
+ * lock the user out, and a 192-bit token cannot be guessed anyway: the count is for the log.
+ */
+export class AuthFailures {
+  private times: number[] = [];
+  private unlogged = 0;
+  private lastLog = 0;
+  constructor(
+    private readonly log: (line: string) => void,
+    private readonly max = 60,
+  ) {}
+
+  /** Record a failure; true when the minute's count is past the limit (answer 429). */
+  fail(what: string, now = Date.now()): boolean {
+    this.times = this.times.filter((t) => now - t < 60_000);
+    this.times.push(now);
+    this.unlogged++;
+    if (now - this.lastLog >= 10_000) {
+      this.log(
+        `${this.unlogged} request(s) with a missing or wrong access token since the last report (latest: ${what}; ${this.times.length} in the last minute)`,
+      );
+      this.unlogged = 0;
+      this.lastLog = now;
+    }
+    return this.times.length > this.max;
+  }
 }
 
 export interface StudioServer {
@@ -253,6 +286,7 @@ export async function startServer(opts: ServerOptions): Promise<StudioServer> {
     if (o !== undefined && !origins.has(String(o).toLowerCase())) throw new HttpError(403, 'requests from other sites are refused');
   };
 
+  const failures = new AuthFailures(opts.onLog ?? (() => {}));
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const method = req.method ?? '';
     let url: URL;
@@ -266,7 +300,11 @@ export async function startServer(opts: ServerOptions): Promise<StudioServer> {
     if (path.startsWith('/api/')) {
       if (method !== 'POST') return send(res, 405, { error: 'the API takes POST only' }, { ...headers, allow: 'POST' });
       const given = headerToken(req);
-      if (!given || !sameSecret(given, token)) return send(res, 401, { error: 'missing or wrong access token', restart: true }, headers);
+      if (!given || !sameSecret(given, token)) {
+        if (failures.fail(`POST ${path.slice(0, 64)}`))
+          return send(res, 429, { error: 'too many requests with a wrong access token' }, headers);
+        return send(res, 401, { error: 'missing or wrong access token', restart: true }, headers);
+      }
       if (!fetchSiteAllowed(req)) throw new HttpError(403, 'requests from other sites are refused');
       const type = String(req.headers['content-type'] ?? '')
         .split(';')[0]!
@@ -297,8 +335,11 @@ export async function startServer(opts: ServerOptions): Promise<StudioServer> {
     const q = url.searchParams.get('token');
     const given = headerToken(req) ?? q;
     const ok = given !== null ? sameSecret(given, token) : cookieTokens(req).some((c) => sameSecret(c, token));
-    if (!ok || !fetchSiteAllowed(req))
+    if (!ok || !fetchSiteAllowed(req)) {
+      if (!ok && failures.fail(`GET ${path.slice(0, 64)}`))
+        return sendText(res, 429, 'DG Studio server: too many requests with a wrong access token', headers);
       return sendText(res, 401, 'DG Studio server: missing or wrong access token (open the URL printed at start)', headers);
+    }
     const cookie: Record<string, string> = q
       ? { 'set-cookie': `dg_token=${encodeURIComponent(token)}; HttpOnly; SameSite=Strict; Path=/` }
       : {};

@@ -62,7 +62,7 @@ async function serve(o: ServeOptions): Promise<number> {
   const backend = await startBackendProcess({ dataDir: o.data, mode: 'server', allowedRoots: o.allowRoot, onLog: (l) => console.error(l) });
   let s;
   try {
-    s = await startServer({ backend, rendererDir, host: o.host, port: o.port, token });
+    s = await startServer({ backend, rendererDir, host: o.host, port: o.port, token, onLog: (l) => console.error(`note: ${l}`) });
   } catch (e) {
     await backend.close();
     console.error(`error: ${listenProblem(e as Error, o.host, o.port)}`);
