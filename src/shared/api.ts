@@ -312,6 +312,17 @@ export const CreateStudySchema = z.object({
   seed: z.number().int().min(0).default(0),
 });
 
+export interface InterruptedRun {
+  id: number;
+  createdAt: string;
+  /** sources in the run, and how many have a result */
+  total: number;
+  done: number;
+  t0: number;
+  dgWeight: number;
+  modelName: string;
+}
+
 export interface StudyItemDto {
   itemId: number;
   position: number;
@@ -368,6 +379,10 @@ export const API = {
   judge: method<void>()(z.tuple([rowId, annotator, rowId, z.enum(['left', 'right', 'tie'])])),
   undoJudgement: method<boolean>()(z.tuple([rowId, annotator])),
   studySummary: method<unknown>()(z.tuple([rowId])),
+  /** translation runs a crash or a stopped server left unfinished (the studio offers to resume them) */
+  listInterruptedRuns: method<InterruptedRun[]>()(z.tuple([])),
+  /** finish an interrupted run: the sources without a result, with the run's own parameters and models */
+  resumeRun: method<{ jobId: number }>()(z.tuple([rowId])),
   /** one row per judgement, as CSV text, or JSON {rows, summary} */
   studyExport: method<string>()(z.tuple([rowId, z.enum(['csv', 'json']).optional()])),
 } as const;

@@ -35,6 +35,7 @@ import { obviousImage, Studies } from '../services/studies.js';
 import { Inbox } from './inbox.js';
 import {
   launchDiagnosePaths,
+  launchResume,
   launchSweep,
   launchTrainDiscriminator,
   launchTrainScoreModel,
@@ -336,6 +337,14 @@ export class StudioBackend implements StudioApi {
 
   async undoJudgement(studyId: number, annotator: string) {
     return this.studies.undo(studyId, annotator);
+  }
+
+  async listInterruptedRuns() {
+    return this.gallery.interruptedRuns();
+  }
+
+  async resumeRun(runId: number) {
+    return launchResume(this.launchContext(), runId);
   }
 
   async studySummary(studyId: number) {

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
+import type { TranslateParams } from '../../shared/params.js';
 import type { ApiParsedArgs, JobKind, JobResults, StudioEvent, TrainingProgress } from '../../shared/api.js';
 import { encodePng, sideBySide, writeFileAtomic } from '../engine/io/image-io.js';
 import type { Gallery } from '../services/gallery.js';
@@ -54,63 +55,99 @@ export async function launchTranslate(ctx: LaunchContext, req: ApiParsedArgs<'tr
   const classifierManifest = req.params.cgWeight > 0 ? await ctx.models.manifestOf(req.classifier, 'classifier') : undefined;
   if (req.params.cgWeight > 0 && !classifierManifest)
     throw new Error('a CG weight above 0 needs a classifier: import one (Settings → Import model) and pick it, or set the CG weight to 0');
+  return submitTranslation(ctx, `${inputs.length} image(s), t0 ${req.params.t0}, w ${req.params.dgWeight}`, {
+    inputs,
+    params: req.params,
+    modelManifest,
+    discriminatorManifest,
+    classifierManifest,
+  });
+}
+
+/** What a translation job translates: its files, parameters and models (and the run it finishes, if any). */
+interface TranslationWork {
+  inputs: string[];
+  params: TranslateParams;
+  modelManifest: string;
+  discriminatorManifest: string | undefined;
+  classifierManifest?: string | undefined;
+  resumeRunId?: number;
+}
+
+/** Queue a translation into the gallery and the output folder, with progress and live previews. */
+function submitTranslation(ctx: LaunchContext, label: string, w: TranslationWork) {
   const outDir = ctx.outputDir;
   const session = ctx.session;
-  const job = submitJob(
-    ctx,
-    'translate',
-    `${inputs.length} image(s), t0 ${req.params.t0}, w ${req.params.dgWeight}`,
-    async ({ signal, progress }) => {
-      let last = 0;
-      const { outputs, errors } = await translateFiles(
-        {
-          inputs,
-          outDir,
-          params: req.params,
-          modelManifest,
-          discriminatorManifest,
-          classifierManifest,
-          gallery: ctx.gallery,
-          // outputs are named after the names the user's files had, not the inbox's digests
-          sourceNames: Object.fromEntries(inputs.map((p) => [p, ctx.inbox.sourceOf(p).name])),
-          ...session,
+  const job = submitJob(ctx, 'translate', label, async ({ signal, progress }) => {
+    let last = 0;
+    const { outputs, errors } = await translateFiles(
+      {
+        ...w,
+        outDir,
+        gallery: ctx.gallery,
+        // outputs are named after the names the user's files had, not the inbox's digests
+        sourceNames: Object.fromEntries(w.inputs.map((p) => [p, ctx.inbox.sourceOf(p).name])),
+        ...session,
+      },
+      {
+        onStep: (s) => {
+          const now = Date.now();
+          const at = {
+            done: s.done * s.steps + s.step,
+            total: s.total * s.steps,
+            message: `image ${s.done + 1}/${s.total}, step ${s.step}/${s.steps}`,
+          };
+          if (s.preview && now - last > 250) {
+            last = now;
+            // the whole batch's current estimates side by side (up to 4), not just its first image
+            const [, c, h] = s.preview.shape as [number, number, number, number];
+            const strip = sideBySide(s.preview.data, s.preview.shape);
+            void encodePng(strip.chw, { channels: c as 1 | 3, height: h, width: strip.width, valueRange: [-1, 1] }).then((png) =>
+              progress({ ...at, preview: png }),
+            );
+          } else progress(at);
         },
-        {
-          onStep: (s) => {
-            const now = Date.now();
-            if (s.preview && now - last > 250) {
-              last = now;
-              // the whole batch's current estimates side by side (up to 4), not just its first image
-              const [, c, h] = s.preview.shape as [number, number, number, number];
-              const strip = sideBySide(s.preview.data, s.preview.shape);
-              void encodePng(strip.chw, {
-                channels: c as 1 | 3,
-                height: h,
-                width: strip.width,
-                valueRange: [-1, 1],
-              }).then((png) =>
-                progress({
-                  done: s.done * s.steps + s.step,
-                  total: s.total * s.steps,
-                  message: `image ${s.done + 1}/${s.total}, step ${s.step}/${s.steps}`,
-                  preview: png,
-                }),
-              );
-            } else
-              progress({
-                done: s.done * s.steps + s.step,
-                total: s.total * s.steps,
-                message: `image ${s.done + 1}/${s.total}, step ${s.step}/${s.steps}`,
-              });
-          },
-          onResult: () => ctx.emit({ type: 'gallery' }),
-        },
-        signal,
-      );
-      return { galleryIds: outputs.flatMap((o) => (o.galleryId === undefined ? [] : [o.galleryId])), errors };
-    },
-  );
+        onResult: () => ctx.emit({ type: 'gallery' }),
+      },
+      signal,
+    );
+    return { galleryIds: outputs.flatMap((o) => (o.galleryId === undefined ? [] : [o.galleryId])), errors };
+  });
   return { jobId: job.id };
+}
+
+/**
+ * Finish an interrupted run: the sources still without a result, with the run's own parameters, and its
+ * model and discriminator found again by name (a missing one is an error that names it).
+ */
+export async function launchResume(ctx: LaunchContext, runId: number) {
+  const run = ctx.gallery.run(runId);
+  if (!run) throw new Error(`the gallery has no run ${runId}`);
+  if (run.status !== 'interrupted' && run.status !== 'cancelled')
+    throw new Error(`run ${runId} is ${run.status}: only an interrupted or cancelled run can be resumed`);
+  if (run.params.cgWeight > 0)
+    throw new Error(`run ${runId} used classifier guidance: finish it with "dg-studio translate --resume-run ${runId} --classifier …"`);
+  const missing = run.inputs.filter((f) => !existsSync(f));
+  if (missing.length)
+    throw new Error(`${missing.length} of run ${runId}'s source images are no longer in the inbox; add them again and run anew`);
+  const entries = await ctx.models.entries();
+  const byName = (kind: 'score' | 'discriminator', name: string) => {
+    const e = entries.find((m) => m.kind === kind && m.name === name);
+    if (!e)
+      throw new Error(
+        `run ${runId} was made with the ${kind === 'score' ? 'model' : 'discriminator'} "${name}", which is no longer in the list`,
+      );
+    return e.manifest;
+  };
+  const modelManifest = byName('score', run.model.name);
+  const discriminatorManifest = run.discriminator ? byName('discriminator', run.discriminator.name) : undefined;
+  return submitTranslation(ctx, `resume run #${runId}: ${run.inputs.length} image(s), t0 ${run.params.t0}, w ${run.params.dgWeight}`, {
+    inputs: run.inputs,
+    params: run.params,
+    modelManifest,
+    discriminatorManifest,
+    resumeRunId: runId,
+  });
 }
 
 export async function launchSweep(ctx: LaunchContext, req: ApiParsedArgs<'sweep'>[0]) {

@@ -246,6 +246,26 @@ export class Gallery {
     };
   }
 
+  /** Runs a crash or a stopped server left unfinished, newest first, with how far they got. */
+  interruptedRuns(): { id: number; createdAt: string; total: number; done: number; t0: number; dgWeight: number; modelName: string }[] {
+    const rows = this.db
+      .prepare(
+        `SELECT r.id, r.created_at, r.inputs_json, r.t0, r.dg_weight, r.model_name,
+                (SELECT COUNT(*) FROM outputs o WHERE o.run_id = r.id AND o.error IS NULL) AS done
+         FROM runs r WHERE r.status = 'interrupted' ORDER BY r.id DESC LIMIT 20`,
+      )
+      .all() as Record<string, unknown>[];
+    return rows.map((r) => ({
+      id: r['id'] as number,
+      createdAt: r['created_at'] as string,
+      total: (JSON.parse(r['inputs_json'] as string) as unknown[]).length,
+      done: r['done'] as number,
+      t0: r['t0'] as number,
+      dgWeight: r['dg_weight'] as number,
+      modelName: r['model_name'] as string,
+    }));
+  }
+
   /** Sources of a run that already have a result (for resuming). */
   doneSources(runId: number): Set<string> {
     return new Set(this.db.prepare('SELECT source_path FROM outputs WHERE run_id = ? AND error IS NULL').pluck().all(runId) as string[]);
