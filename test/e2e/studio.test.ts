@@ -299,9 +299,15 @@ describe('studio in a real browser (server mode)', async () => {
   it('trains a discriminator for a few steps and offers it for translation', async () => {
     await page.click('[data-testid=tab-train]');
     await page.click('[data-testid=train-what-disc]');
+    // checked as you type by the API's own schema: a disabled Train says why in words
+    expect(await page.locator('[data-testid=train-run]').isDisabled()).toBe(true);
+    expect(await page.locator('[data-testid=train-problem]').textContent()).toMatch(/source/i);
     await page.setInputFiles('[data-testid=train-sources]', images);
     await page.setInputFiles('[data-testid=train-targets]', images.slice().reverse());
+    await page.fill('[data-testid=train-steps]', '0');
+    await expect.poll(() => page.locator('[data-testid=train-problem]').textContent()).toMatch(/steps/i);
     await page.fill('[data-testid=train-steps]', '6');
+    await expect.poll(() => page.locator('[data-testid=train-problem]').count()).toBe(0);
     await page.click('[data-testid=train-run]');
     await page.locator('[data-testid=train-done]').waitFor({ timeout: 120_000 });
     await page.screenshot({ path: join(artifacts, 'train.png') });
@@ -360,12 +366,19 @@ describe('studio in a real browser (server mode)', async () => {
   it('imports a model from its manifest and ONNX file, and explains a broken manifest in words', async () => {
     await page.click('[data-testid=tab-settings]');
     const toy = join(root, 'test', 'fixtures', 'toy-resources', 'models', 'toy-gaussian-64');
+    // the bundled model again: refused, naming the one in the list (it used to be listed twice)
     await page.setInputFiles('[data-testid=import-files]', [join(toy, 'manifest.json'), join(toy, 'model.onnx')]);
-    await page.locator('[data-testid=toast]', { hasText: 'imported "Toy sunset' }).waitFor();
+    await page.locator('[data-testid=toast]', { hasText: /already in the list as "Toy sunset/ }).waitFor();
+    // the same network with other settings is another model: imported
+    const variant = join(dir, 'variant.json');
+    const toyManifest = JSON.parse(await readFile(join(toy, 'manifest.json'), 'utf8'));
+    await writeFile(variant, JSON.stringify({ ...toyManifest, name: 'Toy sunset, capped', validTimeRange: [0, 0.9] }));
+    await page.setInputFiles('[data-testid=import-files]', [variant, join(toy, 'model.onnx')]);
+    await page.locator('[data-testid=toast]', { hasText: 'imported "Toy sunset, capped' }).waitFor();
     const bad = join(dir, 'broken.json');
     await writeFile(bad, JSON.stringify({ format: 'dg-studio/score-model@1', name: 'broken', onnx: 'model.onnx', prediction: 'noise' }));
     await page.setInputFiles('[data-testid=import-files]', [bad]);
-    const t = page.locator('[data-testid=toast]', { hasText: 'import failed' });
+    const t = page.locator('[data-testid=toast]', { hasText: /import failed: invalid manifest/ });
     await t.waitFor();
     expect(await t.textContent()).toMatch(/invalid manifest[\s\S]*prediction/);
     // a bare .onnx: inspect's proposal is shown, checked, editable, and imports
