@@ -356,6 +356,8 @@ describe('studio in a real browser (server mode)', async () => {
     await page.locator('[data-testid=jobs-row]', { hasText: 'long-target' }).locator('[data-testid=jobs-cancel]').click();
     await page.click('[data-testid=tab-train]');
     await expect.poll(() => page.locator('[data-testid=train-progress]').textContent(), { timeout: 60_000 }).toMatch(/cancelled/);
+    // and says what was saved, not only "cancelled"
+    expect(await page.locator('[data-testid=train-saved]').textContent()).toMatch(/Stopped at step \d+: what it learned so far was saved/);
     await expect
       .poll(async () => (await backend.listModels()).some((m) => m.id === 'trained-score:long-target'), { timeout: 60_000 })
       .toBe(true);
