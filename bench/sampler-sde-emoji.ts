@@ -13,6 +13,7 @@
  * reference's first seed.
  *
  *   npx tsx bench/sampler-sde-emoji.ts [N] [--t0 0.5] [--weight w] [--ref-steps 100] [--dg-only | --plain-only]
+ *                                      [--model other/manifest.json]   (another score model, e.g. one in training)
  */
 import { join } from 'node:path';
 import { SAMPLER_LABELS, TranslateParamsSchema } from '../src/shared/params.js';
@@ -37,7 +38,8 @@ const t0 = arg('--t0', 0.5);
 const refSteps = arg('--ref-steps', 100);
 const halves = process.argv.includes('--dg-only') ? [true] : process.argv.includes('--plain-only') ? [false] : [false, true];
 const models = join(root, 'resources', 'models');
-const model = await loadScoreModel(join(models, 'noto-emoji-unet', 'manifest.json'));
+const modelAt = process.argv.indexOf('--model');
+const model = await loadScoreModel(modelAt > 0 ? process.argv[modelAt + 1]! : join(models, 'noto-emoji-unet', 'manifest.json'));
 const spec = imageSpecOf(model);
 const shape = { channels: spec.channels, height: spec.height, width: spec.width, range: spec.valueRange };
 const disc = await loadDiscriminator(join(models, 'noto-emoji-dg', 'manifest.json'), {
@@ -75,7 +77,7 @@ async function run(sampler: SamplerName, steps: number, dg: boolean, firstSeed =
 type Quality = Awaited<ReturnType<typeof run>>;
 
 console.log(
-  `sampler-sde-emoji: the bundled default, SDEdit from t0 = ${t0}, N = ${n}, DG w = ${weight}, reference DDPM ${refSteps} — ${new Date().toISOString()}`,
+  `sampler-sde-emoji: ${modelAt > 0 ? `"${model.manifest.name}"` : 'the bundled default'}, SDEdit from t0 = ${t0}, N = ${n}, DG w = ${weight}, reference DDPM ${refSteps} — ${new Date().toISOString()}`,
 );
 const settings: [SamplerName, number[]][] = [
   ['dpm++2m', [8, 15]],
