@@ -32,11 +32,21 @@ function trainingSummary(t: unknown): Record<string, string | number> | null {
   return Object.keys(out).length ? out : null;
 }
 
-/** The card of one manifest file; null when the file is not even JSON (skipped: reported when used). */
-async function entryOf(manifest: string, fallbackKind: ModelEntry['kind'], bundled: boolean, id: string): Promise<RegistryEntry | null> {
+/** Kinds by manifest format, for listing a manifest that fails its check (score otherwise). */
+const KIND_OF_FORMAT: Record<string, ModelEntry['kind']> = {
+  'dg-studio/discriminator@1': 'discriminator',
+  'dg-studio/classifier@1': 'classifier',
+};
+
+/**
+ * The card of one manifest file; null when the file is not even JSON (skipped: reported when used). A manifest
+ * that fails its check is listed as the kind its `format` names, else as `folderKind` (what its folder holds).
+ */
+async function entryOf(manifest: string, folderKind: ModelEntry['kind'], bundled: boolean, id: string): Promise<RegistryEntry | null> {
   const raw = (await readJsonFile(manifest, 'manifest').catch(() => null)) as Record<string, unknown> | null;
   if (raw === null || typeof raw !== 'object') return null;
   const parsed = parseManifest(manifest, raw);
+  const fallbackKind = KIND_OF_FORMAT[String(raw['format'])] ?? folderKind;
   const base = {
     id,
     bundled,
@@ -89,11 +99,6 @@ export function cardWarning(kind: ModelEntry['kind'], training: unknown): string
   return null;
 }
 
-const KIND_OF_FORMAT: Record<string, ModelEntry['kind']> = {
-  'dg-studio/discriminator@1': 'discriminator',
-  'dg-studio/classifier@1': 'classifier',
-};
-
 export class ModelRegistry {
   constructor(private readonly home: string) {}
 
@@ -102,19 +107,16 @@ export class ModelRegistry {
     const d = bundledDefaults();
     const found: (RegistryEntry | null)[] = [await entryOf(d.scoreModel, 'score', true, 'bundled:score')];
     if (d.discriminator) found.push(await entryOf(d.discriminator, 'discriminator', true, 'bundled:discriminator'));
-    const folder = async (sub: string, idPrefix: string, kind: (manifest: string) => Promise<ModelEntry['kind']>) => {
+    const folder = async (sub: string, idPrefix: string, kind: ModelEntry['kind']) => {
       const dir = join(this.home, sub);
       for (const name of existsSync(dir) ? (await readdir(dir)).sort() : []) {
         const manifest = join(dir, name, 'manifest.json');
-        if (existsSync(manifest)) found.push(await entryOf(manifest, await kind(manifest), false, `${idPrefix}:${name}`));
+        if (existsSync(manifest)) found.push(await entryOf(manifest, kind, false, `${idPrefix}:${name}`));
       }
     };
-    await folder('models', 'imported', async (manifest) => {
-      const format = ((await readJsonFile(manifest, 'manifest').catch(() => ({}))) as { format?: string }).format;
-      return KIND_OF_FORMAT[format ?? ''] ?? 'score';
-    });
-    await folder('score-models', 'trained-score', async () => 'score');
-    await folder('discriminators', 'trained', async () => 'discriminator');
+    await folder('models', 'imported', 'score');
+    await folder('score-models', 'trained-score', 'score');
+    await folder('discriminators', 'trained', 'discriminator');
     return found.filter((e): e is RegistryEntry => e !== null);
   }
 

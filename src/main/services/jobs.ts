@@ -132,7 +132,7 @@ export class JobQueue extends EventEmitter<JobEvents> {
    * what it waits for; emits an update for each job whose note changed.
    */
   private updateNotes(device: string): void {
-    const interactive = this.running.get(`${device}/interactive`);
+    const interactive = this.running.get(runnerOf({ device, lane: 'interactive' }));
     for (const e of this.jobs.values()) {
       if (e.device !== device) continue;
       let note: string | null = null;

@@ -96,13 +96,13 @@ export async function readImageAndBytes(
   let raw: Buffer;
   let geometry: FitGeometry;
   try {
-    const open = () => sharp(input, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'truncated', animated: false });
-    const meta = await open().metadata();
+    const source = sharp(input, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'truncated', animated: false });
+    const meta = await source.metadata();
     // EXIF orientations 5–8 swap the sides
     const [w, h] = (meta.orientation ?? 1) >= 5 ? [meta.height ?? 1, meta.width ?? 1] : [meta.width ?? 1, meta.height ?? 1];
     const whole = { left: 0, top: 0, width: spec.width, height: spec.height };
     geometry = { fit, sourceWidth: w, sourceHeight: h, box: fit === 'pad' ? padBox(w, h, spec.width, spec.height) : whole };
-    let img = open().rotate().flatten({ background: '#ffffff' });
+    let img = source.rotate().flatten({ background: '#ffffff' });
     if (fit === 'crop') img = img.resize(spec.width, spec.height, { fit: 'cover', position: 'centre' });
     else if (fit === 'stretch') img = img.resize(spec.width, spec.height, { fit: 'fill' });
     else {
