@@ -12,6 +12,7 @@ import type { JobDto } from '../src/shared/api.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { jobOf as jobOfBackend, untilJob } from '../test/helpers/jobs.js';
 import { summarize } from './stats.js';
 
 const median = (xs: number[]) => summarize(xs).median;
@@ -20,14 +21,8 @@ const range = (xs: number[]) => `${summarize(xs).min.toFixed(2)}–${summarize(x
 const rounds = Number(process.argv[2] ?? 3);
 const home = await mkdtemp(join(tmpdir(), 'dg-bench-jobs-'));
 const backend = await StudioBackend.create({ mode: 'server', dataDir: home });
-const jobOf = async (id: number) => ((await backend.dispatch('listJobs', [])) as JobDto[]).find((j) => j.id === id)!;
-async function until(id: number, ok: (j: JobDto) => boolean): Promise<JobDto> {
-  for (;;) {
-    const j = await jobOf(id);
-    if (ok(j)) return j;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const jobOf = (id: number) => jobOfBackend(backend, id);
+const until = (id: number, ok: (j: JobDto) => boolean) => untilJob(backend, id, ok, Infinity, 20);
 const { sources } = (await backend.dispatch('addSamples', [])) as { sources: { id: string }[] };
 const ids = sources.map((s) => s.id);
 async function translateSeconds(): Promise<number> {

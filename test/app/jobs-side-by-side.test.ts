@@ -8,17 +8,11 @@ import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { StudioBackend } from '../../src/main/backend/backend.js';
 import type { JobDto } from '../../src/shared/api.js';
+import { jobOf, untilJob } from '../helpers/jobs.js';
 import { tempDir } from '../helpers/tmp.js';
 
-const jobOf = async (b: StudioBackend, id: number) => ((await b.dispatch('listJobs', [])) as JobDto[]).find((j) => j.id === id)!;
-async function until(b: StudioBackend, id: number, ok: (j: JobDto) => boolean, ms = 110_000): Promise<JobDto> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const j = await jobOf(b, id);
-    if (ok(j) || Date.now() > end) return j;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** as long as a test may wait for one job state */
+const until = (b: StudioBackend, id: number, ok: (j: JobDto) => boolean) => untilJob(b, id, ok, 110_000);
 
 describe('jobs side by side', () => {
   it('a translation started during a training finishes while the training still runs; the training pauses for it, then goes on', async () => {

@@ -6,16 +6,9 @@
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { StudioBackend } from '../../src/main/backend/backend.js';
-import type { InterruptedRun, JobDto } from '../../src/shared/api.js';
+import type { InterruptedRun } from '../../src/shared/api.js';
+import { untilJob } from '../helpers/jobs.js';
 import { tempDir } from '../helpers/tmp.js';
-
-async function finished(b: StudioBackend, id: number): Promise<JobDto> {
-  for (;;) {
-    const j = ((await b.dispatch('listJobs', [])) as JobDto[]).find((x) => x.id === id)!;
-    if (j.state !== 'queued' && j.state !== 'running') return j;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('resuming an interrupted run from the studio', () => {
   it('lists the run with how far it got, and Resume translates only what is missing', async () => {
@@ -35,7 +28,7 @@ describe('resuming an interrupted run from the studio', () => {
     const { jobId } = (await first.dispatch('translate', [
       { sources: sources.map((s) => s.id), params: { steps: 2, dgWeight: 0 }, model: null, discriminator: null },
     ])) as { jobId: number };
-    expect((await finished(first, jobId)).state).toBe('done');
+    expect((await untilJob(first, jobId)).state).toBe('done');
     // as a killed server leaves it: the run still "running" (reconciled to interrupted on the next start), one row missing
     const last = Math.max(...first.gallery.search({ limit: 10 }).map((r) => r.id));
     first.gallery.db.prepare('DELETE FROM outputs WHERE id = ?').run(last);
@@ -48,7 +41,7 @@ describe('resuming an interrupted run from the studio', () => {
       expect(runs).toHaveLength(1);
       expect(runs[0]).toMatchObject({ total: 3, done: 2, t0: 0.5, dgWeight: 0 });
       const resumed = (await second.dispatch('resumeRun', [runs[0]!.id])) as { jobId: number };
-      const job = await finished(second, resumed.jobId);
+      const job = await untilJob(second, resumed.jobId);
       expect([job.state, job.error]).toEqual(['done', null]);
       expect(job.kind === 'translate' && job.result?.galleryIds).toHaveLength(1); // only the missing one
       expect(second.gallery.search({ limit: 10 })).toHaveLength(3);

@@ -11,16 +11,8 @@ import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { StudioBackend } from '../../src/main/backend/backend.js';
 import { fileInside, safeFileStem } from '../../src/main/services/folders.js';
-import type { JobDto } from '../../src/shared/api.js';
+import { untilJob } from '../helpers/jobs.js';
 import { tempDir } from '../helpers/tmp.js';
-
-async function finished(backend: StudioBackend, jobId: number): Promise<JobDto> {
-  for (;;) {
-    const j = ((await backend.dispatch('listJobs', [])) as JobDto[]).find((x) => x.id === jobId)!;
-    if (j.state !== 'queued' && j.state !== 'running') return j;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('file names the server writes', () => {
   it('safeFileStem keeps only a bounded last component; fileInside refuses what leaves its folder', () => {
@@ -60,7 +52,7 @@ describe('file names the server writes', () => {
       const { jobId } = (await backend.dispatch('translate', [
         { sources: added.sources.map((s) => s.id), params: { steps: 2, dgWeight: 0 }, model: null, discriminator: null },
       ])) as { jobId: number };
-      const job = await finished(backend, jobId);
+      const job = await untilJob(backend, jobId);
       expect([job.state, job.error]).toEqual(['done', null]);
       const ids = job.kind === 'translate' && job.result ? job.result.galleryIds : [];
       expect(ids).toHaveLength(2); // the 240-byte name did not fail the batch
