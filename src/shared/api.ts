@@ -149,6 +149,10 @@ export type StudioEvent = { type: 'job'; job: JobDto } | { type: 'gallery' };
 export interface ServedBackend {
   dispatch(method: string, args: unknown[]): Promise<unknown>;
   resolveFile(kind: string, name: string): string | null | Promise<string | null>;
+  /** an annotator link's calls (ANNOTATOR_API only; an unknown or revoked token: status 401, any other method: 403) */
+  dispatchAnnotator(token: string, method: string, args: unknown[]): Promise<unknown>;
+  /** a blind image of that link (`blind/<name>`), or null */
+  resolveAnnotatorFile(token: string, name: string): string | null | Promise<string | null>;
   onEvent(listener: (e: StudioEvent) => void): () => void;
 }
 
@@ -335,6 +339,23 @@ export interface StudyItemDto {
 
 const annotator = z.string().min(1).max(100);
 
+export interface AnnotatorLinkDto {
+  id: number;
+  studyId: number;
+  annotator: string;
+  createdAt: string;
+  revoked: boolean;
+  /** judgements this annotator has made in the study (undone ones not counted) */
+  judged: number;
+}
+
+/** What an annotator's page knows of its study: the question, never the settings. */
+export interface AnnotatorStudyDto {
+  name: string;
+  question: 'realism' | 'faithfulness';
+  annotator: string;
+}
+
 /**
  * One table, the whole surface: each method's argument schema (a tuple, validated by the back end before
  * it acts) and its result type (carried as a type: the back end is trusted, so results are not
@@ -379,6 +400,10 @@ export const API = {
   judge: method<void>()(z.tuple([rowId, annotator, rowId, z.enum(['left', 'right', 'tie'])])),
   undoJudgement: method<boolean>()(z.tuple([rowId, annotator])),
   studySummary: method<unknown>()(z.tuple([rowId])),
+  /** a link that lets one annotator judge one study and nothing else; its token is in the answer once, never again */
+  createAnnotatorLink: method<{ id: number; token: string }>()(z.tuple([rowId, annotator])),
+  listAnnotatorLinks: method<AnnotatorLinkDto[]>()(z.tuple([rowId])),
+  revokeAnnotatorLink: method<boolean>()(z.tuple([rowId])),
   /** translation runs a crash or a stopped server left unfinished (the studio offers to resume them) */
   listInterruptedRuns: method<InterruptedRun[]>()(z.tuple([])),
   /** finish an interrupted run: the sources without a result, with the run's own parameters and models */
@@ -401,9 +426,35 @@ export type StudioApi = { [M in ApiMethod]: Method<ApiArgs<M>, ApiResult<M>> };
 /** The API over any transport that can carry a method name and its arguments (IPC, HTTP): the one place
  * where the table becomes functions. */
 export function apiOverTransport(invoke: (method: ApiMethod, args: unknown[]) => Promise<unknown>): StudioApi {
-  const api: Partial<Record<ApiMethod, (...args: unknown[]) => Promise<unknown>>> = {};
-  for (const m of METHODS) api[m] = (...args: unknown[]) => invoke(m, args);
-  return api as StudioApi;
+  return functionsOf(METHODS, invoke) as StudioApi;
+}
+
+function functionsOf<M extends string>(methods: readonly M[], invoke: (method: M, args: unknown[]) => Promise<unknown>) {
+  const api: Partial<Record<M, (...args: unknown[]) => Promise<unknown>>> = {};
+  for (const m of methods) api[m] = (...args: unknown[]) => invoke(m, args);
+  return api;
+}
+
+/**
+ * The whole surface an annotator link reaches (server mode, `X-DG-Annotator` header): its study's question, the
+ * next pair, a judgement, an undo — each bound to the link's study and annotator by the back end, never named by
+ * the caller. Nothing else in API is callable with an annotator token.
+ */
+export const ANNOTATOR_API = {
+  annotatorStudy: method<AnnotatorStudyDto>()(z.tuple([])),
+  annotatorNext: method<StudyItemDto | null>()(z.tuple([])),
+  annotatorJudge: method<void>()(z.tuple([rowId, z.enum(['left', 'right', 'tie'])])),
+  annotatorUndo: method<boolean>()(z.tuple([])),
+} as const;
+export type AnnotatorMethod = keyof typeof ANNOTATOR_API;
+export type AnnotatorApi = {
+  [M in AnnotatorMethod]: Method<z.input<(typeof ANNOTATOR_API)[M]['args']>, (typeof ANNOTATOR_API)[M]['result']>;
+};
+export const ANNOTATOR_TOKEN_HEADER = 'x-dg-annotator';
+
+/** The annotator surface over a transport (the annotator page's HTTP client). */
+export function annotatorApiOverTransport(invoke: (method: AnnotatorMethod, args: unknown[]) => Promise<unknown>): AnnotatorApi {
+  return functionsOf(Object.keys(ANNOTATOR_API) as AnnotatorMethod[], invoke) as AnnotatorApi;
 }
 
 /** IPC channel names (Electron). */

@@ -524,4 +524,47 @@ describe('studio in a real browser (server mode)', async () => {
     expect(json.rows).toHaveLength(rows.length);
     expect(json.summary.judgements).toBe(live.length);
   });
+
+  it('an annotator link opens only the study, in a browser without the owner token, and the judgement lands under its name', async () => {
+    await page.click('[data-testid=tab-annotate]');
+    await page.fill('[data-testid=link-annotator]', 'remote ann');
+    await page.click('[data-testid=link-create]');
+    const url = (await page.locator('[data-testid=link-url]').textContent())!;
+    expect(url).toMatch(/\/\?a=dga_/);
+    expect(url).not.toContain(server.token);
+    // another browser profile: no owner cookie, no owner token anywhere
+    const other = await browser.newContext({ viewport: { width: 1024, height: 700 } });
+    try {
+      const ann = await other.newPage();
+      const calls: string[] = [];
+      ann.on('request', (r) => calls.push(r.url()));
+      await ann.goto(url);
+      await ann.locator('[data-testid=study-item]').waitFor();
+      expect(await ann.locator('[data-testid=annotator-name]').textContent()).toBe('judging as remote ann');
+      expect(await ann.locator('[data-testid=tab-gallery]').count()).toBe(0);
+      const srcs = await ann.locator('[data-testid=study-item] img').evaluateAll((els) => els.map((e) => e.getAttribute('src')));
+      for (const src of srcs) expect(src).toMatch(/^\/files\/blind\/[0-9a-f]{32}$/);
+      // every image loads (the annotator's own cookie, set by the link); a refused one would never get a width
+      await ann.waitForFunction(
+        () => {
+          const doc = (
+            globalThis as unknown as { document: { querySelectorAll(s: string): ArrayLike<{ complete: boolean; naturalWidth: number }> } }
+          ).document;
+          const imgs = Array.from(doc.querySelectorAll('[data-testid=study-item] img'));
+          return imgs.length === 3 && imgs.every((i) => i.complete && i.naturalWidth > 0);
+        },
+        undefined,
+        { timeout: 10_000 },
+      );
+      await ann.keyboard.press('ArrowLeft');
+      await ann.locator('[data-testid=study-progress]', { hasText: /^1\// }).waitFor();
+      await ann.screenshot({ path: join(artifacts, 'annotator-link.png') });
+      expect(calls.some((c) => /\/session|\/events|\/api\/(?!annotator)/.test(c))).toBe(false);
+      const studyId = (await backend.listStudies())[0]!.id;
+      const rows = JSON.parse(await backend.studyExport(studyId, 'json')) as { rows: { annotator: string }[] };
+      expect(rows.rows.filter((r) => r.annotator === 'remote ann')).toHaveLength(1);
+    } finally {
+      await other.close();
+    }
+  });
 });

@@ -392,7 +392,13 @@ describe('serve refuses a busy port in one clear line', () => {
     const dir = await tempDir();
     await mkdir(join(dir, 'r'), { recursive: true });
     await writeFile(join(dir, 'r', 'index.html'), 'x');
-    const b = { dispatch: async () => null, resolveFile: () => null, onEvent: () => () => undefined };
+    const b = {
+      dispatch: async () => null,
+      resolveFile: () => null,
+      dispatchAnnotator: async () => null,
+      resolveAnnotatorFile: () => null,
+      onEvent: () => () => undefined,
+    };
     const first = await startServer({ backend: b, rendererDir: join(dir, 'r'), port: 0 });
     const port = Number(new URL(first.origin).port);
     await expect(startServer({ backend: b, rendererDir: join(dir, 'r'), port })).rejects.toMatchObject({ code: 'EADDRINUSE' });

@@ -7,9 +7,11 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import {
+  ANNOTATOR_API,
   API,
+  type AnnotatorMethod,
   type ApiParsedArgs,
   SettingsSchema,
   type ApiMethod,
@@ -32,6 +34,7 @@ import { Gallery, type OutputRow } from '../services/gallery.js';
 import { jobRate, JobQueue, type JobInfo } from '../services/jobs.js';
 import { bundledDefaults, dataDir, defaultGalleryDir } from '../services/resources.js';
 import { obviousImage, Studies } from '../services/studies.js';
+import { AnnotatorLinks } from '../services/annotator-links.js';
 import { Inbox } from './inbox.js';
 import {
   launchDiagnosePaths,
@@ -301,6 +304,10 @@ export class StudioBackend implements StudioApi {
     return new Studies(this.gallery);
   }
 
+  private get links(): AnnotatorLinks {
+    return new AnnotatorLinks(this.gallery);
+  }
+
   async listStudies() {
     return this.studies.list();
   }
@@ -311,6 +318,14 @@ export class StudioBackend implements StudioApi {
 
   /** The next pair for an annotator, as image URLs (the blank obvious-check image included). */
   async nextStudyItem(studyId: number, annotator: string) {
+    return this.studyItem(studyId, annotator, async (kind, name) => `${kind}/${name}`);
+  }
+
+  /**
+   * The next pair of `annotator` in `studyId`, each image named by `ref` (the owner's page: the file's own
+   * reference; an annotator link: a pixels-only copy under an opaque name).
+   */
+  private async studyItem(studyId: number, annotator: string, ref: (kind: string, name: string) => Promise<string>) {
     const it = this.studies.next(studyId, annotator);
     if (!it) return null;
     const grey = join(this.home, 'plots', `${GREY_IMAGE}.png`);
@@ -318,17 +333,67 @@ export class StudioBackend implements StudioApi {
       await mkdir(join(this.home, 'plots'), { recursive: true });
       await obviousImage(grey);
     }
-    const url = (id: number | null) => (id === null ? `plot/${basename(grey, '.png')}` : `image/${this.gallery.get(id)?.sha256}`);
-    const src = this.inbox.sourceOf(it.sourcePath);
+    const image = (id: number | null) => (id === null ? ref('plot', GREY_IMAGE) : ref('image', this.gallery.get(id)!.sha256!));
+    const thumb = this.inbox.sourceOf(it.sourcePath).thumb;
     return {
       itemId: it.itemId,
       position: it.position,
       total: it.total,
       done: it.done,
-      source: src.thumb,
-      left: url(it.left),
-      right: url(it.right),
+      source: thumb ? await ref('source', thumb.slice('source/'.length)) : null,
+      left: await image(it.left),
+      right: await image(it.right),
     };
+  }
+
+  async createAnnotatorLink(studyId: number, annotator: string) {
+    return this.links.create(studyId, annotator);
+  }
+
+  async listAnnotatorLinks(studyId: number) {
+    return this.links.list(studyId);
+  }
+
+  async revokeAnnotatorLink(linkId: number) {
+    return this.links.revoke(linkId);
+  }
+
+  /** An annotator link's call: only ANNOTATOR_API, bound to the link's study and annotator (docs/security.md). */
+  async dispatchAnnotator(token: string, method: string, args: unknown[]): Promise<unknown> {
+    const grant = this.links.grant(token);
+    if (!grant)
+      throw Object.assign(new Error("this annotator link is unknown or was revoked; ask the study's owner for a new one"), { status: 401 });
+    if (!Object.hasOwn(ANNOTATOR_API, method))
+      throw Object.assign(new Error("an annotator link can only fetch and judge its study's pairs"), { status: 403 });
+    const m = method as AnnotatorMethod;
+    const parsed = ANNOTATOR_API[m].args.safeParse(args);
+    if (!parsed.success) throw new PayloadError(method, parsed.error, args);
+    const { studyId, annotator } = grant;
+    if (m === 'annotatorStudy') {
+      const s = this.studies.list().find((x) => x.id === studyId)!;
+      return { name: s.name, question: s.question, annotator };
+    }
+    if (m === 'annotatorNext')
+      return this.studyItem(studyId, annotator, async (kind, name) => {
+        const path = this.resolveFile(kind, name);
+        if (!path) throw new Error(`a study image is missing (${kind})`);
+        return this.links.blindCopy(grant, `${kind}:${name}`, path);
+      });
+    if (m === 'annotatorJudge') {
+      const [itemId, choice] = parsed.data as [number, 'left' | 'right' | 'tie'];
+      try {
+        return this.studies.judge(studyId, annotator, itemId, choice);
+      } catch (e) {
+        throw Object.assign(e as Error, { status: 400 }); // an item of another study: the request's fault
+      }
+    }
+    return this.studies.undo(studyId, annotator);
+  }
+
+  /** A blind image of the link whose token this is (`blind/<name>`), or null. */
+  resolveAnnotatorFile(token: string, name: string): string | null {
+    const grant = this.links.grant(token);
+    return grant ? this.links.blindFile(grant, name) : null;
   }
 
   async judge(studyId: number, annotator: string, itemId: number, choice: 'left' | 'right' | 'tie') {

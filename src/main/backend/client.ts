@@ -19,13 +19,22 @@ export class BackendClient {
     let markReady!: () => void;
     this.ready = new Promise((r) => (markReady = r));
     port.onMessage((raw) => {
-      const m = raw as { id?: number; result?: unknown; error?: string; errorName?: string; event?: StudioEvent; ready?: boolean };
+      const m = raw as {
+        id?: number;
+        result?: unknown;
+        error?: string;
+        errorName?: string;
+        status?: number;
+        event?: StudioEvent;
+        ready?: boolean;
+      };
       if (m.ready) markReady();
       else if (m.event) this.listeners.forEach((l) => l(m.event!));
       else if (m.id !== undefined) {
         const p = this.pending.get(m.id);
         this.pending.delete(m.id);
-        if (m.error !== undefined) p?.reject(Object.assign(new Error(m.error), m.errorName ? { name: m.errorName } : {}));
+        if (m.error !== undefined)
+          p?.reject(Object.assign(new Error(m.error), m.errorName ? { name: m.errorName } : {}, m.status ? { status: m.status } : {}));
         else p?.resolve(m.result);
       }
     });

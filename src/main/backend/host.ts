@@ -32,10 +32,17 @@ port.onMessage((m) => {
   void (async () => {
     try {
       const result =
-        method === '$resolveFile' ? backend.resolveFile(String(args[0]), String(args[1])) : await backend.dispatch(method, args);
+        method === '$resolveFile'
+          ? backend.resolveFile(String(args[0]), String(args[1]))
+          : method === '$annotator'
+            ? await backend.dispatchAnnotator(String(args[0]), String(args[1]), args[2] as unknown[])
+            : method === '$resolveAnnotatorFile'
+              ? backend.resolveAnnotatorFile(String(args[0]), String(args[1]))
+              : await backend.dispatch(method, args);
       port.post({ id, result: result ?? null });
     } catch (e) {
-      port.post({ id, error: (e as Error).message, errorName: (e as Error).name });
+      const err = e as Error & { status?: number };
+      port.post({ id, error: err.message, errorName: err.name, status: err.status });
     }
   })();
 });

@@ -81,6 +81,14 @@ export async function startBackendProcess(opts: BackendProcessOptions = {}): Pro
       await client.ready;
       return (await client.call('$resolveFile', [kind, name])) as string | null;
     },
+    async dispatchAnnotator(token, method, args) {
+      await client.ready;
+      return client.call('$annotator', [token, method, args]);
+    },
+    async resolveAnnotatorFile(token, name) {
+      await client.ready;
+      return (await client.call('$resolveAnnotatorFile', [token, name])) as string | null;
+    },
     onEvent(listener) {
       listeners.add(listener);
       return () => listeners.delete(listener);

@@ -16,7 +16,7 @@ import { createReadStream, realpathSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { extname, isAbsolute, relative, resolve } from 'node:path';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { ServedBackend } from '../../shared/api.js';
+import { ANNOTATOR_TOKEN_HEADER, type ServedBackend } from '../../shared/api.js';
 
 /** Ports other studios use by default (A1111/Forge/SD.Next 7860, ComfyUI 8188, InvokeAI 9090, Fooocus 7865). */
 export const OTHER_STUDIOS_PORTS = [7860, 7865, 8188, 9090];
@@ -116,9 +116,9 @@ function sameSecret(a: string, b: string): boolean {
  * port can toss a second `dg_token` (e.g. `path=/files`, which the browser sends first): the token counts if
  * any of them matches, so a tossed cookie cannot lock the user out of the gallery's images.
  */
-function cookieTokens(req: IncomingMessage): string[] {
+function cookieTokens(req: IncomingMessage, name = 'dg_token'): string[] {
   const out: string[] = [];
-  for (const m of String(req.headers.cookie ?? '').matchAll(/(?:^|;\s*)dg_token=([^;]*)/g)) {
+  for (const m of String(req.headers.cookie ?? '').matchAll(new RegExp(`(?:^|;\\s*)${name}=([^;]*)`, 'g'))) {
     try {
       out.push(decodeURIComponent(m[1]!));
     } catch {
@@ -299,38 +299,28 @@ export async function startServer(opts: ServerOptions): Promise<StudioServer> {
     const path = url.pathname;
     if (path.startsWith('/api/')) {
       if (method !== 'POST') return send(res, 405, { error: 'the API takes POST only' }, { ...headers, allow: 'POST' });
+      const annotator = req.headers[ANNOTATOR_TOKEN_HEADER];
       const given = headerToken(req);
+      if (typeof annotator === 'string' && !given) return annotatorCall(req, res, annotator, path.slice(5));
       if (!given || !sameSecret(given, token)) {
         if (failures.fail(`POST ${path.slice(0, 64)}`))
           return send(res, 429, { error: 'too many requests with a wrong access token' }, headers);
         return send(res, 401, { error: 'missing or wrong access token', restart: true }, headers);
       }
-      if (!fetchSiteAllowed(req)) throw new HttpError(403, 'requests from other sites are refused');
-      const type = String(req.headers['content-type'] ?? '')
-        .split(';')[0]!
-        .trim()
-        .toLowerCase();
-      if (type !== 'application/json') throw new HttpError(415, 'the body must be JSON (Content-Type: application/json)');
       const name = path.slice(5);
-      if (!/^[A-Za-z][A-Za-z0-9]{0,63}$/.test(name)) throw new HttpError(404, 'no such API method');
-      let args: unknown;
-      try {
-        args = JSON.parse(await readBody(req), reviveBytes) as unknown;
-      } catch (e) {
-        if (e instanceof HttpError) throw e;
-        throw new HttpError(400, `the body is not valid JSON (${(e as Error).message.slice(0, 120)})`);
-      }
-      if (!Array.isArray(args)) throw new HttpError(400, 'the body must be a JSON array of arguments');
-      try {
-        const result = await opts.backend.dispatch(name, args);
-        return send(res, 200, { result: result ?? null }, headers);
-      } catch (e) {
-        const err = e as Error & { status?: number };
-        const status = err.status ?? (err.name === 'PayloadError' ? 400 : /^unknown method/i.test(err.message) ? 404 : 500);
-        return send(res, status, { error: err.message }, headers);
-      }
+      const args = await readCall(req, name);
+      return answer(res, () => opts.backend.dispatch(name, args));
     }
     if (method !== 'GET' && method !== 'HEAD') return sendText(res, 405, 'method not allowed', { ...headers, allow: 'GET, HEAD' });
+    // an annotator link's page (?a=) and its blind images: the annotator's own cookie, never the owner's token
+    // (also the page's own files when the request holds no owner credential but an annotator's cookie)
+    const ownerCredential = headerToken(req) !== null || url.searchParams.has('token') || cookieTokens(req).length > 0;
+    if (
+      url.searchParams.has('a') ||
+      (!headerToken(req) && path.startsWith('/files/blind/')) ||
+      (!ownerCredential && cookieTokens(req, 'dg_annot').length)
+    )
+      return annotatorGet(req, res, url);
     // page and files: the cookie (set by the ?token= page load) or a header, same-origin only
     const q = url.searchParams.get('token');
     const given = headerToken(req) ?? q;
@@ -351,6 +341,95 @@ export async function startServer(opts: ServerOptions): Promise<StudioServer> {
       return serveFile(res, file, headers, true);
     }
     // the built renderer; nothing outside its folder (resolved, links followed)
+    const rel = path === '/' ? 'index.html' : safeDecode(path.slice(1), 'path');
+    if (rel.includes('\0')) throw new HttpError(400, 'a NUL byte in the path');
+    return serveFile(res, insideRoot(root, rel), { ...headers, ...cookie });
+  };
+
+  /** The checked JSON arguments of an API call (same-origin, JSON, a method-like name, an array). */
+  const readCall = async (req: IncomingMessage, name: string): Promise<unknown[]> => {
+    if (!fetchSiteAllowed(req)) throw new HttpError(403, 'requests from other sites are refused');
+    const type = String(req.headers['content-type'] ?? '')
+      .split(';')[0]!
+      .trim()
+      .toLowerCase();
+    if (type !== 'application/json') throw new HttpError(415, 'the body must be JSON (Content-Type: application/json)');
+    if (!/^[A-Za-z][A-Za-z0-9]{0,63}$/.test(name)) throw new HttpError(404, 'no such API method');
+    let args: unknown;
+    try {
+      args = JSON.parse(await readBody(req), reviveBytes) as unknown;
+    } catch (e) {
+      if (e instanceof HttpError) throw e;
+      throw new HttpError(400, `the body is not valid JSON (${(e as Error).message.slice(0, 120)})`);
+    }
+    if (!Array.isArray(args)) throw new HttpError(400, 'the body must be a JSON array of arguments');
+    return args;
+  };
+
+  /** The back end's answer, or its error with the status it names (400 for a refused payload, 500 else). */
+  const answer = async (res: ServerResponse, call: () => Promise<unknown>) => {
+    try {
+      return send(res, 200, { result: (await call()) ?? null }, headers);
+    } catch (e) {
+      const err = e as Error & { status?: number };
+      const status = err.status ?? (err.name === 'PayloadError' ? 400 : /^unknown method/i.test(err.message) ? 404 : 500);
+      return send(res, status, { error: err.message }, headers);
+    }
+  };
+
+  /** A call with an annotator link's token: ANNOTATOR_API only (the back end binds it to the link's study). */
+  const annotatorCall = async (req: IncomingMessage, res: ServerResponse, given: string, name: string) => {
+    const args = await readCall(req, name);
+    try {
+      return send(res, 200, { result: (await opts.backend.dispatchAnnotator(given, name, args)) ?? null }, headers);
+    } catch (e) {
+      const err = e as Error & { status?: number };
+      if (err.status === 401 && failures.fail(`annotator POST ${name.slice(0, 64)}`))
+        return send(res, 429, { error: 'too many requests with a wrong access token' }, headers);
+      return answer(res, () => Promise.reject(err));
+    }
+  };
+
+  /** The first of the request's annotator tokens (query, header, cookies) that names a live link, or null. */
+  const liveAnnotatorToken = async (req: IncomingMessage, url: URL): Promise<string | null> => {
+    const header = req.headers[ANNOTATOR_TOKEN_HEADER];
+    const candidates = [url.searchParams.get('a'), typeof header === 'string' ? header : null, ...cookieTokens(req, 'dg_annot')];
+    for (const c of candidates) {
+      if (!c) continue;
+      try {
+        await opts.backend.dispatchAnnotator(c, 'annotatorStudy', []);
+        return c;
+      } catch {
+        // not a live link: try the next
+      }
+    }
+    return null;
+  };
+
+  /** GET with an annotator link: the studio's page (which opens in annotator mode) and that link's blind images. */
+  const annotatorGet = async (req: IncomingMessage, res: ServerResponse, url: URL) => {
+    const given = await liveAnnotatorToken(req, url);
+    if (!given || !fetchSiteAllowed(req)) {
+      if (!given && failures.fail(`annotator GET ${url.pathname.slice(0, 64)}`))
+        return sendText(res, 429, 'DG Studio server: too many requests with a wrong access token', headers);
+      return sendText(
+        res,
+        401,
+        "DG Studio server: this annotator link is unknown or was revoked; ask the study's owner for a new one",
+        headers,
+      );
+    }
+    const path = url.pathname;
+    if (path.startsWith('/files/')) {
+      const parts = path.split('/');
+      const file =
+        parts.length === 4 && parts[2] === 'blind' ? await opts.backend.resolveAnnotatorFile(given, safeDecode(parts[3]!, 'path')) : null;
+      return serveFile(res, file, headers, true);
+    }
+    if (path === '/session') return sendText(res, 403, 'an annotator link opens its study only', headers);
+    const cookie: Record<string, string> = url.searchParams.has('a')
+      ? { 'set-cookie': `dg_annot=${encodeURIComponent(given)}; HttpOnly; SameSite=Strict; Path=/` }
+      : {};
     const rel = path === '/' ? 'index.html' : safeDecode(path.slice(1), 'path');
     if (rel.includes('\0')) throw new HttpError(400, 'a NUL byte in the path');
     return serveFile(res, insideRoot(root, rel), { ...headers, ...cookie });

@@ -131,6 +131,15 @@ const MIGRATIONS: string[] = [
    CREATE INDEX judgements_by ON judgements(study_id, annotator, undone);`,
   // 3: the source's original file name (a studio upload is stored under its digest), searchable
   `ALTER TABLE outputs ADD COLUMN source_name TEXT;`,
+  // 4: annotator links (a capability per study and annotator; the token itself is never stored, only its digest)
+  `CREATE TABLE annotator_links (
+     id INTEGER PRIMARY KEY,
+     study_id INTEGER NOT NULL REFERENCES studies(id) ON DELETE CASCADE,
+     annotator TEXT NOT NULL,
+     token_sha256 TEXT NOT NULL UNIQUE,
+     created_at TEXT NOT NULL,
+     revoked INTEGER NOT NULL DEFAULT 0
+   );`,
 ];
 
 export class Gallery {

@@ -250,6 +250,14 @@ export async function encodePng(chw: Float32Array, spec: ImageSpec, text: Record
   return encodePixelsPng(toPixels(chw, spec), { width: spec.width, height: spec.height, channels: spec.channels }, text);
 }
 
+/**
+ * The pixels of an image file as a PNG that carries nothing else: no text chunks (a gallery PNG's
+ * `parameters`), no EXIF/XMP/ICC, no timestamps — what a blind viewer may be shown.
+ */
+export async function pixelsOnlyPng(path: string): Promise<Uint8Array> {
+  return new Uint8Array(await sharp(path, { failOn: 'error' }).png().toBuffer());
+}
+
 /** Write a file atomically: a temp file beside it, then rename (no half-written results). */
 export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
   const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);

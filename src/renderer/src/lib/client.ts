@@ -2,7 +2,15 @@
  * The renderer's one way to the back end: Electron's preload bridge when present, else the
  * server mode's HTTP + WebSocket API. The rest of the UI cannot tell which.
  */
-import { apiOverTransport, type ApiMethod, type StudioBridge, type StudioEvent } from '../../../shared/api';
+import {
+  ANNOTATOR_TOKEN_HEADER,
+  annotatorApiOverTransport,
+  apiOverTransport,
+  type AnnotatorApi,
+  type ApiMethod,
+  type StudioBridge,
+  type StudioEvent,
+} from '../../../shared/api';
 
 function toBase64(bytes: Uint8Array): string {
   let s = '';
@@ -92,7 +100,36 @@ function httpBridge(): StudioBridge {
   };
 }
 
-export const api: StudioBridge = window.dgStudio ?? httpBridge();
+/**
+ * An annotator link's token (server mode, `/?a=…`): the page then opens in annotator mode and never asks for
+ * the owner's token. It stays in the address bar, so a reload keeps working; it is the annotator's own.
+ */
+export const annotatorToken: string | null = window.dgStudio ? null : new URLSearchParams(location.search).get('a');
+
+/** The annotator page's back end: ANNOTATOR_API over HTTP with the link's token. */
+export function annotatorBridge(token: string): AnnotatorApi {
+  return annotatorApiOverTransport(async (method, args) => {
+    const res = await fetch(`/api/${method}`, {
+      method: 'POST',
+      body: JSON.stringify(args),
+      headers: { 'content-type': 'application/json', [ANNOTATOR_TOKEN_HEADER]: token },
+      credentials: 'same-origin',
+    });
+    const json = (await res.json().catch(() => ({ error: `the server answered ${res.status}` }))) as { result?: unknown; error?: string };
+    if (!res.ok || json.error) throw new Error(json.error ?? `the server answered ${res.status}`);
+    return json.result;
+  });
+}
+
+/** On an annotator's page the owner's API does not exist (and its token is never asked for). */
+function noOwnerApi(): StudioBridge {
+  return {
+    ...apiOverTransport(() => Promise.reject(new Error('an annotator link opens its study only'))),
+    onEvent: () => () => undefined,
+  };
+}
+
+export const api: StudioBridge = window.dgStudio ?? (annotatorToken ? noOwnerApi() : httpBridge());
 
 /** URL of a back-end file reference such as "thumb/<sha>". */
 export function fileUrl(ref: string | null): string {
