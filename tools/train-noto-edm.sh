@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The next bundled default's score model (issue 26): the same U-Net as tools/train-noto-default.sh (width 32,
 # patch 2, t ≤ 0.8) trained with EDM preconditioning and a log-normal noise level focused on the σ of the t0s
-# users translate from (dg-math §9; P_mean −0.4, P_std 1.4 in VE units), chosen by the pilot recorded in
-# tools/pretrained/noto-emoji-unet-edm/README.md. Checkpoints every 5 minutes into that folder (committed),
+# users translate from (dg-math §9; σ in VE units), at first P_mean −0.4, P_std 1.4 (the pilot recorded in
+# tools/pretrained/noto-emoji-unet-edm/README.md), from step 5,241 EDM's own −1.2, 1.2 (P_MEAN, P_STD override) because the
+# first left 2–2.5× the baseline's noise at t ≤ 0.1. Checkpoints every 5 minutes into that folder (committed),
 # held-out denoising error every 10 minutes into its eval.csv. Run it again to resume.
 #
 #   bash tools/train-noto-edm.sh 120        # minutes of this stretch (SIGINT/SIGTERM: checkpoint and stop)
@@ -21,7 +22,7 @@ OUT=tools/pretrained/noto-emoji-unet-edm
 exec env OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} ${PYTHON:-/usr/bin/python3} tools/train-score-model.py \
   --data data/emoji/google/train --heldout data/emoji/google/test --out "$OUT" \
   --ch 32 --mult 1,2,2,2 --attn 16,8 --groups 8 --patch 2 --t-max 0.8 \
-  --precond edm --p-mean -0.4 --p-std 1.4 \
+  --precond edm --p-mean ${P_MEAN:--1.2} --p-std ${P_STD:-1.2} \
   --batch 32 --lr 2e-4 --warmup 500 --ema 0.9995 --seed 0 \
   --ckpt-minutes 5 --eval-minutes 10 --minutes "$MINUTES" --resume $EXPORT \
   --name "Noto emoji U-Net (EDM preconditioning, trained on a 2-core CPU)"

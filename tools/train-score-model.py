@@ -386,7 +386,10 @@ def main():
     attn = tuple(int(v) for v in a.attn.split(',') if v)
     arch = dict(ch=a.ch, mult=list(mult), attn=list(attn), groups=a.groups, patch=a.patch)
     if a.precond != 'eps':  # recorded only when not the default, so old checkpoints still match
-        arch.update(precond=a.precond, p_mean=a.p_mean, p_std=a.p_std)
+        arch.update(precond=a.precond)
+    # the training noise levels are a setting, not the architecture: a stretch may change them; each change is kept
+    noise = dict(p_mean=a.p_mean, p_std=a.p_std)
+    noise_history = [dict(step=0, **noise)] if a.precond == 'edm' else []
     unet_arch = dict(ch=a.ch, mult=list(mult), attn=list(attn), groups=a.groups, patch=a.patch)
     model = UNet(**unet_arch).to(dev)
     ema = UNet(**unet_arch).to(dev)
@@ -406,6 +409,8 @@ def main():
     if a.resume and os.path.exists(ckpt):
         tensors, meta = load_safetensors(ckpt)
         saved_arch = json.loads(meta.get('arch', 'null'))
+        if saved_arch and 'p_mean' in saved_arch:  # checkpoints before the noise history kept them in the architecture
+            meta.setdefault('noise_history', json.dumps([dict(step=0, p_mean=saved_arch.pop('p_mean'), p_std=saved_arch.pop('p_std'))]))
         if saved_arch and (saved_arch != json.loads(json.dumps(arch)) or float(meta.get('t_max', a.t_max)) != a.t_max):
             raise SystemExit(f'{ckpt}: made with {saved_arch}, t_max {meta.get("t_max")}; this run asks for {arch}, t_max {a.t_max}')
         model.load_state_dict({n: tensors['model.' + n] for n in names})
@@ -417,6 +422,12 @@ def main():
                                'exp_avg_sq': tensors['adam_v.' + n].to(dev)} for i, n in enumerate(names)}
             opt.load_state_dict(sd)
         step, images, wall = int(meta['step']), int(meta['images']), float(meta['wall_seconds'])
+        if a.precond == 'edm':
+            noise_history = json.loads(meta.get('noise_history', '[]')) or noise_history
+            last = noise_history[-1]
+            if (last['p_mean'], last['p_std']) != (a.p_mean, a.p_std):
+                noise_history.append(dict(step=step, **noise))
+                print(f'noise levels from step {step}: ln σ ~ N({a.p_mean}, {a.p_std}²) (were N({last["p_mean"]}, {last["p_std"]}²))', flush=True)
         if meta.get('torch_rng'):
             g.set_state(torch.tensor(list(base64.b64decode(meta['torch_rng'])), dtype=torch.uint8))
         print(f'resumed at step {step} ({images} images, {wall / 60:.1f} min of training)', flush=True)
@@ -441,7 +452,7 @@ def main():
                 tensors['adam_v.' + n] = (st[i]['exp_avg_sq'], 'BF16')
                 adam_step = int(st[i]['step'])
         meta = {'format': 'dg-studio/score-checkpoint@1', 'trainer': 'tools/train-score-model.py', 'arch': json.dumps(arch),
-                't_max': a.t_max, 'step': step, 'images': images, 'wall_seconds': f'{wall:.1f}', 'adam_step': adam_step,
+                'noise_history': json.dumps(noise_history), 't_max': a.t_max, 'step': step, 'images': images, 'wall_seconds': f'{wall:.1f}', 'adam_step': adam_step,
                 'batch': a.batch, 'lr': a.lr, 'warmup': a.warmup, 'ema': a.ema, 'seed': a.seed, 'torch_rng': base64.b64encode(bytes(g.get_state().tolist())).decode()}
         save_safetensors(ckpt, tensors, meta)
 
@@ -541,7 +552,7 @@ def main():
         'valueRange': [-1, 1],
         'license': 'weights: MIT; trained on Noto Emoji (Apache License 2.0)',
         'validTimeRange': [0, a.t_max],
-        'training': {'trainer': 'tools/train-score-model.py', 'architecture': arch, 'parameters': params, 'steps': step,
+        'training': {'trainer': 'tools/train-score-model.py', 'architecture': arch, 'noiseLevels': noise_history, 'parameters': params, 'steps': step,
                      'imagesSeen': images, 'wallSeconds': round(wall), 'batchSize': a.batch, 'lr': a.lr, 'emaDecay': a.ema,
                      'tMax': a.t_max, 'data': os.path.basename(os.path.normpath(a.data))},
     }
