@@ -6,10 +6,11 @@
  */
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { StudioBackend } from '../../src/main/backend/backend.js';
+import { StudioBackend, withoutServerPaths } from '../../src/main/backend/backend.js';
 import { fileInside, safeFileStem } from '../../src/main/services/folders.js';
 import { untilJob } from '../helpers/jobs.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -68,6 +69,38 @@ describe('file names the server writes', () => {
       expect(sidecar.sourceName).toBe('../'.repeat(20) + 'some/dir/evil.png');
     } finally {
       await backend.close();
+    }
+  });
+});
+
+describe('server-mode errors name folders instead of spelling them out', () => {
+  it('the data folder and the home folder become "<data folder>" and "~"', () => {
+    expect(withoutServerPaths('cannot write "/srv/dg/data/gallery/tmp/x.png": the disk is full', '/srv/dg/data', '/home/ada')).toBe(
+      'cannot write "<data folder>/gallery/tmp/x.png": the disk is full',
+    );
+    expect(withoutServerPaths('"/home/ada/.ssh" is a hidden folder of your home', '/srv/dg/data', '/home/ada')).toBe(
+      '"~/.ssh" is a hidden folder of your home',
+    );
+    expect(withoutServerPaths('no path here', '/srv/dg/data', '/')).toBe('no path here');
+  });
+
+  it('a refused output folder under home answers with "~", in server mode only', async () => {
+    const dir = await tempDir();
+    const served = await StudioBackend.create({ mode: 'server', dataDir: join(dir, 'served') });
+    const desktop = await StudioBackend.create({ mode: 'electron', dataDir: join(dir, 'desktop') });
+    try {
+      const ask = (b: StudioBackend) =>
+        b.dispatch('setSettings', [{ outputDir: join(homedir(), '.ssh') }]).then(
+          () => '',
+          (e: Error) => e.message,
+        );
+      const [fromServer, fromDesktop] = [await ask(served), await ask(desktop)];
+      expect(fromServer).toMatch(/~\/\.ssh/);
+      expect(fromServer).not.toContain(homedir());
+      expect(fromDesktop).toContain(join(homedir(), '.ssh'));
+    } finally {
+      await served.close();
+      await desktop.close();
     }
   });
 });

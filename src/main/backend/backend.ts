@@ -7,7 +7,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import {
   ANNOTATOR_API,
   API,
@@ -65,6 +65,15 @@ export interface BackendOptions {
   allowedRoots?: string[];
 }
 
+/**
+ * Error text for a page that may not sit at the machine's keyboard (server mode): the studio's data folder and
+ * the user's home folder are named, not spelled out, so an error does not tell a page where anyone keeps files.
+ */
+export function withoutServerPaths(message: string, dataFolder: string, home = homedir()): string {
+  const named = message.replaceAll(resolve(dataFolder), '<data folder>');
+  return home.length > 1 ? named.replaceAll(resolve(home), '~') : named;
+}
+
 export class StudioBackend implements StudioApi {
   readonly jobs = new JobQueue();
   private readonly listeners = new Set<(e: StudioEvent) => void>();
@@ -113,7 +122,17 @@ export class StudioBackend implements StudioApi {
     const parsed = API[method as ApiMethod].args.safeParse(args);
     if (!parsed.success) throw new PayloadError(method, parsed.error, args);
     const fn = this[method as ApiMethod] as (...a: unknown[]) => Promise<unknown>;
-    return fn.apply(this, parsed.data as unknown[]);
+    return this.served(() => fn.apply(this, parsed.data as unknown[]));
+  }
+
+  /** In server mode, an error's text names the data and home folders instead of spelling them out. */
+  private async served<T>(call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (e) {
+      if (this.opts.mode === 'server' && e instanceof Error) e.message = withoutServerPaths(e.message, this.home);
+      throw e;
+    }
   }
 
   /** Files the renderer may show: gallery objects/thumbs and inbox thumbs, by content hash. */
@@ -360,6 +379,10 @@ export class StudioBackend implements StudioApi {
 
   /** An annotator link's call: only ANNOTATOR_API, bound to the link's study and annotator (docs/security.md). */
   async dispatchAnnotator(token: string, method: string, args: unknown[]): Promise<unknown> {
+    return this.served(() => this.annotatorCall(token, method, args));
+  }
+
+  private async annotatorCall(token: string, method: string, args: unknown[]): Promise<unknown> {
     const grant = this.links.grant(token);
     if (!grant)
       throw Object.assign(new Error("this annotator link is unknown or was revoked; ask the study's owner for a new one"), { status: 401 });
