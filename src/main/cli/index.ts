@@ -13,6 +13,7 @@ import { addSweep } from './commands/sweep.js';
 import { addTrainDiscriminator } from './commands/train-discriminator.js';
 import { addTrainScoreModel } from './commands/train-score-model.js';
 import { addTranslate } from './commands/translate.js';
+import { addWorker } from './commands/worker.js';
 import { effectiveArgv, rerunIfLong } from './long-command-line.js';
 
 /** The program: one file per command under commands/, added in the order `--help` lists them. */
@@ -23,7 +24,17 @@ export function buildProgram() {
     .showHelpAfterError()
     // usage errors exit 2, like every other bad-input error of this CLI
     .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
-  for (const add of [addTranslate, addServe, addGallery, addStudy, addSweep, addTrainDiscriminator, addTrainScoreModel, addInspect])
+  for (const add of [
+    addTranslate,
+    addServe,
+    addGallery,
+    addStudy,
+    addSweep,
+    addTrainDiscriminator,
+    addTrainScoreModel,
+    addInspect,
+    addWorker,
+  ])
     add(program);
   return program;
 }

@@ -15,7 +15,6 @@ import { pixelsOnlyPng, writeFileAtomic } from '../engine/io/image-io.js';
 import type { AnnotatorLinkDto } from '../../shared/api.js';
 import type { Gallery } from './gallery.js';
 
-
 /** What a valid token stands for. */
 export interface AnnotatorGrant {
   linkId: number;

@@ -51,6 +51,10 @@ export interface TranslateFilesRequest {
    * digest): outputs are named, captioned and searchable by these
    */
   sourceNames?: Record<string, string> | undefined;
+  /** models a long-lived caller (a queue worker) keeps loaded between calls: used as they are and not disposed */
+  preloaded?: { model: ScoreModel; discriminator: LoadedDiscriminator | null } | undefined;
+  /** the position of `inputs`' first image in a larger batch (a queue chunk): seeds are params.seed + position */
+  firstIndex?: number | undefined;
 }
 
 /** A model as an output records it: its name, manifest path and the sha256 of its file. */
@@ -255,6 +259,21 @@ async function recordOutput(o: OutputContext, record: OutputRecord, sourceName: 
   return record;
 }
 
+/** What an output's PNG records of itself (its `dg-studio` text). */
+export interface EmbeddedRecord {
+  sourceSha256?: string;
+  seed?: number;
+  params?: unknown;
+  source?: string;
+}
+
+/** Two records of the same output: the same source bytes and name, seed and parameters (not the time it was made). */
+export function sameOutput(a: EmbeddedRecord, b: EmbeddedRecord): boolean {
+  return (
+    a.sourceSha256 === b.sourceSha256 && a.seed === b.seed && a.source === b.source && JSON.stringify(a.params) === JSON.stringify(b.params)
+  );
+}
+
 /**
  * On resume: the output of this source a crash left on disk without its gallery row (the PNG is written
  * before the row), recognised by what its PNG records — the same source bytes, seed and parameters — and
@@ -264,19 +283,14 @@ async function adoptOutput(o: OutputContext, l: LoadedSource, seed: number): Pro
   const { record, sourceName, stem } = describeOutput(o, l, seed);
   const path = join(resolve(o.req.outDir), `${stem}.png`);
   let png: Buffer;
-  let embedded: { sourceSha256?: string; seed?: number; params?: unknown; source?: string };
+  let embedded: EmbeddedRecord;
   try {
     png = await readFile(path);
     embedded = JSON.parse(readPngTextFromBuffer(png)['dg-studio'] ?? 'null') ?? {};
   } catch {
     return null;
   }
-  const same =
-    embedded.sourceSha256 === l.sha256 &&
-    embedded.seed === seed &&
-    embedded.source === sourceName &&
-    JSON.stringify(embedded.params) === JSON.stringify(record.params);
-  if (!same) return null;
+  if (!sameOutput(embedded, { sourceSha256: l.sha256, seed, source: sourceName, params: record.params })) return null;
   o.taken.add(`${stem}.png`);
   record.output = path;
   record.sidecar = path.replace(/\.png$/, '.json');
@@ -290,18 +304,21 @@ export async function translateFiles(
 ): Promise<{ outputs: OutputRecord[]; errors: FileError[] }> {
   let params = TranslateParamsSchema.parse(req.params);
   const files = await expandInputs(req.inputs);
-  const model = await loadScoreModel(req.modelManifest, {
-    executionProvider: req.executionProvider,
-    threads: req.threads,
-    onWarning: events.onWarning,
-  });
+  const model =
+    req.preloaded?.model ??
+    (await loadScoreModel(req.modelManifest, {
+      executionProvider: req.executionProvider,
+      threads: req.threads,
+      onWarning: events.onWarning,
+    }));
   let disc: LoadedDiscriminator | null = null;
   let classifier: LoadedClassifier | null = null;
   try {
     const spec = imageSpecOf(model);
     const outOfRange = t0RangeProblem(model.manifest, params.t0);
     if (outOfRange) throw new Error(outOfRange);
-    if (req.discriminatorManifest) {
+    if (req.discriminatorManifest && req.preloaded?.discriminator) disc = req.preloaded.discriminator;
+    else if (req.discriminatorManifest) {
       disc = await loadDiscriminator(
         req.discriminatorManifest,
         { dataShape: model.manifest.dataShape, valueRange: model.manifest.valueRange },
@@ -375,7 +392,8 @@ export async function translateFiles(
         engineVersion: ENGINE_VERSION,
       });
     }
-    const todo = files.map((file, index) => ({ file, index })).filter((f) => !skip.has(resolve(f.file)));
+    const first = req.firstIndex ?? 0;
+    const todo = files.map((file, i) => ({ file, index: first + i })).filter((f) => !skip.has(resolve(f.file)));
     const out: OutputContext = { req, params, spec, modelInfo, discInfo, classifierInfo, gallery, runId, taken, events };
     try {
       const item = spec.channels * spec.height * spec.width;
@@ -434,8 +452,10 @@ export async function translateFiles(
       throw e;
     }
   } finally {
-    await disc?.dispose();
     await classifier?.dispose();
-    await model.dispose();
+    if (!req.preloaded) {
+      await disc?.dispose();
+      await model.dispose();
+    }
   }
 }

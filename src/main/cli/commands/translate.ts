@@ -3,10 +3,12 @@
  * into PNGs with their parameters and the gallery.
  */
 import { Option, type Command } from '@commander-js/extra-typings';
+import { readFile } from 'node:fs/promises';
 import { SAMPLER_LABELS, TranslateParamsSchema } from '../../../shared/params.js';
 import { manifestPathOf, readJsonFile } from '../../engine/models/score-model.js';
 import { Gallery } from '../../services/gallery.js';
 import { bundledDefaults, defaultGalleryDir } from '../../services/resources.js';
+import { translateOnQueue, type QueueTranslateRequest } from '../../services/scale-out/submit.js';
 import { translateFiles } from '../../services/translate-files.js';
 import {
   fraction,
@@ -91,6 +93,12 @@ function translateCommand(program: Command) {
     .option('--no-gallery', 'do not record results in a gallery')
     .option('--resume-run <id>', 'continue an interrupted gallery run (same inputs and parameters)', positiveInt('--resume-run'))
     .option('--json', 'print one JSON record per output on stdout', false)
+    .option(
+      '--queue <redis-url>',
+      'spread the batch over workers (dg-studio worker) through this Redis: redis://host:6379 (docs/scale-out.md)',
+    )
+    .option('--redis-password-file <file>', 'with --queue: read the Redis password from this file')
+    .option('--chunk-size <n>', 'with --queue: images per chunk (default: 4 × --batch-size)', positiveInt('--chunk-size'))
     .option('--no-progress', 'no progress bar');
 }
 type TranslateOptions = ReturnType<ReturnType<typeof translateCommand>['opts']>;
@@ -156,6 +164,23 @@ async function runTranslate(inputs: string[], o: TranslateOptions): Promise<numb
     [runInputs, runParams] = [run.inputs, run.params];
   }
   try {
+    if (o.queue) {
+      return await runOnQueue(
+        o.queue,
+        o,
+        {
+          inputs: runInputs,
+          outDir: o.out,
+          params: runParams,
+          modelManifest,
+          discriminatorManifest,
+          chunkSize: o.chunkSize,
+          gallery,
+          resumeRunId: o.resumeRun,
+        },
+        signal,
+      );
+    }
     const { outputs, errors } = await translateFiles(
       {
         inputs: runInputs,
@@ -209,4 +234,40 @@ async function runTranslate(inputs: string[], o: TranslateOptions): Promise<numb
   } finally {
     gallery?.db.close();
   }
+}
+
+/** The batch over the queue's workers: one progress bar over all of them (images/s, workers seen). */
+async function runOnQueue(
+  redis: string,
+  o: TranslateOptions,
+  req: Omit<QueueTranslateRequest, 'redis' | 'redisPassword'>,
+  signal: AbortSignal,
+): Promise<number> {
+  const redisPassword = o.redisPasswordFile ? (await readFile(o.redisPasswordFile, 'utf8')).trim() : undefined;
+  const bar = progressBar('{bar} {percentage}% | image {value}/{total} | {workers} worker(s) | {rate} img/s | ETA {eta}s', o.progress);
+  const r = await translateOnQueue(
+    { ...req, redis, redisPassword },
+    {
+      onStart: (s) => {
+        console.error(
+          `queued ${s.queued} of ${s.chunks} chunk(s) for ${s.total} image(s) on ${new URL(redis).host}${s.runId ? ` (gallery run ${s.runId}: resume with --resume-run ${s.runId})` : ''}`,
+        );
+        bar?.start(s.total, 0, { workers: 0, rate: '0.0' });
+      },
+      onProgress: (p) => bar?.update(p.done, { workers: p.workers, rate: p.imagesPerSecond.toFixed(1) }),
+      onResult: (r) => {
+        if (o.json) console.log(JSON.stringify(r));
+        else if (!bar) console.error(`wrote ${r.output}`);
+      },
+      onError: (e) => {
+        bar?.stop();
+        console.error(`error: ${e.file}: ${e.message}`);
+      },
+      onWarning: (m) => console.error(`warning: ${m}`),
+    },
+    signal,
+  );
+  bar?.stop();
+  console.error(`done: ${r.outputs} written to ${o.out}${r.errors ? `, ${r.errors} failed` : ''}`);
+  return r.errors ? EXIT_SOME_FAILED : EXIT_OK;
 }

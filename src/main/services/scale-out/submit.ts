@@ -1,0 +1,281 @@
+/**
+ * The submitting side of scale-out (`dg-studio translate … --queue redis://…`): split a batch into chunks,
+ * put them on the BullMQ queue, follow them over all workers, and gather each output into the output folder
+ * and the gallery exactly once:
+ *
+ * - chunk job ids are stable (`<run tag>-<chunk>`), so a resumed submitter adds nothing twice;
+ * - an output is written under the name a single-machine run gives it, then recorded in the gallery; a source
+ *   the gallery already has is skipped, and a file left by a crash between the two is recognised by what its
+ *   PNG records (`sameOutput`) and adopted, never written a second time;
+ * - a chunk is removed from Redis only after its outputs are gathered.
+ */
+import { createHash } from 'node:crypto';
+import { readFile, mkdir } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { Job, Queue } from 'bullmq';
+import { TranslateParamsSchema, type TranslateParams, type TranslateParamsInput } from '../../../shared/params.js';
+import { ENGINE_VERSION } from '../../../shared/version.js';
+import { readPngTextFromBuffer, writeFileAtomic } from '../../engine/io/image-io.js';
+import { fileInManifestFolder } from '../../engine/models/manifest-files.js';
+import { manifestPathOf, readJsonFile } from '../../engine/models/score-model.js';
+import type { Gallery } from '../gallery.js';
+import { expandInputs, sameOutput, sha256File, type EmbeddedRecord } from '../translate-files.js';
+import { folderDigest, modelFolderOf } from './model-store.js';
+import { chunkJobId, ChunkResultSchema, QUEUE_NAME, TRANSLATE_CHUNK, type Chunk, type ChunkResult, type ModelRef } from './protocol.js';
+import { redisConnection, type RedisOptions } from './redis.js';
+
+export interface QueueTranslateRequest extends RedisOptions {
+  inputs: string[];
+  outDir: string;
+  params: TranslateParamsInput;
+  modelManifest: string;
+  discriminatorManifest?: string | undefined;
+  /** images per chunk; a multiple of params.batchSize keeps each model call the same as on one machine */
+  chunkSize?: number;
+  gallery?: Gallery | undefined;
+  resumeRunId?: number | undefined;
+  /** how often the submitter looks at its chunks (ms) */
+  pollMs?: number;
+}
+
+export interface QueueProgress {
+  done: number;
+  total: number;
+  /** chunks waiting, running, finished (not yet gathered) */
+  waiting: number;
+  active: number;
+  workers: number;
+  imagesPerSecond: number;
+}
+
+export interface QueueEvents {
+  onStart?(info: { total: number; chunks: number; queued: number; runId: number | undefined }): void;
+  onProgress?(p: QueueProgress): void;
+  onResult?(r: { source: string; output: string; galleryId: number | undefined }): void;
+  onError?(e: { file: string; message: string }): void;
+  onWarning?(message: string): void;
+}
+
+/** A model as the queue names it (its folder's digest) and as the gallery records it (name, manifest, file digest). */
+async function describeModel(manifestPath: string, digestOf: 'onnx' | 'manifest') {
+  const m = (await readJsonFile(manifestPath, 'manifest')) as { name?: unknown; onnx?: unknown };
+  const name = typeof m.name === 'string' ? m.name : basename(dirname(manifestPath));
+  const file = digestOf === 'onnx' ? fileInManifestFolder(dirname(manifestPath), String(m.onnx), 'onnx') : manifestPath;
+  const ref: ModelRef = { name, digest: await folderDigest(modelFolderOf(manifestPath)) };
+  return { ref, info: { name, manifest: resolve(manifestPath), sha256: await sha256File(file) } };
+}
+
+/** A readable line for a failed lookup or a Redis that is away (it is retried). */
+const transient = (e: unknown) => /ECONNREFUSED|ECONNRESET|Connection is closed|ETIMEDOUT|EPIPE/i.test(String((e as Error)?.message));
+
+export async function translateOnQueue(
+  req: QueueTranslateRequest,
+  events: QueueEvents = {},
+  signal?: AbortSignal,
+): Promise<{ runId: number | undefined; outputs: number; errors: number }> {
+  const params: TranslateParams = TranslateParamsSchema.parse(req.params);
+  const files = (await expandInputs(req.inputs)).map((f) => resolve(f));
+  const model = await describeModel(manifestPathOf(req.modelManifest), 'onnx');
+  const disc =
+    req.discriminatorManifest && (params.dgWeight > 0 || (params.dgWeight2 ?? 0) > 0)
+      ? await describeModel(manifestPathOf(req.discriminatorManifest), 'manifest')
+      : null;
+  const gallery = req.gallery;
+  let runId: number | undefined;
+  const have = new Set<string>();
+  if (gallery && req.resumeRunId !== undefined) {
+    if (!gallery.run(req.resumeRunId)) throw new Error(`the gallery has no run ${req.resumeRunId}`);
+    runId = req.resumeRunId;
+    for (const s of gallery.doneSources(runId)) have.add(s);
+    gallery.resumeRun(runId);
+  } else if (gallery) {
+    runId = gallery.startRun({
+      params,
+      inputs: files,
+      model: model.info,
+      discriminator: disc?.info ?? null,
+      engineVersion: ENGINE_VERSION,
+    });
+  }
+  // stable for a gallery run (a resumed submitter finds its chunks again); random without a gallery
+  const tag = createHash('sha256')
+    .update(gallery && runId !== undefined ? `${resolve(gallery.dir)}|${runId}` : `${Date.now()}|${Math.random()}`)
+    .digest('hex')
+    .slice(0, 16);
+  const size = req.chunkSize ?? params.batchSize * 4;
+  const chunks: { k: number; first: number; files: string[] }[] = [];
+  for (let first = 0, k = 0; first < files.length; first += size, k++) chunks.push({ k, first, files: files.slice(first, first + size) });
+  const todo = chunks.filter((c) => c.files.some((f) => !have.has(f)));
+
+  const queue = new Queue(QUEUE_NAME, { connection: redisConnection(req) });
+  queue.on('error', () => {}); // reconnections are retried below; a lasting failure surfaces from the calls
+  await mkdir(req.outDir, { recursive: true });
+  let outputs = 0;
+  let errors = 0;
+  /** Put a chunk on the queue (its sources read now, so the queue holds them and workers need no shared folder). */
+  const enqueue = async (c: (typeof chunks)[number]) => {
+    const data: Chunk = {
+      version: 1,
+      run: tag,
+      chunk: c.k,
+      firstIndex: c.first,
+      params,
+      model: model.ref,
+      discriminator: disc?.ref ?? null,
+      items: await Promise.all(c.files.map(async (f) => ({ name: basename(f), data: (await readFile(f)).toString('base64') }))),
+    };
+    await retrying(() =>
+      queue.add(TRANSLATE_CHUNK, data, {
+        jobId: chunkJobId(tag, c.k),
+        attempts: 3,
+        backoff: { type: 'exponential', delay: 1000 },
+        removeOnComplete: false,
+        removeOnFail: false,
+      }),
+    );
+  };
+  try {
+    for (const c of todo) await enqueue(c);
+    // chunks a crashed submitter had gathered but not yet removed
+    for (const c of chunks) if (!todo.includes(c)) await queue.remove(chunkJobId(tag, c.k)).catch(() => 0);
+    events.onStart?.({ total: files.length, chunks: chunks.length, queued: todo.length, runId });
+
+    const seedOf = (index: number) => (params.seed + index) % 2 ** 32;
+    const gather = async (r: ChunkResult) => {
+      for (const o of r.outputs) {
+        const source = files[o.index];
+        if (source === undefined || have.has(source)) continue;
+        const png = Buffer.from(o.png, 'base64');
+        const path = await placeOutput(req.outDir, basename(o.name), png);
+        const embedded = JSON.parse(readPngTextFromBuffer(png)['dg-studio'] ?? '{}') as EmbeddedRecord & object;
+        const galleryId =
+          gallery && runId !== undefined
+            ? await gallery.addOutput(runId, { png, sourcePath: source, sourceName: basename(source), seed: seedOf(o.index) })
+            : undefined;
+        await writeFileAtomic(path.replace(/\.png$/, '.json'), JSON.stringify({ ...embedded, galleryId, runId }, null, 2));
+        have.add(source);
+        outputs++;
+        events.onResult?.({ source, output: path, galleryId });
+      }
+      for (const e of r.errors) {
+        const source = files[e.index];
+        if (source === undefined || have.has(source)) continue;
+        if (gallery && runId !== undefined) gallery.addError(runId, source, seedOf(e.index), e.message, basename(source));
+        have.add(source);
+        errors++;
+        events.onError?.({ file: source, message: e.message });
+      }
+    };
+
+    const pending = new Map(todo.map((c) => [chunkJobId(tag, c.k), c]));
+    const requeued = new Map<number, number>();
+    const started = Date.now();
+    const startedDone = have.size;
+    let workers = 0;
+    let lastWorkers = 0;
+    while (pending.size > 0) {
+      if (signal?.aborted) {
+        for (const id of pending.keys()) await (await queue.getJob(id))?.remove().catch(() => {});
+        throw Object.assign(new Error('cancelled'), { name: 'CancelledError' });
+      }
+      let [waiting, active] = [0, 0];
+      try {
+        for (const [id, c] of [...pending]) {
+          // the state first, then the job: a job read while active and found finished a moment later has no result yet
+          const state = await queue.getJobState(id);
+          const job = state === 'completed' || state === 'failed' ? await Job.fromId(queue, id) : null;
+          if (state === 'unknown' || ((state === 'completed' || state === 'failed') && !job)) {
+            // gone from Redis (a restart without persistence, or removed by hand): put it back
+            events.onWarning?.(`chunk ${c.k} vanished from the queue; adding it again`);
+            await enqueue(c);
+            waiting++;
+            continue;
+          }
+          if (job) {
+            const parsed = ChunkResultSchema.safeParse(job.returnvalue);
+            if (state === 'failed') {
+              const message = job.failedReason || 'the chunk failed';
+              await gather({ outputs: [], errors: c.files.map((_, i) => ({ index: c.first + i, message })) });
+            } else if (parsed.success) await gather(parsed.data);
+            await job.remove().catch(() => {});
+            pending.delete(id);
+            // a chunk that came back without all its sources (malformed, or short) is translated again
+            const missing = c.files.map((f, i) => ({ f, index: c.first + i })).filter((x) => !have.has(x.f));
+            if (missing.length && (requeued.get(c.k) ?? 0) < 3) {
+              requeued.set(c.k, (requeued.get(c.k) ?? 0) + 1);
+              events.onWarning?.(`chunk ${c.k} came back without ${missing.length} of its images; queueing it again`);
+              await enqueue(c);
+              pending.set(id, c);
+            } else if (missing.length) {
+              const message = 'the workers returned no result for this image (3 tries)';
+              await gather({ outputs: [], errors: missing.map((m) => ({ index: m.index, message })) });
+            }
+          } else if (state === 'active') active++;
+          else waiting++;
+        }
+        if (Date.now() - lastWorkers > 2000) {
+          workers = (await queue.getWorkers()).length;
+          lastWorkers = Date.now();
+        }
+      } catch (e) {
+        if (!transient(e)) throw e;
+        events.onWarning?.(`Redis is unreachable (${(e as Error).message}); retrying`);
+      }
+      const seconds = (Date.now() - started) / 1000;
+      events.onProgress?.({
+        done: have.size,
+        total: files.length,
+        waiting,
+        active,
+        workers,
+        imagesPerSecond: seconds > 0 ? (have.size - startedDone) / seconds : 0,
+      });
+      if (pending.size > 0) await new Promise((r) => setTimeout(r, req.pollMs ?? 250));
+    }
+    if (gallery && runId !== undefined) gallery.finishRun(runId, 'done');
+    return { runId, outputs, errors };
+  } catch (e) {
+    if (gallery && runId !== undefined) gallery.finishRun(runId, (e as Error).name === 'CancelledError' ? 'cancelled' : 'failed');
+    throw e;
+  } finally {
+    await queue.close().catch(() => {});
+  }
+}
+
+/** Retry a queue call while Redis is away (a restart), up to a minute. */
+async function retrying<T>(call: () => Promise<T>): Promise<T> {
+  for (let i = 0; ; i++) {
+    try {
+      return await call();
+    } catch (e) {
+      if (!transient(e) || i >= 60) throw e;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+}
+
+/**
+ * Where an output goes: the name a single-machine run gives it; if a file of that name is there already and
+ * records the same output (a crash after writing, before the gallery row), it is kept and not written again;
+ * if it records another output, the next free `-k` name.
+ */
+async function placeOutput(outDir: string, name: string, png: Buffer): Promise<string> {
+  const mine = JSON.parse(readPngTextFromBuffer(png)['dg-studio'] ?? '{}') as EmbeddedRecord;
+  for (let k = 0; ; k++) {
+    const path = join(outDir, k === 0 ? name : name.replace(/\.png$/, `-${k}.png`));
+    let there: Buffer;
+    try {
+      there = await readFile(path);
+    } catch {
+      await writeFileAtomic(path, png);
+      return path;
+    }
+    let theirs: EmbeddedRecord = {};
+    try {
+      theirs = JSON.parse(readPngTextFromBuffer(there)['dg-studio'] ?? '{}') as EmbeddedRecord;
+    } catch {
+      // not one of ours: the next name
+    }
+    if (sameOutput(theirs, mine)) return path;
+  }
+}
