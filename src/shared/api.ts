@@ -260,6 +260,13 @@ export const SettingsSchema = z.object({
   threads: z.number().int().min(0).max(256).default(0),
   /** where translated PNGs are also written (besides the gallery); null = the studio's data folder */
   outputDir: z.string().max(4096).nullable().default(null),
+  /** send translations to the workers on this Redis (docs/scale-out.md); null = translate here */
+  queue: z
+    .string()
+    .max(2048)
+    .regex(/^rediss?:\/\/\S+$/, 'a Redis URL: redis://host:6379 (rediss:// for TLS)')
+    .nullable()
+    .default(null),
 });
 export type Settings = z.infer<typeof SettingsSchema>;
 

@@ -10,12 +10,14 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { StudioBackend } from '../../src/main/backend/backend.js';
 import { Gallery } from '../../src/main/services/gallery.js';
 import { bundledDefaults } from '../../src/main/services/resources.js';
 import { QUEUE_NAME, TRANSLATE_CHUNK } from '../../src/main/services/scale-out/protocol.js';
 import { redisConnection } from '../../src/main/services/scale-out/redis.js';
 import { translateFiles } from '../../src/main/services/translate-files.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
+import { untilJob } from '../helpers/jobs.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const root = join(import.meta.dirname, '..', '..');
@@ -167,4 +169,26 @@ describe('scale-out: BullMQ on a real Redis', async () => {
     expect(workers.slice(1).every((w) => w.child.exitCode === null)).toBe(true);
     await queue.close();
   }, 600_000);
+
+  it('the studio sends its translations to the workers when its settings name their Redis', async () => {
+    const studio = await StudioBackend.create({ mode: 'server', dataDir: join(dir, 'studio') });
+    try {
+      await studio.dispatch('setSettings', [{ queue: redis.url }]);
+      const { sources } = (await studio.dispatch('addSamples', [])) as { sources: { id: string; name: string }[] };
+      const { jobId } = (await studio.dispatch('translate', [
+        { sources: sources.map((x) => x.id), params: { steps: 2, dgWeight: 0 } },
+      ])) as {
+        jobId: number;
+      };
+      const job = await untilJob(studio, jobId);
+      expect(job.state).toBe('done');
+      expect(job.message).toMatch(/worker\(s\)/);
+      const items = (await studio.dispatch('gallerySearch', [{}])) as { sourceName: string | null }[];
+      // named by the users' file names, not the inbox's digests
+      expect(items.map((i) => i.sourceName).sort()).toEqual(sources.map((x) => x.name).sort());
+      await expect(studio.dispatch('setSettings', [{ queue: 'http://not-redis' }])).rejects.toThrow(/Redis URL/);
+    } finally {
+      await studio.close();
+    }
+  }, 120_000);
 });

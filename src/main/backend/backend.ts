@@ -201,6 +201,7 @@ export class StudioBackend implements StudioApi {
       models: this.models,
       session: this.session,
       outputDir: this.settings.outputDir ?? join(this.home, 'outputs'),
+      queue: this.settings.queue,
       emit: (e) => this.emit(e),
     };
   }

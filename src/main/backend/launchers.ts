@@ -15,6 +15,7 @@ import type { JobFn, JobInfo, JobQueue } from '../services/jobs.js';
 import { diagnosePaths } from '../services/path-diagnostics.js';
 import { runSweep } from '../services/sweep.js';
 import { trainDiscriminatorOnThread, trainScoreModelOnThread } from '../services/training-thread.js';
+import { translateOnQueue } from '../services/scale-out/submit.js';
 import { translateFiles } from '../services/translate-files.js';
 import type { Inbox } from './inbox.js';
 import type { ModelRegistry, SessionChoice } from './model-registry.js';
@@ -30,6 +31,8 @@ export interface LaunchContext {
   readonly session: SessionChoice;
   /** where translations are written: the settings' output folder, else the data folder's */
   readonly outputDir: string;
+  /** the settings' Redis of scale-out workers, or null (translate here) */
+  readonly queue: string | null;
   emit(e: StudioEvent): void;
 }
 
@@ -74,11 +77,43 @@ interface TranslationWork {
   resumeRunId?: number;
 }
 
+/** A studio translation spread over the settings' queue workers (docs/scale-out.md): progress over all of them. */
+async function translateOverQueue(
+  ctx: LaunchContext,
+  redis: string,
+  w: TranslationWork & { outDir: string; sourceNames: Record<string, string> },
+  signal: AbortSignal,
+  progress: Parameters<JobFn>[0]['progress'],
+): Promise<JobResults['translate']> {
+  const galleryIds: number[] = [];
+  const errors: { file: string; message: string }[] = [];
+  await translateOnQueue(
+    { ...w, redis, gallery: ctx.gallery },
+    {
+      onProgress: (p) =>
+        progress({
+          done: p.done,
+          total: p.total,
+          message: `image ${p.done}/${p.total} on ${p.workers} worker(s), ${p.imagesPerSecond.toFixed(1)} img/s`,
+        }),
+      onResult: (r) => {
+        if (r.galleryId !== undefined) galleryIds.push(r.galleryId);
+        ctx.emit({ type: 'gallery' });
+      },
+      onError: (e) => errors.push(e),
+    },
+    signal,
+  );
+  return { galleryIds, errors };
+}
+
 /** Queue a translation into the gallery and the output folder, with progress and live previews. */
 function submitTranslation(ctx: LaunchContext, label: string, w: TranslationWork) {
   const outDir = ctx.outputDir;
   const session = ctx.session;
+  const sourceNames = Object.fromEntries(w.inputs.map((p) => [p, ctx.inbox.sourceOf(p).name]));
   const job = submitJob(ctx, 'translate', label, async ({ signal, progress }) => {
+    if (ctx.queue && !w.classifierManifest) return translateOverQueue(ctx, ctx.queue, { ...w, outDir, sourceNames }, signal, progress);
     let last = 0;
     const { outputs, errors } = await translateFiles(
       {
@@ -86,7 +121,7 @@ function submitTranslation(ctx: LaunchContext, label: string, w: TranslationWork
         outDir,
         gallery: ctx.gallery,
         // outputs are named after the names the user's files had, not the inbox's digests
-        sourceNames: Object.fromEntries(w.inputs.map((p) => [p, ctx.inbox.sourceOf(p).name])),
+        sourceNames,
         ...session,
       },
       {

@@ -34,6 +34,8 @@ export interface QueueTranslateRequest extends RedisOptions {
   chunkSize?: number;
   gallery?: Gallery | undefined;
   resumeRunId?: number | undefined;
+  /** original names of inputs stored under other names (the studio's inbox keeps uploads under their digest) */
+  sourceNames?: Record<string, string> | undefined;
   /** how often the submitter looks at its chunks (ms) */
   pollMs?: number;
 }
@@ -75,6 +77,8 @@ export async function translateOnQueue(
 ): Promise<{ runId: number | undefined; outputs: number; errors: number }> {
   const params: TranslateParams = TranslateParamsSchema.parse(req.params);
   const files = (await expandInputs(req.inputs)).map((f) => resolve(f));
+  const given = new Map(Object.entries(req.sourceNames ?? {}).map(([k, v]) => [resolve(k), v]));
+  const nameOf = (f: string) => given.get(f) ?? basename(f);
   const model = await describeModel(manifestPathOf(req.modelManifest), 'onnx');
   const disc =
     req.discriminatorManifest && (params.dgWeight > 0 || (params.dgWeight2 ?? 0) > 0)
@@ -122,7 +126,7 @@ export async function translateOnQueue(
       params,
       model: model.ref,
       discriminator: disc?.ref ?? null,
-      items: await Promise.all(c.files.map(async (f) => ({ name: basename(f), data: (await readFile(f)).toString('base64') }))),
+      items: await Promise.all(c.files.map(async (f) => ({ name: nameOf(f), data: (await readFile(f)).toString('base64') }))),
     };
     await retrying(() =>
       queue.add(TRANSLATE_CHUNK, data, {
@@ -150,7 +154,7 @@ export async function translateOnQueue(
         const embedded = JSON.parse(readPngTextFromBuffer(png)['dg-studio'] ?? '{}') as EmbeddedRecord & object;
         const galleryId =
           gallery && runId !== undefined
-            ? await gallery.addOutput(runId, { png, sourcePath: source, sourceName: basename(source), seed: seedOf(o.index) })
+            ? await gallery.addOutput(runId, { png, sourcePath: source, sourceName: nameOf(source), seed: seedOf(o.index) })
             : undefined;
         await writeFileAtomic(path.replace(/\.png$/, '.json'), JSON.stringify({ ...embedded, galleryId, runId }, null, 2));
         have.add(source);
@@ -160,7 +164,7 @@ export async function translateOnQueue(
       for (const e of r.errors) {
         const source = files[e.index];
         if (source === undefined || have.has(source)) continue;
-        if (gallery && runId !== undefined) gallery.addError(runId, source, seedOf(e.index), e.message, basename(source));
+        if (gallery && runId !== undefined) gallery.addError(runId, source, seedOf(e.index), e.message, nameOf(source));
         have.add(source);
         errors++;
         events.onError?.({ file: source, message: e.message });
