@@ -12,6 +12,13 @@ export const ScheduleSchema = z.discriminatedUnion('kind', [
     betaStart: z.number().positive().default(1e-4),
     betaEnd: z.number().positive().lt(1).default(0.02),
   }),
+  /** Stable Diffusion's "scaled_linear": β linear in √β (dg-math §11) */
+  z.object({
+    kind: z.literal('ddpm-scaled-linear'),
+    steps: z.number().int().min(2).default(1000),
+    betaStart: z.number().positive().default(0.00085),
+    betaEnd: z.number().positive().lt(1).default(0.012),
+  }),
   z.object({
     kind: z.literal('ddpm-cosine'),
     steps: z.number().int().min(2).default(1000),
@@ -100,7 +107,7 @@ export const ScoreModelManifestSchema = z
     if (m.recommendedT0 !== undefined && t0RangeProblem(m, m.recommendedT0)) {
       ctx.addIssue({ code: 'custom', path: ['recommendedT0'], message: `recommendedT0 ${m.recommendedT0} is outside validTimeRange` });
     }
-    const discrete = m.schedule.kind === 'ddpm-linear' || m.schedule.kind === 'ddpm-cosine';
+    const discrete = m.schedule.kind === 'ddpm-linear' || m.schedule.kind === 'ddpm-scaled-linear' || m.schedule.kind === 'ddpm-cosine';
     if (m.timeInput.kind === 'step' && !discrete) {
       ctx.addIssue({ code: 'custom', path: ['timeInput'], message: 'a "step" time input needs a ddpm-* schedule' });
     }

@@ -71,6 +71,14 @@ export function ddpmLinearBetas(steps: number, betaStart = 1e-4, betaEnd = 0.02)
   return betas;
 }
 
+// dg-math §11: Stable Diffusion's "scaled_linear", β_j = (linspace(√β_1, √β_T, T)_j)²
+export function scaledLinearBetas(steps: number, betaStart = 0.00085, betaEnd = 0.012): Float64Array {
+  const [a, b] = [Math.sqrt(betaStart), Math.sqrt(betaEnd)];
+  const betas = new Float64Array(steps);
+  for (let j = 0; j < steps; j++) betas[j] = (a + ((b - a) * j) / (steps - 1)) ** 2;
+  return betas;
+}
+
 // dg-math §1: ᾱ_i = Π_{j≤i} (1 - β_j)
 export function alphaBarsFromBetas(betas: Float64Array): Float64Array {
   const out = new Float64Array(betas.length);

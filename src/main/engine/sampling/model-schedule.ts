@@ -9,6 +9,7 @@ import {
   cvpTimeFromAlphaBar,
   ddpmCosineBetas,
   ddpmLinearBetas,
+  scaledLinearBetas,
   karrasSigmas,
   lvpSigmaVe,
   lvpTimeFromSigmaVe,
@@ -114,9 +115,14 @@ export function integerSteps(fractional: number[], top: number): number[] {
 export function modelSchedule(spec: ScheduleSpec): ModelSchedule {
   switch (spec.kind) {
     case 'ddpm-linear':
+    case 'ddpm-scaled-linear':
     case 'ddpm-cosine': {
       const betas =
-        spec.kind === 'ddpm-linear' ? ddpmLinearBetas(spec.steps, spec.betaStart, spec.betaEnd) : ddpmCosineBetas(spec.steps, spec.s);
+        spec.kind === 'ddpm-linear'
+          ? ddpmLinearBetas(spec.steps, spec.betaStart, spec.betaEnd)
+          : spec.kind === 'ddpm-scaled-linear'
+            ? scaledLinearBetas(spec.steps, spec.betaStart, spec.betaEnd)
+            : ddpmCosineBetas(spec.steps, spec.s);
       const table = discreteSigmas(alphaBarsFromBetas(betas));
       const T = spec.steps;
       const stepAt = (t: number) => Math.round(t * (T - 1));
