@@ -48,13 +48,13 @@ function readJson(path: string, what: string): unknown {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
-  } catch {
-    throw new Error(`${what} "${path}" is missing`);
+  } catch (e) {
+    throw new Error(`${what} "${path}" is missing`, { cause: e });
   }
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new Error(`${what} "${path}" is not valid JSON (${(e as Error).message})`);
+    throw new Error(`${what} "${path}" is not valid JSON (${(e as Error).message})`, { cause: e });
   }
 }
 
