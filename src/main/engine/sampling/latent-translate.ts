@@ -1,0 +1,168 @@
+/**
+ * SDEdit in the latent space of a Stable Diffusion-family model (issue 27, dg-math §11): encode the source
+ * with the VAE (the posterior mean), run the studio's own samplers on the latents with the UNet as an ε (or
+ * v) network under classifier-free guidance, decode. DG and classifier guidance hook in exactly as for a
+ * pixel model: they add to the score of the CFG-combined prediction, in latent space.
+ */
+import type { TranslateParams } from '../../../shared/params.js';
+import type { LatentModel } from '../models/latent-model.js';
+import { ort } from '../onnx/session.js';
+import { BatchRng } from '../rng.js';
+import type { Tensor } from '../tensor.js';
+import type { ClipTokenizer } from '../text/clip-tokenizer.js';
+import { canonicalDenoiser, type NetworkCall } from './denoiser.js';
+import type { GuidanceHook } from './guidance.js';
+import { modelSchedule } from './model-schedule.js';
+import type { StepInfo } from './samplers.js';
+import { sdedit } from './sdedit.js';
+
+/** What a text-conditioned run adds to the translation parameters. */
+export interface TextConditioning {
+  prompt: string;
+  negativePrompt: string;
+  /** classifier-free guidance scale g; ≤ 1 runs the conditional prediction alone (SD-Turbo) */
+  cfgScale: number;
+}
+
+async function run(s: { session: ort.InferenceSession }, feeds: Record<string, ort.Tensor>, output: string): Promise<ort.Tensor> {
+  const out = await s.session.run(feeds);
+  return out[output]!;
+}
+
+const asTensor = (t: ort.Tensor): Tensor => ({ data: t.data as Float32Array, shape: t.dims as number[] });
+
+/** dg-math §11: z = s·mean(E(x)) — the VAE posterior's mean (the first half of `latent_parameters`). */
+export async function encodeLatents(model: LatentModel, images: Tensor): Promise<Tensor> {
+  const out = await run(
+    model.sessions.vaeEncoder,
+    { sample: new ort.Tensor('float32', images.data, images.shape) },
+    model.io.encoderOutput,
+  );
+  const [n, c, h, w] = out.dims as [number, number, number, number];
+  const channels = model.io.encoderOutput === 'latent_parameters' ? c / 2 : c;
+  const z = new Float32Array(n * channels * h * w);
+  const src = out.data as Float32Array;
+  const plane = channels * h * w;
+  for (let i = 0; i < n; i++) for (let k = 0; k < plane; k++) z[i * plane + k] = src[i * c * h * w + k]! * model.folder.vaeScalingFactor;
+  return { data: z, shape: [n, channels, h, w] };
+}
+
+/** dg-math §11: x = D(z/s). */
+export async function decodeLatents(model: LatentModel, z: Tensor): Promise<Tensor> {
+  const scaled = z.data.map((v) => v / model.folder.vaeScalingFactor);
+  return asTensor(await run(model.sessions.vaeDecoder, { latent_sample: new ort.Tensor('float32', scaled, z.shape) }, 'sample'));
+}
+
+/** The text encoder's `last_hidden_state` of each prompt: [prompts, 77, hidden]; `truncated` names the prompts cut to fit. */
+export async function textStates(
+  model: LatentModel,
+  tokenizer: ClipTokenizer,
+  prompts: string[],
+): Promise<{ states: Tensor; truncated: string[] }> {
+  const encoded = prompts.map((p) => tokenizer.encode(p));
+  const flat = encoded.flatMap((e) => e.ids);
+  const ids =
+    model.io.inputIds === 'int64'
+      ? new ort.Tensor('int64', BigInt64Array.from(flat, BigInt), [prompts.length, tokenizer.length])
+      : new ort.Tensor('int32', Int32Array.from(flat), [prompts.length, tokenizer.length]);
+  const states = asTensor(await run(model.sessions.textEncoder, { input_ids: ids }, 'last_hidden_state'));
+  return { states, truncated: prompts.filter((_, i) => encoded[i]!.truncated) };
+}
+
+/** The UNet's timestep feed for one step of the batch (the type and shape its export takes). */
+function timestepFeed(model: LatentModel, steps: Float64Array): ort.Tensor {
+  const { type, shape } = model.io.timestep;
+  const values = shape === 'batch' ? Array.from(steps) : [steps[0]!];
+  const dims = shape === 'scalar' ? [] : [values.length];
+  if (type === 'int64')
+    return new ort.Tensor(
+      'int64',
+      BigInt64Array.from(values, (v) => BigInt(Math.round(v))),
+      dims,
+    );
+  if (type === 'float16') throw new Error(`"${model.sessions.unet.source}": a float16 timestep is not supported yet`);
+  return new ort.Tensor('float32', Float32Array.from(values), dims);
+}
+
+/**
+ * dg-math §11: classifier-free guidance as one network call of the sampler: ε̃ = ε(z, t, ∅) + g·(ε(z, t, c) − ε(z, t, ∅)),
+ * the two predictions in one UNet batch; `cond`/`uncond` are one prompt's states, repeated for every item.
+ */
+export function cfgNetwork(model: LatentModel, cond: Tensor, uncond: Tensor, g: number): NetworkCall {
+  const guided = g > 1;
+  const rows = cond.data.length;
+  return async (x, time) => {
+    const n = x.shape[0]!;
+    const copies = guided ? 2 : 1;
+    const sample = new Float32Array(x.data.length * copies);
+    for (let k = 0; k < copies; k++) sample.set(x.data, k * x.data.length);
+    const ehs = new Float32Array(rows * n * copies);
+    for (let i = 0; i < n; i++) {
+      ehs.set(cond.data, i * rows);
+      if (guided) ehs.set(uncond.data, (n + i) * rows);
+    }
+    const t = guided ? Float64Array.from([...time, ...time]) : time;
+    const out = await run(
+      model.sessions.unet,
+      {
+        sample: new ort.Tensor('float32', sample, [n * copies, ...x.shape.slice(1)]),
+        timestep: timestepFeed(model, t),
+        encoder_hidden_states: new ort.Tensor('float32', ehs, [n * copies, ...cond.shape.slice(1)]),
+      },
+      'out_sample',
+    );
+    const e = out.data as Float32Array;
+    if (!guided) return { data: e.slice(), shape: x.shape };
+    const m = x.data.length;
+    const combined = new Float32Array(m);
+    for (let k = 0; k < m; k++) combined[k] = e[m + k]! + g * (e[k]! - e[m + k]!);
+    return { data: combined, shape: x.shape };
+  };
+}
+
+export interface LatentTranslateOptions {
+  seeds: number[];
+  guidance?: GuidanceHook | undefined;
+  onStep?: ((s: StepInfo) => void) | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+/** SDEdit of a batch of images (N×3×H×W in [-1, 1], H and W multiples of 8) in the model's latent space. */
+export async function translateLatentBatch(
+  model: LatentModel,
+  tokenizer: ClipTokenizer,
+  images: Tensor,
+  params: TranslateParams,
+  text: TextConditioning,
+  opts: LatentTranslateOptions,
+): Promise<{ images: Tensor; latents: Tensor; warnings: string[] }> {
+  const z = await encodeLatents(model, images);
+  const { states, truncated } = await textStates(model, tokenizer, [text.prompt, text.negativePrompt]);
+  const row = states.data.length / 2;
+  const cond = { data: states.data.subarray(0, row), shape: [1, ...states.shape.slice(1)] };
+  const uncond = { data: states.data.subarray(row), shape: [1, ...states.shape.slice(1)] };
+  const schedule = modelSchedule(model.folder.schedule);
+  const denoiser = canonicalDenoiser(cfgNetwork(model, cond, uncond, text.cfgScale), {
+    name: model.folder.dir,
+    prediction: model.folder.scheduler.prediction_type === 'v_prediction' ? 'v' : 'eps',
+    schedule,
+    timeInput: { kind: 'step', scale: 1 },
+    preconditioning: { kind: 'none' },
+  });
+  const latents = await sdedit(
+    denoiser,
+    schedule,
+    z,
+    {
+      t0: params.t0,
+      steps: params.steps,
+      sampler: params.sampler,
+      eta: params.eta,
+      churn: { sChurn: params.churn },
+      spacing: params.spacing,
+    },
+    { rng: new BatchRng(opts.seeds), guidance: opts.guidance, onStep: opts.onStep, signal: opts.signal },
+  );
+  const warnings = truncated.map((p) => `the prompt "${p.slice(0, 60)}…" is longer than ${tokenizer.length - 2} tokens and was cut to fit`);
+  return { images: await decodeLatents(model, latents), latents, warnings };
+}
