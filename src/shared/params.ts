@@ -69,6 +69,10 @@ export const TranslateParamsSchema = z
      * aspect), stretch (resized whatever its aspect; the output resized back)
      */
     fit: z.enum(['crop', 'pad', 'stretch']).default('crop'),
+    /** text-conditioned (latent, SD-family) models: the prompt, the negative prompt and the CFG scale (dg-math §11) */
+    prompt: z.string().max(4000).default(''),
+    negativePrompt: z.string().max(4000).default(''),
+    cfgScale: z.number().min(0).max(30).default(7.5),
   })
   .refine((p) => p.dgWindow[0] <= p.dgWindow[1], { message: 'dgWindow must be [τmin, τmax] with τmin ≤ τmax', path: ['dgWindow'] });
 

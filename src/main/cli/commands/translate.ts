@@ -4,12 +4,15 @@
  */
 import { Option, type Command } from '@commander-js/extra-typings';
 import { readFile } from 'node:fs/promises';
+import type { z } from 'zod';
 import { SAMPLER_LABELS, TranslateParamsSchema } from '../../../shared/params.js';
 import { manifestPathOf, readJsonFile } from '../../engine/models/score-model.js';
 import { Gallery } from '../../services/gallery.js';
 import { bundledDefaults, defaultGalleryDir } from '../../services/resources.js';
 import { translateOnQueue, type QueueTranslateRequest } from '../../services/scale-out/submit.js';
 import { translateFiles } from '../../services/translate-files.js';
+import { translateLatentFiles } from '../../services/translate-latent-files.js';
+import { isDiffusersFolder } from '../../engine/models/diffusers-folder.js';
 import {
   fraction,
   nonNegative,
@@ -85,6 +88,20 @@ function translateCommand(program: Command) {
         .choices(['crop', 'pad', 'stretch'] as const)
         .default('crop' as const),
     )
+    .option('--prompt <text>', 'text-conditioned (Stable Diffusion-family) models: what the result should show', '')
+    .option('--negative-prompt <text>', 'text-conditioned models: what it should not show', '')
+    .option(
+      '--cfg <g>',
+      'text-conditioned models: classifier-free guidance scale (≤ 1: none, as SD-Turbo wants)',
+      nonNegative('--cfg'),
+      7.5,
+    )
+    .option(
+      '--max-side <px>',
+      'latent models: the longest side an image is translated at (its aspect kept, sides multiples of 8)',
+      positiveInt('--max-side'),
+      512,
+    )
     .option('--out <dir>', 'output folder', 'outputs')
     .option('--keep-names', 'name each output after its input (cat.jpg → cat.png + cat.json), for data-set work', false)
     .addOption(providerOption())
@@ -118,6 +135,7 @@ async function recommended(manifest: string, field: 'recommendedT0' | 'recommend
 }
 
 async function runTranslate(inputs: string[], o: TranslateOptions): Promise<number> {
+  if (o.model && isDiffusersFolder(o.model)) return runLatent(inputs, o, o.model);
   let discriminatorManifest = o.discriminator === false ? undefined : o.discriminator;
   const defaults = o.model ? null : bundledDefaults();
   const modelManifest = o.model ?? defaults!.scoreModel;
@@ -145,13 +163,8 @@ async function runTranslate(inputs: string[], o: TranslateOptions): Promise<numb
     cgWeight: o.cgWeight ?? (o.classifier ? 1 : 0),
     fit: o.fit,
   });
-  if (!params.success) {
-    for (const i of params.error.issues) console.error(`error: ${i.path.join('.')}: ${i.message}`);
-    return EXIT_NOTHING_DONE;
-  }
-  const bar = progressBar('{bar} {percentage}% | image {done}/{total} | step {step}/{steps}', o.progress);
-  const signal = abortOnSigint('cancelling…');
-  const gallery = o.gallery === false ? undefined : await Gallery.open(typeof o.gallery === 'string' ? o.gallery : defaultGalleryDir());
+  if (!params.success) return refused(params.error);
+  const { bar, signal, gallery } = await runSetup(o);
   let runInputs = inputs;
   let runParams = params.data;
   if (o.resumeRun !== undefined) {
@@ -229,6 +242,78 @@ async function runTranslate(inputs: string[], o: TranslateOptions): Promise<numb
     bar?.stop();
     const err = e as Error;
     if (err.name !== 'CancelledError') throw err;
+    console.error('cancelled: images written so far are kept');
+    return EXIT_NOTHING_DONE;
+  } finally {
+    gallery?.db.close();
+  }
+}
+
+/** Parameters the schema refused: each problem on its own line. */
+function refused(error: z.ZodError): number {
+  for (const i of error.issues) console.error(`error: ${i.path.join('.')}: ${i.message}`);
+  return EXIT_NOTHING_DONE;
+}
+
+/** A run's progress bar, Ctrl-C and gallery (unless --no-gallery). */
+async function runSetup(o: TranslateOptions) {
+  const bar = progressBar('{bar} {percentage}% | image {done}/{total} | step {step}/{steps}', o.progress);
+  const signal = abortOnSigint('cancelling…');
+  const gallery = o.gallery === false ? undefined : await Gallery.open(typeof o.gallery === 'string' ? o.gallery : defaultGalleryDir());
+  return { bar, signal, gallery };
+}
+
+/** A Stable Diffusion-family folder (diffusers' ONNX layout): latent SDEdit with the prompt (issue 27). */
+async function runLatent(inputs: string[], o: TranslateOptions, modelFolder: string): Promise<number> {
+  if (o.discriminator || o.dgWeight) console.error('note: DG for latent models is not there yet; translating without it');
+  const params = TranslateParamsSchema.safeParse({
+    t0: o.t0 ?? 0.6,
+    steps: o.steps,
+    sampler: o.sampler,
+    seed: o.seed,
+    eta: o.eta,
+    churn: o.churn,
+    spacing: o.spacing,
+    prompt: o.prompt,
+    negativePrompt: o.negativePrompt,
+    cfgScale: o.cfg,
+  });
+  if (!params.success) return refused(params.error);
+  const { bar, signal, gallery } = await runSetup(o);
+  try {
+    const { outputs, errors } = await translateLatentFiles(
+      {
+        inputs,
+        outDir: o.out,
+        params: params.data,
+        modelFolder,
+        maxSide: o.maxSide,
+        executionProvider: o.provider,
+        threads: o.threads,
+        gallery,
+      },
+      {
+        onStart: (s) => {
+          console.error(`translating ${s.total} image(s) with "${s.model}" (latent, CFG ${params.data.cfgScale}) on ${s.provider}`);
+          bar?.start(s.total * params.data.steps, 0, { done: 0, total: s.total, step: 0, steps: params.data.steps });
+        },
+        onStep: (s) => bar?.update(s.done * s.steps + s.step, { done: s.done, total: s.total, step: s.step, steps: s.steps }),
+        onResult: (r) => {
+          if (o.json) console.log(JSON.stringify(r));
+          else if (!bar) console.error(`wrote ${r.output}`);
+        },
+        onError: (e) => console.error(`error: ${e.file}: ${e.message}`),
+        onNote: (m) => console.error(`note: ${m}`),
+        onWarning: (m) => console.error(`warning: ${m}`),
+      },
+      signal,
+    );
+    bar?.stop();
+    console.error(`done: ${outputs.length} written to ${o.out}${errors.length ? `, ${errors.length} failed` : ''}`);
+    return errors.length ? (outputs.length ? EXIT_SOME_FAILED : EXIT_NOTHING_DONE) : EXIT_OK;
+  } catch (e) {
+    bar?.stop();
+    if ((e as Error).name !== 'CancelledError') throw e;
     console.error('cancelled: images written so far are kept');
     return EXIT_NOTHING_DONE;
   } finally {

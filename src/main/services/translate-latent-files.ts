@@ -1,0 +1,160 @@
+/**
+ * Translating files with a Stable Diffusion-family model folder (issue 27): each image at its own aspect —
+ * scaled so its longest side is at most `maxSide`, both sides multiples of 8 (the VAE's factor) — SDEdit in
+ * latent space with the prompt, negative prompt and CFG scale, written as PNG with A1111's parameters text
+ * (prompt, "Negative prompt:", settings) and recorded in the gallery like any result.
+ */
+import { mkdir } from 'node:fs/promises';
+import { basename, extname, join, resolve } from 'node:path';
+import sharp from 'sharp';
+import { TranslateParamsSchema, formatParametersLine, type TranslateParamsInput } from '../../shared/params.js';
+import { ENGINE_VERSION } from '../../shared/version.js';
+import { encodePixelsPng, readImageAndBytes, toPixels, writeFileAtomic, type ImageSpec } from '../engine/io/image-io.js';
+import { loadLatentModel } from '../engine/models/latent-model.js';
+import type { ExecutionProvider } from '../engine/onnx/session.js';
+import { translateLatentBatch } from '../engine/sampling/latent-translate.js';
+import { loadClipTokenizer } from '../engine/text/clip-tokenizer.js';
+import { safeFileStem } from './folders.js';
+import type { Gallery } from './gallery.js';
+import { folderDigest } from './scale-out/model-store.js';
+import { expandInputs, sha256Hex, type FileError } from './translate-files.js';
+
+export interface LatentFilesRequest {
+  inputs: string[];
+  outDir: string;
+  params: TranslateParamsInput;
+  /** the diffusers ONNX folder */
+  modelFolder: string;
+  /** the longest side images are translated at (default 512, SD 1.x's training size) */
+  maxSide?: number | undefined;
+  executionProvider?: ExecutionProvider | undefined;
+  threads?: number | undefined;
+  gallery?: Gallery | undefined;
+  sourceNames?: Record<string, string> | undefined;
+}
+
+export interface LatentFilesEvents {
+  onStart?(info: { total: number; model: string; provider: string }): void;
+  onStep?(info: { done: number; total: number; step: number; steps: number }): void;
+  onResult?(r: { source: string; output: string; width: number; height: number; galleryId: number | undefined }): void;
+  onError?(e: FileError): void;
+  /** what was done to an image that the user should know (its size changed) */
+  onNote?(message: string): void;
+  onWarning?(message: string): void;
+}
+
+/** The size an image is translated at: its aspect, longest side ≤ maxSide, both sides multiples of `multiple`. */
+export function latentSize(width: number, height: number, maxSide = 512, multiple = 8): { width: number; height: number } {
+  const k = Math.min(1, maxSide / Math.max(width, height));
+  const round = (v: number) => Math.max(multiple, Math.round((v * k) / multiple) * multiple);
+  return { width: round(width), height: round(height) };
+}
+
+export async function translateLatentFiles(
+  req: LatentFilesRequest,
+  events: LatentFilesEvents = {},
+  signal?: AbortSignal,
+): Promise<{ outputs: string[]; errors: FileError[] }> {
+  const params = TranslateParamsSchema.parse(req.params);
+  const files = await expandInputs(req.inputs);
+  const model = await loadLatentModel(req.modelFolder, {
+    executionProvider: req.executionProvider,
+    threads: req.threads,
+    onWarning: events.onWarning,
+  });
+  try {
+    const tokenizer = loadClipTokenizer(join(req.modelFolder, 'tokenizer'));
+    const name = basename(resolve(req.modelFolder));
+    const modelInfo = { name, manifest: resolve(req.modelFolder), sha256: await folderDigest(join(req.modelFolder, 'unet')) };
+    await mkdir(req.outDir, { recursive: true });
+    events.onStart?.({ total: files.length, model: name, provider: model.sessions.unet.provider });
+    const runId = req.gallery?.startRun({
+      params,
+      inputs: files.map((f) => resolve(f)),
+      model: modelInfo,
+      discriminator: null,
+      engineVersion: ENGINE_VERSION,
+    });
+    const outputs: string[] = [];
+    const errors: FileError[] = [];
+    let status: 'done' | 'failed' | 'cancelled' = 'done';
+    try {
+      for (const [index, file] of files.entries()) {
+        const seed = (params.seed + index) % 2 ** 32;
+        const sourceName = req.sourceNames?.[file] ?? basename(file);
+        try {
+          const meta = await sharp(file).metadata();
+          const [w, h] = (meta.orientation ?? 1) >= 5 ? [meta.height ?? 8, meta.width ?? 8] : [meta.width ?? 8, meta.height ?? 8];
+          const size = latentSize(w, h, req.maxSide);
+          if (size.width !== w || size.height !== h)
+            events.onNote?.(
+              `${sourceName}: ${w}×${h} translated at ${size.width}×${size.height} (its aspect; sides multiples of 8, the longest ≤ ${req.maxSide ?? 512})`,
+            );
+          const spec: ImageSpec = { channels: 3, height: size.height, width: size.width, valueRange: [-1, 1] };
+          const { data, bytes } = await readImageAndBytes(file, spec, 'stretch');
+          const r = await translateLatentBatch(
+            model,
+            tokenizer,
+            { data, shape: [1, 3, size.height, size.width] },
+            params,
+            { prompt: params.prompt, negativePrompt: params.negativePrompt, cfgScale: params.cfgScale },
+            {
+              seeds: [seed],
+              signal,
+              onStep: (s) => events.onStep?.({ done: index, total: files.length, step: s.stepIndex + 1, steps: s.totalSteps }),
+            },
+          );
+          for (const wmsg of r.warnings) events.onWarning?.(wmsg);
+          const line = formatParametersLine(
+            { ...params, seed },
+            {
+              'CFG scale': params.cfgScale,
+              Model: name,
+              'Model hash': modelInfo.sha256.slice(0, 10),
+              Size: `${size.width}x${size.height}`,
+              Version: `dg-studio ${ENGINE_VERSION}`,
+            },
+          );
+          const text = `${params.prompt}\nNegative prompt: ${params.negativePrompt}\n${line}\nSource: ${sourceName}`;
+          const record = {
+            source: sourceName,
+            sourceSha256: sha256Hex(bytes),
+            seed,
+            params: { ...params, seed },
+            model: { name, sha256: modelInfo.sha256 },
+            engineVersion: ENGINE_VERSION,
+          };
+          const png = await encodePixelsPng(
+            toPixels(r.images.data, spec),
+            { width: size.width, height: size.height, channels: 3 },
+            { parameters: text, 'dg-studio': JSON.stringify(record) },
+          );
+          const stem = `${safeFileStem(basename(sourceName, extname(sourceName)))}-t${params.t0}-cfg${params.cfgScale}-${seed}`;
+          const output = join(resolve(req.outDir), `${stem}.png`);
+          await writeFileAtomic(output, png);
+          const galleryId =
+            req.gallery && runId !== undefined
+              ? await req.gallery.addOutput(runId, { png, sourcePath: resolve(file), sourceName, seed })
+              : undefined;
+          await writeFileAtomic(output.replace(/\.png$/, '.json'), JSON.stringify({ ...record, galleryId, runId }, null, 2));
+          outputs.push(output);
+          events.onResult?.({ source: file, output, ...size, galleryId });
+        } catch (e) {
+          if ((e as Error).name === 'CancelledError') throw e;
+          const err = { file, message: (e as Error).message };
+          errors.push(err);
+          if (req.gallery && runId !== undefined) req.gallery.addError(runId, resolve(file), seed, err.message, sourceName);
+          events.onError?.(err);
+        }
+      }
+    } catch (e) {
+      status = (e as Error).name === 'CancelledError' ? 'cancelled' : 'failed';
+      throw e;
+    } finally {
+      if (req.gallery && runId !== undefined) req.gallery.finishRun(runId, status);
+    }
+    return { outputs, errors };
+  } finally {
+    await model.dispose();
+  }
+}

@@ -1,0 +1,84 @@
+/**
+ * `dg-studio translate --model <SD folder> --prompt …` (issue 27) on the tiny random-weight fixture: images of
+ * any aspect come back at their aspect (sides multiples of 8, said), with A1111's parameters text, in the gallery.
+ */
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import sharp from 'sharp';
+import { describe, expect, it } from 'vitest';
+import { readPngText } from '../../src/main/engine/io/image-io.js';
+import { Gallery } from '../../src/main/services/gallery.js';
+import { latentSize } from '../../src/main/services/translate-latent-files.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const run = promisify(execFile);
+const root = join(import.meta.dirname, '..', '..');
+const model = join(root, 'test', 'fixtures', 'tiny-sd', 'diffusers');
+
+describe('latent translation from the CLI', async () => {
+  const dir = await tempDir();
+
+  it('sizes keep the aspect, with sides multiples of 8 and the longest side bounded', () => {
+    expect(latentSize(1024, 768)).toEqual({ width: 512, height: 384 });
+    expect(latentSize(300, 120)).toEqual({ width: 304, height: 120 });
+    expect(latentSize(6000, 6000)).toEqual({ width: 512, height: 512 });
+    expect(latentSize(100, 60)).toEqual({ width: 104, height: 64 });
+    expect(latentSize(3, 900)).toEqual({ width: 8, height: 512 });
+  });
+
+  it('translates a landscape JPEG and a square PNG with a prompt, into the folder and the gallery', async () => {
+    await sharp({ create: { width: 100, height: 60, channels: 3, background: '#3a7bd5' } })
+      .jpeg()
+      .toFile(join(dir, 'landscape.jpg'));
+    await sharp({ create: { width: 64, height: 64, channels: 3, background: '#d53a7b' } })
+      .png()
+      .toFile(join(dir, 'square.png'));
+    const out = join(dir, 'out');
+    const r = await run(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        join(root, 'src/main/cli/index.ts'),
+        'translate',
+        join(dir, 'landscape.jpg'),
+        join(dir, 'square.png'),
+        '--model',
+        model,
+        '--prompt',
+        'a watercolour',
+        '--negative-prompt',
+        'blurry',
+        '--cfg',
+        '5',
+        '--t0',
+        '0.5',
+        '--steps',
+        '3',
+        '--out',
+        out,
+        '--gallery',
+        join(dir, 'gallery'),
+        '--no-progress',
+      ],
+      { cwd: root },
+    );
+    expect(r.stderr).toMatch(/landscape\.jpg: 100×60 translated at 104×64/);
+    expect(r.stderr).toMatch(/done: 2 written/);
+    const landscape = join(out, 'landscape-t0.5-cfg5-0.png');
+    expect(await sharp(landscape).metadata()).toMatchObject({ width: 104, height: 64 });
+    expect(await sharp(join(out, 'square-t0.5-cfg5-1.png')).metadata()).toMatchObject({ width: 64, height: 64 });
+    const text = (await readPngText(landscape))['parameters']!;
+    expect(text.split('\n').slice(0, 2)).toEqual(['a watercolour', 'Negative prompt: blurry']);
+    expect(text).toMatch(/CFG scale: 5, Model: diffusers/);
+    const g = await Gallery.open(join(dir, 'gallery'));
+    try {
+      const rows = g.search({});
+      expect(rows.map((x) => x.sourceName).sort()).toEqual(['landscape.jpg', 'square.png']);
+      expect(rows[0]!.params.prompt).toBe('a watercolour');
+    } finally {
+      g.db.close();
+    }
+  });
+});
