@@ -32,6 +32,8 @@ export interface ModelEntry {
   recommendedT0?: number;
   /** a few lines of the manifest's training record (steps, images seen, held-out error, …) */
   training?: Record<string, string | number>;
+  /** a latent, text-conditioned model (a Stable Diffusion-family folder): it takes a prompt, negative prompt and CFG scale */
+  latent?: boolean;
   /** why the manifest cannot be used as it stands (it failed the schema check); absent when it passed */
   problem?: string;
   /** a discriminator's accuracy on its held-out images when it was trained (0.5 = chance) */
@@ -260,6 +262,16 @@ export const SettingsSchema = z.object({
   threads: z.number().int().min(0).max(256).default(0),
   /** where translated PNGs are also written (besides the gallery); null = the studio's data folder */
   outputDir: z.string().max(4096).nullable().default(null),
+  /** more folders holding models: Stable Diffusion-family folders in diffusers' ONNX layout (each, or one level down) */
+  modelFolders: z
+    .array(
+      z
+        .string()
+        .max(4096)
+        .regex(/^(\/|[A-Za-z]:[\\/])/, 'a model folder must be an absolute path'),
+    )
+    .max(32)
+    .default([]),
   /** send translations to the workers on this Redis (docs/scale-out.md); null = translate here */
   queue: z
     .string()

@@ -428,6 +428,30 @@ describe('studio in a real browser (server mode)', async () => {
     await page.locator('[data-testid=t0]').fill('0.5');
   });
 
+  it('a Stable Diffusion-family folder from the settings takes a prompt, a negative prompt and a CFG scale, without DG', async () => {
+    await page.click('[data-testid=tab-settings]');
+    await page.fill('[data-testid=settings-model-folders]', join(root, 'test', 'fixtures', 'tiny-sd'));
+    await page.click('[data-testid=settings-save]');
+    await page.locator('[data-testid=toast]', { hasText: 'settings saved' }).waitFor();
+    await page.click('[data-testid=tab-translate]');
+    expect(await page.locator('[data-testid=text-conditioning]').count()).toBe(0);
+    const dgBefore = await page.locator('[data-testid=weight]').inputValue();
+    await page.locator('[data-testid=model-select]').selectOption({ label: 'diffusers' });
+    await page.locator('[data-testid=text-conditioning]').waitFor();
+    await page.fill('[data-testid=prompt]', 'a watercolour');
+    expect(await page.locator('[data-testid=weight]').isDisabled()).toBe(true);
+    expect(await page.locator('[data-testid=weight]').inputValue()).toBe('0');
+    expect(await page.locator('[data-testid=model-domain]').textContent()).toMatch(/keeps its aspect/);
+    await page.screenshot({ path: join(artifacts, 'latent-model.png') });
+    // back to the bundled model and its weight, as the later tests expect
+    await page.locator('[data-testid=model-select]').selectOption({ index: 0 });
+    await page.locator('[data-testid=weight]').fill(dgBefore);
+    await page.click('[data-testid=tab-settings]');
+    await page.fill('[data-testid=settings-model-folders]', '');
+    await page.click('[data-testid=settings-save]');
+    await page.click('[data-testid=tab-translate]');
+  });
+
   it('remembers the theme across a reload, and dark means dark form controls too', async () => {
     const theme = () => page.locator('.app').getAttribute('data-theme');
     const before = await theme();

@@ -35,7 +35,7 @@ describe('gallery store', async () => {
 
   it('migrates by user_version and refuses a newer schema', async () => {
     const g = await Gallery.open(join(dir, 'm'));
-    expect(g.db.pragma('user_version', { simple: true })).toBe(3);
+    expect(g.db.pragma('user_version', { simple: true })).toBe(4);
     expect(g.db.pragma('journal_mode', { simple: true })).toBe('wal');
     g.db.pragma('user_version = 99');
     g.db.close();

@@ -89,7 +89,7 @@ export class StudioBackend implements StudioApi {
   ) {
     this.home = opts.dataDir ?? dataDir();
     this.inbox = new Inbox(this.home);
-    this.models = new ModelRegistry(this.home);
+    this.models = new ModelRegistry(this.home, () => this.settings.modelFolders);
     this.jobs.on('update', (j) => this.emit({ type: 'job', job: this.dto(j) }));
   }
 

@@ -17,6 +17,8 @@ import { runSweep } from '../services/sweep.js';
 import { trainDiscriminatorOnThread, trainScoreModelOnThread } from '../services/training-thread.js';
 import { translateOnQueue } from '../services/scale-out/submit.js';
 import { translateFiles } from '../services/translate-files.js';
+import { translateLatentFiles } from '../services/translate-latent-files.js';
+import { isDiffusersFolder } from '../engine/models/diffusers-folder.js';
 import type { Inbox } from './inbox.js';
 import type { ModelRegistry, SessionChoice } from './model-registry.js';
 
@@ -51,6 +53,7 @@ function submitJob<K extends JobKind>(
 export async function launchTranslate(ctx: LaunchContext, req: ApiParsedArgs<'translate'>[0]) {
   const inputs = await ctx.inbox.paths(req.sources);
   const modelManifest = (await ctx.models.manifestOf(req.model, 'score'))!;
+  if (isDiffusersFolder(modelManifest)) return submitLatentTranslation(ctx, inputs, modelManifest, req.params);
   const guided = req.params.dgWeight > 0 || (req.params.dgWeight2 ?? 0) > 0;
   const discriminatorManifest = guided ? await ctx.models.manifestOf(req.discriminator, 'discriminator') : undefined;
   if (guided && !discriminatorManifest)
@@ -75,6 +78,45 @@ interface TranslationWork {
   discriminatorManifest: string | undefined;
   classifierManifest?: string | undefined;
   resumeRunId?: number;
+}
+
+/** A translation with a Stable Diffusion-family folder (issue 27): latent SDEdit with the prompt, each image at its aspect. */
+function submitLatentTranslation(ctx: LaunchContext, inputs: string[], modelFolder: string, params: TranslateParams) {
+  if (params.dgWeight > 0) throw new Error('DG for latent models is not there yet: set the DG weight to 0 for this model');
+  const label = `${inputs.length} image(s), t0 ${params.t0}, "${params.prompt.slice(0, 40)}", CFG ${params.cfgScale}`;
+  const job = submitJob(ctx, 'translate', label, async ({ signal, progress }) => {
+    const galleryIds: number[] = [];
+    let note = '';
+    const { errors } = await translateLatentFiles(
+      {
+        inputs,
+        outDir: ctx.outputDir,
+        params,
+        modelFolder,
+        gallery: ctx.gallery,
+        sourceNames: Object.fromEntries(inputs.map((p) => [p, ctx.inbox.sourceOf(p).name])),
+        ...ctx.session,
+      },
+      {
+        onStep: (s) =>
+          progress({
+            done: s.done * s.steps + s.step,
+            total: s.total * s.steps,
+            message: `image ${s.done + 1}/${s.total}, step ${s.step}/${s.steps}${note ? ` — ${note}` : ''}`,
+          }),
+        onResult: (r) => {
+          if (r.galleryId !== undefined) galleryIds.push(r.galleryId);
+          ctx.emit({ type: 'gallery' });
+        },
+        // the latest size change or cut prompt, shown with the progress
+        onNote: (m) => (note = m),
+        onWarning: (m) => (note = m),
+      },
+      signal,
+    );
+    return { galleryIds, errors };
+  });
+  return { jobId: job.id };
 }
 
 /** A studio translation spread over the settings' queue workers (docs/scale-out.md): progress over all of them. */

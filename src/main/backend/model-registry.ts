@@ -7,10 +7,11 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, rm } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import type { ApiParsedArgs, ManifestProposal, ModelEntry } from '../../shared/api.js';
 import { parseManifest } from '../../shared/manifest.js';
 import { writeFileAtomic } from '../engine/io/image-io.js';
+import { isDiffusersFolder, readDiffusersFolder } from '../engine/models/diffusers-folder.js';
 import { readJsonFile } from '../engine/models/score-model.js';
 import type { ExecutionProvider } from '../engine/onnx/session.js';
 import { fileInside } from '../services/folders.js';
@@ -99,8 +100,37 @@ export function cardWarning(kind: ModelEntry['kind'], training: unknown): string
   return null;
 }
 
+/** The card of a Stable Diffusion-family folder (diffusers' ONNX layout); its problem, if it cannot be read, in words. */
+function latentEntryOf(dir: string, id: string): RegistryEntry {
+  const base = { id, kind: 'score' as const, bundled: false, manifest: dir, name: basename(dir), latent: true };
+  try {
+    const f = readDiffusersFolder(dir);
+    return {
+      ...base,
+      description: `${f.pipeline}, ${f.scheduler.prediction_type === 'v_prediction' ? 'v' : 'ε'}-prediction, ${f.scheduler.timestep_spacing} timesteps`,
+      recommendedT0: 0.6,
+    };
+  } catch (e) {
+    return { ...base, description: '', problem: (e as Error).message };
+  }
+}
+
+/** Diffusers folders: `dir` itself, or its subfolders that are. */
+async function diffusersFoldersIn(dir: string): Promise<string[]> {
+  if (isDiffusersFolder(dir)) return [dir];
+  const names = await readdir(dir).catch(() => [] as string[]);
+  return names
+    .sort()
+    .map((n) => join(dir, n))
+    .filter(isDiffusersFolder);
+}
+
 export class ModelRegistry {
-  constructor(private readonly home: string) {}
+  /** `extraFolders`: the settings' model folders, read at each listing */
+  constructor(
+    private readonly home: string,
+    private readonly extraFolders: () => string[] = () => [],
+  ) {}
 
   /** Every model, bundled first, then imported, trained score models and trained discriminators. */
   async entries(): Promise<RegistryEntry[]> {
@@ -112,11 +142,14 @@ export class ModelRegistry {
       for (const name of existsSync(dir) ? (await readdir(dir)).sort() : []) {
         const manifest = join(dir, name, 'manifest.json');
         if (existsSync(manifest)) found.push(await entryOf(manifest, kind, false, `${idPrefix}:${name}`));
+        else if (kind === 'score' && isDiffusersFolder(join(dir, name))) found.push(latentEntryOf(join(dir, name), `${idPrefix}:${name}`));
       }
     };
     await folder('models', 'imported', 'score');
     await folder('score-models', 'trained-score', 'score');
     await folder('discriminators', 'trained', 'discriminator');
+    for (const [k, extra] of this.extraFolders().entries())
+      for (const dir of await diffusersFoldersIn(extra)) found.push(latentEntryOf(dir, `folder${k}:${basename(dir)}`));
     return found.filter((e): e is RegistryEntry => e !== null);
   }
 
@@ -139,7 +172,7 @@ export class ModelRegistry {
     const e = (await this.entries()).find((x) => x.id === id);
     if (!e) throw new Error(`no model "${id}"; pick one from the list`);
     if (e.bundled) throw new Error(`"${e.name}" is bundled with DG Studio and cannot be deleted`);
-    const folder = dirname(e.manifest);
+    const folder = e.latent ? e.manifest : dirname(e.manifest);
     // only folders the studio made: models/, score-models/, discriminators/ under its data folder
     const parents = ['models', 'score-models', 'discriminators'].map((d) => join(this.home, d));
     if (!parents.includes(dirname(folder))) throw new Error(`"${e.name}" is not in the studio's data folder; remove it by hand`);
