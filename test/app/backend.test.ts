@@ -230,6 +230,18 @@ describe('the back end validates every request (no Electron needed)', async () =
         },
       ]),
     ).rejects.toThrow(/this model is already in the list as ".*" \(the same network file and settings\)/);
+    // the wrong kind chosen: said in words (not the score schema's complaints about a discriminator manifest)
+    await expect(
+      backend.dispatch('importModel', [
+        {
+          kind: 'discriminator',
+          files: [
+            { name: 'model.onnx', data: new Uint8Array(readFileSync(join(toy, 'model.onnx'))) },
+            { name: 'other.json', data: new TextEncoder().encode(JSON.stringify({ ...bundledManifest, name: 'wrong kind' })) },
+          ],
+        },
+      ]),
+    ).rejects.toThrow(/^"other\.json" is a score model manifest, not a discriminator one: choose "score model" as the kind/);
     // a model the user added can be deleted; a bundled one cannot
     await expect(backend.dispatch('deleteModel', ['bundled:score'])).rejects.toThrow(/is bundled with DG Studio and cannot be deleted/);
     expect(await backend.dispatch('deleteModel', [capped.id])).toBe(true);

@@ -33,6 +33,8 @@ function trainingSummary(t: unknown): Record<string, string | number> | null {
   return Object.keys(out).length ? out : null;
 }
 
+const KIND_WORDS: Record<ModelEntry['kind'], string> = { score: 'score model', discriminator: 'discriminator', classifier: 'classifier' };
+
 /** Kinds by manifest format, for listing a manifest that fails its check (score otherwise). */
 const KIND_OF_FORMAT: Record<string, ModelEntry['kind']> = {
   'dg-studio/discriminator@1': 'discriminator',
@@ -185,12 +187,20 @@ export class ModelRegistry {
     const manifests = req.files.filter((f) => f.name.toLowerCase().endsWith('.json'));
     if (manifests.length !== 1) throw new Error(`give exactly one manifest (.json) with the model's files; got ${manifests.length}`);
     let slug = '';
+    let raw: Record<string, unknown>;
     try {
-      const m = JSON.parse(new TextDecoder().decode(manifests[0]!.data)) as { name?: string };
-      slug = (m.name ?? 'model').replace(/[^\w.-]+/g, '-').slice(0, 60) || 'model';
+      raw = JSON.parse(new TextDecoder().decode(manifests[0]!.data)) as Record<string, unknown>;
+      slug = (typeof raw['name'] === 'string' ? raw['name'] : 'model').replace(/[^\w.-]+/g, '-').slice(0, 60) || 'model';
     } catch (e) {
       throw new Error(`cannot read manifest "${manifests[0]!.name}": not valid JSON (${(e as Error).message})`, { cause: e });
     }
+    // the wrong kind chosen: said in words, not as the other kind's schema errors
+    const parsed = parseManifest(manifests[0]!.name, raw);
+    const actual = parsed.ok ? parsed.kind : KIND_OF_FORMAT[String(raw['format'])];
+    if (actual && actual !== req.kind)
+      throw new Error(
+        `"${manifests[0]!.name}" is a ${KIND_WORDS[actual]} manifest, not a ${KIND_WORDS[req.kind]} one: choose "${KIND_WORDS[actual]}" as the kind`,
+      );
     const dir = join(this.home, 'models', slug);
     if (existsSync(dir)) throw new Error(`a model named "${slug}" is already imported; rename it in its manifest`);
     const twin = await this.sameModel(manifests[0]!.data, req.files);
