@@ -452,6 +452,20 @@ describe('studio in a real browser (server mode)', async () => {
     await page.click('[data-testid=tab-translate]');
   });
 
+  it('the gallery tells an unreachable server from an empty result, and tries again', async () => {
+    await page.route('**/api/gallerySearch', (r) => r.abort());
+    await page.click('[data-testid=tab-gallery]');
+    const error = page.locator('[data-testid=gallery-error]');
+    await error.waitFor();
+    expect(await error.textContent()).toMatch(/does not answer/);
+    expect(await page.locator('[data-testid=gallery-empty]').count()).toBe(0);
+    await page.unroute('**/api/gallerySearch');
+    await error.getByRole('button', { name: 'Try again' }).click();
+    await error.waitFor({ state: 'detached' });
+    expect(await page.locator('[data-testid=gallery-empty]').count()).toBe(0); // the earlier tests' results are back
+    await page.click('[data-testid=tab-translate]');
+  });
+
   it('remembers the theme across a reload, and dark means dark form controls too', async () => {
     const theme = () => page.locator('.app').getAttribute('data-theme');
     const before = await theme();
