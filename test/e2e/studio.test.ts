@@ -466,6 +466,26 @@ describe('studio in a real browser (server mode)', async () => {
     await page.click('[data-testid=tab-translate]');
   });
 
+  it('? lists the keyboard shortcuts (not while typing), Esc closes the list', async () => {
+    await page.click('[data-testid=tab-gallery]');
+    await page.locator('[data-testid=gallery-search]').focus();
+    await page.keyboard.type('?');
+    expect(await page.locator('[data-testid=shortcuts]').count()).toBe(0);
+    // a search nothing matches says so (not "nothing yet")
+    await page.locator('[data-testid=gallery-empty]', { hasText: 'No result matches these filters' }).waitFor();
+    await page.locator('[data-testid=gallery-search]').fill('');
+    await page.locator('[data-testid=gallery-empty]').waitFor({ state: 'detached' });
+    await page.locator('h1').click();
+    await page.keyboard.press('?');
+    const list = page.locator('[data-testid=shortcuts]');
+    await list.waitFor();
+    expect(await list.textContent()).toMatch(/Alt\+1 … Alt\+6.*Ctrl\+Enter/s);
+    await page.screenshot({ path: join(artifacts, 'shortcuts.png') });
+    await page.keyboard.press('Escape');
+    await list.waitFor({ state: 'detached' });
+    await page.click('[data-testid=tab-translate]');
+  });
+
   it('remembers the theme across a reload, and dark means dark form controls too', async () => {
     const theme = () => page.locator('.app').getAttribute('data-theme');
     const before = await theme();
