@@ -47,6 +47,9 @@ describe('studio in a real browser (server mode)', async () => {
     server = await startServer({ backend: engine, rendererDir });
     browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    // file-chooser interception on from the start: turning it on is asynchronous, and a chooser opened before
+    // it took effect never reaches waitForEvent (a 30 s timeout on a busy machine)
+    page.on('filechooser', () => {});
     await page.goto(server.url);
   });
 
