@@ -7,13 +7,13 @@
 import { mkdir } from 'node:fs/promises';
 import { basename, extname, join, resolve } from 'node:path';
 import sharp from 'sharp';
-import { TranslateParamsSchema, formatParametersLine, type TranslateParamsInput } from '../../shared/params.js';
+import { TranslateParamsSchema, formatParametersLine, type TranslateParams, type TranslateParamsInput } from '../../shared/params.js';
 import { ENGINE_VERSION } from '../../shared/version.js';
 import { encodePixelsPng, readImageAndBytes, toPixels, writeFileAtomic, type ImageSpec } from '../engine/io/image-io.js';
-import { loadLatentModel } from '../engine/models/latent-model.js';
+import { loadLatentModel, type LatentModel } from '../engine/models/latent-model.js';
 import type { ExecutionProvider } from '../engine/onnx/session.js';
 import { translateLatentBatch } from '../engine/sampling/latent-translate.js';
-import { loadClipTokenizer } from '../engine/text/clip-tokenizer.js';
+import { loadClipTokenizer, type ClipTokenizer } from '../engine/text/clip-tokenizer.js';
 import { safeFileStem } from './folders.js';
 import type { Gallery } from './gallery.js';
 import { folderDigest } from './scale-out/model-store.js';
@@ -50,6 +50,83 @@ export function latentSize(width: number, height: number, maxSide = 512, multipl
   return { width: round(width), height: round(height) };
 }
 
+/** What translating one image needs of its run. */
+interface LatentRun {
+  req: LatentFilesRequest;
+  events: LatentFilesEvents;
+  params: TranslateParams;
+  model: LatentModel;
+  tokenizer: ClipTokenizer;
+  modelInfo: { name: string; manifest: string; sha256: string };
+  runId: number | undefined;
+  total: number;
+  signal: AbortSignal | undefined;
+}
+
+/** One image: sized to its aspect, translated, written with its parameters text and sidecar, recorded in the gallery. */
+async function translateOne(r: LatentRun, file: string, index: number): Promise<string> {
+  const { req, events, params, modelInfo } = r;
+  const seed = (params.seed + index) % 2 ** 32;
+  const sourceName = req.sourceNames?.[file] ?? basename(file);
+  const meta = await sharp(file).metadata();
+  const [w, h] = (meta.orientation ?? 1) >= 5 ? [meta.height ?? 8, meta.width ?? 8] : [meta.width ?? 8, meta.height ?? 8];
+  const size = latentSize(w, h, req.maxSide);
+  if (size.width !== w || size.height !== h)
+    events.onNote?.(
+      `${sourceName}: ${w}×${h} translated at ${size.width}×${size.height} (its aspect; sides multiples of 8, the longest ≤ ${req.maxSide ?? 512})`,
+    );
+  const spec: ImageSpec = { channels: 3, height: size.height, width: size.width, valueRange: [-1, 1] };
+  const { data, bytes } = await readImageAndBytes(file, spec, 'stretch');
+  const out = await translateLatentBatch(
+    r.model,
+    r.tokenizer,
+    { data, shape: [1, 3, size.height, size.width] },
+    params,
+    { prompt: params.prompt, negativePrompt: params.negativePrompt, cfgScale: params.cfgScale },
+    {
+      seeds: [seed],
+      signal: r.signal,
+      onStep: (s) => events.onStep?.({ done: index, total: r.total, step: s.stepIndex + 1, steps: s.totalSteps }),
+    },
+  );
+  for (const warning of out.warnings) events.onWarning?.(warning);
+  const line = formatParametersLine(
+    { ...params, seed },
+    {
+      'CFG scale': params.cfgScale,
+      Model: modelInfo.name,
+      'Model hash': modelInfo.sha256.slice(0, 10),
+      Size: `${size.width}x${size.height}`,
+      Version: `dg-studio ${ENGINE_VERSION}`,
+    },
+  );
+  // A1111's layout: the prompt, "Negative prompt: …", the settings line
+  const text = `${params.prompt}\nNegative prompt: ${params.negativePrompt}\n${line}\nSource: ${sourceName}`;
+  const record = {
+    source: sourceName,
+    sourceSha256: sha256Hex(bytes),
+    seed,
+    params: { ...params, seed },
+    model: { name: modelInfo.name, sha256: modelInfo.sha256 },
+    engineVersion: ENGINE_VERSION,
+  };
+  const png = await encodePixelsPng(
+    toPixels(out.images.data, spec),
+    { width: size.width, height: size.height, channels: 3 },
+    { parameters: text, 'dg-studio': JSON.stringify(record) },
+  );
+  const stem = `${safeFileStem(basename(sourceName, extname(sourceName)))}-t${params.t0}-cfg${params.cfgScale}-${seed}`;
+  const output = join(resolve(req.outDir), `${stem}.png`);
+  await writeFileAtomic(output, png);
+  const galleryId =
+    req.gallery && r.runId !== undefined
+      ? await req.gallery.addOutput(r.runId, { png, sourcePath: resolve(file), sourceName, seed })
+      : undefined;
+  await writeFileAtomic(output.replace(/\.png$/, '.json'), JSON.stringify({ ...record, galleryId, runId: r.runId }, null, 2));
+  events.onResult?.({ source: file, output, ...size, galleryId });
+  return output;
+}
+
 export async function translateLatentFiles(
   req: LatentFilesRequest,
   events: LatentFilesEvents = {},
@@ -57,93 +134,30 @@ export async function translateLatentFiles(
 ): Promise<{ outputs: string[]; errors: FileError[] }> {
   const params = TranslateParamsSchema.parse(req.params);
   const files = await expandInputs(req.inputs);
-  const model = await loadLatentModel(req.modelFolder, {
-    executionProvider: req.executionProvider,
-    threads: req.threads,
-    onWarning: events.onWarning,
-  });
+  const session = { executionProvider: req.executionProvider, threads: req.threads, onWarning: events.onWarning };
+  const model = await loadLatentModel(req.modelFolder, session);
   try {
     const tokenizer = loadClipTokenizer(join(req.modelFolder, 'tokenizer'));
     const name = basename(resolve(req.modelFolder));
     const modelInfo = { name, manifest: resolve(req.modelFolder), sha256: await folderDigest(join(req.modelFolder, 'unet')) };
     await mkdir(req.outDir, { recursive: true });
     events.onStart?.({ total: files.length, model: name, provider: model.sessions.unet.provider });
-    const runId = req.gallery?.startRun({
-      params,
-      inputs: files.map((f) => resolve(f)),
-      model: modelInfo,
-      discriminator: null,
-      engineVersion: ENGINE_VERSION,
-    });
+    const inputs = files.map((f) => resolve(f));
+    const runId = req.gallery?.startRun({ params, inputs, model: modelInfo, discriminator: null, engineVersion: ENGINE_VERSION });
+    const run: LatentRun = { req, events, params, model, tokenizer, modelInfo, runId, total: files.length, signal };
     const outputs: string[] = [];
     const errors: FileError[] = [];
     let status: 'done' | 'failed' | 'cancelled' = 'done';
     try {
       for (const [index, file] of files.entries()) {
-        const seed = (params.seed + index) % 2 ** 32;
-        const sourceName = req.sourceNames?.[file] ?? basename(file);
         try {
-          const meta = await sharp(file).metadata();
-          const [w, h] = (meta.orientation ?? 1) >= 5 ? [meta.height ?? 8, meta.width ?? 8] : [meta.width ?? 8, meta.height ?? 8];
-          const size = latentSize(w, h, req.maxSide);
-          if (size.width !== w || size.height !== h)
-            events.onNote?.(
-              `${sourceName}: ${w}×${h} translated at ${size.width}×${size.height} (its aspect; sides multiples of 8, the longest ≤ ${req.maxSide ?? 512})`,
-            );
-          const spec: ImageSpec = { channels: 3, height: size.height, width: size.width, valueRange: [-1, 1] };
-          const { data, bytes } = await readImageAndBytes(file, spec, 'stretch');
-          const r = await translateLatentBatch(
-            model,
-            tokenizer,
-            { data, shape: [1, 3, size.height, size.width] },
-            params,
-            { prompt: params.prompt, negativePrompt: params.negativePrompt, cfgScale: params.cfgScale },
-            {
-              seeds: [seed],
-              signal,
-              onStep: (s) => events.onStep?.({ done: index, total: files.length, step: s.stepIndex + 1, steps: s.totalSteps }),
-            },
-          );
-          for (const wmsg of r.warnings) events.onWarning?.(wmsg);
-          const line = formatParametersLine(
-            { ...params, seed },
-            {
-              'CFG scale': params.cfgScale,
-              Model: name,
-              'Model hash': modelInfo.sha256.slice(0, 10),
-              Size: `${size.width}x${size.height}`,
-              Version: `dg-studio ${ENGINE_VERSION}`,
-            },
-          );
-          const text = `${params.prompt}\nNegative prompt: ${params.negativePrompt}\n${line}\nSource: ${sourceName}`;
-          const record = {
-            source: sourceName,
-            sourceSha256: sha256Hex(bytes),
-            seed,
-            params: { ...params, seed },
-            model: { name, sha256: modelInfo.sha256 },
-            engineVersion: ENGINE_VERSION,
-          };
-          const png = await encodePixelsPng(
-            toPixels(r.images.data, spec),
-            { width: size.width, height: size.height, channels: 3 },
-            { parameters: text, 'dg-studio': JSON.stringify(record) },
-          );
-          const stem = `${safeFileStem(basename(sourceName, extname(sourceName)))}-t${params.t0}-cfg${params.cfgScale}-${seed}`;
-          const output = join(resolve(req.outDir), `${stem}.png`);
-          await writeFileAtomic(output, png);
-          const galleryId =
-            req.gallery && runId !== undefined
-              ? await req.gallery.addOutput(runId, { png, sourcePath: resolve(file), sourceName, seed })
-              : undefined;
-          await writeFileAtomic(output.replace(/\.png$/, '.json'), JSON.stringify({ ...record, galleryId, runId }, null, 2));
-          outputs.push(output);
-          events.onResult?.({ source: file, output, ...size, galleryId });
+          outputs.push(await translateOne(run, file, index));
         } catch (e) {
           if ((e as Error).name === 'CancelledError') throw e;
           const err = { file, message: (e as Error).message };
           errors.push(err);
-          if (req.gallery && runId !== undefined) req.gallery.addError(runId, resolve(file), seed, err.message, sourceName);
+          const seed = (params.seed + index) % 2 ** 32;
+          if (req.gallery && runId !== undefined) req.gallery.addError(runId, resolve(file), seed, err.message, req.sourceNames?.[file]);
           events.onError?.(err);
         }
       }

@@ -70,111 +70,138 @@ async function describeModel(manifestPath: string, digestOf: 'onnx' | 'manifest'
 /** A readable line for a failed lookup or a Redis that is away (it is retried). */
 const transient = (e: unknown) => /ECONNREFUSED|ECONNRESET|Connection is closed|ETIMEDOUT|EPIPE/i.test(String((e as Error)?.message));
 
-export async function translateOnQueue(
-  req: QueueTranslateRequest,
-  events: QueueEvents = {},
-  signal?: AbortSignal,
-): Promise<{ runId: number | undefined; outputs: number; errors: number }> {
-  const params: TranslateParams = TranslateParamsSchema.parse(req.params);
-  const files = (await expandInputs(req.inputs)).map((f) => resolve(f));
-  const given = new Map(Object.entries(req.sourceNames ?? {}).map(([k, v]) => [resolve(k), v]));
-  const nameOf = (f: string) => given.get(f) ?? basename(f);
-  const model = await describeModel(manifestPathOf(req.modelManifest), 'onnx');
-  const disc =
-    req.discriminatorManifest && (params.dgWeight > 0 || (params.dgWeight2 ?? 0) > 0)
-      ? await describeModel(manifestPathOf(req.discriminatorManifest), 'manifest')
-      : null;
-  const gallery = req.gallery;
-  let runId: number | undefined;
-  const have = new Set<string>();
-  if (gallery && req.resumeRunId !== undefined) {
-    if (!gallery.run(req.resumeRunId)) throw new Error(`the gallery has no run ${req.resumeRunId}`);
-    runId = req.resumeRunId;
-    for (const s of gallery.doneSources(runId)) have.add(s);
-    gallery.resumeRun(runId);
-  } else if (gallery) {
-    runId = gallery.startRun({
-      params,
-      inputs: files,
-      model: model.info,
-      discriminator: disc?.info ?? null,
-      engineVersion: ENGINE_VERSION,
-    });
-  }
-  // stable for a gallery run (a resumed submitter finds its chunks again); random without a gallery
-  const tag = createHash('sha256')
-    .update(gallery && runId !== undefined ? `${resolve(gallery.dir)}|${runId}` : `${Date.now()}|${Math.random()}`)
-    .digest('hex')
-    .slice(0, 16);
-  const size = req.chunkSize ?? params.batchSize * 4;
-  const chunks: { k: number; first: number; files: string[] }[] = [];
-  for (let first = 0, k = 0; first < files.length; first += size, k++) chunks.push({ k, first, files: files.slice(first, first + size) });
-  const todo = chunks.filter((c) => c.files.some((f) => !have.has(f)));
+/** A chunk of the batch: its number, the position of its first image, its files. */
+interface ChunkPlan {
+  k: number;
+  first: number;
+  files: string[];
+}
 
-  const queue = new Queue(QUEUE_NAME, { connection: redisConnection(req) });
-  queue.on('error', () => {}); // reconnections are retried below; a lasting failure surfaces from the calls
-  await mkdir(req.outDir, { recursive: true });
-  let outputs = 0;
-  let errors = 0;
+/** What a queued run knows once set up (translateOnQueue): its images, models, gallery run and queue. */
+interface RunContext {
+  req: QueueTranslateRequest;
+  events: QueueEvents;
+  params: TranslateParams;
+  files: string[];
+  nameOf(file: string): string;
+  model: ModelRef;
+  discriminator: ModelRef | null;
+  gallery: Gallery | undefined;
+  runId: number | undefined;
+  /** the run's tag: its chunks' job ids are `<tag>-<k>` */
+  tag: string;
+  queue: Queue;
+}
+
+/** A run on the queue after set-up: putting chunks on it, following them, gathering what comes back exactly once. */
+class QueuedRun {
+  outputs = 0;
+  errors = 0;
+  /** sources with a result (or an error) in the gallery run and the output folder */
+  readonly have = new Set<string>();
+  private readonly requeued = new Map<number, number>();
+
+  constructor(private readonly c: RunContext) {}
+
+  private seedOf(index: number): number {
+    return (this.c.params.seed + index) % 2 ** 32;
+  }
+
   /** Put a chunk on the queue (its sources read now, so the queue holds them and workers need no shared folder). */
-  const enqueue = async (c: (typeof chunks)[number]) => {
+  async enqueue(chunk: ChunkPlan): Promise<void> {
+    const { params, tag, queue, nameOf } = this.c;
     const data: Chunk = {
       version: 1,
       run: tag,
-      chunk: c.k,
-      firstIndex: c.first,
+      chunk: chunk.k,
+      firstIndex: chunk.first,
       params,
-      model: model.ref,
-      discriminator: disc?.ref ?? null,
-      items: await Promise.all(c.files.map(async (f) => ({ name: nameOf(f), data: (await readFile(f)).toString('base64') }))),
+      model: this.c.model,
+      discriminator: this.c.discriminator,
+      items: await Promise.all(chunk.files.map(async (f) => ({ name: nameOf(f), data: (await readFile(f)).toString('base64') }))),
     };
     await retrying(() =>
       queue.add(TRANSLATE_CHUNK, data, {
-        jobId: chunkJobId(tag, c.k),
+        jobId: chunkJobId(tag, chunk.k),
         attempts: 3,
         backoff: { type: 'exponential', delay: 1000 },
         removeOnComplete: false,
         removeOnFail: false,
       }),
     );
-  };
-  try {
-    for (const c of todo) await enqueue(c);
-    // chunks a crashed submitter had gathered but not yet removed
-    for (const c of chunks) if (!todo.includes(c)) await queue.remove(chunkJobId(tag, c.k)).catch(() => 0);
-    events.onStart?.({ total: files.length, chunks: chunks.length, queued: todo.length, runId });
+  }
 
-    const seedOf = (index: number) => (params.seed + index) % 2 ** 32;
-    const gather = async (r: ChunkResult) => {
-      for (const o of r.outputs) {
-        const source = files[o.index];
-        if (source === undefined || have.has(source)) continue;
-        const png = Buffer.from(o.png, 'base64');
-        const path = await placeOutput(req.outDir, basename(o.name), png);
-        const embedded = JSON.parse(readPngTextFromBuffer(png)['dg-studio'] ?? '{}') as EmbeddedRecord & object;
-        const galleryId =
-          gallery && runId !== undefined
-            ? await gallery.addOutput(runId, { png, sourcePath: source, sourceName: nameOf(source), seed: seedOf(o.index) })
-            : undefined;
-        await writeFileAtomic(path.replace(/\.png$/, '.json'), JSON.stringify({ ...embedded, galleryId, runId }, null, 2));
-        have.add(source);
-        outputs++;
-        events.onResult?.({ source, output: path, galleryId });
-      }
-      for (const e of r.errors) {
-        const source = files[e.index];
-        if (source === undefined || have.has(source)) continue;
-        if (gallery && runId !== undefined) gallery.addError(runId, source, seedOf(e.index), e.message, nameOf(source));
-        have.add(source);
-        errors++;
-        events.onError?.({ file: source, message: e.message });
-      }
-    };
+  /** Record a chunk's results: each output written and recorded once, each error once. */
+  async gather(r: ChunkResult): Promise<void> {
+    const { files, gallery, runId, events, nameOf, req } = this.c;
+    for (const o of r.outputs) {
+      const source = files[o.index];
+      if (source === undefined || this.have.has(source)) continue;
+      const png = Buffer.from(o.png, 'base64');
+      const path = await placeOutput(req.outDir, basename(o.name), png);
+      const embedded = JSON.parse(readPngTextFromBuffer(png)['dg-studio'] ?? '{}') as EmbeddedRecord & object;
+      const galleryId =
+        gallery && runId !== undefined
+          ? await gallery.addOutput(runId, { png, sourcePath: source, sourceName: nameOf(source), seed: this.seedOf(o.index) })
+          : undefined;
+      await writeFileAtomic(path.replace(/\.png$/, '.json'), JSON.stringify({ ...embedded, galleryId, runId }, null, 2));
+      this.have.add(source);
+      this.outputs++;
+      events.onResult?.({ source, output: path, galleryId });
+    }
+    for (const e of r.errors) {
+      const source = files[e.index];
+      if (source === undefined || this.have.has(source)) continue;
+      if (gallery && runId !== undefined) gallery.addError(runId, source, this.seedOf(e.index), e.message, nameOf(source));
+      this.have.add(source);
+      this.errors++;
+      events.onError?.({ file: source, message: e.message });
+    }
+  }
 
-    const pending = new Map(todo.map((c) => [chunkJobId(tag, c.k), c]));
-    const requeued = new Map<number, number>();
+  /** One look at a pending chunk: gathered (and off the queue), or still waiting / running. */
+  private async check(id: string, chunk: ChunkPlan): Promise<'gathered' | 'waiting' | 'active'> {
+    const { queue, events } = this.c;
+    // the state first, then the job: a job read while active and found finished a moment later has no result yet
+    const state = await queue.getJobState(id);
+    const finished = state === 'completed' || state === 'failed';
+    const job = finished ? await Job.fromId(queue, id) : null;
+    if (state === 'unknown' || (finished && !job)) {
+      // gone from Redis (a restart without persistence, or removed by hand): put it back
+      events.onWarning?.(`chunk ${chunk.k} vanished from the queue; adding it again`);
+      await this.enqueue(chunk);
+      return 'waiting';
+    }
+    if (!job) return state === 'active' ? 'active' : 'waiting';
+    if (state === 'failed') {
+      const message = job.failedReason || 'the chunk failed';
+      await this.gather({ outputs: [], errors: chunk.files.map((_, i) => ({ index: chunk.first + i, message })) });
+    } else {
+      const parsed = ChunkResultSchema.safeParse(job.returnvalue);
+      if (parsed.success) await this.gather(parsed.data);
+    }
+    await job.remove().catch(() => {});
+    // a chunk that came back without all its sources (malformed, or short) is translated again, up to 3 times
+    const missing = chunk.files.map((f, i) => ({ f, index: chunk.first + i })).filter((x) => !this.have.has(x.f));
+    if (!missing.length) return 'gathered';
+    const tries = this.requeued.get(chunk.k) ?? 0;
+    if (tries < 3) {
+      this.requeued.set(chunk.k, tries + 1);
+      events.onWarning?.(`chunk ${chunk.k} came back without ${missing.length} of its images; queueing it again`);
+      await this.enqueue(chunk);
+      return 'waiting';
+    }
+    const message = 'the workers returned no result for this image (3 tries)';
+    await this.gather({ outputs: [], errors: missing.map((m) => ({ index: m.index, message })) });
+    return 'gathered';
+  }
+
+  /** Follow the chunks until each is gathered, with progress over all workers; cancelled: the rest leave the queue. */
+  async follow(chunks: ChunkPlan[], signal: AbortSignal | undefined): Promise<void> {
+    const { queue, events, tag, files, req } = this.c;
+    const pending = new Map(chunks.map((c) => [chunkJobId(tag, c.k), c]));
     const started = Date.now();
-    const startedDone = have.size;
+    const startedDone = this.have.size;
     let workers = 0;
     let lastWorkers = 0;
     while (pending.size > 0) {
@@ -182,40 +209,12 @@ export async function translateOnQueue(
         for (const id of pending.keys()) await (await queue.getJob(id))?.remove().catch(() => {});
         throw Object.assign(new Error('cancelled'), { name: 'CancelledError' });
       }
-      let [waiting, active] = [0, 0];
+      const counts = { waiting: 0, active: 0 };
       try {
         for (const [id, c] of [...pending]) {
-          // the state first, then the job: a job read while active and found finished a moment later has no result yet
-          const state = await queue.getJobState(id);
-          const job = state === 'completed' || state === 'failed' ? await Job.fromId(queue, id) : null;
-          if (state === 'unknown' || ((state === 'completed' || state === 'failed') && !job)) {
-            // gone from Redis (a restart without persistence, or removed by hand): put it back
-            events.onWarning?.(`chunk ${c.k} vanished from the queue; adding it again`);
-            await enqueue(c);
-            waiting++;
-            continue;
-          }
-          if (job) {
-            const parsed = ChunkResultSchema.safeParse(job.returnvalue);
-            if (state === 'failed') {
-              const message = job.failedReason || 'the chunk failed';
-              await gather({ outputs: [], errors: c.files.map((_, i) => ({ index: c.first + i, message })) });
-            } else if (parsed.success) await gather(parsed.data);
-            await job.remove().catch(() => {});
-            pending.delete(id);
-            // a chunk that came back without all its sources (malformed, or short) is translated again
-            const missing = c.files.map((f, i) => ({ f, index: c.first + i })).filter((x) => !have.has(x.f));
-            if (missing.length && (requeued.get(c.k) ?? 0) < 3) {
-              requeued.set(c.k, (requeued.get(c.k) ?? 0) + 1);
-              events.onWarning?.(`chunk ${c.k} came back without ${missing.length} of its images; queueing it again`);
-              await enqueue(c);
-              pending.set(id, c);
-            } else if (missing.length) {
-              const message = 'the workers returned no result for this image (3 tries)';
-              await gather({ outputs: [], errors: missing.map((m) => ({ index: m.index, message })) });
-            }
-          } else if (state === 'active') active++;
-          else waiting++;
+          const seen = await this.check(id, c);
+          if (seen === 'gathered') pending.delete(id);
+          else counts[seen]++;
         }
         if (Date.now() - lastWorkers > 2000) {
           workers = (await queue.getWorkers()).length;
@@ -226,18 +225,71 @@ export async function translateOnQueue(
         events.onWarning?.(`Redis is unreachable (${(e as Error).message}); retrying`);
       }
       const seconds = (Date.now() - started) / 1000;
-      events.onProgress?.({
-        done: have.size,
-        total: files.length,
-        waiting,
-        active,
-        workers,
-        imagesPerSecond: seconds > 0 ? (have.size - startedDone) / seconds : 0,
-      });
+      const rate = seconds > 0 ? (this.have.size - startedDone) / seconds : 0;
+      events.onProgress?.({ done: this.have.size, total: files.length, ...counts, workers, imagesPerSecond: rate });
       if (pending.size > 0) await new Promise((r) => setTimeout(r, req.pollMs ?? 250));
     }
+  }
+}
+
+export async function translateOnQueue(
+  req: QueueTranslateRequest,
+  events: QueueEvents = {},
+  signal?: AbortSignal,
+): Promise<{ runId: number | undefined; outputs: number; errors: number }> {
+  const params: TranslateParams = TranslateParamsSchema.parse(req.params);
+  const files = (await expandInputs(req.inputs)).map((f) => resolve(f));
+  const given = new Map(Object.entries(req.sourceNames ?? {}).map(([k, v]) => [resolve(k), v]));
+  const model = await describeModel(manifestPathOf(req.modelManifest), 'onnx');
+  const guided = params.dgWeight > 0 || (params.dgWeight2 ?? 0) > 0;
+  const disc = req.discriminatorManifest && guided ? await describeModel(manifestPathOf(req.discriminatorManifest), 'manifest') : null;
+  const gallery = req.gallery;
+  let runId: number | undefined;
+  let done = new Set<string>();
+  if (gallery && req.resumeRunId !== undefined) {
+    if (!gallery.run(req.resumeRunId)) throw new Error(`the gallery has no run ${req.resumeRunId}`);
+    runId = req.resumeRunId;
+    done = gallery.doneSources(runId);
+    gallery.resumeRun(runId);
+  } else if (gallery) {
+    const info = { params, inputs: files, model: model.info, discriminator: disc?.info ?? null, engineVersion: ENGINE_VERSION };
+    runId = gallery.startRun(info);
+  }
+  // stable for a gallery run (a resumed submitter finds its chunks again); random without a gallery
+  const tag = createHash('sha256')
+    .update(gallery && runId !== undefined ? `${resolve(gallery.dir)}|${runId}` : `${Date.now()}|${Math.random()}`)
+    .digest('hex')
+    .slice(0, 16);
+  const size = req.chunkSize ?? params.batchSize * 4;
+  const chunks: ChunkPlan[] = [];
+  for (let first = 0, k = 0; first < files.length; first += size, k++) chunks.push({ k, first, files: files.slice(first, first + size) });
+  const todo = chunks.filter((c) => c.files.some((f) => !done.has(f)));
+
+  const queue = new Queue(QUEUE_NAME, { connection: redisConnection(req) });
+  queue.on('error', () => {}); // reconnections are retried; a lasting failure surfaces from the calls
+  await mkdir(req.outDir, { recursive: true });
+  const run = new QueuedRun({
+    req,
+    events,
+    params,
+    files,
+    nameOf: (f) => given.get(f) ?? basename(f),
+    model: model.ref,
+    discriminator: disc?.ref ?? null,
+    gallery,
+    runId,
+    tag,
+    queue,
+  });
+  for (const s of done) run.have.add(s);
+  try {
+    for (const c of todo) await run.enqueue(c);
+    // chunks a crashed submitter had gathered but not yet removed
+    for (const c of chunks) if (!todo.includes(c)) await queue.remove(chunkJobId(tag, c.k)).catch(() => 0);
+    events.onStart?.({ total: files.length, chunks: chunks.length, queued: todo.length, runId });
+    await run.follow(todo, signal);
     if (gallery && runId !== undefined) gallery.finishRun(runId, 'done');
-    return { runId, outputs, errors };
+    return { runId, outputs: run.outputs, errors: run.errors };
   } catch (e) {
     if (gallery && runId !== undefined) gallery.finishRun(runId, (e as Error).name === 'CancelledError' ? 'cancelled' : 'failed');
     throw e;
