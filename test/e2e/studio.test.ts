@@ -235,6 +235,18 @@ describe('studio in a real browser (server mode)', async () => {
     await page.locator('[data-testid=gallery-item]').first().click();
     await page.locator('[data-testid=gallery-detail]').waitFor();
     await page.locator('[data-testid=detail-source]').waitFor(); // the detail shows the source beside the result
+    // tags: added with Enter, a click filters by it, × removes it
+    await page.fill('[data-testid=tag-add]', 'keeper');
+    await page.press('[data-testid=tag-add]', 'Enter');
+    await page.locator('[data-testid=gallery-tags] .chip', { hasText: 'keeper' }).waitFor();
+    await page.locator('[data-testid=gallery-tags] .chip button', { hasText: 'keeper' }).click();
+    expect(await page.locator('[data-testid=gallery-tag]').inputValue()).toBe('keeper');
+    await expect.poll(() => page.locator('[data-testid=gallery-item]').count(), { timeout: 10_000 }).toBe(1);
+    expect((await backend.gallerySearch({ tag: 'keeper' })).length).toBe(1);
+    await page.click('[aria-label="remove tag keeper"]');
+    await page.locator('[data-testid=gallery-tags] .chip').waitFor({ state: 'detached' });
+    await page.fill('[data-testid=gallery-tag]', '');
+    await expect.poll(() => page.locator('[data-testid=gallery-item]').count(), { timeout: 10_000 }).toBe(all.length);
     expect(await page.locator('[data-testid=download]').getAttribute('download')).toMatch(/^photo \d-t0\.5-w[01]-\d+\.png$/);
     await page.click('[data-testid=copy-info]');
     await page
