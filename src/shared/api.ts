@@ -402,6 +402,8 @@ export const API = {
   galleryDelete: method<number>()(z.tuple([z.array(rowId).min(1).max(10_000)])),
   /** copy results (PNG + sidecar, named by source) into a new folder under the output folder; returns where */
   galleryExport: method<{ folder: string; files: number }>()(z.tuple([z.array(rowId).min(1).max(10_000)])),
+  /** the same as one ZIP to download (a browser on another machine cannot open the server's folders): its file reference */
+  galleryExportZip: method<{ file: string; files: number }>()(z.tuple([z.array(rowId).min(1).max(10_000)])),
   sweep: method<{ jobId: number }>()(z.tuple([SweepRequestSchema])),
   diagnosePaths: method<{ jobId: number }>()(z.tuple([PathsRequestSchema])),
   trainDiscriminator: method<{ jobId: number }>()(z.tuple([TrainRequestSchema])),

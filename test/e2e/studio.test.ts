@@ -15,6 +15,7 @@ import { readPngTextFromBuffer } from '../../src/main/engine/io/image-io.js';
 import { startServer, type StudioServer } from '../../src/main/server/server.js';
 import { apiOverTransport } from '../../src/shared/api.js';
 import { parse as parseCsv } from 'csv-parse/sync';
+import { unzipSync } from 'fflate';
 import { tempDir } from '../helpers/tmp.js';
 import { launchChromium } from '../../tools/chromium.js';
 
@@ -253,6 +254,15 @@ describe('studio in a real browser (server mode)', async () => {
       .locator('[data-testid=toast]', { hasText: /generation info copied|Steps: 8, Sampler/ })
       .first()
       .waitFor();
+    // or download them as one ZIP (a browser on another machine cannot open the server's folders)
+    const download = page.waitForEvent('download');
+    await page.click('[data-testid=gallery-zip]');
+    const zip = await download;
+    expect(zip.suggestedFilename()).toBe(`dg-studio-${all.length}-results.zip`);
+    const zipped = unzipSync(new Uint8Array(await readFile((await zip.path())!)));
+    expect(Object.keys(zipped).filter((n) => n.endsWith('.png'))).toHaveLength(all.length);
+    expect(Object.keys(zipped).filter((n) => n.endsWith('.json'))).toHaveLength(all.length);
+    expect(new TextDecoder().decode(Object.values(zipped).find((_, i) => Object.keys(zipped)[i]!.endsWith('.json')))).not.toContain(dir);
     // export what is shown: PNGs and sidecars named by source, in a new folder under the output folder
     await page.click('[data-testid=gallery-export]');
     const exported = page.locator('[data-testid=toast]', { hasText: /^exported \d+ PNGs? with their sidecars to / });

@@ -4,8 +4,9 @@
  * against the shared schema first. The models registry (model-registry.ts), the inbox (inbox.ts)
  * and the job launchers (launchers.ts) are their own files. Knows no Electron and no HTTP.
  */
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import {
@@ -142,6 +143,7 @@ export class StudioBackend implements StudioApi {
     if (kind === 'thumb') return this.gallery.thumbPath(name);
     if (kind === 'source') return this.inbox.thumbPath(name);
     if (kind === 'plot') return join(this.home, 'plots', `${name}.png`);
+    if (kind === 'export') return join(this.home, 'exports', `${name}.zip`);
     return null;
   }
 
@@ -249,6 +251,17 @@ export class StudioBackend implements StudioApi {
     if (u.removeTag) this.gallery.removeTag(id, u.removeTag);
     this.emit({ type: 'gallery' });
     return this.item(this.gallery.get(id)!);
+  }
+
+  /** Results as one ZIP in the data folder's exports/ (the newest 5 kept), served as `export/<name>`. */
+  async galleryExportZip(ids: number[]) {
+    const dir = join(this.home, 'exports');
+    const name = randomBytes(16).toString('hex');
+    const files = await this.gallery.exportZip(ids, join(dir, `${name}.zip`));
+    const old = (await readdir(dir).catch(() => [] as string[])).filter((f) => f.endsWith('.zip'));
+    const dated = await Promise.all(old.map(async (f) => ({ f, t: (await stat(join(dir, f))).mtimeMs })));
+    for (const { f } of dated.sort((a, b) => b.t - a.t).slice(5)) await rm(join(dir, f), { force: true });
+    return { file: `export/${name}`, files };
   }
 
   /** Export results into a fresh folder under the output folder (the settings' one, or the data folder's). */

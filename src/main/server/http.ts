@@ -16,6 +16,7 @@ const TYPES: Record<string, string> = {
   '.svg': 'image/svg+xml',
   '.json': 'application/json',
   '.woff2': 'font/woff2',
+  '.zip': 'application/zip',
 };
 export const TOKEN_HEADER = 'x-dg-token';
 export const MAX_BODY = 200 * 1024 * 1024;

@@ -5,7 +5,8 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { copyFile, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
+import { zipSync } from 'fflate';
 import Database from 'better-sqlite3';
 import sharp from 'sharp';
 import { TranslateParamsSchema, type TranslateParams } from '../../shared/params.js';
@@ -416,25 +417,55 @@ export class Gallery {
   }
 
   /** Copy outputs to a folder as PNGs with JSON sidecars. */
-  async export(ids: number[], dir: string): Promise<string[]> {
-    await mkdir(dir, { recursive: true });
-    const written: string[] = [];
+  /**
+   * What an export holds for each output with an image: a server-chosen name (a bounded, sanitised stem of the
+   * source's name and the id), the PNG's path in the store, and the sidecar — which names files, never where they
+   * were: an export is shared.
+   */
+  private exportEntries(ids: number[]): { stem: string; png: string; sidecar: string }[] {
+    const out: { stem: string; png: string; sidecar: string }[] = [];
     for (const id of ids) {
       const row = this.get(id);
       if (!row?.sha256) continue;
       const sourceName = row.sourceName ?? basename(row.sourcePath);
-      // the file is named by the server: a bounded, sanitised stem, checked to stay in `dir`
       const stem = `${safeFileStem(sourceName.replace(/\.[^.]+$/, ''))}-${row.id}`;
-      const png = fileInside(dir, `${stem}.png`);
-      const tmp = fileInside(dir, `.${stem}.${randomBytes(4).toString('hex')}.tmp`);
-      await copyFile(this.objectPath(row.sha256), tmp);
-      await rename(tmp, png);
-      // the sidecar names files, never where they were: an exported folder is shared
       const { sourcePath: _where, ...shareable } = row;
-      await writeFileAtomic(fileInside(dir, `${stem}.json`), JSON.stringify({ ...shareable, sourceName, file: basename(png) }, null, 2));
+      out.push({
+        stem,
+        png: this.objectPath(row.sha256),
+        sidecar: JSON.stringify({ ...shareable, sourceName, file: `${stem}.png` }, null, 2),
+      });
+    }
+    return out;
+  }
+
+  /** Copy results (PNG + sidecar each) into `dir`; every name checked to stay in it. */
+  async export(ids: number[], dir: string): Promise<string[]> {
+    await mkdir(dir, { recursive: true });
+    const written: string[] = [];
+    for (const e of this.exportEntries(ids)) {
+      const png = fileInside(dir, `${e.stem}.png`);
+      const tmp = fileInside(dir, `.${e.stem}.${randomBytes(4).toString('hex')}.tmp`);
+      await copyFile(e.png, tmp);
+      await rename(tmp, png);
+      await writeFileAtomic(fileInside(dir, `${e.stem}.json`), e.sidecar);
       written.push(png);
     }
     return written;
+  }
+
+  /** The same as one ZIP file at `zipPath` (stored, not recompressed: PNGs are compressed already), for a browser
+   * on another machine to download; returns how many results it holds. */
+  async exportZip(ids: number[], zipPath: string): Promise<number> {
+    const entries = this.exportEntries(ids);
+    const files: Record<string, Uint8Array> = {};
+    for (const e of entries) {
+      files[`${e.stem}.png`] = new Uint8Array(await readFile(e.png));
+      files[`${e.stem}.json`] = new TextEncoder().encode(e.sidecar);
+    }
+    await mkdir(dirname(zipPath), { recursive: true });
+    await writeFileAtomic(zipPath, zipSync(files, { level: 0 }));
+    return entries.length;
   }
 }
 
