@@ -5,12 +5,12 @@
 import { Option, type Command } from '@commander-js/extra-typings';
 import { readFile } from 'node:fs/promises';
 import type { z } from 'zod';
-import { SAMPLER_LABELS, TranslateParamsSchema } from '../../../shared/params.js';
+import { SAMPLER_LABELS, TranslateParamsSchema, type TranslateParams } from '../../../shared/params.js';
 import { manifestPathOf, readJsonFile } from '../../engine/models/score-model.js';
 import { Gallery } from '../../services/gallery.js';
 import { bundledDefaults, defaultGalleryDir } from '../../services/resources.js';
 import { translateOnQueue, type QueueTranslateRequest } from '../../services/scale-out/submit.js';
-import { translateFiles } from '../../services/translate-files.js';
+import { translateFiles, type TranslateEvents } from '../../services/translate-files.js';
 import { translateLatentFiles } from '../../services/translate-latent-files.js';
 import { isDiffusersFolder } from '../../engine/models/diffusers-folder.js';
 import {
@@ -134,19 +134,23 @@ async function recommended(manifest: string, field: 'recommendedT0' | 'recommend
   return typeof v === 'number' && v >= 0 ? v : fallback;
 }
 
-async function runTranslate(inputs: string[], o: TranslateOptions): Promise<number> {
-  if (o.model && isDiffusersFolder(o.model)) return runLatent(inputs, o, o.model);
+/** The models a run uses: --model, else the bundled default with its discriminator (unless --no-discriminator). */
+function chosenModels(o: TranslateOptions): { modelManifest: string; discriminatorManifest: string | undefined } {
   let discriminatorManifest = o.discriminator === false ? undefined : o.discriminator;
   const defaults = o.model ? null : bundledDefaults();
-  const modelManifest = o.model ?? defaults!.scoreModel;
   if (defaults) {
     if (o.discriminator === undefined && defaults.discriminator) discriminatorManifest = defaults.discriminator;
     if (defaults.note) console.error(`note: ${defaults.note}`);
   }
+  return { modelManifest: o.model ?? defaults!.scoreModel, discriminatorManifest };
+}
+
+/** The translation parameters of the options, the models' recommendations filling what was not given. */
+async function chosenParams(o: TranslateOptions, modelManifest: string, discriminatorManifest: string | undefined) {
   // the DG weight applies only when there is a discriminator (asked for without one, translate
   // warns); its default is the discriminator's recommended weight, else 1
   const dgWeight = o.dgWeight ?? (discriminatorManifest ? await recommended(discriminatorManifest, 'recommendedWeight', 1) : 0);
-  const params = TranslateParamsSchema.safeParse({
+  return TranslateParamsSchema.safeParse({
     t0: o.t0 ?? (await recommended(modelManifest, 'recommendedT0', 0.5)),
     steps: o.steps,
     sampler: o.sampler,
@@ -163,6 +167,40 @@ async function runTranslate(inputs: string[], o: TranslateOptions): Promise<numb
     cgWeight: o.cgWeight ?? (o.classifier ? 1 : 0),
     fit: o.fit,
   });
+}
+
+/** The CLI's lines for a pixel-model run: its cost first, then each result, error and warning. */
+function translateEvents(o: TranslateOptions, p: TranslateParams, bar: ReturnType<typeof progressBar>): TranslateEvents {
+  return {
+    onStart: (s) => {
+      const sampler = SAMPLER_LABELS[p.sampler];
+      const merged = s.steps < p.steps ? ` (${p.steps} asked; the model's discrete steps allow ${s.steps} distinct ones)` : '';
+      console.error(
+        `${sampler}, ${s.steps} steps over [0, ${p.t0}]${merged} = ${s.evaluations} network evaluation${s.evaluations === 1 ? '' : 's'} per image`,
+      );
+      console.error(
+        `translating ${s.total} image(s) with "${s.model}"${s.discriminator ? ` + DG "${s.discriminator}" (w = ${p.dgWeight})` : ''}` +
+          `${s.classifier ? ` + CG "${s.classifier}" (w = ${p.cgWeight})` : ''} on ${s.provider}`,
+      );
+      bar?.start(s.total * p.steps, 0, { done: 0, total: s.total, step: 0, steps: p.steps });
+    },
+    onStep: (s) => bar?.update(s.done * s.steps + s.step, { done: s.done, total: s.total, step: s.step, steps: s.steps }),
+    onResult: (r) => {
+      if (o.json) console.log(JSON.stringify(r));
+      else if (!bar) console.error(`wrote ${r.output}`);
+    },
+    onError: (e) => {
+      bar?.stop();
+      console.error(`error: ${e.message}`);
+    },
+    onWarning: (m) => console.error(`warning: ${m}`),
+  };
+}
+
+async function runTranslate(inputs: string[], o: TranslateOptions): Promise<number> {
+  if (o.model && isDiffusersFolder(o.model)) return runLatent(inputs, o, o.model);
+  const { modelManifest, discriminatorManifest } = chosenModels(o);
+  const params = await chosenParams(o, modelManifest, discriminatorManifest);
   if (!params.success) return refused(params.error);
   const { bar, signal, gallery } = await runSetup(o);
   let runInputs = inputs;
@@ -176,63 +214,20 @@ async function runTranslate(inputs: string[], o: TranslateOptions): Promise<numb
     }
     [runInputs, runParams] = [run.inputs, run.params];
   }
+  const work = {
+    inputs: runInputs,
+    outDir: o.out,
+    params: runParams,
+    modelManifest,
+    discriminatorManifest,
+    gallery,
+    resumeRunId: o.resumeRun,
+  };
   try {
-    if (o.queue) {
-      return await runOnQueue(
-        o.queue,
-        o,
-        {
-          inputs: runInputs,
-          outDir: o.out,
-          params: runParams,
-          modelManifest,
-          discriminatorManifest,
-          chunkSize: o.chunkSize,
-          gallery,
-          resumeRunId: o.resumeRun,
-        },
-        signal,
-      );
-    }
+    if (o.queue) return await runOnQueue(o.queue, o, { ...work, chunkSize: o.chunkSize }, signal);
     const { outputs, errors } = await translateFiles(
-      {
-        inputs: runInputs,
-        outDir: o.out,
-        params: runParams,
-        modelManifest,
-        discriminatorManifest,
-        executionProvider: o.provider,
-        threads: o.threads,
-        gallery,
-        resumeRunId: o.resumeRun,
-        keepNames: o.keepNames,
-        classifierManifest: o.classifier,
-      },
-      {
-        onStart: (s) => {
-          const p = runParams;
-          const sampler = SAMPLER_LABELS[p.sampler];
-          const merged = s.steps < p.steps ? ` (${p.steps} asked; the model's discrete steps allow ${s.steps} distinct ones)` : '';
-          console.error(
-            `${sampler}, ${s.steps} steps over [0, ${p.t0}]${merged} = ${s.evaluations} network evaluation${s.evaluations === 1 ? '' : 's'} per image`,
-          );
-          console.error(
-            `translating ${s.total} image(s) with "${s.model}"${s.discriminator ? ` + DG "${s.discriminator}" (w = ${p.dgWeight})` : ''}` +
-              `${s.classifier ? ` + CG "${s.classifier}" (w = ${p.cgWeight})` : ''} on ${s.provider}`,
-          );
-          bar?.start(s.total * params.data.steps, 0, { done: 0, total: s.total, step: 0, steps: params.data.steps });
-        },
-        onStep: (s) => bar?.update(s.done * s.steps + s.step, { done: s.done, total: s.total, step: s.step, steps: s.steps }),
-        onResult: (r) => {
-          if (o.json) console.log(JSON.stringify(r));
-          else if (!bar) console.error(`wrote ${r.output}`);
-        },
-        onError: (e) => {
-          bar?.stop();
-          console.error(`error: ${e.message}`);
-        },
-        onWarning: (m) => console.error(`warning: ${m}`),
-      },
+      { ...work, executionProvider: o.provider, threads: o.threads, keepNames: o.keepNames, classifierManifest: o.classifier },
+      translateEvents(o, runParams, bar),
       signal,
     );
     bar?.stop();
