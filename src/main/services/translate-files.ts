@@ -297,6 +297,97 @@ async function adoptOutput(o: OutputContext, l: LoadedSource, seed: number): Pro
   return recordOutput(o, record, sourceName, png, embedded);
 }
 
+/**
+ * A batch's sources read for the model (an unreadable one recorded as an error, the run going on); on resume,
+ * outputs a crash left without their gallery row adopted instead of translated again. `settled`: how many of
+ * the batch need no translation (errors and adoptions).
+ */
+async function readBatch(
+  o: OutputContext,
+  batch: { file: string; index: number }[],
+  outputs: OutputRecord[],
+  errors: FileError[],
+): Promise<{ loaded: (LoadedSource & { data: Float32Array })[]; settled: number }> {
+  const { req, params, gallery, runId, events } = o;
+  const loaded: (LoadedSource & { data: Float32Array })[] = [];
+  let settled = 0;
+  for (const { file, index } of batch) {
+    try {
+      const { data, bytes, geometry } = await readImageAndBytes(file, o.spec, params.fit);
+      loaded.push({ file, index, data, sha256: sha256Hex(bytes), geometry });
+    } catch (e) {
+      const err = { file, message: (e as Error).message };
+      errors.push(err);
+      if (gallery && runId !== undefined)
+        gallery.addError(runId, resolve(file), (params.seed + index) % 2 ** 32, err.message, req.sourceNames?.[file]);
+      events.onError?.(err);
+      settled++;
+    }
+  }
+  if (req.resumeRunId === undefined) return { loaded, settled };
+  // a resumed run adopts the outputs a crash left without their gallery row (written, then killed)
+  const fresh: (LoadedSource & { data: Float32Array })[] = [];
+  for (const l of loaded) {
+    const adopted = await adoptOutput(o, l, (params.seed + l.index) % 2 ** 32);
+    if (!adopted) {
+      fresh.push(l);
+      continue;
+    }
+    outputs.push(adopted);
+    events.onResult?.(adopted);
+    settled++;
+  }
+  return { loaded: fresh, settled };
+}
+
+/**
+ * The guides a run asks for, loaded for this score model: the discriminator (DG) and the classifier (CG). Asked
+ * for without their model, a weight is dropped with a warning, so what is recorded is what was done.
+ */
+async function loadGuides(
+  req: TranslateFilesRequest,
+  model: ScoreModel,
+  asked: TranslateParams,
+  events: TranslateEvents,
+): Promise<{ disc: LoadedDiscriminator | null; classifier: LoadedClassifier | null; params: TranslateParams }> {
+  let params = asked;
+  const session = { executionProvider: req.executionProvider, threads: req.threads, onWarning: events.onWarning };
+  let disc: LoadedDiscriminator | null = null;
+  if (req.discriminatorManifest && req.preloaded?.discriminator) disc = req.preloaded.discriminator;
+  else if (req.discriminatorManifest) {
+    const data = { dataShape: model.manifest.dataShape, valueRange: model.manifest.valueRange };
+    disc = await loadDiscriminator(req.discriminatorManifest, data, session);
+  } else if (params.dgWeight > 0 || (params.dgWeight2 ?? 0) > 0) {
+    // what is recorded (file names, PNG parameters, gallery) must be what was done: plain SDEdit
+    events.onWarning?.(`DG weight ${params.dgWeight} was given but no discriminator: translating without guidance (recorded as w = 0)`);
+    params = { ...params, dgWeight: 0, dgWeight2: null, boosting: null };
+  }
+  if (!(req.classifierManifest && params.cgWeight > 0)) {
+    if (params.cgWeight > 0) {
+      events.onWarning?.(
+        `CG weight ${params.cgWeight} was given but no classifier: translating without classifier guidance (recorded as 0)`,
+      );
+      params = { ...params, cgWeight: 0 };
+    }
+    return { disc, classifier: null, params };
+  }
+  try {
+    if (params.classLabel === null)
+      throw new Error('classifier guidance needs a class: give the class label (--class-label k) the classifier should push toward');
+    const classifier = await loadClassifier(req.classifierManifest, params.classLabel, session);
+    if (classifier.manifest.dataShape.join('x') !== model.manifest.dataShape.join('x')) {
+      await classifier.dispose();
+      throw new Error(
+        `classifier "${classifier.manifestPath}" works on data of shape [${classifier.manifest.dataShape.join(', ')}], but the score model's is [${model.manifest.dataShape.join(', ')}]`,
+      );
+    }
+    return { disc, classifier, params };
+  } catch (e) {
+    if (disc && !req.preloaded) await disc.dispose();
+    throw e;
+  }
+}
+
 export async function translateFiles(
   req: TranslateFilesRequest,
   events: TranslateEvents = {},
@@ -317,36 +408,7 @@ export async function translateFiles(
     const spec = imageSpecOf(model);
     const outOfRange = t0RangeProblem(model.manifest, params.t0);
     if (outOfRange) throw new Error(outOfRange);
-    if (req.discriminatorManifest && req.preloaded?.discriminator) disc = req.preloaded.discriminator;
-    else if (req.discriminatorManifest) {
-      disc = await loadDiscriminator(
-        req.discriminatorManifest,
-        { dataShape: model.manifest.dataShape, valueRange: model.manifest.valueRange },
-        { executionProvider: req.executionProvider, threads: req.threads, onWarning: events.onWarning },
-      );
-    } else if (params.dgWeight > 0 || (params.dgWeight2 ?? 0) > 0) {
-      // what is recorded (file names, PNG parameters, gallery) must be what was done: plain SDEdit
-      events.onWarning?.(`DG weight ${params.dgWeight} was given but no discriminator: translating without guidance (recorded as w = 0)`);
-      params = { ...params, dgWeight: 0, dgWeight2: null, boosting: null };
-    }
-    if (req.classifierManifest && params.cgWeight > 0) {
-      if (params.classLabel === null)
-        throw new Error('classifier guidance needs a class: give the class label (--class-label k) the classifier should push toward');
-      classifier = await loadClassifier(req.classifierManifest, params.classLabel, {
-        executionProvider: req.executionProvider,
-        threads: req.threads,
-        onWarning: events.onWarning,
-      });
-      if (classifier.manifest.dataShape.join('x') !== model.manifest.dataShape.join('x'))
-        throw new Error(
-          `classifier "${classifier.manifestPath}" works on data of shape [${classifier.manifest.dataShape.join(', ')}], but the score model's is [${model.manifest.dataShape.join(', ')}]`,
-        );
-    } else if (params.cgWeight > 0) {
-      events.onWarning?.(
-        `CG weight ${params.cgWeight} was given but no classifier: translating without classifier guidance (recorded as 0)`,
-      );
-      params = { ...params, cgWeight: 0 };
-    }
+    ({ disc, classifier, params } = await loadGuides(req, model, params, events));
     await mkdir(req.outDir, { recursive: true });
     const modelInfo = { name: model.manifest.name, manifest: resolve(req.modelManifest), sha256: await sha256File(model.onnxPath) };
     const discInfo = disc
@@ -399,31 +461,8 @@ export async function translateFiles(
       const item = spec.channels * spec.height * spec.width;
       let done = 0;
       for (let start = 0; start < todo.length; start += params.batchSize) {
-        const loaded: (LoadedSource & { data: Float32Array })[] = [];
-        for (const { file, index } of todo.slice(start, start + params.batchSize)) {
-          try {
-            const { data, bytes, geometry } = await readImageAndBytes(file, spec, params.fit);
-            loaded.push({ file, index, data, sha256: sha256Hex(bytes), geometry });
-          } catch (e) {
-            const err = { file, message: (e as Error).message };
-            errors.push(err);
-            if (gallery && runId !== undefined)
-              gallery.addError(runId, resolve(file), (params.seed + index) % 2 ** 32, err.message, req.sourceNames?.[file]);
-            events.onError?.(err);
-            done++;
-          }
-        }
-        // a resumed run adopts the outputs a crash left without their gallery row (written, then killed)
-        if (req.resumeRunId !== undefined) {
-          for (const l of [...loaded]) {
-            const adopted = await adoptOutput(out, l, (params.seed + l.index) % 2 ** 32);
-            if (!adopted) continue;
-            loaded.splice(loaded.indexOf(l), 1);
-            outputs.push(adopted);
-            events.onResult?.(adopted);
-            done++;
-          }
-        }
+        const { loaded, settled } = await readBatch(out, todo.slice(start, start + params.batchSize), outputs, errors);
+        done += settled;
         if (loaded.length === 0) continue;
         const sources: Tensor = {
           data: new Float32Array(loaded.length * item),
