@@ -5,6 +5,8 @@ import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { readPngText } from '../../src/main/engine/io/image-io.js';
+import { AnnotatorLinks } from '../../src/main/services/annotator-links.js';
+import { Gallery } from '../../src/main/services/gallery.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const run = promisify(execFile);
@@ -282,6 +284,19 @@ describe('dg-studio translate (CLI)', async () => {
     const one = await cli(['study', 'create', '--name', 'DG', '--setting', 't0=0.5,w=0', '--gallery', gallery]);
     expect(one.code).toBe(2);
     expect(one.stderr).toMatch(/error: settings: .*2/);
+    // an annotator link from the CLI: printed once, working for that study and name only
+    const link = await cli(['study', 'link', '1', '--annotator', 'ada', '--gallery', gallery]);
+    expect(link.code).toBe(0);
+    const token = decodeURIComponent(/\/\?a=(\S+)$/.exec(link.stdout.trim())![1]!);
+    const g = await Gallery.open(gallery);
+    try {
+      expect(new AnnotatorLinks(g).grant(token)).toMatchObject({ studyId: 1, annotator: 'ada' });
+      expect(g.db.prepare('SELECT COUNT(*) FROM annotator_links WHERE token_sha256 = ?').pluck().get(token)).toBe(0); // only its digest
+    } finally {
+      g.db.close();
+    }
+    const none = await cli(['study', 'link', '99', '--annotator', 'ada', '--gallery', gallery]);
+    expect([none.code, none.stderr]).toEqual([2, expect.stringMatching(/there is no study 99/)]);
   });
 
   it('--fit pad translates the whole 30×40 image and returns it in its own aspect (48×64); the default crop is square', async () => {

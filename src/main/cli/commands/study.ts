@@ -5,7 +5,9 @@ import { join } from 'node:path';
 import { CreateStudySchema } from '../../../shared/api.js';
 import { describeIssues } from '../../../shared/errors.js';
 import { readImage, writeFileAtomic } from '../../engine/io/image-io.js';
+import { AnnotatorLinks } from '../../services/annotator-links.js';
 import { Studies } from '../../services/studies.js';
+import { DEFAULT_PORT } from '../../server/server.js';
 import { expandInputs } from '../../services/translate-files.js';
 import { galleryOption, int, oldGalleryDirOption, seed } from '../options.js';
 import { withGallery } from '../run.js';
@@ -69,6 +71,22 @@ export function addStudy(program: Command): void {
         const spec = { channels: 3 as const, height: 64, width: 64, valueRange: [-1, 1] as const };
         const reference = o.reference ? await Promise.all((await expandInputs(o.reference)).map((f) => readImage(f, spec))) : undefined;
         console.log(JSON.stringify(await new Studies(g).summary(id, reference), null, 2));
+      }),
+    );
+  study
+    .command('link')
+    .description("a link that lets one annotator judge this study's pairs and nothing else (open it while `serve` runs)")
+    .argument('<id>', 'study id', int('id'))
+    .requiredOption('--annotator <name>', 'who judges with it (their judgements are recorded under this name)')
+    .option('--origin <url>', 'the address `serve` answers on', `http://127.0.0.1:${DEFAULT_PORT}`)
+    .addOption(galleryOption())
+    .addOption(oldGalleryDirOption())
+    .action((id, o) =>
+      withGallery(o.gallery ?? o.dir, (g) => {
+        const { token } = new AnnotatorLinks(g).create(id, o.annotator);
+        // the token is shown once: only its digest is kept
+        console.log(`${o.origin.replace(/\/+$/, '')}/?a=${encodeURIComponent(token)}`);
+        console.error(`a link for "${o.annotator}" (shown only now; revoke it on the Annotate tab)`);
       }),
     );
 }
