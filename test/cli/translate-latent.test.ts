@@ -3,6 +3,7 @@
  * any aspect come back at their aspect (sides multiples of 8, said), with A1111's parameters text, in the gallery.
  */
 import { execFile } from 'node:child_process';
+import { cp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import sharp from 'sharp';
@@ -80,5 +81,27 @@ describe('latent translation from the CLI', async () => {
     } finally {
       g.db.close();
     }
+  });
+
+  it('inspect on a folder says what was read from it, and why a broken one cannot be used', async () => {
+    const ok = await run(process.execPath, ['--import', 'tsx', join(root, 'src/main/cli/index.ts'), 'inspect', model, '--json'], {
+      cwd: root,
+    });
+    expect(JSON.parse(ok.stdout)).toMatchObject({
+      inputIds: 'int32',
+      encoderOutput: 'latent_sample',
+      prediction: 'epsilon',
+      vaeScalingFactor: 0.18215,
+    });
+    const broken = join(dir, 'broken');
+    await cp(model, broken, { recursive: true });
+    await rm(join(broken, 'unet'), { recursive: true });
+    const bad = await run(process.execPath, ['--import', 'tsx', join(root, 'src/main/cli/index.ts'), 'inspect', broken], {
+      cwd: root,
+    }).catch((e: { code: number; stderr: string }) => e);
+    expect([(bad as { code: number }).code, (bad as { stderr: string }).stderr]).toEqual([
+      2,
+      expect.stringMatching(/lacks unet\/model\.onnx/),
+    ]);
   });
 });

@@ -10,6 +10,8 @@ import { MANIFEST_FORMATS, type ManifestKind } from '../../../shared/manifest.js
 import type { InspectedTensor } from '../../engine/models/inspect.js';
 import { EXECUTION_PROVIDERS } from '../../engine/onnx/session.js';
 import { inspectOnnxFile } from '../../services/inspect-model.js';
+import { isDiffusersFolder } from '../../engine/models/diffusers-folder.js';
+import { loadLatentModel } from '../../engine/models/latent-model.js';
 import { pair, positiveInt } from '../options.js';
 import { runAction } from '../run.js';
 
@@ -20,7 +22,49 @@ function table(rows: InspectedTensor[]): string {
   return rows.map((r) => `  ${r.name.padEnd(a)}  ${r.dtype.padEnd(b)}  ${shape(r).padEnd(c)}  ${r.role.padEnd(6)}  ${r.why}`).join('\n');
 }
 
+/** A Stable Diffusion-family folder: what was read from its files and checked (issue 27), or why it cannot be used. */
+async function inspectLatentFolder(dir: string, o: InspectOptions): Promise<number> {
+  let model;
+  try {
+    model = await loadLatentModel(dir, { executionProvider: o.provider });
+  } catch (e) {
+    console.error(`error: ${(e as Error).message}`);
+    return 2;
+  }
+  try {
+    const { folder: f, io } = model;
+    const facts = {
+      pipeline: f.pipeline,
+      prediction: f.scheduler.prediction_type,
+      schedule: f.schedule,
+      timestepSpacing: f.scheduler.timestep_spacing,
+      stepsOffset: f.scheduler.steps_offset,
+      vaeScalingFactor: f.vaeScalingFactor,
+      ...io,
+    };
+    if (o.json) console.log(JSON.stringify(facts, null, 2));
+    else {
+      console.log(`${basename(resolve(dir))}: ${f.pipeline} — a latent, text-conditioned model (diffusers' ONNX layout), ready to use`);
+      console.log(
+        `  scheduler: ${f.scheduler.beta_schedule} betas ${f.scheduler.beta_start}…${f.scheduler.beta_end} over ${f.scheduler.num_train_timesteps} steps, ${f.scheduler.prediction_type}, ${f.scheduler.timestep_spacing} timesteps (offset ${f.scheduler.steps_offset})`,
+      );
+      console.log(`  text encoder: input_ids ${io.inputIds}, states of width ${io.textHidden ?? '?'}`);
+      console.log(
+        `  UNet: sample ${io.sampleType}, timestep ${io.timestep.type} (${io.timestep.shape}), ${io.latentChannels} latent channels`,
+      );
+      console.log(
+        `  VAE: encoder gives ${io.encoderOutput}${io.encoderOutput === 'latent_parameters' ? ' (its mean is taken)' : ''}, scaling factor ${f.vaeScalingFactor}`,
+      );
+      console.log(`use it: translate photo.jpg --model ${dir} --prompt "…"`);
+    }
+    return 0;
+  } finally {
+    await model.dispose();
+  }
+}
+
 async function runInspect(file: string, o: InspectOptions): Promise<number> {
+  if (isDiffusersFolder(file)) return inspectLatentFolder(file, o);
   let checked;
   try {
     checked = await inspectOnnxFile(
@@ -75,7 +119,10 @@ function inspectCommand(program: Command) {
   return program
     .command('inspect')
     .description('read an ONNX file, guess what it is (score model, discriminator, classifier) and propose a checked manifest')
-    .argument('<model.onnx>', 'the ONNX file')
+    .argument(
+      '<model.onnx>',
+      "the ONNX file, or a Stable Diffusion-family folder in diffusers' ONNX layout (what was read from it is shown)",
+    )
     .addOption(
       new Option('--kind <kind>', 'what the file is (default: guessed from its outputs)').choices(
         Object.keys(MANIFEST_FORMATS) as ManifestKind[],
