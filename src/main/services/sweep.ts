@@ -6,7 +6,7 @@
 import { mkdir } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import type { SweepRow } from '../../shared/api.js';
-import { TranslateParamsSchema, type TranslateParamsInput } from '../../shared/params.js';
+import { TranslateParamsSchema, type TranslateParams, type TranslateParamsInput } from '../../shared/params.js';
 import { loadDiscriminator, type LoadedDiscriminator } from '../engine/models/discriminator.js';
 import { createFeatureExtractor } from '../engine/models/features.js';
 import { criticAtVeState } from '../engine/sampling/guidance.js';
@@ -26,7 +26,7 @@ import {
 } from '../engine/eval/metrics.js';
 import type { ExecutionProvider } from '../engine/onnx/session.js';
 import { lvpSigmaVe } from '../engine/models/schedules.js';
-import { loadScoreModel } from '../engine/models/score-model.js';
+import { loadScoreModel, type ScoreModel } from '../engine/models/score-model.js';
 import { translateBatch } from '../engine/sampling/translate.js';
 import { frontierSpec, renderPng } from './plots.js';
 import { expandInputs, imageSpecOf } from './translate-files.js';
@@ -116,6 +116,100 @@ async function measureReference(
   return measured;
 }
 
+/** One setting's outputs for every source (clipped to the value range), the same seeds at every setting. */
+async function translateSetting(
+  model: ScoreModel,
+  disc: LoadedDiscriminator | null,
+  sources: { file: string; data: Float32Array }[],
+  spec: ImageSpec,
+  params: TranslateParams,
+  signal: AbortSignal | undefined,
+): Promise<Float32Array[]> {
+  const size = spec.channels * spec.height * spec.width;
+  const outputs: Float32Array[] = [];
+  for (let s = 0; s < sources.length; s += params.batchSize) {
+    const part = sources.slice(s, s + params.batchSize);
+    const data = new Float32Array(part.length * size);
+    part.forEach((p, i) => data.set(p.data, i * size));
+    // the same seeds at every setting: differences come from t0 and w alone
+    const out = await translateBatch(model, { data, shape: [part.length, spec.channels, spec.height, spec.width] }, params, {
+      seeds: part.map((_, i) => (params.seed + s + i) % 2 ** 32),
+      critic: disc?.critic,
+      signal,
+    });
+    for (let i = 0; i < part.length; i++) {
+      outputs.push(
+        Float32Array.from(out.data.subarray(i * size, (i + 1) * size), (v) =>
+          Math.max(spec.valueRange[0], Math.min(spec.valueRange[1], v)),
+        ),
+      );
+    }
+  }
+  return outputs;
+}
+
+/** A setting's row: faithfulness to the sources, realism against the reference, the truths where paired. */
+async function measureSetting(m: {
+  t0: number;
+  w: number;
+  outputs: Float32Array[];
+  sources: { file: string; data: Float32Array }[];
+  truth: Map<string, Float32Array>;
+  spec: ImageSpec;
+  shape: ImageShape;
+  extractor: FeatureExtractor;
+  reference: Awaited<ReturnType<typeof measureReference>>;
+  disc: LoadedDiscriminator | null;
+}): Promise<SweepRow> {
+  const { t0, w, outputs, sources, truth, spec, shape, extractor, reference, disc } = m;
+  const size = spec.channels * spec.height * spec.width;
+  const peak = spec.valueRange[1] - spec.valueRange[0];
+  const feats = await extractor.features(outputs, shape);
+  const paired = sources.map((s, i) => ({ truth: truth.get(basename(s.file)), out: outputs[i]! })).filter((p) => p.truth);
+  let meanLogRatio: number | null = null;
+  if (disc) {
+    const sigma = Float64Array.from(outputs, () => lvpSigmaVe(0.01));
+    const x = { data: new Float32Array(outputs.length * size), shape: [outputs.length, spec.channels, spec.height, spec.width] };
+    outputs.forEach((o, i) => x.data.set(o, i * size));
+    meanLogRatio = mean(Array.from((await criticAtVeState(disc.critic, x, sigma)).value));
+  }
+  const row: SweepRow = {
+    t0,
+    w,
+    l2Source: mean(outputs.map((o, i) => l2(o, sources[i]!.data))),
+    psnrSource: mean(outputs.map((o, i) => psnr(o, sources[i]!.data, peak))),
+    ssimSource: mean(outputs.map((o, i) => ssim(o, sources[i]!.data, shape))),
+    swd: swd(outputs, reference.pyramids, shape, { patchesPerImage: 32, directions: 256, seed: 0 }).mean,
+    fd: frechetDistance(feats, reference.features),
+    kid: kernelInceptionDistance(feats, reference.features),
+    roughness: reference.roughness > 0 ? meanRoughness(outputs, shape) / reference.roughness : null,
+    l2Truth: paired.length ? mean(paired.map((p) => l2(p.out, p.truth!))) : null,
+    psnrTruth: paired.length ? mean(paired.map((p) => psnr(p.out, p.truth!, peak))) : null,
+    ssimTruth: paired.length ? mean(paired.map((p) => ssim(p.out, p.truth!, shape))) : null,
+    meanLogRatio,
+    images: outputs.length,
+  };
+  return row;
+}
+
+/** The realism–faithfulness frontier plots (SWD and Fréchet distance against L2 to the source). */
+async function writeFrontiers(rows: SweepRow[], outDir: string, featuresName: string): Promise<string[]> {
+  const plots: string[] = [];
+  for (const [key, label] of [
+    ['swd', 'SWD to target set ↓ (more realistic)'],
+    ['fd', `Fréchet distance (${featuresName}) ↓`],
+  ] as const) {
+    const path = join(outDir, `frontier-${key}.png`);
+    const points = rows.map((r) => ({ t0: r.t0, w: r.w, faithfulness: r.l2Source, realism: r[key] }));
+    await writeFileAtomic(
+      path,
+      await renderPng(frontierSpec(points, { faithfulness: 'L2 to source ↓ (more faithful)', realism: label }, 'Realism vs faithfulness')),
+    );
+    plots.push(path);
+  }
+  return plots;
+}
+
 export async function runSweep(
   req: SweepRequest,
   events: {
@@ -151,31 +245,12 @@ export async function runSweep(
     );
     const reference = await measureReference(referenceFiles, spec, shape, extractor, req.referenceCache);
     const base = TranslateParamsSchema.parse(req.params ?? {});
-    const size = spec.channels * spec.height * spec.width;
     const rows: SweepRow[] = [];
     await mkdir(req.outDir, { recursive: true });
     for (const t0 of req.t0s) {
       for (const w of req.weights) {
         const params = { ...base, t0, dgWeight: w, dgWeight2: base.dgWeight2 === null ? null : w };
-        const outputs: Float32Array[] = [];
-        for (let s = 0; s < sources.length; s += params.batchSize) {
-          const part = sources.slice(s, s + params.batchSize);
-          const data = new Float32Array(part.length * size);
-          part.forEach((p, i) => data.set(p.data, i * size));
-          // the same seeds at every setting: differences come from t0 and w alone
-          const out = await translateBatch(model, { data, shape: [part.length, spec.channels, spec.height, spec.width] }, params, {
-            seeds: part.map((_, i) => (base.seed + s + i) % 2 ** 32),
-            critic: disc?.critic,
-            signal,
-          });
-          for (let i = 0; i < part.length; i++) {
-            outputs.push(
-              Float32Array.from(out.data.subarray(i * size, (i + 1) * size), (v) =>
-                Math.max(spec.valueRange[0], Math.min(spec.valueRange[1], v)),
-              ),
-            );
-          }
-        }
+        const outputs = await translateSetting(model, disc, sources, spec, params, signal);
         if (req.writeImages ?? true) {
           const dir = join(req.outDir, `t${t0}_w${w}`);
           await mkdir(dir, { recursive: true });
@@ -187,32 +262,7 @@ export async function runSweep(
           }
         }
         events.onOutputs?.({ t0, w }, { outputs, sources, truths: sources.map((s) => truth.get(basename(s.file)) ?? null), spec });
-        const peak = spec.valueRange[1] - spec.valueRange[0];
-        const feats = await extractor.features(outputs, shape);
-        const paired = sources.map((s, i) => ({ truth: truth.get(basename(s.file)), out: outputs[i]! })).filter((p) => p.truth);
-        let meanLogRatio: number | null = null;
-        if (disc) {
-          const sigma = Float64Array.from(outputs, () => lvpSigmaVe(0.01));
-          const x = { data: new Float32Array(outputs.length * size), shape: [outputs.length, spec.channels, spec.height, spec.width] };
-          outputs.forEach((o, i) => x.data.set(o, i * size));
-          meanLogRatio = mean(Array.from((await criticAtVeState(disc.critic, x, sigma)).value));
-        }
-        const row: SweepRow = {
-          t0,
-          w,
-          l2Source: mean(outputs.map((o, i) => l2(o, sources[i]!.data))),
-          psnrSource: mean(outputs.map((o, i) => psnr(o, sources[i]!.data, peak))),
-          ssimSource: mean(outputs.map((o, i) => ssim(o, sources[i]!.data, shape))),
-          swd: swd(outputs, reference.pyramids, shape, { patchesPerImage: 32, directions: 256, seed: 0 }).mean,
-          fd: frechetDistance(feats, reference.features),
-          kid: kernelInceptionDistance(feats, reference.features),
-          roughness: reference.roughness > 0 ? meanRoughness(outputs, shape) / reference.roughness : null,
-          l2Truth: paired.length ? mean(paired.map((p) => l2(p.out, p.truth!))) : null,
-          psnrTruth: paired.length ? mean(paired.map((p) => psnr(p.out, p.truth!, peak))) : null,
-          ssimTruth: paired.length ? mean(paired.map((p) => ssim(p.out, p.truth!, shape))) : null,
-          meanLogRatio,
-          images: outputs.length,
-        };
+        const row = await measureSetting({ t0, w, outputs, sources, truth, spec, shape, extractor, reference, disc });
         rows.push(row);
         events.onRow?.(row);
       }
@@ -225,21 +275,7 @@ export async function runSweep(
     );
     await writeFileAtomic(join(req.outDir, 'results.csv'), csv);
     await writeFileAtomic(join(req.outDir, 'results.json'), json);
-    const plots: string[] = [];
-    for (const [key, label] of [
-      ['swd', 'SWD to target set ↓ (more realistic)'],
-      ['fd', `Fréchet distance (${extractor.name}) ↓`],
-    ] as const) {
-      const path = join(req.outDir, `frontier-${key}.png`);
-      const points = rows.map((r) => ({ t0: r.t0, w: r.w, faithfulness: r.l2Source, realism: r[key] }));
-      await writeFileAtomic(
-        path,
-        await renderPng(
-          frontierSpec(points, { faithfulness: 'L2 to source ↓ (more faithful)', realism: label }, 'Realism vs faithfulness'),
-        ),
-      );
-      plots.push(path);
-    }
+    const plots = await writeFrontiers(rows, req.outDir, extractor.name);
     return { rows, csv, json, plots };
   } finally {
     await extractor.dispose();
