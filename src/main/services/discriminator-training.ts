@@ -321,6 +321,52 @@ async function trainingSets(
   return { classNames, classOf, modelSha, tr, extraCount, realTrain, realVal, fakeTrain, fakeVal };
 }
 
+/** The discriminator package of a finished (or cancelled) training: its ONNX graphs and a manifest with the record. */
+async function writePackage(
+  req: TrainDiscriminatorRequest,
+  trainer: DiscriminatorTrainer,
+  r: {
+    model: ScoreModel;
+    modelSha: string;
+    arch: unknown;
+    paramCount: number;
+    classNames: string[] | null | undefined;
+    batchSize: number;
+    tauMax: number;
+    counts: { realTrain: number; fakeTrain: number; realVal: number; fakeVal: number };
+    translationsPerSource: number;
+    extraCount: number;
+    validation: unknown;
+    cancelled: boolean;
+    initStep: number;
+  },
+): Promise<string> {
+  let initFrom: { folder: string; step: number } | undefined;
+  if (req.init && !req.resume) initFrom = { folder: relative(resolve(req.outDir), resolve(req.init)) || '.', step: r.initStep };
+  return writeDiscriminatorPackage(req.outDir, trainer.exportForward({ 'dg-studio': 'discriminator' }), {
+    name: `${basename(req.outDir)} (trained discriminator)`,
+    description: `source-vs-target discriminator for "${r.model.manifest.name}", trained in DG Studio ${ENGINE_VERSION}`,
+    dataShape: r.model.manifest.dataShape,
+    valueRange: r.model.manifest.valueRange,
+    ...(r.classNames ? { classes: r.classNames } : {}),
+    training: {
+      architecture: r.arch,
+      parameters: r.paramCount,
+      steps: trainer.step,
+      ...(initFrom ? { initFrom } : {}),
+      batchSize: r.batchSize,
+      loss: req.loss ?? 'bce',
+      tauRange: [1e-5, r.tauMax],
+      t0Range: req.t0Range,
+      data: { ...r.counts, translationsPerSource: r.translationsPerSource, extraFakes: r.extraCount },
+      scoreModel: { name: r.model.manifest.name, sha256: r.modelSha },
+      validation: r.validation,
+      cancelled: r.cancelled,
+      createdAt: new Date().toISOString(),
+    },
+  });
+}
+
 export async function trainDiscriminator(
   req: TrainDiscriminatorRequest,
   events: TrainEvents = {},
@@ -392,37 +438,20 @@ export async function trainDiscriminator(
     });
     await saveDiscriminatorCheckpoint(req.outDir, trainer.checkpoint());
 
-    // the package
-    let initFrom: { folder: string; step: number } | undefined;
-    if (req.init && !req.resume) initFrom = { folder: relative(resolve(req.outDir), resolve(req.init)) || '.', step: initStep };
-    const manifestPath = await writeDiscriminatorPackage(req.outDir, trainer.exportForward({ 'dg-studio': 'discriminator' }), {
-      name: `${basename(req.outDir)} (trained discriminator)`,
-      description: `source-vs-target discriminator for "${model.manifest.name}", trained in DG Studio ${ENGINE_VERSION}`,
-      dataShape: model.manifest.dataShape,
-      valueRange: model.manifest.valueRange,
-      ...(classNames ? { classes: classNames } : {}),
-      training: {
-        architecture: arch,
-        parameters: net.paramCount,
-        steps: trainer.step,
-        ...(initFrom ? { initFrom } : {}),
-        batchSize,
-        loss: req.loss ?? 'bce',
-        tauRange: [1e-5, tauMax],
-        t0Range: req.t0Range,
-        data: {
-          realTrain: realTrain.length,
-          fakeTrain: fakeTrain.length,
-          realVal: realVal.length,
-          fakeVal: fakeVal.length,
-          translationsPerSource: tr.translationsPerSource,
-          extraFakes: extraCount,
-        },
-        scoreModel: { name: model.manifest.name, sha256: modelSha },
-        validation,
-        cancelled,
-        createdAt: new Date().toISOString(),
-      },
+    const manifestPath = await writePackage(req, trainer, {
+      model,
+      modelSha,
+      arch,
+      paramCount: net.paramCount,
+      classNames,
+      batchSize,
+      tauMax,
+      counts: { realTrain: realTrain.length, fakeTrain: fakeTrain.length, realVal: realVal.length, fakeVal: fakeVal.length },
+      translationsPerSource: tr.translationsPerSource,
+      extraCount,
+      validation,
+      cancelled,
+      initStep,
     });
     return { manifestPath, steps: trainer.step, validation, cancelled };
   } finally {
