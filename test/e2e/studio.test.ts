@@ -236,6 +236,18 @@ describe('studio in a real browser (server mode)', async () => {
     await page.locator('[data-testid=gallery-item]').first().click();
     await page.locator('[data-testid=gallery-detail]').waitFor();
     await page.locator('[data-testid=detail-source]').waitFor(); // the detail shows the source beside the result
+    // chosen by keyboard, the detail takes the focus: Reuse is one Tab away (not past every other item)
+    await page.locator('[data-testid=gallery-item]').nth(1).focus();
+    await page.keyboard.press('Enter');
+    const active = () =>
+      page.evaluate(() =>
+        (
+          globalThis as unknown as { document: { activeElement: { getAttribute(n: string): string | null } } }
+        ).document.activeElement.getAttribute('data-testid'),
+      );
+    await expect.poll(active).toBe('gallery-detail');
+    await page.keyboard.press('Tab');
+    expect(await active()).toBe('reuse');
     // tags: added with Enter, a click filters by it, × removes it
     await page.fill('[data-testid=tag-add]', 'keeper');
     await page.press('[data-testid=tag-add]', 'Enter');
