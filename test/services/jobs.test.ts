@@ -71,6 +71,10 @@ describe('job queue', () => {
     });
     expect(jobRate({ startedAt: start, finishedAt: null, progress: null }, start + 10_000)).toEqual({ rate: null, etaSeconds: null });
     expect(jobRate({ startedAt: start, finishedAt: start + 5000, progress: { done: 50, total: 50 } })).toEqual({ rate: 10, etaSeconds: 0 });
+    // measured from the first report: 8 s of model loading before it (done 1 at +8 s) does not make the job look slow
+    const loaded = { startedAt: start, finishedAt: null, firstProgress: { at: start + 8000, done: 1 } };
+    expect(jobRate({ ...loaded, progress: { done: 1, total: 10 } }, start + 8000)).toEqual({ rate: null, etaSeconds: null });
+    expect(jobRate({ ...loaded, progress: { done: 3, total: 10 } }, start + 9000)).toEqual({ rate: 2, etaSeconds: 3.5 });
   });
 
   it('a background job runs beside interactive ones, paused (with a note saying by which) while they run', async () => {

@@ -40,18 +40,32 @@ export interface JobInfo {
   /** when the job started running (ms since the epoch), and when it finished */
   startedAt: number | null;
   finishedAt: number | null;
+  /** the first progress report (when, and how much was done): the rate is measured from it, not from the start,
+   * so loading models does not count as slow work */
+  firstProgress?: { at: number; done: number } | null;
 }
 
-/** Steps per second since a job started and the time left at that rate (null until there is progress). */
+/**
+ * Steps per second and the time left at that rate (null until it can be measured). While running, the rate is
+ * measured from the first progress report — model loading and the first step's warm-up are not work — so it
+ * needs a second report; a finished job's rate is over its whole run.
+ */
 export function jobRate(
-  j: Pick<JobInfo, 'startedAt' | 'finishedAt' | 'progress'>,
+  j: Pick<JobInfo, 'startedAt' | 'finishedAt' | 'progress' | 'firstProgress'>,
   now = Date.now(),
 ): { rate: number | null; etaSeconds: number | null } {
-  if (!j.startedAt || !j.progress || j.progress.done <= 0) return { rate: null, etaSeconds: null };
-  const seconds = ((j.finishedAt ?? now) - j.startedAt) / 1000;
-  if (seconds <= 0) return { rate: null, etaSeconds: null };
-  const rate = j.progress.done / seconds;
-  return { rate, etaSeconds: j.finishedAt ? 0 : Math.max(0, (j.progress.total - j.progress.done) / rate) };
+  const none = { rate: null, etaSeconds: null };
+  if (!j.startedAt || !j.progress || j.progress.done <= 0) return none;
+  if (j.finishedAt) {
+    const seconds = (j.finishedAt - j.startedAt) / 1000;
+    return seconds > 0 ? { rate: j.progress.done / seconds, etaSeconds: 0 } : none;
+  }
+  const from = j.firstProgress ?? { at: j.startedAt, done: 0 };
+  const seconds = (now - from.at) / 1000;
+  const work = j.progress.done - from.done;
+  if (seconds <= 0 || work <= 0) return none;
+  const rate = work / seconds;
+  return { rate, etaSeconds: Math.max(0, (j.progress.total - j.progress.done) / rate) };
 }
 
 /**
@@ -123,8 +137,8 @@ export class JobQueue extends EventEmitter<JobEvents> {
   }
 
   private info(e: Entry): JobInfo {
-    const { id, kind, label, device, lane, priority, note, state, progress, error, result, startedAt, finishedAt } = e;
-    return { id, kind, label, device, lane, priority, note, state, progress, error, result, startedAt, finishedAt };
+    const { id, kind, label, device, lane, priority, note, state, progress, error, result, startedAt, finishedAt, firstProgress } = e;
+    return { id, kind, label, device, lane, priority, note, state, progress, error, result, startedAt, finishedAt, firstProgress };
   }
 
   /**
@@ -212,6 +226,7 @@ export class JobQueue extends EventEmitter<JobEvents> {
         signal: e.controller.signal,
         pause: e.pause,
         progress: (p) => {
+          e.firstProgress ??= { at: Date.now(), done: p.done };
           e.progress = p;
           this.emitUpdate(e);
         },
