@@ -523,6 +523,21 @@ describe('studio in a real browser (server mode)', async () => {
     await page.click('[data-testid=tab-translate]');
   });
 
+  it('the Train form keeps what was typed across a tab switch and a reload', async () => {
+    await page.click('[data-testid=tab-train]');
+    await page.click('[data-testid=train-what-disc]');
+    await page.fill('[data-testid=train-steps]', '123');
+    await page.click('[data-testid=tab-gallery]');
+    await page.click('[data-testid=tab-train]');
+    expect(await page.locator('[data-testid=train-steps]').inputValue()).toBe('123');
+    await page.reload();
+    await page.click('[data-testid=tab-train]');
+    await expect.poll(() => page.locator('[data-testid=train-steps]').inputValue()).toBe('123');
+    await page.fill('[data-testid=train-steps]', '200');
+    await page.click('[data-testid=train-what-score]');
+    await page.click('[data-testid=tab-translate]');
+  });
+
   it('remembers the theme across a reload, and dark means dark form controls too', async () => {
     const theme = () => page.locator('.app').getAttribute('data-theme');
     const before = await theme();

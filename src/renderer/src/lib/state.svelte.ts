@@ -59,6 +59,20 @@ export const studio = $state({
     lastRun: null as TranslateRequest | null,
     trainJob: null as number | null,
     trainWhat: 'score' as 'score' | 'discriminator',
+    /** the Train tab's form (kept across tab switches, reloads and other jobs' runs) */
+    train: {
+      modelName: 'my-target-model',
+      modelSteps: 2000,
+      channels: 32,
+      patch: 2 as 1 | 2,
+      tMax: 0.8,
+      sources: [] as SourceRef[],
+      targets: [] as SourceRef[],
+      name: 'my-discriminator',
+      steps: 200,
+      t0Lo: 0.3,
+      t0Hi: 0.7,
+    },
     /** the Sweep tab's form, its jobs and reference images (kept across tab switches and reloads) */
     sweep: {
       reference: [] as SourceRef[],
