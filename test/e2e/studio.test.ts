@@ -197,6 +197,16 @@ describe('studio in a real browser (server mode)', async () => {
     await page.locator('[data-testid=results-stale]').waitFor();
     await page.fill('[data-testid=batch-count]', '1');
     await page.getByRole('button', { name: /Advanced/ }).click();
+    // while it runs, Run queues another run behind it (it used to be disabled)
+    expect(await page.locator('[data-testid=run]').textContent()).toBe('Queue');
+    const before = new Set((await backend.listJobs()).map((j) => j.id));
+    await page.click('[data-testid=run]');
+    await page.locator('[data-testid=toast]', { hasText: /queued as job #\d+, behind job #\d+/ }).waitFor();
+    const queued = (await backend.listJobs()).filter((j) => !before.has(j.id));
+    expect(queued.map((j) => [j.kind, j.state])).toEqual([['translate', 'queued']]);
+    // Cancel stops the shown (queued) run; the earlier one is cancelled from the jobs panel's API
+    for (const j of await backend.listJobs())
+      if (j.state === 'running' && !queued.some((q) => q.id === j.id)) await backend.cancelJob(j.id);
     await page.locator('[data-testid=cancel]:not([disabled])').waitFor();
     await page.click('[data-testid=cancel]');
     await page.locator('[data-testid=progress]', { hasText: 'cancelled' }).first().waitFor({ timeout: 30_000 });
