@@ -48,6 +48,9 @@ export interface SourceRef {
   name: string;
   /** URL of a thumbnail, relative to the back end (see imageUrl) */
   thumb: string;
+  /** the image's size in pixels (as shown: EXIF rotation applied) */
+  width?: number;
+  height?: number;
 }
 
 export interface GalleryItem {

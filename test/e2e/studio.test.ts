@@ -98,6 +98,17 @@ describe('studio in a real browser (server mode)', async () => {
     await page.locator('[data-testid=try-samples]').waitFor();
   });
 
+  it('says beforehand what happens to a source of another size (300×120 → 64×64)', async () => {
+    const wide = join(dir, 'wide banner.png');
+    await sharp({ create: { width: 300, height: 120, channels: 3, background: '#33aa66' } }).png().toFile(wide);
+    await page.setInputFiles('[data-testid=file-input]', [wide]);
+    const note = page.locator('[data-testid=source]', { hasText: 'wide banner.png' }).locator('[data-testid=source-size]');
+    await note.waitFor();
+    expect(await note.textContent()).toBe('300×120 → 64×64');
+    await page.locator('[data-testid=source]', { hasText: 'wide banner.png' }).locator('[aria-label=remove]').click();
+    await page.locator('[data-testid=try-samples]').waitFor();
+  });
+
   it('translates images, shows progress and results, and compares with plain SDEdit', async () => {
     await page.setInputFiles('[data-testid=file-input]', images.slice(0, 2));
     await page.locator('[data-testid=source]').nth(1).waitFor();

@@ -59,7 +59,9 @@ export class Inbox {
       await writeFileAtomic(path, f.data);
       await writeFileAtomic(join(this.dir, `${sha}.name`), f.name);
     }
-    return { id: sha, name: f.name, thumb: `source/${sha}` };
+    // EXIF orientations 5–8 swap the sides
+    const [width, height] = (meta.orientation ?? 1) >= 5 ? [meta.height, meta.width] : [meta.width, meta.height];
+    return { id: sha, name: f.name, thumb: `source/${sha}`, ...(width && height ? { width, height } : {}) };
   }
 
   /** The bundled samples (resources/samples/*.png), through the same inbox as any picked file. */

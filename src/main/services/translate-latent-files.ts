@@ -8,6 +8,7 @@ import { mkdir } from 'node:fs/promises';
 import { basename, extname, join, resolve } from 'node:path';
 import sharp from 'sharp';
 import { TranslateParamsSchema, formatParametersLine, type TranslateParams, type TranslateParamsInput } from '../../shared/params.js';
+import { latentSize } from '../../shared/sizes.js';
 import { ENGINE_VERSION } from '../../shared/version.js';
 import { encodePixelsPng, readImageAndBytes, toPixels, writeFileAtomic, type ImageSpec } from '../engine/io/image-io.js';
 import { loadLatentModel, type LatentModel } from '../engine/models/latent-model.js';
@@ -43,12 +44,7 @@ export interface LatentFilesEvents {
   onWarning?(message: string): void;
 }
 
-/** The size an image is translated at: its aspect, longest side ≤ maxSide, both sides multiples of `multiple`. */
-export function latentSize(width: number, height: number, maxSide = 512, multiple = 8): { width: number; height: number } {
-  const k = Math.min(1, maxSide / Math.max(width, height));
-  const round = (v: number) => Math.max(multiple, Math.round((v * k) / multiple) * multiple);
-  return { width: round(width), height: round(height) };
-}
+export { latentSize };
 
 /** What translating one image needs of its run. */
 interface LatentRun {
