@@ -100,7 +100,9 @@ describe('studio in a real browser (server mode)', async () => {
 
   it('says beforehand what happens to a source of another size (300×120 → 64×64)', async () => {
     const wide = join(dir, 'wide banner.png');
-    await sharp({ create: { width: 300, height: 120, channels: 3, background: '#33aa66' } }).png().toFile(wide);
+    await sharp({ create: { width: 300, height: 120, channels: 3, background: '#33aa66' } })
+      .png()
+      .toFile(wide);
     await page.setInputFiles('[data-testid=file-input]', [wide]);
     const note = page.locator('[data-testid=source]', { hasText: 'wide banner.png' }).locator('[data-testid=source-size]');
     await note.waitFor();
