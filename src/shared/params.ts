@@ -69,6 +69,8 @@ export const TranslateParamsSchema = z
      * aspect), stretch (resized whatever its aspect; the output resized back)
      */
     fit: z.enum(['crop', 'pad', 'stretch']).default('crop'),
+    /** the result at the model's scale, or brought to the source's own size (Lanczos3: an upscale adds no detail) */
+    outputSize: z.enum(['model', 'source']).default('model'),
     /** text-conditioned (latent, SD-family) models: the prompt, the negative prompt and the CFG scale (dg-math §11) */
     prompt: z.string().max(4000).default(''),
     negativePrompt: z.string().max(4000).default(''),
@@ -95,6 +97,7 @@ export function formatParametersLine(p: TranslateParams, extra: Record<string, s
     ...(p.classLabel !== null ? ([['Class', p.classLabel]] as [string, number][]) : []),
     ...(p.cgWeight > 0 ? ([['CG weight', p.cgWeight]] as [string, number][]) : []),
     ...(p.fit !== 'crop' ? ([['Fit', p.fit]] as [string, string][]) : []),
+    ...(p.outputSize === 'source' ? ([['Resize', 'Lanczos3 to the source size']] as [string, string][]) : []),
     ...Object.entries(extra),
   ];
   return fields.map(([k, v]) => `${k}: ${v}`).join(', ');

@@ -310,6 +310,14 @@ describe('dg-studio translate (CLI)', async () => {
     const crec = JSON.parse(cropped.stdout.trim().split('\n')[0]!);
     expect(await sharp(crec.output).metadata()).toMatchObject({ width: 64, height: 64 });
     expect((await readPngText(crec.output))['parameters']).not.toMatch(/Fit:/);
+    // --output-size source: the source's own size, the resize named in the parameters
+    const full = await translateA(['--fit', 'pad', '--output-size', 'source', '--no-discriminator'], join(dir, 'fit-full'));
+    const frec = JSON.parse(full.stdout.trim().split('\n')[0]!);
+    expect(await sharp(frec.output).metadata()).toMatchObject({ width: 30, height: 40 });
+    expect((await readPngText(frec.output))['parameters']).toMatch(/Resize: Lanczos3 to the source size/);
+    const cropFull = await translateA(['--output-size', 'source', '--no-discriminator'], join(dir, 'fit-crop-full'));
+    const cfrec = JSON.parse(cropFull.stdout.trim().split('\n')[0]!);
+    expect(await sharp(cfrec.output).metadata()).toMatchObject({ width: 30, height: 30 }); // the part the crop kept
     const bad = await translateA(['--fit', 'squash'], join(dir, 'fit-bad'));
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--fit.*squash.*crop, pad, stretch/s);

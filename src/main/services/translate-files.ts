@@ -241,7 +241,7 @@ async function saveOutput(o: OutputContext, l: LoadedSource, seed: number, pixel
     Version: `dg-studio ${ENGINE_VERSION}`,
   });
   const embedded = shareableRecord(record, sourceName, l.sha256);
-  const out = await restoreAspect(pixels, o.spec, l.geometry);
+  const out = await restoreAspect(pixels, o.spec, l.geometry, o.params.outputSize === 'source');
   const png = await encodePixelsPng(
     out.pixels,
     { width: out.width, height: out.height, channels: o.spec.channels },

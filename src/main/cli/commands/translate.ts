@@ -88,6 +88,14 @@ function translateCommand(program: Command) {
         .choices(['crop', 'pad', 'stretch'] as const)
         .default('crop' as const),
     )
+    .addOption(
+      new Option(
+        '--output-size <size>',
+        "results at the model's scale, or brought to the source's own size (Lanczos3; an upscale adds no detail)",
+      )
+        .choices(['model', 'source'] as const)
+        .default('model' as const),
+    )
     .option('--prompt <text>', 'text-conditioned (Stable Diffusion-family) models: what the result should show', '')
     .option('--negative-prompt <text>', 'text-conditioned models: what it should not show', '')
     .option(
@@ -166,6 +174,7 @@ async function chosenParams(o: TranslateOptions, modelManifest: string, discrimi
     classLabel: o.classLabel ?? null,
     cgWeight: o.cgWeight ?? (o.classifier ? 1 : 0),
     fit: o.fit,
+    outputSize: o.outputSize,
   });
 }
 

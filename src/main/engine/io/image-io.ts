@@ -139,17 +139,25 @@ export async function restoreAspect(
   chw: Float32Array,
   spec: ImageSpec,
   g: FitGeometry,
+  toSourceSize = false,
 ): Promise<{ pixels: Uint8Array; width: number; height: number }> {
   const pixels = toPixels(chw, spec);
-  if (g.fit === 'crop') return { pixels, width: spec.width, height: spec.height };
-  const longest = Math.max(spec.width, spec.height);
-  const s = longest / Math.max(g.sourceWidth, g.sourceHeight);
-  const width = Math.max(1, Math.round(g.sourceWidth * s));
-  const height = Math.max(1, Math.round(g.sourceHeight * s));
+  if (g.fit === 'crop' && !toSourceSize) return { pixels, width: spec.width, height: spec.height };
+  let width: number;
+  let height: number;
+  if (toSourceSize) {
+    // the source's own pixels: the whole image (pad, stretch) or the part the crop kept
+    const k = g.fit === 'crop' ? Math.max(spec.width / g.sourceWidth, spec.height / g.sourceHeight) : 1;
+    [width, height] = g.fit === 'crop' ? [Math.round(spec.width / k), Math.round(spec.height / k)] : [g.sourceWidth, g.sourceHeight];
+  } else {
+    const s = Math.max(spec.width, spec.height) / Math.max(g.sourceWidth, g.sourceHeight);
+    [width, height] = [Math.max(1, Math.round(g.sourceWidth * s)), Math.max(1, Math.round(g.sourceHeight * s))];
+  }
   let img = sharp(pixels, { raw: { width: spec.width, height: spec.height, channels: spec.channels } });
   if (g.fit === 'pad') img = img.extract(g.box);
-  const out = await img.resize(width, height, { fit: 'fill' }).raw().toBuffer();
-  return { pixels: new Uint8Array(out), width, height };
+  // Lanczos (sharp's default kernel) for any change of scale: the upscale method the parameters name
+  const out = await img.resize(Math.max(1, width), Math.max(1, height), { fit: 'fill', kernel: 'lanczos3' }).raw().toBuffer();
+  return { pixels: new Uint8Array(out), width: Math.max(1, width), height: Math.max(1, height) };
 }
 
 /** A PNG of interleaved 8-bit pixels of any size, with text chunks. */
