@@ -408,6 +408,17 @@ describe('studio in a real browser (server mode)', async () => {
     await page.reload();
     await page.click('[data-testid=tab-train]');
     await page.locator('[data-testid=train-progress]').waitFor();
+    // a translation started now runs beside it and finishes while the training is still running (it used to wait)
+    await page.click('[data-testid=tab-translate]');
+    if ((await page.locator('[data-testid=source]').count()) === 0) await page.click('[data-testid=try-samples]');
+    const before = new Set((await backend.listJobs()).map((j) => j.id));
+    await page.click('[data-testid=run]');
+    await expect
+      .poll(async () => (await backend.listJobs()).find((j) => !before.has(j.id) && j.kind === 'translate')?.state, { timeout: 60_000 })
+      .toBe('done');
+    const training = (await backend.listJobs()).find((j) => j.kind === 'train-score-model' && j.label.includes('long-target'))!;
+    expect(training.state).toBe('running');
+    await page.click('[data-testid=tab-train]');
     // the jobs panel, reachable from any tab, lists it with a Cancel of its own
     await page.click('[data-testid=tab-gallery]');
     await page.click('[data-testid=jobs-badge]');
