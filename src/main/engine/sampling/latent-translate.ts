@@ -14,7 +14,7 @@ import { canonicalDenoiser, type NetworkCall } from './denoiser.js';
 import type { GuidanceHook } from './guidance.js';
 import { modelSchedule } from './model-schedule.js';
 import type { StepInfo } from './samplers.js';
-import { sdedit } from './sdedit.js';
+import { sdedit, sdeditParamsOf } from './sdedit.js';
 
 /** What a text-conditioned run adds to the translation parameters. */
 export interface TextConditioning {
@@ -149,20 +149,12 @@ export async function translateLatentBatch(
     timeInput: { kind: 'step', scale: 1 },
     preconditioning: { kind: 'none' },
   });
-  const latents = await sdedit(
-    denoiser,
-    schedule,
-    z,
-    {
-      t0: params.t0,
-      steps: params.steps,
-      sampler: params.sampler,
-      eta: params.eta,
-      churn: { sChurn: params.churn },
-      spacing: params.spacing,
-    },
-    { rng: new BatchRng(opts.seeds), guidance: opts.guidance, onStep: opts.onStep, signal: opts.signal },
-  );
+  const latents = await sdedit(denoiser, schedule, z, sdeditParamsOf(params), {
+    rng: new BatchRng(opts.seeds),
+    guidance: opts.guidance,
+    onStep: opts.onStep,
+    signal: opts.signal,
+  });
   const warnings = truncated.map((p) => `the prompt "${p.slice(0, 60)}…" is longer than ${tokenizer.length - 2} tokens and was cut to fit`);
   return { images: await decodeLatents(model, latents), latents, warnings };
 }

@@ -1,6 +1,7 @@
 /**
  * SDEdit (dg-math §3): noise the source up to t0, then run any sampler down to 0.
  */
+import type { TranslateParams } from '../../../shared/params.js';
 import type { Denoiser } from './denoiser.js';
 import type { ModelSchedule, Spacing } from './model-schedule.js';
 import { SAMPLERS, type ChurnOptions, type SamplerName, type SamplerOptions } from './samplers.js';
@@ -13,6 +14,11 @@ export interface SdeditParams {
   eta?: number | undefined;
   churn?: Partial<ChurnOptions> | undefined;
   spacing?: Spacing | undefined;
+}
+
+/** The SDEdit settings of a translation's parameters (pixel and latent translations alike). */
+export function sdeditParamsOf(p: TranslateParams): SdeditParams {
+  return { t0: p.t0, steps: p.steps, sampler: p.sampler, eta: p.eta, churn: { sChurn: p.churn }, spacing: p.spacing };
 }
 
 // dg-math §3: x_{t0} = α·x_src + σ·ε in VP is x_src + σ_ve(t0)·ε in VE coordinates

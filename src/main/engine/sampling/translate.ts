@@ -13,7 +13,7 @@ import {
 import { BatchRng } from '../rng.js';
 import type { StepInfo } from './samplers.js';
 import type { ScoreModel } from '../models/score-model.js';
-import { sdedit } from './sdedit.js';
+import { sdedit, sdeditParamsOf } from './sdedit.js';
 import type { Tensor } from '../tensor.js';
 import { t0RangeProblem } from '../../../shared/manifest.js';
 
@@ -58,18 +58,10 @@ export async function translateBatch(
   const hooks = [dg, cg].filter((h): h is GuidanceHook => !!h);
   const guidance = hooks.length > 1 ? combineGuidance(...hooks) : hooks[0];
   const labels = params.classLabel === null ? undefined : Array.from({ length: n }, () => params.classLabel!);
-  return sdedit(
-    model.denoiser(labels),
-    model.schedule,
-    sources,
-    {
-      t0: params.t0,
-      steps: params.steps,
-      sampler: params.sampler,
-      eta: params.eta,
-      churn: { sChurn: params.churn },
-      spacing: params.spacing,
-    },
-    { rng: new BatchRng(opts.seeds), guidance, onStep: opts.onStep, signal: opts.signal },
-  );
+  return sdedit(model.denoiser(labels), model.schedule, sources, sdeditParamsOf(params), {
+    rng: new BatchRng(opts.seeds),
+    guidance,
+    onStep: opts.onStep,
+    signal: opts.signal,
+  });
 }
