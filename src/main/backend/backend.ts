@@ -407,7 +407,8 @@ export class StudioBackend implements StudioApi {
     if (!parsed.success) throw new PayloadError(method, parsed.error, args);
     const { studyId, annotator } = grant;
     if (m === 'annotatorStudy') {
-      const s = this.studies.list().find((x) => x.id === studyId)!;
+      // one row, not every study's item count: this check answers every page file and image of an annotator
+      const s = this.studies.study(studyId);
       return { name: s.name, question: s.question, annotator };
     }
     if (m === 'annotatorNext')

@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ANNOTATOR_TOKEN_HEADER, type ServedBackend } from '../../shared/api.js';
-import { answer, cookieTokens, fetchSiteAllowed, readCall, rendererFile, safeDecode, send, sendText, serveFile } from './http.js';
+import { answer, cookieTokens, fetchSiteAllowed, readCall, rendererFile, safeDecode, sendText, serveFile } from './http.js';
 
 export interface AnnotatorRouteContext {
   backend: ServedBackend;
@@ -21,14 +21,14 @@ export function annotatorRoutes(ctx: AnnotatorRouteContext) {
   /** A call with an annotator link's token: ANNOTATOR_API only (the back end binds it to the link's study). */
   const annotatorCall = async (req: IncomingMessage, res: ServerResponse, given: string, name: string) => {
     const args = await readCall(req, name);
-    try {
-      return send(res, 200, { result: (await b.dispatchAnnotator(given, name, args)) ?? null }, headers);
-    } catch (e) {
-      const err = e as Error & { status?: number };
-      if (err.status === 401 && failures.fail(`annotator POST ${name.slice(0, 64)}`))
-        return send(res, 429, { error: 'too many requests with a wrong access token' }, headers);
-      return answer(res, headers, () => Promise.reject(err));
-    }
+    return answer(res, headers, () =>
+      b.dispatchAnnotator(given, name, args).catch((e: Error & { status?: number }) => {
+        // a wrong or revoked token counts like a wrong owner token
+        if (e.status === 401 && failures.fail(`annotator POST ${name.slice(0, 64)}`))
+          throw Object.assign(new Error('too many requests with a wrong access token'), { status: 429 });
+        throw e;
+      }),
+    );
   };
 
   /** The first of the request's annotator tokens (query, header, cookies) that names a live link, or null. */

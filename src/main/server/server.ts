@@ -157,17 +157,18 @@ function requestHandler(ctx: HandlerContext) {
     if (method !== 'GET' && method !== 'HEAD') return sendText(res, 405, 'method not allowed', { ...headers, allow: 'GET, HEAD' });
     // an annotator link's page (?a=) and its blind images: the annotator's own cookie, never the owner's token
     // (also the page's own files when the request holds no owner credential but an annotator's cookie)
-    const ownerCredential = headerToken(req) !== null || url.searchParams.has('token') || cookieTokens(req).length > 0;
+    const header = headerToken(req);
+    const q = url.searchParams.get('token');
+    const ownerCookies = cookieTokens(req);
     if (
       url.searchParams.has('a') ||
-      (!headerToken(req) && path.startsWith('/files/blind/')) ||
-      (!ownerCredential && cookieTokens(req, 'dg_annot').length)
+      (!header && path.startsWith('/files/blind/')) ||
+      (header === null && q === null && ownerCookies.length === 0 && cookieTokens(req, 'dg_annot').length)
     )
       return annotator.get(req, res, url);
     // page and files: the cookie (set by the ?token= page load) or a header, same-origin only
-    const q = url.searchParams.get('token');
-    const given = headerToken(req) ?? q;
-    const ok = given !== null ? sameSecret(given, token) : cookieTokens(req).some((c) => sameSecret(c, token));
+    const given = header ?? q;
+    const ok = given !== null ? sameSecret(given, token) : ownerCookies.some((c) => sameSecret(c, token));
     if (!ok || !fetchSiteAllowed(req)) {
       if (!ok && failures.fail(`GET ${path.slice(0, 64)}`))
         return sendText(res, 429, 'DG Studio server: too many requests with a wrong access token', headers);

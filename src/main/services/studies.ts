@@ -147,9 +147,11 @@ export class Studies {
       .all() as { id: number; name: string; question: string; items: number }[];
   }
 
-  private study(id: number) {
+  /** A study's name, question, seed and settings (an unknown id: an error that says so). */
+  study(id: number) {
     const s = this.g.db.prepare('SELECT * FROM studies WHERE id = ?').get(id) as
-      { id: number; name: string; question: string; seed: number; settings_json: string } | undefined;
+      // question: the table's CHECK keeps it to these two
+      { id: number; name: string; question: 'realism' | 'faithfulness'; seed: number; settings_json: string } | undefined;
     if (!s) throw new Error(`there is no study ${id}`);
     const settings = JSON.parse(s.settings_json) as { a: SettingFilter; b: SettingFilter; settings?: SettingFilter[] };
     return {
