@@ -10,7 +10,7 @@ import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { readPngText } from '../../src/main/engine/io/image-io.js';
 import { Gallery } from '../../src/main/services/gallery.js';
-import { latentSize } from '../../src/main/services/translate-latent-files.js';
+import { latentSize } from '../../src/shared/sizes.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const run = promisify(execFile);

@@ -44,8 +44,6 @@ export interface LatentFilesEvents {
   onWarning?(message: string): void;
 }
 
-export { latentSize };
-
 /** What translating one image needs of its run. */
 interface LatentRun {
   req: LatentFilesRequest;

@@ -8,20 +8,33 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { manifestPathOf } from '../../engine/models/score-model.js';
 
-/** SHA-256 over the sorted (name, SHA-256) of the plain files of a model's folder (dot files left out). */
-export async function folderDigest(folder: string): Promise<string> {
+/** The SHA-256 of each plain file of a model's folder (dot files left out), by name, in name order. */
+export async function fileDigests(folder: string): Promise<Map<string, string>> {
   const names = (await readdir(folder, { withFileTypes: true }))
     .filter((e) => e.isFile() && !e.name.startsWith('.'))
     .map((e) => e.name)
     .sort();
-  const h = createHash('sha256');
+  const out = new Map<string, string>();
   for (const n of names)
-    h.update(
-      `${n}\0${createHash('sha256')
+    out.set(
+      n,
+      createHash('sha256')
         .update(await readFile(join(folder, n)))
-        .digest('hex')}\n`,
+        .digest('hex'),
     );
+  return out;
+}
+
+/** A model folder's identity from its files' digests: SHA-256 over the sorted (name, SHA-256). */
+export function digestOfFiles(files: Map<string, string>): string {
+  const h = createHash('sha256');
+  for (const [n, sha] of files) h.update(`${n}\0${sha}\n`);
   return h.digest('hex');
+}
+
+/** SHA-256 over the sorted (name, SHA-256) of the plain files of a model's folder (dot files left out). */
+export async function folderDigest(folder: string): Promise<string> {
+  return digestOfFiles(await fileDigests(folder));
 }
 
 /** The folder of a manifest path or a model folder. */

@@ -20,7 +20,7 @@ import { fileInManifestFolder } from '../../engine/models/manifest-files.js';
 import { manifestPathOf, readJsonFile } from '../../engine/models/score-model.js';
 import type { Gallery } from '../gallery.js';
 import { expandInputs, sameOutput, sha256File, type EmbeddedRecord } from '../translate-files.js';
-import { folderDigest, modelFolderOf } from './model-store.js';
+import { digestOfFiles, fileDigests, modelFolderOf } from './model-store.js';
 import { chunkJobId, ChunkResultSchema, QUEUE_NAME, TRANSLATE_CHUNK, type Chunk, type ChunkResult, type ModelRef } from './protocol.js';
 import { redisConnection, type RedisOptions } from './redis.js';
 
@@ -63,8 +63,12 @@ async function describeModel(manifestPath: string, digestOf: 'onnx' | 'manifest'
   const m = (await readJsonFile(manifestPath, 'manifest')) as { name?: unknown; onnx?: unknown };
   const name = typeof m.name === 'string' ? m.name : basename(dirname(manifestPath));
   const file = digestOf === 'onnx' ? fileInManifestFolder(dirname(manifestPath), String(m.onnx), 'onnx') : manifestPath;
-  const ref: ModelRef = { name, digest: await folderDigest(modelFolderOf(manifestPath)) };
-  return { ref, info: { name, manifest: resolve(manifestPath), sha256: await sha256File(file) } };
+  const folder = modelFolderOf(manifestPath);
+  // one read of each file serves the folder's identity and the file's own digest (a model's ONNX can be gigabytes)
+  const files = await fileDigests(folder);
+  const ref: ModelRef = { name, digest: digestOfFiles(files) };
+  const own = dirname(resolve(file)) === resolve(folder) ? files.get(basename(file)) : undefined;
+  return { ref, info: { name, manifest: resolve(manifestPath), sha256: own ?? (await sha256File(file)) } };
 }
 
 /** A readable line for a failed lookup or a Redis that is away (it is retried). */

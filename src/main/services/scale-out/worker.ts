@@ -36,17 +36,25 @@ export interface RunningWorker {
   close(): Promise<void>;
 }
 
+/** A chunk's models as a worker keeps them: loaded, and the manifests they came from. */
+interface WorkerModels {
+  model: ScoreModel;
+  discriminator: LoadedDiscriminator | null;
+  manifest: string;
+  discManifest: string | null;
+}
+
 export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
   const store = new ModelStore(opts.modelFolders);
-  const loaded = new Map<string, Promise<{ model: ScoreModel; discriminator: LoadedDiscriminator | null }>>();
+  const loaded = new Map<string, Promise<WorkerModels>>();
   const log = opts.onLog ?? (() => {});
   let done = 0;
 
   /** The chunk's models, loaded once per worker (a model the worker lacks: the job fails, naming it). */
-  const modelsOf = (c: Chunk) => {
+  const modelsOf = (c: Chunk): Promise<WorkerModels> => {
     const key = `${c.model.digest}|${c.discriminator?.digest ?? ''}`;
     if (!loaded.has(key)) {
-      const p = (async () => {
+      const p = (async (): Promise<WorkerModels> => {
         const manifest = await findModel(store, c.model);
         const discManifest = c.discriminator ? await findModel(store, c.discriminator) : null;
         const session = { executionProvider: opts.executionProvider, threads: opts.threads };
@@ -59,12 +67,7 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
       p.catch(() => loaded.delete(key));
       loaded.set(key, p);
     }
-    return loaded.get(key)! as Promise<{
-      model: ScoreModel;
-      discriminator: LoadedDiscriminator | null;
-      manifest: string;
-      discManifest: string | null;
-    }>;
+    return loaded.get(key)!;
   };
 
   const worker = new Worker(
@@ -114,12 +117,7 @@ async function findModel(store: ModelStore, ref: ModelRef): Promise<string> {
 }
 
 /** Translate one chunk in a temporary folder; the outputs come back as PNG bytes (base64). */
-async function runChunk(
-  c: Chunk,
-  models: { model: ScoreModel; discriminator: LoadedDiscriminator | null; manifest: string; discManifest: string | null },
-  opts: WorkerOptions,
-  progress: (fraction: number) => void,
-): Promise<ChunkResult> {
+async function runChunk(c: Chunk, models: WorkerModels, opts: WorkerOptions, progress: (fraction: number) => void): Promise<ChunkResult> {
   const dir = await mkdtemp(join(tmpdir(), 'dg-worker-'));
   try {
     // positions in the name keep the chunk's order whatever the original names
