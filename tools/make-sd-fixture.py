@@ -137,9 +137,10 @@ def folder(name, int_ids, int_time, parameters):
                    'note': 'a tiny random-weight fixture with real exporters\' I/O (tools/make-sd-fixture.py)'}, f)
 
 
-folder('diffusers', int_ids=False, int_time=False, parameters=False)
-folder('optimum', int_ids=True, int_time=True, parameters=True)
-torch.manual_seed(48)
-export(TextEncoder(520, 48), (torch.zeros(1, TOKENS, dtype=torch.int32),), os.path.join(out, 'parts', 'text_encoder_h48', 'model.onnx'),
-       ['input_ids'], ['last_hidden_state', 'pooler_output'], {'input_ids': {0: 'batch'}})
-print('wrote', out)
+if __name__ == '__main__':  # tools/train-tiny-sd.py imports the tokenizer and text encoder from here
+    folder('diffusers', int_ids=False, int_time=False, parameters=False)
+    folder('optimum', int_ids=True, int_time=True, parameters=True)
+    torch.manual_seed(48)
+    export(TextEncoder(520, 48), (torch.zeros(1, TOKENS, dtype=torch.int32),), os.path.join(out, 'parts', 'text_encoder_h48', 'model.onnx'),
+           ['input_ids'], ['last_hidden_state', 'pooler_output'], {'input_ids': {0: 'batch'}})
+    print('wrote', out)

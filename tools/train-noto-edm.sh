@@ -8,6 +8,7 @@
 #
 #   bash tools/train-noto-edm.sh 120        # minutes of this stretch (SIGINT/SIGTERM: checkpoint and stop)
 #   OMP_NUM_THREADS=1 bash tools/train-noto-edm.sh 60   # one core, leaving the other to the session
+#   EDM_OUT=/tmp/edm BATCH=256 EVAL_MINUTES=1 PYTHON=python3 bash tools/train-noto-edm.sh 6   # a lent GPU (tools/device-train.sh)
 #
 # PyTorch (Debian's python3-torch with libopenblas0-openmp). The app's own trainer refuses this checkpoint
 # (it trains ε U-Nets only); the export (model.onnx: the EDM wrapper as an ε network of the DDPM steps) is
@@ -17,12 +18,12 @@ cd "$(dirname "$0")/.."
 MINUTES=${1:-120}
 EXPORT=--no-export
 [ "${2:-}" = --export ] && EXPORT=
-OUT=tools/pretrained/noto-emoji-unet-edm
+OUT=${EDM_OUT:-tools/pretrained/noto-emoji-unet-edm}
 # shellcheck disable=SC2086
 exec env OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} ${PYTHON:-/usr/bin/python3} tools/train-score-model.py \
   --data data/emoji/google/train --heldout data/emoji/google/test --out "$OUT" \
   --ch 32 --mult 1,2,2,2 --attn 16,8 --groups 8 --patch 2 --t-max 0.8 \
   --precond edm --p-mean ${P_MEAN:--1.2} --p-std ${P_STD:-1.2} \
-  --batch 32 --lr 2e-4 --warmup 500 --ema 0.9995 --seed 0 \
-  --ckpt-minutes 5 --eval-minutes 10 --minutes "$MINUTES" --resume $EXPORT \
+  --batch ${BATCH:-32} --lr 2e-4 --warmup 500 --ema 0.9995 --seed 0 \
+  --ckpt-minutes ${CKPT_MINUTES:-5} --eval-minutes ${EVAL_MINUTES:-10} --minutes "$MINUTES" --resume $EXPORT \
   --name "Noto emoji U-Net (EDM preconditioning, trained on a 2-core CPU)"

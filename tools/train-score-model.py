@@ -429,7 +429,11 @@ def main():
                 noise_history.append(dict(step=step, **noise))
                 print(f'noise levels from step {step}: ln σ ~ N({a.p_mean}, {a.p_std}²) (were N({last["p_mean"]}, {last["p_std"]}²))', flush=True)
         if meta.get('torch_rng'):
-            g.set_state(torch.tensor(list(base64.b64decode(meta['torch_rng'])), dtype=torch.uint8))
+            try:
+                g.set_state(torch.tensor(list(base64.b64decode(meta['torch_rng'])), dtype=torch.uint8))
+            except RuntimeError:  # a checkpoint made on another device (a CUDA generator's state on the CPU, say)
+                g.manual_seed(a.seed + step)
+                print(f'the saved random state is another device\'s: drawing from seed {a.seed} + step {step}', flush=True)
         print(f'resumed at step {step} ({images} images, {wall / 60:.1f} min of training)', flush=True)
     params = sum(p.numel() for p in model.parameters())
     print(f'{params / 1e6:.2f}M parameters, {len(data)} images, device {dev}, {torch.get_num_threads()} threads, '
