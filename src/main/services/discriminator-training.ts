@@ -25,6 +25,8 @@ import type { RatioLoss } from '../engine/train/training-graph.js';
 import { translateBatch } from '../engine/sampling/translate.js';
 import { loadDiscriminatorCheckpoint, saveDiscriminatorCheckpoint } from './discriminator-checkpoint.js';
 import { expandInputs, imageSpecOf, sha256File } from './translate-files.js';
+import { latentTrainingSets, type LatentSets } from './latent-training-sets.js';
+import { isDiffusersFolder } from '../engine/models/diffusers-folder.js';
 
 export interface TrainDiscriminatorRequest {
   /** raised while interactive work runs (jobs.ts): the training waits between steps */
@@ -70,6 +72,11 @@ export interface TrainDiscriminatorRequest {
   init?: string | undefined;
   executionProvider?: ExecutionProvider;
   threads?: number;
+  /**
+   * a Stable Diffusion-family folder as the model: the square side images are read at (default 512) and the
+   * prompt, negative prompt and CFG scale its unguided translations (the fakes) are made with
+   */
+  latent?: { imageSize?: number; prompt?: string; negativePrompt?: string; cfgScale?: number } | undefined;
 }
 
 export interface TrainEvents {
@@ -202,7 +209,7 @@ async function classedInputs(req: TrainDiscriminatorRequest) {
 /** The network to train: a head on a frozen feature extractor (the paper's design), or the conv encoder. */
 async function buildNetwork(
   req: TrainDiscriminatorRequest,
-  spec: ImageSpec,
+  spec: { channels: number; height: number; width: number },
   classNames: string[] | undefined,
   seed: number,
 ): Promise<{ arch: ConvEncoderArch | FrozenFeaturesArch; net: BuiltNet }> {
@@ -321,34 +328,104 @@ async function trainingSets(
   return { classNames, classOf, modelSha, tr, extraCount, realTrain, realVal, fakeTrain, fakeVal };
 }
 
+/** What the trainer needs of its data: a pixel score model's sets, or a latent model's (latent-training-sets.ts). */
+interface TrainingData {
+  model: { name: string; sha256: string };
+  dataShape: number[];
+  valueRange: [number, number];
+  /** dg-math §6: only τ ≤ t0 matters for image-to-image; t0 is in the score model's time */
+  tauMax: number;
+  realTrain: Float32Array[];
+  realVal: Float32Array[];
+  fakeTrain: Float32Array[];
+  fakeVal: Float32Array[];
+  classNames: string[] | undefined;
+  classOf: Map<Float32Array, number>;
+  translationsPerSource: number;
+  extraCount: number;
+  /** the latent space a latent discriminator was trained in (its package records it) */
+  latent?: LatentSets['record'] | undefined;
+  dispose(): Promise<void>;
+}
+
+async function pixelTrainingData(req: TrainDiscriminatorRequest, events: TrainEvents, signal?: AbortSignal): Promise<TrainingData> {
+  const model = await loadScoreModel(req.modelManifest, {
+    executionProvider: req.executionProvider,
+    threads: req.threads,
+    onWarning: events.onWarning,
+  });
+  try {
+    const sets = await trainingSets(req, model, imageSpecOf(model), events, signal);
+    return {
+      ...sets,
+      model: { name: model.manifest.name, sha256: sets.modelSha },
+      dataShape: model.manifest.dataShape,
+      valueRange: model.manifest.valueRange,
+      tauMax: Math.min(1, lvpTimeFromSigmaVe(model.schedule.sigmaAt(req.t0Range[1]))),
+      translationsPerSource: sets.tr.translationsPerSource,
+      dispose: () => model.dispose(),
+    };
+  } catch (e) {
+    await model.dispose();
+    throw e;
+  }
+}
+
+/** A Stable Diffusion-family folder: the discriminator learns on its latents (issue 27). */
+async function latentTrainingData(req: TrainDiscriminatorRequest, events: TrainEvents, signal?: AbortSignal): Promise<TrainingData> {
+  if (req.classes || req.extraFakes?.length || req.frozenFeatures)
+    throw new Error(
+      `"${req.modelManifest}" is a latent model: class-conditional training, extra fakes and frozen features are not supported for it`,
+    );
+  const valFraction = req.valFraction ?? 0.1;
+  const translationsPerSource = req.translationsPerSource ?? 1;
+  const sets = await latentTrainingSets(
+    {
+      modelFolder: req.modelManifest,
+      sources: req.sources,
+      targets: req.targets,
+      outDir: req.outDir,
+      t0Range: req.t0Range,
+      imageSize: req.latent?.imageSize ?? 512,
+      translationsPerSource,
+      translationSteps: req.translationSteps ?? 10,
+      text: { prompt: req.latent?.prompt ?? '', negativePrompt: req.latent?.negativePrompt ?? '', cfgScale: req.latent?.cfgScale ?? 1 },
+      seed: req.seed ?? 0,
+      isValidation: (f) => isValidation(f, valFraction, VALIDATION_SALT),
+      executionProvider: req.executionProvider,
+      threads: req.threads,
+    },
+    events,
+    signal,
+  );
+  return {
+    ...sets,
+    valueRange: [-1, 1],
+    tauMax: Math.min(1, lvpTimeFromSigmaVe(sets.sigmaAt(req.t0Range[1]))),
+    classNames: undefined,
+    classOf: new Map(),
+    translationsPerSource,
+    extraCount: 0,
+    latent: sets.record,
+    dispose: async () => {},
+  };
+}
+
 /** The discriminator package of a finished (or cancelled) training: its ONNX graphs and a manifest with the record. */
 async function writePackage(
   req: TrainDiscriminatorRequest,
   trainer: DiscriminatorTrainer,
-  r: {
-    model: ScoreModel;
-    modelSha: string;
-    arch: unknown;
-    paramCount: number;
-    classNames: string[] | null | undefined;
-    batchSize: number;
-    tauMax: number;
-    counts: { realTrain: number; fakeTrain: number; realVal: number; fakeVal: number };
-    translationsPerSource: number;
-    extraCount: number;
-    validation: unknown;
-    cancelled: boolean;
-    initStep: number;
-  },
+  data: TrainingData,
+  r: { arch: unknown; paramCount: number; batchSize: number; validation: unknown; cancelled: boolean; initStep: number },
 ): Promise<string> {
   let initFrom: { folder: string; step: number } | undefined;
   if (req.init && !req.resume) initFrom = { folder: relative(resolve(req.outDir), resolve(req.init)) || '.', step: r.initStep };
   return writeDiscriminatorPackage(req.outDir, trainer.exportForward({ 'dg-studio': 'discriminator' }), {
     name: `${basename(req.outDir)} (trained discriminator)`,
-    description: `source-vs-target discriminator for "${r.model.manifest.name}", trained in DG Studio ${ENGINE_VERSION}`,
-    dataShape: r.model.manifest.dataShape,
-    valueRange: r.model.manifest.valueRange,
-    ...(r.classNames ? { classes: r.classNames } : {}),
+    description: `source-vs-target discriminator for ${data.latent ? 'the latents of ' : ''}"${data.model.name}", trained in DG Studio ${ENGINE_VERSION}`,
+    dataShape: data.dataShape,
+    valueRange: data.valueRange,
+    ...(data.classNames ? { classes: data.classNames } : {}),
     training: {
       architecture: r.arch,
       parameters: r.paramCount,
@@ -356,10 +433,18 @@ async function writePackage(
       ...(initFrom ? { initFrom } : {}),
       batchSize: r.batchSize,
       loss: req.loss ?? 'bce',
-      tauRange: [1e-5, r.tauMax],
+      tauRange: [1e-5, data.tauMax],
       t0Range: req.t0Range,
-      data: { ...r.counts, translationsPerSource: r.translationsPerSource, extraFakes: r.extraCount },
-      scoreModel: { name: r.model.manifest.name, sha256: r.modelSha },
+      data: {
+        realTrain: data.realTrain.length,
+        fakeTrain: data.fakeTrain.length,
+        realVal: data.realVal.length,
+        fakeVal: data.fakeVal.length,
+        translationsPerSource: data.translationsPerSource,
+        extraFakes: data.extraCount,
+      },
+      scoreModel: data.model,
+      ...(data.latent ? { latentModel: data.latent } : {}),
       validation: r.validation,
       cancelled: r.cancelled,
       createdAt: new Date().toISOString(),
@@ -375,35 +460,26 @@ export async function trainDiscriminator(
   const seed = req.seed ?? 0;
   const [t0Lo, t0Hi] = req.t0Range;
   if (!(t0Lo > 0 && t0Lo <= t0Hi && t0Hi <= 1)) throw new Error(`--t0 range must be lo,hi with 0 < lo ≤ hi ≤ 1, got ${t0Lo},${t0Hi}`);
-  const model = await loadScoreModel(req.modelManifest, {
-    executionProvider: req.executionProvider,
-    threads: req.threads,
-    onWarning: events.onWarning,
-  });
+  const latent = isDiffusersFolder(req.modelManifest);
+  const data = latent ? await latentTrainingData(req, events, signal) : await pixelTrainingData(req, events, signal);
   let trainer: DiscriminatorTrainer | null = null;
   try {
-    const spec = imageSpecOf(model);
-    const { classNames, classOf, modelSha, tr, extraCount, realTrain, realVal, fakeTrain, fakeVal } = await trainingSets(
-      req,
-      model,
-      spec,
-      events,
-      signal,
-    );
-
-    // dg-math §6: only τ ≤ t0 matters for image-to-image; t0 is in the score model's time
-    const tauMax = Math.min(1, lvpTimeFromSigmaVe(model.schedule.sigmaAt(t0Hi)));
-    const { arch, net } = await buildNetwork(req, spec, classNames, seed);
+    const { realTrain, realVal, fakeTrain, fakeVal, classNames, classOf, tauMax } = data;
+    const [channels, height, width] = data.dataShape as [number, number, number];
+    const spec = { channels, height, width };
+    // latents are already the VAE's compressed view: no pooling by default
+    const { arch, net } = await buildNetwork(latent ? { ...req, downsample: req.downsample ?? 1 } : req, spec, classNames, seed);
     const batchSize = req.batchSize ?? 32;
     const steps = req.epochs ? Math.ceil((req.epochs * (realTrain.length + fakeTrain.length)) / batchSize) : (req.steps ?? 2000);
-    trainer = await DiscriminatorTrainer.create(net, [spec.channels, spec.height, spec.width], {
+    trainer = await DiscriminatorTrainer.create(net, data.dataShape, {
       loss: req.loss ?? 'bce',
       batchSize,
       lr: req.lr ?? 2e-3,
       tauRange: [1e-5, tauMax],
       timeSampling: req.timeSampling ?? 'importance',
       seed,
-      hflip: true,
+      // a mirrored latent is not the latent of the mirrored image
+      hflip: !latent,
       classOf: classNames ? (x) => classOf.get(x) ?? 0 : undefined,
       session: { executionProvider: req.executionProvider, threads: req.threads, onWarning: events.onWarning },
     });
@@ -438,17 +514,10 @@ export async function trainDiscriminator(
     });
     await saveDiscriminatorCheckpoint(req.outDir, trainer.checkpoint());
 
-    const manifestPath = await writePackage(req, trainer, {
-      model,
-      modelSha,
+    const manifestPath = await writePackage(req, trainer, data, {
       arch,
       paramCount: net.paramCount,
-      classNames,
       batchSize,
-      tauMax,
-      counts: { realTrain: realTrain.length, fakeTrain: fakeTrain.length, realVal: realVal.length, fakeVal: fakeVal.length },
-      translationsPerSource: tr.translationsPerSource,
-      extraCount,
       validation,
       cancelled,
       initStep,
@@ -456,7 +525,7 @@ export async function trainDiscriminator(
     return { manifestPath, steps: trainer.step, validation, cancelled };
   } finally {
     await trainer?.dispose();
-    await model.dispose();
+    await data.dispose();
   }
 }
 

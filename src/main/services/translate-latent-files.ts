@@ -18,7 +18,8 @@ import { loadClipTokenizer, type ClipTokenizer } from '../engine/text/clip-token
 import { safeFileStem } from './folders.js';
 import type { Gallery } from './gallery.js';
 import { folderDigest } from './scale-out/model-store.js';
-import { expandInputs, sha256Hex, type FileError } from './translate-files.js';
+import { expandInputs, sha256File, sha256Hex, type FileError } from './translate-files.js';
+import { loadDiscriminator, type LoadedDiscriminator } from '../engine/models/discriminator.js';
 
 export interface LatentFilesRequest {
   inputs: string[];
@@ -26,6 +27,8 @@ export interface LatentFilesRequest {
   params: TranslateParamsInput;
   /** the diffusers ONNX folder */
   modelFolder: string;
+  /** a discriminator trained on this model's latents (train-discriminator --model <folder>): DG with params.dgWeight */
+  discriminator?: string | undefined;
   /** the longest side images are translated at (default 512, SD 1.x's training size) */
   maxSide?: number | undefined;
   executionProvider?: ExecutionProvider | undefined;
@@ -51,6 +54,7 @@ interface LatentRun {
   params: TranslateParams;
   model: LatentModel;
   tokenizer: ClipTokenizer;
+  discriminator: LoadedDiscriminator | undefined;
   modelInfo: { name: string; manifest: string; sha256: string };
   runId: number | undefined;
   total: number;
@@ -79,6 +83,7 @@ async function translateOne(r: LatentRun, file: string, index: number): Promise<
     { prompt: params.prompt, negativePrompt: params.negativePrompt, cfgScale: params.cfgScale },
     {
       seeds: [seed],
+      critic: r.discriminator ? { critic: r.discriminator.critic, dataShape: r.discriminator.manifest.dataShape } : undefined,
       signal: r.signal,
       onStep: (s) => events.onStep?.({ done: index, total: r.total, step: s.stepIndex + 1, steps: s.totalSteps }),
     },
@@ -105,7 +110,7 @@ async function translateOne(r: LatentRun, file: string, index: number): Promise<
     engineVersion: ENGINE_VERSION,
   };
   const png = await encodePixelsPng(
-    toPixels(out.images.data, spec),
+    toPixels(out.images!.data, spec),
     { width: size.width, height: size.height, channels: 3 },
     { parameters: text, 'dg-studio': JSON.stringify(record) },
   );
@@ -130,15 +135,26 @@ export async function translateLatentFiles(
   const files = await expandInputs(req.inputs);
   const session = { executionProvider: req.executionProvider, threads: req.threads, onWarning: events.onWarning };
   const model = await loadLatentModel(req.modelFolder, session);
+  let discriminator: LoadedDiscriminator | undefined;
   try {
+    discriminator = req.discriminator ? await latentDiscriminator(req.discriminator, model, events) : undefined;
     const tokenizer = loadClipTokenizer(join(req.modelFolder, 'tokenizer'));
     const name = basename(resolve(req.modelFolder));
     const modelInfo = { name, manifest: resolve(req.modelFolder), sha256: await folderDigest(join(req.modelFolder, 'unet')) };
     await mkdir(req.outDir, { recursive: true });
     events.onStart?.({ total: files.length, model: name, provider: model.sessions.unet.provider });
     const inputs = files.map((f) => resolve(f));
-    const runId = req.gallery?.startRun({ params, inputs, model: modelInfo, discriminator: null, engineVersion: ENGINE_VERSION });
-    const run: LatentRun = { req, events, params, model, tokenizer, modelInfo, runId, total: files.length, signal };
+    const discriminatorInfo = discriminator
+      ? { name: discriminator.manifest.name, manifest: discriminator.manifestPath, sha256: await sha256File(discriminator.manifestPath) }
+      : null;
+    const runId = req.gallery?.startRun({
+      params,
+      inputs,
+      model: modelInfo,
+      discriminator: discriminatorInfo,
+      engineVersion: ENGINE_VERSION,
+    });
+    const run: LatentRun = { req, events, params, model, tokenizer, discriminator, modelInfo, runId, total: files.length, signal };
     const outputs: string[] = [];
     const errors: FileError[] = [];
     let status: 'done' | 'failed' | 'cancelled' = 'done';
@@ -163,6 +179,27 @@ export async function translateLatentFiles(
     }
     return { outputs, errors };
   } finally {
+    await discriminator?.dispose();
     await model.dispose();
   }
+}
+
+/** A discriminator for DG in this model's latent space: its input must have the latents' channels (checked again per image). */
+async function latentDiscriminator(path: string, model: LatentModel, events: LatentFilesEvents): Promise<LoadedDiscriminator> {
+  const d = await loadDiscriminator(path);
+  const training =
+    'training' in d.manifest ? (d.manifest.training as { latentModel?: { folder?: string; vaeSha256?: string } }) : undefined;
+  const trainedOn = training?.latentModel;
+  if (d.manifest.dataShape[0] !== model.io.latentChannels) {
+    await d.dispose();
+    throw new Error(
+      `the discriminator "${path}" takes ${d.manifest.dataShape.join('×')} inputs, not ${model.io.latentChannels}-channel latents: it was trained on ${trainedOn ? 'another latent model' : 'images'}; train one with train-discriminator --model ${model.folder.dir}`,
+    );
+  }
+  if (!trainedOn) events.onWarning?.(`the discriminator "${path}" does not say which latent model it was trained on`);
+  else if (trainedOn.vaeSha256 && trainedOn.vaeSha256 !== (await folderDigest(join(model.folder.dir, 'vae_encoder'))))
+    events.onWarning?.(
+      `the discriminator "${path}" was trained on the latents of another VAE ("${trainedOn.folder}"): its guidance may not fit`,
+    );
+  return d;
 }

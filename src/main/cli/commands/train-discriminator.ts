@@ -20,7 +20,19 @@ function trainDiscriminatorCommand(program: Command) {
     .description('train a source-vs-target discriminator for DG (real = target images; fake = sources and their unguided translations)')
     .requiredOption('--source <dirs...>', 'source-domain images (files or folders)')
     .requiredOption('--target <dirs...>', 'target-domain images (files or folders)')
-    .option('--model <manifest>', 'target score model (default: the bundled default)')
+    .option(
+      '--model <manifest>',
+      'target score model, or a Stable Diffusion-family folder: then it learns on its latents (default: the bundled default)',
+    )
+    .option('--prompt <text>', 'latent models: the prompt the fakes are translated with (the one you will translate with)', '')
+    .option('--negative-prompt <text>', 'latent models: the negative prompt of the fakes', '')
+    .option('--cfg <g>', 'latent models: the CFG scale of the fakes', positive('--cfg'), 1)
+    .option(
+      '--image-size <px>',
+      'latent models: the square side images are read at (latents are this / the VAE factor)',
+      positiveInt('--image-size'),
+      512,
+    )
     .option('--t0 <lo,hi>', 't0 range you will translate with', pair('--t0'), [0.3, 0.7] as [number, number])
     .option('--steps <n>', 'training steps (at least 1)', positiveInt('--steps'), 2000)
     .option('--epochs <n>', 'passes over the training images (overrides --steps)', positive('--epochs'))
@@ -118,6 +130,7 @@ async function runTrain(o: TrainDiscriminatorOptions): Promise<void> {
         init: o.init,
         executionProvider: o.provider,
         threads: o.threads,
+        latent: { imageSize: o.imageSize, prompt: o.prompt, negativePrompt: o.negativePrompt, cfgScale: o.cfg },
       },
       {
         onStage: (m) => console.error(m),

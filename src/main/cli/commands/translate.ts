@@ -269,8 +269,14 @@ async function runSetup(o: TranslateOptions) {
 
 /** A Stable Diffusion-family folder (diffusers' ONNX layout): latent SDEdit with the prompt (issue 27). */
 async function runLatent(inputs: string[], o: TranslateOptions, modelFolder: string): Promise<number> {
-  if (o.discriminator || o.dgWeight) console.error('note: DG for latent models is not there yet; translating without it');
+  // DG only with a discriminator trained on this model's latents (train-discriminator --model <folder>), never the bundled pixel one
+  const discriminator = typeof o.discriminator === 'string' ? o.discriminator : undefined;
+  if (!discriminator && o.dgWeight) console.error('note: --dg-weight without --discriminator: latent models have no default discriminator');
+  const dgWeight = discriminator ? (o.dgWeight ?? (await recommended(discriminator, 'recommendedWeight', 1))) : 0;
   const params = TranslateParamsSchema.safeParse({
+    dgWeight,
+    dgWeight2: o.dgWeight2 ?? null,
+    ...(o.dgWindow ? { dgWindow: o.dgWindow } : {}),
     t0: o.t0 ?? 0.6,
     steps: o.steps,
     sampler: o.sampler,
@@ -291,6 +297,7 @@ async function runLatent(inputs: string[], o: TranslateOptions, modelFolder: str
         outDir: o.out,
         params: params.data,
         modelFolder,
+        discriminator,
         maxSide: o.maxSide,
         executionProvider: o.provider,
         threads: o.threads,
@@ -298,7 +305,9 @@ async function runLatent(inputs: string[], o: TranslateOptions, modelFolder: str
       },
       {
         onStart: (s) => {
-          console.error(`translating ${s.total} image(s) with "${s.model}" (latent, CFG ${params.data.cfgScale}) on ${s.provider}`);
+          console.error(
+            `translating ${s.total} image(s) with "${s.model}" (latent, CFG ${params.data.cfgScale}${discriminator ? `, DG w = ${params.data.dgWeight}` : ''}) on ${s.provider}`,
+          );
           bar?.start(s.total * params.data.steps, 0, { done: 0, total: s.total, step: 0, steps: params.data.steps });
         },
         onStep: (s) => bar?.update(s.done * s.steps + s.step, { done: s.done, total: s.total, step: s.step, steps: s.steps }),

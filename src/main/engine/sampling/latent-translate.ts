@@ -1,8 +1,8 @@
 /**
  * SDEdit in the latent space of a Stable Diffusion-family model (issue 27, dg-math §11): encode the source
  * with the VAE (the posterior mean), run the studio's own samplers on the latents with the UNet as an ε (or
- * v) network under classifier-free guidance, decode. DG and classifier guidance hook in exactly as for a
- * pixel model: they add to the score of the CFG-combined prediction, in latent space.
+ * v) network under classifier-free guidance, decode. DG hooks in exactly as for a pixel model: a discriminator
+ * trained on this model's latents adds w·∇_z log(d/(1−d)) to the score of the CFG-combined prediction.
  */
 import type { TranslateParams } from '../../../shared/params.js';
 import type { LatentModel } from '../models/latent-model.js';
@@ -11,10 +11,11 @@ import { BatchRng } from '../rng.js';
 import type { Tensor } from '../tensor.js';
 import type { ClipTokenizer } from '../text/clip-tokenizer.js';
 import { canonicalDenoiser, type NetworkCall } from './denoiser.js';
-import type { GuidanceHook } from './guidance.js';
+import type { Critic, DgDiagnostics } from './guidance.js';
 import { modelSchedule } from './model-schedule.js';
 import type { StepInfo } from './samplers.js';
 import { sdedit, sdeditParamsOf } from './sdedit.js';
+import { guidanceOf } from './translate.js';
 
 /** What a text-conditioned run adds to the translation parameters. */
 export interface TextConditioning {
@@ -122,9 +123,16 @@ export function cfgNetwork(model: LatentModel, cond: Tensor, uncond: Tensor, g: 
 
 export interface LatentTranslateOptions {
   seeds: number[];
-  guidance?: GuidanceHook | undefined;
+  /**
+   * a latent discriminator (trained on this model's latents: train-discriminator --model <folder>): DG with
+   * params.dgWeight, its gradient taken in latent space; its input shape must be the latents'
+   */
+  critic?: { critic: Critic; dataShape: number[] } | undefined;
+  onDiagnostics?: ((d: DgDiagnostics) => void) | undefined;
   onStep?: ((s: StepInfo) => void) | undefined;
   signal?: AbortSignal | undefined;
+  /** false: return the latents only (a discriminator's fakes need no pixels); default true */
+  decode?: boolean | undefined;
 }
 
 /** SDEdit of a batch of images (N×3×H×W in [-1, 1], H and W multiples of 8) in the model's latent space. */
@@ -135,8 +143,13 @@ export async function translateLatentBatch(
   params: TranslateParams,
   text: TextConditioning,
   opts: LatentTranslateOptions,
-): Promise<{ images: Tensor; latents: Tensor; warnings: string[] }> {
+): Promise<{ images: Tensor | null; latents: Tensor; warnings: string[] }> {
   const z = await encodeLatents(model, images);
+  const shape = z.shape.slice(1);
+  if (opts.critic && opts.critic.dataShape.join('×') !== shape.join('×'))
+    throw new Error(
+      `the discriminator "${opts.critic.critic.name}" was trained on latents of ${opts.critic.dataShape.join('×')}, this image's are ${shape.join('×')} (images of ${images.shape[3]}×${images.shape[2]}): translate at the discriminator's image size, or train one at this size`,
+    );
   const { states, truncated } = await textStates(model, tokenizer, [text.prompt, text.negativePrompt]);
   const row = states.data.length / 2;
   const cond = { data: states.data.subarray(0, row), shape: [1, ...states.shape.slice(1)] };
@@ -151,10 +164,10 @@ export async function translateLatentBatch(
   });
   const latents = await sdedit(denoiser, schedule, z, sdeditParamsOf(params), {
     rng: new BatchRng(opts.seeds),
-    guidance: opts.guidance,
+    guidance: guidanceOf(params, z.shape[0]!, { critic: opts.critic?.critic, onDiagnostics: opts.onDiagnostics }),
     onStep: opts.onStep,
     signal: opts.signal,
   });
   const warnings = truncated.map((p) => `the prompt "${p.slice(0, 60)}…" is longer than ${tokenizer.length - 2} tokens and was cut to fit`);
-  return { images: await decodeLatents(model, latents), latents, warnings };
+  return { images: opts.decode === false ? null : await decodeLatents(model, latents), latents, warnings };
 }
