@@ -8,7 +8,7 @@
  *     --name noto-emoji-unet [--discriminator .cache/noto-dg --discriminator-name noto-emoji-dg] --default
  *
  * A model fetched from the GPU machine in pieces (part-aa, part-ab, … with model.onnx.sha256,
- * as tools/device-train.sh writes them) is joined and its checksum verified first.
+ * as a device call can bring a model back) is joined and its checksum verified first.
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
