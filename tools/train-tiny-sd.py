@@ -63,7 +63,8 @@ def scaled_linear_abar() -> torch.Tensor:
 
 def clip_ids(prompt: str, folder: str) -> list:
     """BOS, the BPE tokens of the lower-cased prompt, EOS, padded with the pad token to 77 (the app's
-    engine/text/clip-tokenizer.ts gives the same ids for the training prompts: checked by its test)."""
+    engine/text/clip-tokenizer.ts gives the same ids for the training prompts: test/engine/clip-tokenizer.test.ts
+    checks it against the ids train.json records)."""
     vocab = json.load(open(os.path.join(folder, 'vocab.json'), encoding='utf-8'))
     merges = [tuple(l.split()) for l in open(os.path.join(folder, 'merges.txt'), encoding='utf-8').read().splitlines()[1:] if l.strip()]
     ranks = {m: i for i, m in enumerate(merges)}

@@ -43,4 +43,14 @@ describe('the CLIP tokenizer', () => {
     expect(r.ids).toHaveLength(77);
     expect([r.truncated, r.tokens, r.ids[76]]).toEqual([true, 100, id(EOS)]);
   });
+
+  it('gives the tiny trained model the ids it was trained with (tools/train-tiny-sd.py tokenizes in Python)', () => {
+    // train.json records the first eight ids of each training prompt ("", "noto emoji", "twemoji")
+    const dir = join(import.meta.dirname, '..', '..', 'tools', 'pretrained', 'tiny-sd-emoji');
+    const record = JSON.parse(readFileSync(join(dir, 'train.json'), 'utf8')) as { log: string[] };
+    const line = record.log.find((l) => l.includes('prompt ids'))!;
+    const trained = JSON.parse(line.slice(line.indexOf('[['))) as number[][];
+    const tiny = loadClipTokenizer(join(dir, 'model', 'tokenizer'));
+    expect(['', 'noto emoji', 'twemoji'].map((p) => tiny.encode(p).ids.slice(0, 8))).toEqual(trained);
+  });
 });

@@ -77,9 +77,9 @@ describe('latent SDEdit', () => {
     const [a, b, other] = await Promise.all(
       [7, 7, 8].map((seed) => translateLatentBatch(diffusers, tokenizer, x, params, text, { seeds: [seed] })),
     );
-    expect(a!.images!.shape).toEqual([1, 3, 64, 64]);
-    expect(a!.images!.data.every(Number.isFinite)).toBe(true);
-    expect(maxAbs(a!.images!.data, b!.images!.data)).toBe(0);
+    expect(a!.images.shape).toEqual([1, 3, 64, 64]);
+    expect(a!.images.data.every(Number.isFinite)).toBe(true);
+    expect(maxAbs(a!.images.data, b!.images.data)).toBe(0);
     expect(maxAbs(a!.latents.data, other!.latents.data)).toBeGreaterThan(1e-3);
     // t0 0.02: a little noise on the latents, then denoised: the latents stay near the source's (in latent space:
     // the random-weight decoder magnifies any latent change ~5.5×, 1/s)
@@ -100,7 +100,7 @@ describe('latent SDEdit', () => {
       { prompt: long, negativePrompt: '', cfgScale: 1 },
       { seeds: [0] },
     );
-    expect(r.images!.data.every(Number.isFinite)).toBe(true);
+    expect(r.images.data.every(Number.isFinite)).toBe(true);
     expect(r.warnings.join(' ')).toMatch(/longer than 75 tokens and was cut/);
   });
 });

@@ -9,7 +9,7 @@ import { basename, join, relative, resolve } from 'node:path';
 import type { DiscriminatorManifest } from '../../shared/manifest.js';
 import { TranslateParamsSchema } from '../../shared/params.js';
 import { ENGINE_VERSION } from '../../shared/version.js';
-import { readImage, writeFileAtomic, type ImageSpec } from '../engine/io/image-io.js';
+import { writeFileAtomic, type ImageSpec } from '../engine/io/image-io.js';
 import { buildDiscriminatorNet, DEFAULT_ARCH, type BuiltNet, type ConvEncoderArch } from '../engine/nn/discriminator-net.js';
 import { buildFrozenFeatureNet, FROZEN_FEATURES_HEAD, type FrozenFeaturesArch } from '../engine/nn/frozen-features.js';
 import { buildGuidanceModel } from '../engine/models/onnx-critic.js';
@@ -26,6 +26,7 @@ import { translateBatch } from '../engine/sampling/translate.js';
 import { loadDiscriminatorCheckpoint, saveDiscriminatorCheckpoint } from './discriminator-checkpoint.js';
 import { expandInputs, imageSpecOf, sha256File } from './translate-files.js';
 import { latentTrainingSets, type LatentSets } from './latent-training-sets.js';
+import { cachedFloats, readImageSet, spreadT0s } from './training-images.js';
 import { isDiffusersFolder } from '../engine/models/diffusers-folder.js';
 
 export interface TrainDiscriminatorRequest {
@@ -110,18 +111,6 @@ export function isValidation(file: string, fraction: number, salt = ''): boolean
 /** The trainer's validation split (see isValidation). */
 export const VALIDATION_SALT = 'dg-studio/validation:';
 
-async function readSet(files: string[], spec: ImageSpec, events: TrainEvents): Promise<{ file: string; data: Float32Array }[]> {
-  const out = [];
-  for (const file of files) {
-    try {
-      out.push({ file, data: await readImage(file, spec) });
-    } catch (e) {
-      events.onWarning?.(`skipping ${(e as Error).message}`);
-    }
-  }
-  return out;
-}
-
 /** SDEdit translations of sources without DG (dg-math §6), cached on disk by content. */
 async function unguidedTranslations(
   model: ScoreModel,
@@ -136,9 +125,7 @@ async function unguidedTranslations(
   const k = req.translationsPerSource;
   if (k === 0) return []; // the fakes are given (--translations 0): nothing to make, nothing to report
   await mkdir(cacheDir, { recursive: true });
-  const t0s = Array.from({ length: k }, (_, i) =>
-    k === 1 ? (req.t0Range[0] + req.t0Range[1]) / 2 : req.t0Range[0] + ((req.t0Range[1] - req.t0Range[0]) * i) / (k - 1),
-  );
+  const t0s = spreadT0s(req.t0Range, k);
   const size = spec.channels * spec.height * spec.width;
   const out: Float32Array[] = [];
   let done = 0;
@@ -152,24 +139,15 @@ async function unguidedTranslations(
         .update(`${modelSha}:${contentSha}:${t0}:${seed}:${req.translationSteps}:heun`)
         .digest('hex')
         .slice(0, 24);
-      const path = join(cacheDir, `${key}.f32`);
-      try {
-        const buf = await readFile(path);
-        if (buf.length === size * 4) {
-          out.push(new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length)));
-          continue;
-        }
-      } catch {
-        // not cached yet
-      }
       const params = TranslateParamsSchema.parse({ t0, steps: req.translationSteps, sampler: 'heun', dgWeight: 0 });
-      const result = await translateBatch(model, { data: src.data, shape: [1, spec.channels, spec.height, spec.width] }, params, {
-        seeds: [seed],
-        signal,
-      });
-      const x = Float32Array.from(result.data, (v) => Math.max(spec.valueRange[0], Math.min(spec.valueRange[1], v)));
-      await writeFileAtomic(path, new Uint8Array(x.buffer));
-      out.push(x);
+      const translate = async () => {
+        const result = await translateBatch(model, { data: src.data, shape: [1, spec.channels, spec.height, spec.width] }, params, {
+          seeds: [seed],
+          signal,
+        });
+        return Float32Array.from(result.data, (v) => Math.max(spec.valueRange[0], Math.min(spec.valueRange[1], v)));
+      };
+      out.push(await cachedFloats(join(cacheDir, `${key}.f32`), size, translate));
     }
     if (++done % 10 === 0 || done === sources.length) events.onStage?.(`unguided translations: ${done}/${sources.length} sources`);
   }
@@ -285,8 +263,8 @@ async function trainingSets(
   const { classNames, classOfFile, sourceInputs, targetInputs } = await classedInputs(req);
   const [sourceFiles, targetFiles] = [await expandInputs(sourceInputs), await expandInputs(targetInputs)];
   events.onStage?.(`reading ${sourceFiles.length} source and ${targetFiles.length} target images`);
-  const sources = await readSet(sourceFiles, spec, events);
-  const targets = await readSet(targetFiles, spec, events);
+  const sources = await readImageSet(sourceFiles, spec, events.onWarning);
+  const targets = await readImageSet(targetFiles, spec, events.onWarning);
   const split = <T extends { file: string }>(set: T[]) => {
     const val = set.filter((s) => isValidation(s.file, valFraction, VALIDATION_SALT));
     const train = set.filter((s) => !isValidation(s.file, valFraction, VALIDATION_SALT));
@@ -317,7 +295,7 @@ async function trainingSets(
     out.forEach((x, i) => classOf.set(x, classOfFile.get(set[Math.floor(i / tr.translationsPerSource)]!.file) ?? 0));
     return out;
   };
-  const extra = split(req.extraFakes?.length ? await readSet(await expandInputs(req.extraFakes), spec, events) : []);
+  const extra = split(req.extraFakes?.length ? await readImageSet(await expandInputs(req.extraFakes), spec, events.onWarning) : []);
   if (req.classes && extra.train.length + extra.val.length > 0)
     throw new Error('extra fakes are not supported for class-conditional training');
   const fakeTrain = [...src.train.map((s) => s.data), ...(await translated(src.train)), ...extra.train.map((s) => s.data)];

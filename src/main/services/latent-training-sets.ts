@@ -5,18 +5,19 @@
  * encoded once with the VAE (the posterior mean, scaled) and cached on disk, like the pixel trainer's fakes.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { TranslateParamsSchema } from '../../shared/params.js';
-import { readImage, writeFileAtomic, type ImageSpec } from '../engine/io/image-io.js';
+import { writeFileAtomic, type ImageSpec } from '../engine/io/image-io.js';
 import { loadLatentModel, type LatentModel } from '../engine/models/latent-model.js';
 import { modelSchedule } from '../engine/sampling/model-schedule.js';
-import { encodeLatents, translateLatentBatch, type TextConditioning } from '../engine/sampling/latent-translate.js';
+import { encodeLatents, translateLatents, type TextConditioning } from '../engine/sampling/latent-translate.js';
 import type { Tensor } from '../engine/tensor.js';
 import { loadClipTokenizer } from '../engine/text/clip-tokenizer.js';
 import type { ExecutionProvider } from '../engine/onnx/session.js';
 import { folderDigest } from './scale-out/model-store.js';
 import { expandInputs } from './translate-files.js';
+import { cachedFloats, readImageSet, spreadT0s } from './training-images.js';
 
 export interface LatentSetsRequest {
   modelFolder: string;
@@ -42,10 +43,7 @@ export interface LatentSetsEvents {
   onWarning?(message: string): void;
 }
 
-interface Item {
-  file: string;
-  pixels: Float32Array;
-}
+type Item = { file: string; data: Float32Array };
 
 export interface LatentSets {
   model: { name: string; sha256: string };
@@ -74,18 +72,6 @@ const sha = (...parts: (string | Float32Array)[]) => {
   return h.digest('hex').slice(0, 24);
 };
 
-async function cached(path: string, size: number, make: () => Promise<Float32Array>): Promise<Float32Array> {
-  try {
-    const buf = await readFile(path);
-    if (buf.length === size * 4) return new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length));
-  } catch {
-    // not cached yet
-  }
-  const x = await make();
-  await writeFileAtomic(path, new Uint8Array(x.buffer, x.byteOffset, x.byteLength));
-  return x;
-}
-
 /**
  * Progress with an ETA ("encoding images with the VAE: 12/60, 1.90 s each, about 1 min left"), a line every 5 s at
  * most and the last: the encoding is the slow part on a CPU.
@@ -104,17 +90,9 @@ function etaReporter(what: string, total: number, emit: (line: string) => void):
   };
 }
 
-async function readItems(files: string[], spec: ImageSpec, events: LatentSetsEvents): Promise<Item[]> {
-  const out: Item[] = [];
-  for (const file of files) {
-    try {
-      out.push({ file, pixels: await readImage(file, spec) });
-    } catch (e) {
-      events.onWarning?.(`skipping ${(e as Error).message}`);
-    }
-  }
-  return out;
-}
+/** Where an image's latents are cached: by the VAE's digest, the size read at and the pixels. */
+const latentPath = (dir: string, vaeSha: string, spec: ImageSpec, item: Item) =>
+  join(dir, `${sha(vaeSha, String(spec.width), item.data)}.f32`);
 
 /** Each item's latents (cached by the VAE's digest and the pixels), with a progress line and an ETA. */
 async function encodeAll(
@@ -129,12 +107,11 @@ async function encodeAll(
   const report = etaReporter('encoding images with the VAE', items.length, (l) => events.onStage?.(l));
   const out: Float32Array[] = [];
   for (const [i, item] of items.entries()) {
-    const path = join(dir, `${sha(vaeSha, String(spec.width), item.pixels)}.f32`);
     out.push(
-      await cached(
-        path,
+      await cachedFloats(
+        latentPath(dir, vaeSha, spec, item),
         latentSize,
-        async () => (await encodeLatents(model, { data: item.pixels, shape: [1, 3, spec.height, spec.width] })).data,
+        async () => (await encodeLatents(model, { data: item.data, shape: [1, 3, spec.height, spec.width] })).data,
       ),
     );
     report(i + 1);
@@ -156,35 +133,24 @@ async function translateAll(
 ): Promise<Float32Array[][]> {
   const k = req.translationsPerSource;
   if (k === 0) return items.map(() => []);
-  const [lo, hi] = req.t0Range;
-  const t0s = Array.from({ length: k }, (_, i) => (k === 1 ? (lo + hi) / 2 : lo + ((hi - lo) * i) / (k - 1)));
+  const runs = spreadT0s(req.t0Range, k).map((t0) => ({
+    t0,
+    params: TranslateParamsSchema.parse({ t0, steps: req.translationSteps, dgWeight: 0 }),
+  }));
   const tokenizer = loadClipTokenizer(join(req.modelFolder, 'tokenizer'));
   const report = etaReporter(`unguided latent translations (${k} per source)`, items.length, (l) => events.onStage?.(l));
+  const { prompt, negativePrompt, cfgScale } = req.text;
   const out: Float32Array[][] = [];
   for (const [si, item] of items.entries()) {
     const mine: Float32Array[] = [];
-    for (const [ti, t0] of t0s.entries()) {
+    for (const [ti, { t0, params }] of runs.entries()) {
       const seed = (req.seed + si * k + ti) % 2 ** 32;
-      const { prompt, negativePrompt, cfgScale } = req.text;
-      const key = sha(modelSha, item.pixels, `${t0}:${seed}:${req.translationSteps}:${prompt}:${negativePrompt}:${cfgScale}`);
-      const params = TranslateParamsSchema.parse({ t0, steps: req.translationSteps, dgWeight: 0 });
-      mine.push(
-        await cached(join(dir, `${key}.f32`), latentSize, async () => {
-          const r = await translateLatentBatch(
-            model,
-            tokenizer,
-            { data: item.pixels, shape: [1, 3, spec.height, spec.width] },
-            params,
-            req.text,
-            {
-              seeds: [seed],
-              decode: false,
-              signal,
-            },
-          );
-          return r.latents.data;
-        }),
-      );
+      const key = sha(modelSha, item.data, `${t0}:${seed}:${req.translationSteps}:${prompt}:${negativePrompt}:${cfgScale}`);
+      const translate = async () => {
+        const images = { data: item.data, shape: [1, 3, spec.height, spec.width] };
+        return (await translateLatents(model, tokenizer, images, params, req.text, { seeds: [seed], signal })).latents.data;
+      };
+      mine.push(await cachedFloats(join(dir, `${key}.f32`), latentSize, translate));
     }
     out.push(mine);
     report(si + 1);
@@ -203,16 +169,21 @@ export async function latentTrainingSets(req: LatentSetsRequest, events: LatentS
     const spec: ImageSpec = { channels: 3, height: req.imageSize, width: req.imageSize, valueRange: [-1, 1] };
     const [sourceFiles, targetFiles] = [await expandInputs(req.sources), await expandInputs(req.targets)];
     events.onStage?.(`reading ${sourceFiles.length} source and ${targetFiles.length} target images at ${req.imageSize}×${req.imageSize}`);
-    const sources = await readItems(sourceFiles, spec, events);
-    const targets = await readItems(targetFiles, spec, events);
+    const sources = await readImageSet(sourceFiles, spec, events.onWarning);
+    const targets = await readImageSet(targetFiles, spec, events.onWarning);
     if (sources.length < 2 || targets.length < 2)
       throw new Error('need at least two readable images in each of the source and target folders');
     const [vaeSha, unetSha] = [await folderDigest(join(req.modelFolder, 'vae_encoder')), await folderDigest(join(req.modelFolder, 'unet'))];
     const cache = join(req.outDir, 'cache');
     await mkdir(join(cache, 'latents'), { recursive: true });
     // the latents' shape: [channels, side / factor, side / factor]
-    const probe: Tensor = await encodeLatents(model, { data: targets[0]!.pixels, shape: [1, 3, spec.height, spec.width] });
+    // (kept in the cache, so the first target is not encoded twice)
+    const probe: Tensor = await encodeLatents(model, { data: targets[0]!.data, shape: [1, 3, spec.height, spec.width] });
     const latentSize = probe.data.length;
+    await writeFileAtomic(
+      latentPath(join(cache, 'latents'), vaeSha, spec, targets[0]!),
+      new Uint8Array(probe.data.buffer, probe.data.byteOffset, probe.data.byteLength),
+    );
     const realZ = await encodeAll(model, vaeSha, targets, spec, latentSize, join(cache, 'latents'), events);
     const srcZ = await encodeAll(model, vaeSha, sources, spec, latentSize, join(cache, 'latents'), events);
     await mkdir(join(cache, 'translations'), { recursive: true });

@@ -110,7 +110,7 @@ async function translateOne(r: LatentRun, file: string, index: number): Promise<
     engineVersion: ENGINE_VERSION,
   };
   const png = await encodePixelsPng(
-    toPixels(out.images!.data, spec),
+    toPixels(out.images.data, spec),
     { width: size.width, height: size.height, channels: 3 },
     { parameters: text, 'dg-studio': JSON.stringify(record) },
   );

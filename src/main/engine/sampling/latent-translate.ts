@@ -131,19 +131,20 @@ export interface LatentTranslateOptions {
   onDiagnostics?: ((d: DgDiagnostics) => void) | undefined;
   onStep?: ((s: StepInfo) => void) | undefined;
   signal?: AbortSignal | undefined;
-  /** false: return the latents only (a discriminator's fakes need no pixels); default true */
-  decode?: boolean | undefined;
 }
 
-/** SDEdit of a batch of images (N×3×H×W in [-1, 1], H and W multiples of 8) in the model's latent space. */
-export async function translateLatentBatch(
+/**
+ * SDEdit of a batch of images (N×3×H×W in [-1, 1], H and W multiples of 8) in the model's latent space, up to
+ * the translated latents (a discriminator's fakes need no pixels).
+ */
+export async function translateLatents(
   model: LatentModel,
   tokenizer: ClipTokenizer,
   images: Tensor,
   params: TranslateParams,
   text: TextConditioning,
   opts: LatentTranslateOptions,
-): Promise<{ images: Tensor | null; latents: Tensor; warnings: string[] }> {
+): Promise<{ latents: Tensor; warnings: string[] }> {
   const z = await encodeLatents(model, images);
   const shape = z.shape.slice(1);
   if (opts.critic && opts.critic.dataShape.join('×') !== shape.join('×'))
@@ -169,5 +170,18 @@ export async function translateLatentBatch(
     signal: opts.signal,
   });
   const warnings = truncated.map((p) => `the prompt "${p.slice(0, 60)}…" is longer than ${tokenizer.length - 2} tokens and was cut to fit`);
-  return { images: opts.decode === false ? null : await decodeLatents(model, latents), latents, warnings };
+  return { latents, warnings };
+}
+
+/** translateLatents, decoded: the translated images with their latents. */
+export async function translateLatentBatch(
+  model: LatentModel,
+  tokenizer: ClipTokenizer,
+  images: Tensor,
+  params: TranslateParams,
+  text: TextConditioning,
+  opts: LatentTranslateOptions,
+): Promise<{ images: Tensor; latents: Tensor; warnings: string[] }> {
+  const { latents, warnings } = await translateLatents(model, tokenizer, images, params, text, opts);
+  return { images: await decodeLatents(model, latents), latents, warnings };
 }

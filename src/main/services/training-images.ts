@@ -1,0 +1,41 @@
+/**
+ * What a discriminator training reads once and keeps, for pixel and latent models alike: its image sets, the
+ * t0s its unguided translations spread over, and its on-disk cache of float arrays (translations, latents).
+ */
+import { readFile } from 'node:fs/promises';
+import { readImage, writeFileAtomic, type ImageSpec } from '../engine/io/image-io.js';
+
+/** The readable images among `files` (a file that cannot be read is skipped, with a warning naming it). */
+export async function readImageSet(
+  files: string[],
+  spec: ImageSpec,
+  onWarning?: (message: string) => void,
+): Promise<{ file: string; data: Float32Array }[]> {
+  const out = [];
+  for (const file of files) {
+    try {
+      out.push({ file, data: await readImage(file, spec) });
+    } catch (e) {
+      onWarning?.(`skipping ${(e as Error).message}`);
+    }
+  }
+  return out;
+}
+
+/** k values of t0 evenly over [lo, hi] (its middle when k = 1): the fakes cover the t0s a user translates with. */
+export function spreadT0s([lo, hi]: [number, number], k: number): number[] {
+  return Array.from({ length: k }, (_, i) => (k === 1 ? (lo + hi) / 2 : lo + ((hi - lo) * i) / (k - 1)));
+}
+
+/** The float array cached at `path` when it holds `length` values, else `make()`'s, written there atomically. */
+export async function cachedFloats(path: string, length: number, make: () => Promise<Float32Array>): Promise<Float32Array> {
+  try {
+    const buf = await readFile(path);
+    if (buf.length === length * 4) return new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length));
+  } catch {
+    // not cached yet
+  }
+  const x = await make();
+  await writeFileAtomic(path, new Uint8Array(x.buffer, x.byteOffset, x.byteLength));
+  return x;
+}
