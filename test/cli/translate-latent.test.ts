@@ -3,13 +3,14 @@
  * any aspect come back at their aspect (sides multiples of 8, said), with A1111's parameters text, in the gallery.
  */
 import { execFile } from 'node:child_process';
-import { cp, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { cp, readFile, rm } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { readPngText } from '../../src/main/engine/io/image-io.js';
 import { Gallery } from '../../src/main/services/gallery.js';
+import { translateLatentFiles } from '../../src/main/services/translate-latent-files.js';
 import { latentSize } from '../../src/shared/sizes.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -103,5 +104,27 @@ describe('latent translation from the CLI', async () => {
       2,
       expect.stringMatching(/lacks unet\/model\.onnx/),
     ]);
+  });
+
+  it('never writes over an earlier output: the same seed again goes beside it; keepNames names outputs after their inputs', async () => {
+    const src = join(dir, 'again.png');
+    await sharp({ create: { width: 64, height: 64, channels: 3, background: '#40a040' } })
+      .png()
+      .toFile(src);
+    const out = join(dir, 'again-out');
+    const params = { t0: 0.4, steps: 2, seed: 3, prompt: 'art' };
+    const once = await translateLatentFiles({ inputs: [src], outDir: out, params, modelFolder: model });
+    const first = await readFile(once.outputs[0]!);
+    const twice = await translateLatentFiles({ inputs: [src], outDir: out, params, modelFolder: model });
+    expect(once.outputs[0]!.endsWith('again-t0.4-cfg7.5-3.png')).toBe(true);
+    expect(twice.outputs[0]!.endsWith('again-t0.4-cfg7.5-3-1.png')).toBe(true);
+    expect(Buffer.compare(await readFile(once.outputs[0]!), first)).toBe(0);
+    const warnings: string[] = [];
+    const kept = await translateLatentFiles(
+      { inputs: [src, src], outDir: join(dir, 'kept'), params, modelFolder: model, keepNames: true },
+      { onWarning: (w) => warnings.push(w) },
+    );
+    expect(kept.outputs.map((o) => basename(o))).toEqual(['again.png', 'again-1.png']);
+    expect(warnings.join(' ')).toMatch(/"again.png" is taken/);
   });
 });

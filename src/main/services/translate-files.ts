@@ -164,7 +164,8 @@ export function shareableRecord(r: OutputRecord, sourceName: string, sourceSha25
   };
 }
 
-async function freeName(dir: string, stem: string, taken: Set<string>): Promise<string> {
+/** The first of stem.png, stem-1.png, … that is neither on disk nor `taken` by this run: an output never overwrites. */
+export async function freeName(dir: string, stem: string, taken: Set<string>): Promise<string> {
   for (let k = 0; ; k++) {
     const name = k === 0 ? `${stem}.png` : `${stem}-${k}.png`;
     if (taken.has(name)) continue;

@@ -18,7 +18,7 @@ import { loadClipTokenizer, type ClipTokenizer } from '../engine/text/clip-token
 import { safeFileStem } from './folders.js';
 import type { Gallery } from './gallery.js';
 import { folderDigest } from './scale-out/model-store.js';
-import { expandInputs, sha256File, sha256Hex, type FileError } from './translate-files.js';
+import { expandInputs, freeName, sha256File, sha256Hex, type FileError } from './translate-files.js';
 import { loadDiscriminator, type LoadedDiscriminator } from '../engine/models/discriminator.js';
 
 export interface LatentFilesRequest {
@@ -29,6 +29,8 @@ export interface LatentFilesRequest {
   modelFolder: string;
   /** a discriminator trained on this model's latents (train-discriminator --model <folder>): DG with params.dgWeight */
   discriminator?: string | undefined;
+  /** outputs named after their inputs (cat.jpg → cat.png), never over an existing file */
+  keepNames?: boolean | undefined;
   /** the longest side images are translated at (default 512, SD 1.x's training size) */
   maxSide?: number | undefined;
   executionProvider?: ExecutionProvider | undefined;
@@ -57,6 +59,8 @@ interface LatentRun {
   discriminator: LoadedDiscriminator | undefined;
   modelInfo: { name: string; manifest: string; sha256: string };
   runId: number | undefined;
+  /** the output names this run has given out */
+  taken: Set<string>;
   total: number;
   signal: AbortSignal | undefined;
 }
@@ -114,8 +118,12 @@ async function translateOne(r: LatentRun, file: string, index: number): Promise<
     { width: size.width, height: size.height, channels: 3 },
     { parameters: text, 'dg-studio': JSON.stringify(record) },
   );
-  const stem = `${safeFileStem(basename(sourceName, extname(sourceName)))}-t${params.t0}-cfg${params.cfgScale}-${seed}`;
-  const output = join(resolve(req.outDir), `${stem}.png`);
+  const inputStem = safeFileStem(basename(sourceName, extname(sourceName)));
+  const stem = req.keepNames ? inputStem : `${inputStem}-t${params.t0}-cfg${params.cfgScale}-${seed}`;
+  const name = await freeName(req.outDir, stem, r.taken);
+  if (req.keepNames && name !== `${stem}.png`)
+    events.onWarning?.(`"${stem}.png" is taken in ${req.outDir} (an earlier run or another input of that name): ${file} → ${name}`);
+  const output = join(resolve(req.outDir), name);
   await writeFileAtomic(output, png);
   const galleryId =
     req.gallery && r.runId !== undefined
@@ -154,7 +162,19 @@ export async function translateLatentFiles(
       discriminator: discriminatorInfo,
       engineVersion: ENGINE_VERSION,
     });
-    const run: LatentRun = { req, events, params, model, tokenizer, discriminator, modelInfo, runId, total: files.length, signal };
+    const run: LatentRun = {
+      req,
+      events,
+      params,
+      model,
+      tokenizer,
+      discriminator,
+      modelInfo,
+      runId,
+      taken: new Set(),
+      total: files.length,
+      signal,
+    };
     const outputs: string[] = [];
     const errors: FileError[] = [];
     let status: 'done' | 'failed' | 'cancelled' = 'done';

@@ -298,6 +298,7 @@ async function runLatent(inputs: string[], o: TranslateOptions, modelFolder: str
         params: params.data,
         modelFolder,
         discriminator,
+        keepNames: o.keepNames,
         maxSide: o.maxSide,
         executionProvider: o.provider,
         threads: o.threads,
