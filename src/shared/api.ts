@@ -34,6 +34,8 @@ export interface ModelEntry {
   training?: Record<string, string | number>;
   /** a latent, text-conditioned model (a Stable Diffusion-family folder): it takes a prompt, negative prompt and CFG scale */
   latent?: boolean;
+  /** a discriminator trained on the latents of a Stable Diffusion-family model: that model's folder name (DG for it only) */
+  latentModel?: string;
   /** why the manifest cannot be used as it stands (it failed the schema check); absent when it passed */
   problem?: string;
   /** a discriminator's accuracy on its held-out images when it was trained (0.5 = chance) */

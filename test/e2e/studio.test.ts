@@ -499,7 +499,7 @@ describe('studio in a real browser (server mode)', async () => {
     await page.locator('[data-testid=t0]').fill('0.5');
   });
 
-  it('a Stable Diffusion-family folder from the settings takes a prompt, a negative prompt and a CFG scale, without DG', async () => {
+  it('a Stable Diffusion-family folder from the settings takes a prompt, a negative prompt and a CFG scale, and no pixel discriminator', async () => {
     await page.click('[data-testid=tab-settings]');
     await page.fill('[data-testid=settings-model-folders]', join(root, 'test', 'fixtures', 'tiny-sd'));
     await page.click('[data-testid=settings-save]');
@@ -512,7 +512,9 @@ describe('studio in a real browser (server mode)', async () => {
     await page.fill('[data-testid=prompt]', 'a watercolour');
     expect(await page.locator('[data-testid=weight]').isDisabled()).toBe(true);
     expect(await page.locator('[data-testid=weight]').inputValue()).toBe('0');
-    expect(await page.locator('[data-testid=model-domain]').textContent()).toMatch(/keeps its aspect/);
+    // the bundled discriminator is a pixel one: a latent model is offered only discriminators trained on latents
+    expect(await page.locator('[data-testid=discriminator-select] option').allTextContents()).toEqual(['none (no DG)']);
+    expect(await page.locator('[data-testid=model-domain]').textContent()).toMatch(/keeps its aspect.*none is imported yet/s);
     await page.screenshot({ path: join(artifacts, 'latent-model.png') });
     // back to the bundled model and its weight, as the later tests expect
     await page.locator('[data-testid=model-select]').selectOption({ index: 0 });

@@ -53,7 +53,7 @@ function submitJob<K extends JobKind>(
 export async function launchTranslate(ctx: LaunchContext, req: ApiParsedArgs<'translate'>[0]) {
   const inputs = await ctx.inbox.paths(req.sources);
   const modelManifest = (await ctx.models.manifestOf(req.model, 'score'))!;
-  if (isDiffusersFolder(modelManifest)) return submitLatentTranslation(ctx, inputs, modelManifest, req.params);
+  if (isDiffusersFolder(modelManifest)) return submitLatentTranslation(ctx, inputs, modelManifest, req.params, req.discriminator);
   const guided = req.params.dgWeight > 0 || (req.params.dgWeight2 ?? 0) > 0;
   const discriminatorManifest = guided ? await ctx.models.manifestOf(req.discriminator, 'discriminator') : undefined;
   if (guided && !discriminatorManifest)
@@ -81,9 +81,21 @@ interface TranslationWork {
 }
 
 /** A translation with a Stable Diffusion-family folder (issue 27): latent SDEdit with the prompt, each image at its aspect. */
-function submitLatentTranslation(ctx: LaunchContext, inputs: string[], modelFolder: string, params: TranslateParams) {
-  if (params.dgWeight > 0) throw new Error('DG for latent models is not there yet: set the DG weight to 0 for this model');
-  const label = `${inputs.length} image(s), t0 ${params.t0}, "${params.prompt.slice(0, 40)}", CFG ${params.cfgScale}`;
+async function submitLatentTranslation(
+  ctx: LaunchContext,
+  inputs: string[],
+  modelFolder: string,
+  params: TranslateParams,
+  discriminatorId: string | null,
+) {
+  const guided = params.dgWeight > 0 || (params.dgWeight2 ?? 0) > 0;
+  // the bundled discriminator is a pixel one: DG for a latent model needs one trained on its latents, picked by name
+  if (guided && discriminatorId === null)
+    throw new Error(
+      'DG for a latent model needs a discriminator trained on its latents (dg-studio train-discriminator --model <its folder>, then import it): pick it, or set the DG weight to 0',
+    );
+  const discriminator = guided ? await ctx.models.manifestOf(discriminatorId, 'discriminator') : undefined;
+  const label = `${inputs.length} image(s), t0 ${params.t0}, "${params.prompt.slice(0, 40)}", CFG ${params.cfgScale}${guided ? `, w ${params.dgWeight}` : ''}`;
   const job = submitJob(ctx, 'translate', label, async ({ signal, progress }) => {
     const galleryIds: number[] = [];
     let note = '';
@@ -93,6 +105,7 @@ function submitLatentTranslation(ctx: LaunchContext, inputs: string[], modelFold
         outDir: ctx.outputDir,
         params,
         modelFolder,
+        discriminator,
         gallery: ctx.gallery,
         sourceNames: Object.fromEntries(inputs.map((p) => [p, ctx.inbox.sourceOf(p).name])),
         ...ctx.session,

@@ -62,11 +62,14 @@ async function entryOf(manifest: string, folderKind: ModelEntry['kind'], bundled
   const training = trainingSummary(m.training);
   const pick = <T>(key: string, ok: (v: unknown) => boolean) => (ok(m[key]) ? { [key]: m[key] as T } : {});
   const warning = cardWarning(parsed.kind, m.training);
-  const accuracy = (m.training as { validation?: { accuracy?: unknown } } | undefined)?.validation?.accuracy;
+  const record = m.training as { validation?: { accuracy?: unknown }; latentModel?: { folder?: unknown } } | undefined;
+  const accuracy = record?.validation?.accuracy;
+  const latentModel = record?.latentModel?.folder;
   return {
     ...base,
     kind: parsed.kind,
     ...(parsed.kind === 'discriminator' && typeof accuracy === 'number' ? { validationAccuracy: accuracy } : {}),
+    ...(parsed.kind === 'discriminator' && typeof latentModel === 'string' ? { latentModel } : {}),
     ...(warning ? { warning } : {}),
     ...pick<string[]>('classes', Array.isArray),
     ...(parsed.kind === 'score' ? pick<[number, number]>('validTimeRange', Array.isArray) : {}),
