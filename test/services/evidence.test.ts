@@ -10,10 +10,9 @@ import {
   pairedDifference,
   reading,
   resultsTable,
-  runEvidence,
   sdeditRealismAt,
-  spreadSubset,
-} from '../../src/main/services/evidence.js';
+} from '../../src/main/services/evidence-report.js';
+import { runEvidence, spreadSubset } from '../../src/main/services/evidence.js';
 import { bundledDefaults } from '../../src/main/services/resources.js';
 import { tempDir } from '../helpers/tmp.js';
 
