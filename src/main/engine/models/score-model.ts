@@ -103,18 +103,11 @@ export function missingTensor(source: string, field: string, kind: 'input' | 'ou
   );
 }
 
-/** Check the manifest against the open session (names, dtypes, shapes, then one dry run) and adapt it. */
-async function adaptScoreModel(
-  manifest: ScoreModelManifest,
-  manifestPath: string,
-  onnxPath: string,
-  session: OrtSession,
-  opts: SessionOptions,
-): Promise<ScoreModel> {
+/** Every tensor the manifest names exists in the file, and every input of the file is fed. */
+function checkScoreIo(manifest: ScoreModelManifest, manifestPath: string, session: OrtSession): void {
   const { io } = manifest;
-  const s = session.session;
-  const inputs = s.inputNames;
-  const outputs = s.outputNames;
+  const inputs = session.session.inputNames;
+  const outputs = session.session.outputNames;
   if (!inputs.includes(io.x)) throw missingTensor(manifestPath, 'io.x', 'input', io.x, inputs);
   if (!inputs.includes(io.t)) throw missingTensor(manifestPath, 'io.t', 'input', io.t, inputs);
   if (!outputs.includes(io.output)) throw missingTensor(manifestPath, 'io.output', 'output', io.output, outputs);
@@ -128,6 +121,25 @@ async function adaptScoreModel(
           : 'only x, t and an optional class label can be fed'),
     );
   }
+}
+
+/** How the file is fed, as its metadata says (the file wins over the manifest, with a warning). */
+interface FeedLayout {
+  timeType: string;
+  timeShape: 'scalar' | 'batch';
+  /** a file exported with a fixed batch of 1: called one item at a time */
+  oneAtATime: boolean;
+  classType: string | null;
+}
+
+function feedLayout(
+  manifest: ScoreModelManifest,
+  manifestPath: string,
+  onnxPath: string,
+  session: OrtSession,
+  opts: SessionOptions,
+): FeedLayout {
+  const { io } = manifest;
   expectDType(session, 'input', io.x, ['float32']);
   const timeType = expectDType(session, 'input', io.t, ['float32', 'int64', 'int32', 'float64']);
   if (manifest.timeDType && manifest.timeDType !== timeType) {
@@ -155,90 +167,113 @@ async function adaptScoreModel(
       `manifest "${manifestPath}": timeShape is "${manifest.timeShape}", but the file's input "${io.t}" has shape [${tMeta.isTensor ? tMeta.shape.join(', ') : ''}]; using "${fileTimeShape}"`,
     );
   }
-  // a file exported with a fixed batch of 1 is called one item at a time
   const batchDim = xMeta.isTensor ? xMeta.shape[0] : undefined;
   if (typeof batchDim === 'number' && batchDim !== 1) {
     throw new Error(
       `ONNX model "${onnxPath}": input "${io.x}" has a fixed batch size of ${batchDim}; re-export it with a dynamic batch axis (torch.onnx.export(..., dynamic_axes={"${io.x}": {0: "N"}, ...}))`,
     );
   }
-  const oneAtATime = batchDim === 1;
   const classType = io.classLabel ? expectDType(session, 'input', io.classLabel, ['int64', 'int32', 'float32']) : null;
+  return { timeType, timeShape, oneAtATime: batchDim === 1, classType };
+}
+
+/** The time input's tensor in the file's dtype and rank (a scalar takes the first value). */
+function timeTensor(values: Float64Array, layout: FeedLayout): ort.Tensor {
+  const dims = layout.timeShape === 'scalar' ? [] : [values.length];
+  const vals = layout.timeShape === 'scalar' ? values.subarray(0, 1) : values;
+  switch (layout.timeType) {
+    case 'int64':
+      return new ort.Tensor(
+        'int64',
+        BigInt64Array.from(vals, (v) => BigInt(Math.round(v))),
+        dims,
+      );
+    case 'int32':
+      return new ort.Tensor(
+        'int32',
+        Int32Array.from(vals, (v) => Math.round(v)),
+        dims,
+      );
+    case 'float64':
+      return new ort.Tensor('float64', Float64Array.from(vals), dims);
+    default:
+      return new ort.Tensor('float32', Float32Array.from(vals), dims);
+  }
+}
+
+/** Class labels as the file takes them: indices (int64/int32) or one-hot rows. */
+function classTensor(labels: number[], manifest: ScoreModelManifest, layout: FeedLayout): ort.Tensor {
+  const count = manifest.classes?.count ?? 0;
+  for (const l of labels) {
+    if (!Number.isInteger(l) || l < 0 || l >= count) throw new Error(`class label ${l} is outside 0…${count - 1} for "${manifest.name}"`);
+  }
+  if (manifest.classes?.encoding === 'one-hot') {
+    const data = new Float32Array(labels.length * count);
+    labels.forEach((l, i) => (data[i * count + l] = 1));
+    return new ort.Tensor('float32', data, [labels.length, count]);
+  }
+  return layout.classType === 'int32'
+    ? new ort.Tensor('int32', Int32Array.from(labels), [labels.length])
+    : new ort.Tensor(
+        'int64',
+        BigInt64Array.from(labels, (l) => BigInt(l)),
+        [labels.length],
+      );
+}
+
+/** One call of the file on a batch, its output checked. */
+async function runScoreOnce(
+  manifest: ScoreModelManifest,
+  onnxPath: string,
+  session: OrtSession,
+  layout: FeedLayout,
+  x: Tensor,
+  time: Float64Array,
+  labels?: number[],
+): Promise<Tensor> {
+  const { io } = manifest;
+  const feeds: Record<string, ort.Tensor> = {
+    [io.x]: new ort.Tensor('float32', x.data, x.shape),
+    [io.t]: timeTensor(time, layout),
+  };
+  if (io.classLabel) {
+    if (!labels) throw new Error(`score model "${manifest.name}" is class-conditional: give a class label`);
+    feeds[io.classLabel] = classTensor(labels, manifest, layout);
+  }
+  let result: ort.InferenceSession.OnnxValueMapType;
+  try {
+    result = await session.session.run(feeds);
+  } catch (e) {
+    throw new Error(`score model "${manifest.name}" (${onnxPath}) failed to run: ${(e as Error).message.split('\n')[0]}`, { cause: e });
+  }
+  const out = result[io.output] as ort.Tensor;
+  if (out.type !== 'float32' || out.data.length !== x.data.length) {
+    throw new Error(
+      `score model "${manifest.name}": output "${io.output}" has shape [${out.dims.join(', ')}] (${out.type}); expected [${x.shape.join(', ')}] float32`,
+    );
+  }
+  return { data: out.data as Float32Array, shape: [...x.shape] };
+}
+
+/** Check the manifest against the open session (names, dtypes, shapes, then one dry run) and adapt it. */
+async function adaptScoreModel(
+  manifest: ScoreModelManifest,
+  manifestPath: string,
+  onnxPath: string,
+  session: OrtSession,
+  opts: SessionOptions,
+): Promise<ScoreModel> {
+  checkScoreIo(manifest, manifestPath, session);
+  const layout = feedLayout(manifest, manifestPath, onnxPath, session, opts);
   const schedule = modelSchedule(manifest.schedule);
   const itemSize = manifest.dataShape.reduce((a, b) => a * b, 1);
-
-  const timeTensor = (values: Float64Array): ort.Tensor => {
-    const dims = timeShape === 'scalar' ? [] : [values.length];
-    const vals = timeShape === 'scalar' ? values.subarray(0, 1) : values;
-    switch (timeType) {
-      case 'int64':
-        return new ort.Tensor(
-          'int64',
-          BigInt64Array.from(vals, (v) => BigInt(Math.round(v))),
-          dims,
-        );
-      case 'int32':
-        return new ort.Tensor(
-          'int32',
-          Int32Array.from(vals, (v) => Math.round(v)),
-          dims,
-        );
-      case 'float64':
-        return new ort.Tensor('float64', Float64Array.from(vals), dims);
-      default:
-        return new ort.Tensor('float32', Float32Array.from(vals), dims);
-    }
-  };
-
-  const classTensor = (labels: number[]): ort.Tensor => {
-    const count = manifest.classes?.count ?? 0;
-    for (const l of labels) {
-      if (!Number.isInteger(l) || l < 0 || l >= count) throw new Error(`class label ${l} is outside 0…${count - 1} for "${manifest.name}"`);
-    }
-    if (manifest.classes?.encoding === 'one-hot') {
-      const data = new Float32Array(labels.length * count);
-      labels.forEach((l, i) => (data[i * count + l] = 1));
-      return new ort.Tensor('float32', data, [labels.length, count]);
-    }
-    return classType === 'int32'
-      ? new ort.Tensor('int32', Int32Array.from(labels), [labels.length])
-      : new ort.Tensor(
-          'int64',
-          BigInt64Array.from(labels, (l) => BigInt(l)),
-          [labels.length],
-        );
-  };
-
-  const runOnce = async (x: Tensor, time: Float64Array, labels?: number[]): Promise<Tensor> => {
-    const feeds: Record<string, ort.Tensor> = {
-      [io.x]: new ort.Tensor('float32', x.data, x.shape),
-      [io.t]: timeTensor(time),
-    };
-    if (io.classLabel) {
-      if (!labels) throw new Error(`score model "${manifest.name}" is class-conditional: give a class label`);
-      feeds[io.classLabel] = classTensor(labels);
-    }
-    let result: ort.InferenceSession.OnnxValueMapType;
-    try {
-      result = await session.session.run(feeds);
-    } catch (e) {
-      throw new Error(`score model "${manifest.name}" (${onnxPath}) failed to run: ${(e as Error).message.split('\n')[0]}`, { cause: e });
-    }
-    const out = result[io.output] as ort.Tensor;
-    if (out.type !== 'float32' || out.data.length !== x.data.length) {
-      throw new Error(
-        `score model "${manifest.name}": output "${io.output}" has shape [${out.dims.join(', ')}] (${out.type}); expected [${x.shape.join(', ')}] float32`,
-      );
-    }
-    return { data: out.data as Float32Array, shape: [...x.shape] };
-  };
-
+  const runOnce = (x: Tensor, time: Float64Array, labels?: number[]) => runScoreOnce(manifest, onnxPath, session, layout, x, time, labels);
   const makeNet =
     (labels?: number[]): NetworkCall =>
     async (x, time) => {
       if (x.data.length !== x.shape[0]! * itemSize) throw new Error(`input does not match dataShape [${manifest.dataShape.join(', ')}]`);
       const sameTime = time.every((v) => v === time[0]);
-      if (!oneAtATime && (timeShape === 'batch' || sameTime)) return runOnce(x, time, labels);
+      if (!layout.oneAtATime && (layout.timeShape === 'batch' || sameTime)) return runOnce(x, time, labels);
       // a fixed-batch-1 file, or a scalar-time model with items at different levels (per-item churn): one call per item
       const out = new Float32Array(x.data.length);
       for (let n = 0; n < time.length; n++) {
@@ -248,7 +283,6 @@ async function adaptScoreModel(
       }
       return { data: out, shape: [...x.shape] };
     };
-
   const denoiser = (classLabels?: number[]) =>
     canonicalDenoiser(makeNet(classLabels), {
       name: manifest.name,
@@ -258,15 +292,7 @@ async function adaptScoreModel(
       preconditioning: manifest.preconditioning,
     });
   await dryRun(manifest, manifestPath, schedule, denoiser);
-  return {
-    manifest,
-    manifestPath,
-    onnxPath,
-    schedule,
-    session,
-    denoiser,
-    dispose: () => s.release(),
-  };
+  return { manifest, manifestPath, onnxPath, schedule, session, denoiser, dispose: () => session.session.release() };
 }
 
 /**
