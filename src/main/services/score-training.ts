@@ -11,19 +11,16 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import sharp from 'sharp';
-import type { ScoreModelManifestInput } from '../../shared/manifest.js';
-import { ENGINE_VERSION } from '../../shared/version.js';
 import { imageGrid, readImage, writeFileAtomic, type ImageSpec } from '../engine/io/image-io.js';
 import { buildUNet, DEFAULT_UNET_ARCH, unetArchProblem, unetParameterCount, type UNetArch } from '../engine/nn/unet.js';
-import { serializeModel } from '../engine/onnx/ir.js';
 import type { ExecutionProvider } from '../engine/onnx/session.js';
 import { decodeSafetensors, encodeSafetensors, type StFile } from '../engine/io/safetensors.js';
 import { checkpointArch, DEFAULT_SCORE_TRAINING, ScoreTrainer } from '../engine/train/score-trainer.js';
 import { runTrainingLoop } from '../engine/train/loop.js';
 import { waitWhilePaused, type PauseFlag } from './jobs.js';
-import { NEVER_SHIP_NOISE, scoreModelCheck, type DenoisingLevel } from '../engine/models/model-check.js';
-import { loadScoreModel } from '../engine/models/score-model.js';
 import { isValidation } from './discriminator-training.js';
+import type { DenoisingLevel } from '../engine/models/model-check.js';
+import { writeScorePackage } from './score-package.js';
 import { expandInputs } from './translate-files.js';
 
 export const EVAL_TIMES = [0.2, 0.35, 0.5, 0.8];
@@ -93,48 +90,6 @@ export interface ScoreTrainResult {
   /** the never-ship-noise check of the export (null without held-out images) */
   check: DenoisingLevel[] | null;
   cancelled: boolean;
-}
-
-const { t0s: CHECK_T0S, maxRatio: MAX_CHECK_RATIO } = NEVER_SHIP_NOISE;
-
-/** The exported model, loaded as translate loads it, through the shipping check. */
-async function neverShipNoise(manifestPath: string, images: Float32Array[], req: TrainScoreModelRequest): Promise<DenoisingLevel[]> {
-  const model = await loadScoreModel(manifestPath, { executionProvider: req.executionProvider, threads: req.threads });
-  try {
-    return await scoreModelCheck(model, images, CHECK_T0S);
-  } finally {
-    await model.dispose();
-  }
-}
-
-function modelReadme(
-  manifest: { name: string; description?: string | undefined; training: Record<string, unknown> },
-  check: DenoisingLevel[] | null,
-): string {
-  const t = manifest.training;
-  const lines = [
-    `# ${manifest.name}`,
-    '',
-    manifest.description ?? '',
-    '',
-    `Exported by \`dg-studio train-score-model\` after ${String(t['steps'])} steps, ${String(t['imagesSeen'])} images seen, ${Math.round(Number(t['wallSeconds']) / 60)} min of training, t ≤ ${String(t['tMax'])}` +
-      (typeof t['finalLoss'] === 'number' ? `; final loss (EMA of the step losses) ${t['finalLoss'].toFixed(4)}.` : '.'),
-    '',
-  ];
-  if (check) {
-    lines.push(
-      `**Never ship noise** (\`engine/model-check.ts\`): denoising MSE on held-out images against the per-pixel linear MMSE denoiser fitted to them (below ${MAX_CHECK_RATIO} passes).`,
-      '',
-      '| t0 | σ_ve | model MSE | baseline MSE | ratio |',
-      '|---|---|---|---|---|',
-      ...check.map(
-        (l, i) =>
-          `| ${CHECK_T0S[i]} | ${l.sigma.toFixed(3)} | ${l.modelMse.toFixed(4)} | ${l.baselineMse.toFixed(4)} | ${l.ratio.toFixed(3)} |`,
-      ),
-      '',
-    );
-  } else lines.push('No held-out images: the never-ship-noise check did not run.', '');
-  return lines.join('\n');
 }
 
 /** Held-out images: the discriminator trainer's stable split by file name, with its own salt. */
@@ -345,6 +300,25 @@ async function previewWriter(
   };
 }
 
+/** The loop's progress as the caller's events: steps, losses, images/s and an ETA from whichever budget ends first. */
+function progressReporter(req: TrainScoreModelRequest, batchSize: number, events: ScoreTrainEvents) {
+  return (p: { step: number; loss: number; lossEma: number; itemsPerSecond: number; elapsedMs: number }) => {
+    const left = [
+      req.steps !== undefined ? ((req.steps - p.step) * batchSize) / Math.max(p.itemsPerSecond, 1e-9) : Infinity,
+      req.minutes !== undefined ? req.minutes * 60 - p.elapsedMs / 1000 : Infinity,
+    ];
+    const eta = Math.min(...left);
+    events.onProgress?.({
+      step: p.step,
+      steps: req.steps ?? null,
+      loss: p.loss,
+      lossEma: p.lossEma,
+      imagesPerSecond: p.itemsPerSecond,
+      etaSeconds: Number.isFinite(eta) ? eta : null,
+    });
+  };
+}
+
 export async function trainScoreModel(
   req: TrainScoreModelRequest,
   events: ScoreTrainEvents = {},
@@ -394,21 +368,7 @@ export async function trainScoreModel(
       pause: () => waitWhilePaused(pause, signal),
       lossEmaDecay: 0.98,
       reportEveryMs: 1000,
-      onProgress: (p) => {
-        const left = [
-          req.steps !== undefined ? ((req.steps - p.step) * t.opts.batchSize) / Math.max(p.itemsPerSecond, 1e-9) : Infinity,
-          req.minutes !== undefined ? req.minutes * 60 - p.elapsedMs / 1000 : Infinity,
-        ];
-        const eta = Math.min(...left);
-        events.onProgress?.({
-          step: p.step,
-          steps: req.steps ?? null,
-          loss: p.loss,
-          lossEma: p.lossEma,
-          imagesPerSecond: p.itemsPerSecond,
-          etaSeconds: Number.isFinite(eta) ? eta : null,
-        });
-      },
+      onProgress: progressReporter(req, t.opts.batchSize, events),
       evaluate: {
         every: { ms: (req.evalMinutes ?? 10) * 60_000 },
         run: async () => {
@@ -423,78 +383,20 @@ export async function trainScoreModel(
     if (trainer.step > startStep || heldout === null) heldout = await evaluate();
     await writePreview();
 
-    // the package: the EMA weights as an inference graph, and a manifest translate loads unchanged
-    const onnxPath = join(req.outDir, 'model.onnx');
-    await writeFileAtomic(onnxPath, serializeModel(trainer.exportModel({ 'dg-studio': 'score-model' })));
-    const manifest: ScoreModelManifestInput & { training: Record<string, unknown> } = {
-      format: 'dg-studio/score-model@1',
-      name: req.name ?? `${basename(resolve(req.outDir))} (trained in DG Studio)`,
-      description: `ε-prediction U-Net (${(params / 1e6).toFixed(2)}M parameters) trained in DG Studio ${ENGINE_VERSION}: ${trainer.step} steps of ${trainer.opts.batchSize}, EMA ${trainer.opts.emaDecay}`,
-      onnx: 'model.onnx',
-      io: { x: 'x', t: 't', output: 'out' },
-      prediction: 'eps',
-      schedule: { kind: 'ddpm-linear', steps: 1000, betaStart: 1e-4, betaEnd: 0.02 },
-      timeInput: { kind: 'step', scale: 1 },
-      timeDType: 'int64',
-      ...(req.license ? { license: req.license } : {}),
-      dataShape: [3, arch.resolution, arch.resolution],
-      valueRange: [-1, 1],
-      validTimeRange: [0, tMax],
-      training: {
-        trainer: 'dg-studio train-score-model',
-        architecture: arch,
-        parameters: params,
-        dataSha256: digest,
-        images: data.length,
-        steps: trainer.step,
-        imagesSeen: trainer.images,
-        wallSeconds: Math.round(trainer.wallSeconds),
-        batchSize: trainer.opts.batchSize,
-        lr: trainer.opts.lr,
-        emaDecay: trainer.opts.emaDecay,
-        tMax,
-        finalLoss: Number.isFinite(lossEma) ? lossEma : null,
-        heldoutEpsMse: heldout ? Object.fromEntries(EVAL_TIMES.map((t, i) => [String(t), heldout![i]])) : null,
-        cancelled,
-        createdAt: new Date().toISOString(),
-      },
-    };
-    const manifestPath = join(req.outDir, 'manifest.json');
-    await writeFileAtomic(manifestPath, JSON.stringify(manifest, null, 2));
-    // never ship noise: the exported model against the per-pixel linear denoiser on held-out images
-    const check =
-      held.length >= 2
-        ? await neverShipNoise(
-            manifestPath,
-            held.map((h) => h.data),
-            req,
-          )
-        : null;
-    if (check) {
-      // the card in the studio warns from this: a model that fails it would translate into noise
-      manifest.training['denoisingCheck'] = {
-        passed: check.every((l) => l.ratio < MAX_CHECK_RATIO),
-        ratios: Object.fromEntries(check.map((l, i) => [String(CHECK_T0S[i]), l.ratio])),
-      };
-      await writeFileAtomic(manifestPath, JSON.stringify(manifest, null, 2));
-    }
-    await writeFileAtomic(join(req.outDir, 'README.md'), modelReadme(manifest, check));
-    if (check && check.some((l) => !(l.ratio < MAX_CHECK_RATIO)))
-      events.onWarning?.(
-        `the model does not yet denoise held-out images clearly better than the per-pixel linear baseline (ratios ${check
-          .map((l) => l.ratio.toFixed(3))
-          .join(', ')} at t0 ${CHECK_T0S.join(', ')}; below ${MAX_CHECK_RATIO} is needed): train longer before using it`,
-      );
+    const pkg = await writeScorePackage(
+      trainer,
+      { ...req, arch, tMax, params, dataSha256: digest, images: data.length, lossEma, evalTimes: EVAL_TIMES, heldout, cancelled },
+      held.map((h) => h.data),
+      events.onWarning,
+    );
     return {
-      manifestPath,
-      onnxPath,
+      ...pkg,
       checkpointPath: ckptPath,
       steps: trainer.step,
       images: trainer.images,
       wallSeconds: trainer.wallSeconds,
       finalLoss: lossEma,
       heldout,
-      check,
       cancelled,
     };
   } finally {
