@@ -83,83 +83,92 @@ function cloneGraph(g: OnnxGraph): OnnxGraph {
   };
 }
 
-export function gradient(model: OnnxModel, opts: GradientOptions): OnnxModel {
+/** An input's or initializer's type, for checking `wrt` and typing the gradient outputs. */
+function valueInfoOf(graph: OnnxGraph, name: string): ValueInfo | undefined {
+  const input = graph.inputs.find((i) => i.name === name);
+  if (input) return input;
+  const init = graph.initializers.get(name);
+  return init ? { name, dtype: init.dtype, shape: init.dims } : undefined;
+}
+
+function checkGradientRequest(model: OnnxModel, graph: OnnxGraph, nodes: OnnxNode[], opts: GradientOptions): void {
   if (model.opsetVersion < 13) {
     throw new Error(
       `gradient graphs need ONNX opset ≥ 13; this model uses opset ${model.opsetVersion}: re-export it (torch.onnx.export(..., opset_version=17))`,
     );
   }
-  const opset = Math.max(17, model.opsetVersion);
-  const graph = cloneGraph(model.graph);
-  const gradName = opts.gradName ?? gradOutputName;
-  const valueInfo = (name: string): ValueInfo | undefined => {
-    const input = graph.inputs.find((i) => i.name === name);
-    if (input) return input;
-    const init = graph.initializers.get(name);
-    return init ? { name, dtype: init.dtype, shape: init.dims } : undefined;
-  };
   for (const w of opts.wrt) {
-    const info = valueInfo(w);
+    const info = valueInfoOf(graph, w);
     if (!info) throw new Error(`cannot differentiate with respect to "${w}": it is neither an input nor an initializer of "${graph.name}"`);
     if (!FLOAT_DTYPES.has(info.dtype))
       throw new Error(`cannot differentiate with respect to "${w}": it is ${info.dtype}, not floating point`);
   }
-  let nodes = topoSort(graph);
   if (!nodes.some((n) => n.outputs.includes(opts.of)) && !graph.inputs.some((i) => i.name === opts.of)) {
     throw new Error(`"${opts.of}" is not a value of graph "${graph.name}"`);
   }
+}
 
-  // 1. decompose the normalizations on the differentiated path into primitives (InstanceNormalization
-  // of a known rank has its own rule, which keeps ORT's fused forward kernel)
+/**
+ * Step 1: the normalizations on the differentiated path decomposed into primitives (InstanceNormalization
+ * of a known rank has its own rule, which keeps ORT's fused forward kernel).
+ */
+function decomposeActive(graph: OnnxGraph, nodes: OnnxNode[], opts: GradientOptions, opset: number): OnnxNode[] {
   const first = activity(nodes, opts.wrt, opts.of);
   const shapes0 = inferShapes(graph, nodes);
   const decomposes = (n: OnnxNode) =>
     DECOMPOSABLE.has(n.opType) &&
     n.outputs.some((o) => first.active.has(o)) &&
     !(n.opType === 'InstanceNormalization' && shapes0.get(n.inputs[0]!)?.length !== undefined);
-  if (nodes.some(decomposes)) {
-    const fwd = new Emitter(graph, 'dec/', shapes0);
-    const rewritten: OnnxNode[] = [];
-    for (const n of nodes) {
-      if (decomposes(n)) {
-        const start = fwd.nodes.length;
-        decompose(fwd, n, opset);
-        rewritten.push(...fwd.nodes.slice(start));
-      } else rewritten.push(n);
-    }
-    nodes = rewritten;
+  if (!nodes.some(decomposes)) return nodes;
+  const fwd = new Emitter(graph, 'dec/', shapes0);
+  const rewritten: OnnxNode[] = [];
+  for (const n of nodes) {
+    if (decomposes(n)) {
+      const start = fwd.nodes.length;
+      decompose(fwd, n, opset);
+      rewritten.push(...fwd.nodes.slice(start));
+    } else rewritten.push(n);
   }
-  graph.nodes = nodes;
-  const { forward, active } = activity(nodes, opts.wrt, opts.of);
+  return rewritten;
+}
 
-  // 2. reverse sweep
-  const e = new Emitter(graph, 'grad/', inferShapes(graph, nodes));
-  const contributions = new Map<string, string[]>();
-  const addGrad = (v: string, g: string) => {
-    const list = contributions.get(v);
+/** Each value's gradient contributions, summed (one Sum node) when first read. */
+class Contributions {
+  private readonly map = new Map<string, string[]>();
+  constructor(private readonly e: Emitter) {}
+  add(v: string, g: string): void {
+    const list = this.map.get(v);
     if (list) list.push(g);
-    else contributions.set(v, [g]);
-  };
-  const total = (v: string): string | undefined => {
-    const list = contributions.get(v);
+    else this.map.set(v, [g]);
+  }
+  total(v: string): string | undefined {
+    const list = this.map.get(v);
     if (!list?.length) return undefined;
     if (list.length === 1) return list[0];
-    const s = e.op('Sum', list);
-    contributions.set(v, [s]);
+    const s = this.e.op('Sum', list);
+    this.map.set(v, [s]);
     return s;
-  };
+  }
+}
+
+/** The reverse sweep's seed: ones of the output's shape, or a graph input (a vector-Jacobian product). */
+function seedGradient(graph: OnnxGraph, e: Emitter, grads: Contributions, opts: GradientOptions): void {
   if ((opts.seed ?? 'ones') === 'input') {
     const info = graph.outputs.find((o) => o.name === opts.of);
     const seedName = `${opts.of}_grad_seed`;
     graph.inputs.push({ name: seedName, dtype: info?.dtype ?? 'float32', shape: info?.shape ?? null });
-    addGrad(opts.of, seedName);
+    grads.add(opts.of, seedName);
   } else {
     const ones = e.op('ConstantOfShape', [e.shape(opts.of)], {
       value: { type: 'tensor', value: { dtype: 'float32', dims: [1], data: Float32Array.from([1]) } },
     });
-    addGrad(opts.of, e.likeFloat(ones, opts.of));
+    grads.add(opts.of, e.likeFloat(ones, opts.of));
   }
+}
 
+/** Step 2: nodes in reverse order, each active one's vector-Jacobian product added to its inputs' gradients. */
+function reverseSweep(graph: OnnxGraph, nodes: OnnxNode[], e: Emitter, grads: Contributions, opts: GradientOptions): void {
+  const { forward, active } = activity(nodes, opts.wrt, opts.of);
   // multi-node units differentiated as one (engine/onnx/units.ts); their interior nodes get no gradient
   const silu = siluUnits(nodes, graph);
   const groupNorms = groupNormUnits(nodes, graph, e);
@@ -167,39 +176,52 @@ export function gradient(model: OnnxModel, opts: GradientOptions): OnnxModel {
   for (let k = nodes.length - 1; k >= 0; k--) {
     const node = nodes[k]!;
     if (!node.outputs.some((o) => active.has(o))) continue;
-    const gOut: Grads = node.outputs.map((o) => (active.has(o) ? total(o) : undefined));
+    const gOut: Grads = node.outputs.map((o) => (active.has(o) ? grads.total(o) : undefined));
     if (gOut.every((g) => g === undefined)) continue;
     const diff = new Set(diffInputs(node));
     const need = node.inputs.map((x, i) => diff.has(i) && !!x && wants(x));
     if (!need.some(Boolean)) continue;
     const sil = silu.get(node);
     if (sil && wants(sil.x)) {
-      addGrad(sil.x, siluVjp(e, sil, node.outputs[0]!, gOut[0]!));
+      grads.add(sil.x, siluVjp(e, sil, node.outputs[0]!, gOut[0]!));
       continue;
     }
     const gn = groupNorms.get(node);
     if (gn) {
       const d = groupNormVjp(e, gn, gOut[0]!, { x: wants(gn.x), gamma: wants(gn.gamma), beta: wants(gn.beta) });
-      if (d.x) addGrad(gn.x, d.x);
-      if (d.gamma) addGrad(gn.gamma, d.gamma);
-      if (d.beta) addGrad(gn.beta, d.beta);
+      if (d.x) grads.add(gn.x, d.x);
+      if (d.gamma) grads.add(gn.gamma, d.gamma);
+      if (d.beta) grads.add(gn.beta, d.beta);
       continue;
     }
     const rule = GRAD_RULES[node.opType];
     if (!rule || node.domain) throw unsupported(node, `the op ${node.domain ? `${node.domain}.` : ''}${node.opType} has no gradient rule`);
-    const grads = rule.vjp(e, node, gOut, need);
+    const vjp = rule.vjp(e, node, gOut, need);
     node.inputs.forEach((x, i) => {
-      const g = grads[i];
-      if (need[i] && g) addGrad(x, g);
+      const g = vjp[i];
+      if (need[i] && g) grads.add(x, g);
     });
   }
+}
 
-  // 3. outputs
+export function gradient(model: OnnxModel, opts: GradientOptions): OnnxModel {
+  const graph = cloneGraph(model.graph);
+  const sorted = topoSort(graph);
+  checkGradientRequest(model, graph, sorted, opts);
+  const opset = Math.max(17, model.opsetVersion);
+  const nodes = decomposeActive(graph, sorted, opts, opset);
+  graph.nodes = nodes;
+  const e = new Emitter(graph, 'grad/', inferShapes(graph, nodes));
+  const grads = new Contributions(e);
+  seedGradient(graph, e, grads, opts);
+  reverseSweep(graph, nodes, e, grads, opts);
+  // 3. outputs: one per `wrt`, zeros where the output does not depend on it
+  const gradName = opts.gradName ?? gradOutputName;
   for (const w of opts.wrt) {
-    const g = total(w) ?? e.zerosLike(w);
+    const g = grads.total(w) ?? e.zerosLike(w);
     const name = gradName(w);
     e.op('Identity', [g], {}, name);
-    const info = valueInfo(w)!;
+    const info = valueInfoOf(graph, w)!;
     graph.outputs.push({ name, dtype: info.dtype, shape: info.shape });
   }
   graph.nodes = [...nodes, ...e.nodes];
