@@ -18,7 +18,8 @@ import { loadClipTokenizer, type ClipTokenizer } from '../engine/text/clip-token
 import { safeFileStem } from './folders.js';
 import type { Gallery } from './gallery.js';
 import { folderDigest } from './scale-out/model-store.js';
-import { expandInputs, freeName, sha256File, sha256Hex, type FileError } from './translate-files.js';
+import { expandInputs, sha256File, sha256Hex } from './translate-files.js';
+import { freeName, type FileError } from './translate-outputs.js';
 import { loadDiscriminator, type LoadedDiscriminator } from '../engine/models/discriminator.js';
 
 export interface LatentFilesRequest {

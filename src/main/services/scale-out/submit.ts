@@ -19,7 +19,8 @@ import { readPngTextFromBuffer, writeFileAtomic } from '../../engine/io/image-io
 import { fileInManifestFolder } from '../../engine/models/manifest-files.js';
 import { manifestPathOf, readJsonFile } from '../../engine/models/score-model.js';
 import type { Gallery } from '../gallery.js';
-import { expandInputs, sameOutput, sha256File, type EmbeddedRecord } from '../translate-files.js';
+import { expandInputs, sha256File } from '../translate-files.js';
+import { sameOutput, type EmbeddedRecord } from '../translate-outputs.js';
 import { digestOfFiles, fileDigests, modelFolderOf } from './model-store.js';
 import { chunkJobId, ChunkResultSchema, QUEUE_NAME, TRANSLATE_CHUNK, type Chunk, type ChunkResult, type ModelRef } from './protocol.js';
 import { redisConnection, type RedisOptions } from './redis.js';
