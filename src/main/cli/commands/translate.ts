@@ -2,7 +2,7 @@
  * `dg-studio translate`: SDEdit translation of files and folders, with DG (and classifier guidance),
  * into PNGs with their parameters and the gallery.
  */
-import { Option, type Command } from '@commander-js/extra-typings';
+import { Option, type Command, type OptionValues } from '@commander-js/extra-typings';
 import { readFile } from 'node:fs/promises';
 import type { z } from 'zod';
 import { SAMPLER_LABELS, TranslateParamsSchema, type TranslateParams } from '../../../shared/params.js';
@@ -27,23 +27,9 @@ import {
 } from '../options.js';
 import { abortOnSigint, EXIT_NOTHING_DONE, EXIT_OK, EXIT_SOME_FAILED, progressBar, runAction } from '../run.js';
 
-/** The command and its options; their type is inferred from here, so a flag and the field it fills cannot drift. */
-function translateCommand(program: Command) {
-  return program
-    .command('translate')
-    .description('translate images (files or folders) SDEdit-style, with optional discriminator guidance')
-    .argument('<inputs...>', 'image files or folders of images')
-    .option('--model <manifest>', 'score-model manifest or its folder (default: the bundled default)')
-    .option(
-      '--discriminator <manifest>',
-      'discriminator manifest or its folder for guidance (default: the bundled one, but only when --model is not given)',
-    )
-    .option('--no-discriminator', 'plain SDEdit, no discriminator')
-    .option(
-      '--t0 <t>',
-      "SDEdit start time in (0, 1]: larger is more target-like, less faithful (default: the model's recommended t0, else 0.5)",
-      fraction('--t0'),
-    )
+/** The DG weights and window, then the classifier's (paper Eq. 6), with boosting. */
+function guidanceOptions<A extends unknown[], O extends OptionValues>(c: Command<A, O>) {
+  return c
     .option(
       '--dg-weight <w>',
       "DG weight w (default: the discriminator's recommended weight, else 1; 0 without a discriminator = plain SDEdit)",
@@ -55,6 +41,25 @@ function translateCommand(program: Command) {
       nonNegative('--dg-weight2'),
     )
     .option('--dg-window <lo,hi>', 'apply DG only for LVP τ in [lo, hi]', pair('--dg-window'), [0.01, 1] as [number, number])
+    .option(
+      '--boost-period <n>',
+      'adaptive boosting: every n steps double w for samples the discriminator calls fake',
+      positiveInt('--boost-period'),
+    )
+    .option('--boost-churn <s>', 'adaptive boosting: extra S_churn for those samples', nonNegative('--boost-churn'), 0)
+    .option('--class-label <k>', 'class for class-conditional models and for classifier guidance', nonNegativeInt('--class-label'))
+    .option('--classifier <manifest>', 'classifier guidance (paper Eq. 6): a classifier manifest or its folder; give --class-label')
+    .option('--cg-weight <w>', 'classifier-guidance weight (default: 1 when --classifier is given, else 0)', nonNegative('--cg-weight'));
+}
+
+/** The SDEdit start and the sampler: t0, steps, sampler, seed, batch, η, churn, spacing. */
+function samplerOptions<A extends unknown[], O extends OptionValues>(c: Command<A, O>) {
+  return c
+    .option(
+      '--t0 <t>',
+      "SDEdit start time in (0, 1]: larger is more target-like, less faithful (default: the model's recommended t0, else 0.5)",
+      fraction('--t0'),
+    )
     .addOption(
       stepsOption("steps over [0, t0]; Heun evaluates the network twice a step but the last (the run's first line states the total)"),
     )
@@ -70,16 +75,12 @@ function translateCommand(program: Command) {
       )
         .choices(['karras', 'uniform', 'lambda'] as const)
         .default('karras' as const),
-    )
-    .option(
-      '--boost-period <n>',
-      'adaptive boosting: every n steps double w for samples the discriminator calls fake',
-      positiveInt('--boost-period'),
-    )
-    .option('--boost-churn <s>', 'adaptive boosting: extra S_churn for those samples', nonNegative('--boost-churn'), 0)
-    .option('--class-label <k>', 'class for class-conditional models and for classifier guidance', nonNegativeInt('--class-label'))
-    .option('--classifier <manifest>', 'classifier guidance (paper Eq. 6): a classifier manifest or its folder; give --class-label')
-    .option('--cg-weight <w>', 'classifier-guidance weight (default: 1 when --classifier is given, else 0)', nonNegative('--cg-weight'))
+    );
+}
+
+/** How a source of another size becomes the model's input and comes back. */
+function imageOptions<A extends unknown[], O extends OptionValues>(c: Command<A, O>) {
+  return c
     .addOption(
       new Option(
         '--fit <how>',
@@ -95,7 +96,12 @@ function translateCommand(program: Command) {
       )
         .choices(['model', 'source'] as const)
         .default('model' as const),
-    )
+    );
+}
+
+/** Text-conditioned (Stable Diffusion-family) models: prompts, CFG, the side latents are made at. */
+function latentOptions<A extends unknown[], O extends OptionValues>(c: Command<A, O>) {
+  return c
     .option('--prompt <text>', 'text-conditioned (Stable Diffusion-family) models: what the result should show', '')
     .option('--negative-prompt <text>', 'text-conditioned models: what it should not show', '')
     .option(
@@ -109,7 +115,12 @@ function translateCommand(program: Command) {
       'latent models: the longest side an image is translated at (its aspect kept, sides multiples of 8)',
       positiveInt('--max-side'),
       512,
-    )
+    );
+}
+
+/** Where results go (folder, names, gallery, resume, JSON lines) and on which provider the run is made. */
+function outputOptions<A extends unknown[], O extends OptionValues>(c: Command<A, O>) {
+  return c
     .option('--out <dir>', 'output folder', 'outputs')
     .option('--keep-names', 'name each output after its input (cat.jpg → cat.png + cat.json), for data-set work', false)
     .addOption(providerOption())
@@ -117,14 +128,36 @@ function translateCommand(program: Command) {
     .option('--gallery <dir>', 'record results in this gallery (default: the studio gallery)')
     .option('--no-gallery', 'do not record results in a gallery')
     .option('--resume-run <id>', 'continue an interrupted gallery run (same inputs and parameters)', positiveInt('--resume-run'))
-    .option('--json', 'print one JSON record per output on stdout', false)
+    .option('--json', 'print one JSON record per output on stdout', false);
+}
+
+/** Scale-out over BullMQ workers (docs/scale-out.md). */
+function queueOptions<A extends unknown[], O extends OptionValues>(c: Command<A, O>) {
+  return c
     .option(
       '--queue <redis-url>',
       'spread the batch over workers (dg-studio worker) through this Redis: redis://host:6379 (docs/scale-out.md)',
     )
     .option('--redis-password-file <file>', 'with --queue: read the Redis password from this file')
-    .option('--chunk-size <n>', 'with --queue: images per chunk (default: 4 × --batch-size)', positiveInt('--chunk-size'))
-    .option('--no-progress', 'no progress bar');
+    .option('--chunk-size <n>', 'with --queue: images per chunk (default: 4 × --batch-size)', positiveInt('--chunk-size'));
+}
+
+/** The command and its options; their type is inferred from here, so a flag and the field it fills cannot drift. */
+function translateCommand(program: Command) {
+  const c = program
+    .command('translate')
+    .description('translate images (files or folders) SDEdit-style, with optional discriminator guidance')
+    .argument('<inputs...>', 'image files or folders of images')
+    .option('--model <manifest>', 'score-model manifest or its folder (default: the bundled default)')
+    .option(
+      '--discriminator <manifest>',
+      'discriminator manifest or its folder for guidance (default: the bundled one, but only when --model is not given)',
+    )
+    .option('--no-discriminator', 'plain SDEdit, no discriminator');
+  return queueOptions(outputOptions(latentOptions(imageOptions(guidanceOptions(samplerOptions(c)))))).option(
+    '--no-progress',
+    'no progress bar',
+  );
 }
 type TranslateOptions = ReturnType<ReturnType<typeof translateCommand>['opts']>;
 
