@@ -7,8 +7,7 @@ import { withGallery } from '../run.js';
 /** comma-separated ids, repeatable */
 const ids = (v: string, prev: number[] = []) => [...prev, ...v.split(',').map(int('id'))];
 
-export function addGallery(program: Command): void {
-  const gallery = program.command('gallery').description('the SQLite-indexed gallery of results');
+function galleryList(gallery: Command) {
   gallery
     .command('list')
     .description('newest results first, filtered')
@@ -45,6 +44,9 @@ export function addGallery(program: Command): void {
         }
       }),
     );
+}
+
+function galleryShow(gallery: Command) {
   gallery
     .command('show')
     .argument('<id>', 'output id', int('id'))
@@ -57,6 +59,9 @@ export function addGallery(program: Command): void {
         console.log(JSON.stringify({ ...r, file: r.sha256 ? g.objectPath(r.sha256) : null }, null, 2));
       }),
     );
+}
+
+function galleryExport(gallery: Command) {
   gallery
     .command('export')
     .argument('<ids>', 'comma-separated output ids', ids)
@@ -69,6 +74,9 @@ export function addGallery(program: Command): void {
         console.error(`exported ${files.length} image(s) with JSON sidecars to ${o.out}`);
       }),
     );
+}
+
+function galleryReuse(gallery: Command) {
   gallery
     .command('reuse')
     .description('print the parameters of an output (by id, or from a PNG the studio wrote) as translate options')
@@ -87,6 +95,9 @@ export function addGallery(program: Command): void {
           );
       }),
     );
+}
+
+function galleryDelete(gallery: Command) {
   gallery
     .command('delete')
     .argument('<ids>', 'comma-separated output ids', ids)
@@ -97,4 +108,13 @@ export function addGallery(program: Command): void {
         console.error(`deleted ${await g.delete(list)} output(s)`);
       }),
     );
+}
+
+export function addGallery(program: Command): void {
+  const gallery = program.command('gallery').description('the SQLite-indexed gallery of results');
+  galleryList(gallery);
+  galleryShow(gallery);
+  galleryExport(gallery);
+  galleryReuse(gallery);
+  galleryDelete(gallery);
 }

@@ -16,7 +16,8 @@ import {
 } from '../options.js';
 import { runAction } from '../run.js';
 
-export function addSweep(program: Command): void {
+/** `sweep`: a t0 × w grid measured (CSV, JSON, frontier plots). */
+function sweepCommand(program: Command) {
   program
     .command('sweep')
     .description('translate over a t0 × DG-weight grid and measure realism against faithfulness (CSV, JSON, frontier plots)')
@@ -68,7 +69,10 @@ export function addSweep(program: Command): void {
         console.error(`wrote ${o.out}/results.csv, results.json, ${plots.map((p) => p.split('/').pop()).join(', ')}`);
       }),
     );
+}
 
+/** `diagnose-paths`: log r along real, unguided and guided paths (paper Fig. 8). */
+function diagnosePathsCommand(program: Command) {
   program
     .command('diagnose-paths')
     .description('log r along time for real forward paths, unguided and guided sampling paths (paper Fig. 8): CSV + PNG')
@@ -99,4 +103,9 @@ export function addSweep(program: Command): void {
         console.error(`wrote ${r.csvPath} and ${r.plotPath}`);
       }),
     );
+}
+
+export function addSweep(program: Command): void {
+  sweepCommand(program);
+  diagnosePathsCommand(program);
 }
