@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { describe, expect, it } from 'vitest';
-import { bradleyTerry, fleissKappa, wilsonInterval } from '../../src/main/engine/eval/study-stats.js';
+import { bradleyTerry, fleissKappa, itemAgreement, preferenceMatrix, wilsonInterval } from '../../src/main/engine/eval/study-stats.js';
 import { Gallery } from '../../src/main/services/gallery.js';
 import { bundledDefaults } from '../../src/main/services/resources.js';
 import { Studies } from '../../src/main/services/studies.js';
@@ -42,6 +42,28 @@ describe('study statistics against hand-computed cases', () => {
       [1, 0],
     ]);
     expect(a! - b!).toBeCloseTo(Math.log(3), 6);
+  });
+  it('the preference matrix counts a win for the chosen side and half to each for a tie', () => {
+    const wins = preferenceMatrix(
+      [
+        { a: 0, b: 1, choice: 'b' },
+        { a: 1, b: 0, choice: 'b' },
+        { a: 0, b: 2, choice: 'tie' },
+        { a: 2, b: 1, choice: 'a' },
+      ],
+      3,
+    );
+    expect(wins).toEqual([
+      [0, 1, 0.5],
+      [1, 0, 0],
+      [0.5, 1, 0],
+    ]);
+  });
+  it('item agreement: perfect agreement on two items is κ 1; one item alone, or single ratings, give none', () => {
+    const j = (item: number, choice: string) => ({ item, choice });
+    expect(itemAgreement([j(1, 'a'), j(1, 'a'), j(2, 'b'), j(2, 'b')])).toBeCloseTo(1, 9);
+    expect(itemAgreement([j(1, 'a'), j(1, 'b')])).toBeNull();
+    expect(itemAgreement([j(1, 'a'), j(2, 'b')])).toBeNull();
   });
 });
 

@@ -11,7 +11,7 @@ import { encodePng, readImage, writeFileAtomic } from '../engine/io/image-io.js'
 import { createFeatureExtractor } from '../engine/models/features.js';
 import { frechetDistance, l2, swd, swdPyramids } from '../engine/eval/metrics.js';
 import { Rng } from '../engine/rng.js';
-import { bradleyTerry, fleissKappa, wilsonInterval } from '../engine/eval/study-stats.js';
+import { bradleyTerry, itemAgreement, preferenceMatrix, wilsonInterval } from '../engine/eval/study-stats.js';
 import type { Gallery, OutputRow } from './gallery.js';
 
 export interface SettingFilter {
@@ -301,41 +301,9 @@ export class Studies {
     return rows.map((r) => ({ ...r, source: basename(String(r['source'] ?? '')) }));
   }
 
-  async summary(studyId: number, reference?: Float32Array[]): Promise<StudySummary> {
-    const s = this.study(studyId);
-    const rows = this.rows(studyId).filter((r) => !r['undone']);
-    const main = rows.filter((r) => !r['check_kind']);
-    const first = main.filter((r) => r['a_setting'] === 0 && r['b_setting'] === 1);
-    const wins = first.filter((r) => r['choice'] === 'b').length;
-    const ties = first.filter((r) => r['choice'] === 'tie').length;
-    const losses = first.filter((r) => r['choice'] === 'a').length;
-    const ci = wilsonInterval(wins + ties / 2, first.length);
-    const k = s.settings.length;
-    const matrix = Array.from({ length: k }, () => new Array<number>(k).fill(0));
-    for (const r of main) {
-      const [i, j] = [r['a_setting'] as number, r['b_setting'] as number];
-      if (r['choice'] === 'a') matrix[i]![j]! += 1;
-      else if (r['choice'] === 'b') matrix[j]![i]! += 1;
-      else {
-        matrix[i]![j]! += 0.5;
-        matrix[j]![i]! += 0.5;
-      }
-    }
-    const strengths = bradleyTerry(matrix);
-    const perSetting = s.settings.map((f, i) => {
-      const won = matrix[i]!.reduce((a, b) => a + b, 0);
-      const games = matrix.reduce((a, row, j) => a + row[i]! + matrix[i]![j]!, 0);
-      const w = wilsonInterval(won, games);
-      return { ...f, strength: strengths[i]!, games, rate: w.rate, low: w.low, high: w.high };
-    });
-    // Fleiss κ over items judged by the most common number (≥ 2) of annotators
-    const byItem = new Map<number, string[]>();
-    for (const r of main) byItem.set(r['item_id'] as number, [...(byItem.get(r['item_id'] as number) ?? []), r['choice'] as string]);
-    const counts = [...byItem.values()].filter((v) => v.length >= 2);
-    const raters = counts.length ? Math.min(...counts.map((v) => v.length)) : 0;
-    const table = counts.map((v) => ['a', 'b', 'tie'].map((c) => v.slice(0, raters).filter((x) => x === c).length));
-    const kappa = table.length >= 2 && raters >= 2 ? fleissKappa(table) : null;
-    const annotators = [...new Set(rows.map((r) => r['annotator'] as string))].map((name) => {
+  /** Each annotator's attention checks: repeats answered the same, obvious pairs answered right; flagged on any miss. */
+  private annotatorChecks(rows: Record<string, string | number | null>[]) {
+    return [...new Set(rows.map((r) => r['annotator'] as string))].map((name) => {
       const mine = rows.filter((r) => r['annotator'] === name);
       const repeats = mine.filter((r) => r['check_kind'] === 'repeat');
       const consistent = repeats.filter((r) => {
@@ -354,36 +322,58 @@ export class Studies {
         flagged: (repeatConsistent ?? 1) < 1 || (obviousPassed ?? 1) < 1,
       };
     });
-    // faithfulness: does the human prefer the result closer to the source (lower L2)?
-    let agreement: number | null = null;
-    if (s.question === 'faithfulness' && main.length) {
-      let agree = 0;
-      let counted = 0;
-      for (const r of main) {
-        if (r['choice'] === 'tie') continue;
-        const [ra, rb] = [this.g.get(r['a_output'] as number), this.g.get(r['b_output'] as number)];
-        if (!ra?.sha256 || !rb?.sha256) continue;
-        const spec = { channels: 3 as const, height: 64, width: 64, valueRange: [-1, 1] as const };
-        const [src, xa, xb] = await Promise.all([
-          readImage(ra.sourcePath, spec),
-          readImage(this.g.objectPath(ra.sha256), spec),
-          readImage(this.g.objectPath(rb.sha256), spec),
-        ]);
-        const metricPrefersB = l2(xb, src) < l2(xa, src);
-        if (metricPrefersB === (r['choice'] === 'b')) agree++;
-        counted++;
-      }
-      agreement = counted ? agree / counted : null;
+  }
+
+  /** Faithfulness studies: how often the human's choice is the result closer to the source (lower L2); ties left out. */
+  private async l2Agreement(main: Record<string, string | number | null>[]): Promise<number | null> {
+    let agree = 0;
+    let counted = 0;
+    for (const r of main) {
+      if (r['choice'] === 'tie') continue;
+      const [ra, rb] = [this.g.get(r['a_output'] as number), this.g.get(r['b_output'] as number)];
+      if (!ra?.sha256 || !rb?.sha256) continue;
+      const spec = { channels: 3 as const, height: 64, width: 64, valueRange: [-1, 1] as const };
+      const [src, xa, xb] = await Promise.all([
+        readImage(ra.sourcePath, spec),
+        readImage(this.g.objectPath(ra.sha256), spec),
+        readImage(this.g.objectPath(rb.sha256), spec),
+      ]);
+      const metricPrefersB = l2(xb, src) < l2(xa, src);
+      if (metricPrefersB === (r['choice'] === 'b')) agree++;
+      counted++;
     }
+    return counted ? agree / counted : null;
+  }
+
+  async summary(studyId: number, reference?: Float32Array[]): Promise<StudySummary> {
+    const s = this.study(studyId);
+    const rows = this.rows(studyId).filter((r) => !r['undone']);
+    const main = rows.filter((r) => !r['check_kind']);
+    const first = main.filter((r) => r['a_setting'] === 0 && r['b_setting'] === 1);
+    const wins = first.filter((r) => r['choice'] === 'b').length;
+    const ties = first.filter((r) => r['choice'] === 'tie').length;
+    const losses = first.filter((r) => r['choice'] === 'a').length;
+    const ci = wilsonInterval(wins + ties / 2, first.length);
+    const matrix = preferenceMatrix(
+      main.map((r) => ({ a: r['a_setting'] as number, b: r['b_setting'] as number, choice: r['choice'] as string })),
+      s.settings.length,
+    );
+    const strengths = bradleyTerry(matrix);
+    const perSetting = s.settings.map((f, i) => {
+      const won = matrix[i]!.reduce((a, b) => a + b, 0);
+      const games = matrix.reduce((a, row, j) => a + row[i]! + matrix[i]![j]!, 0);
+      const w = wilsonInterval(won, games);
+      return { ...f, strength: strengths[i]!, games, rate: w.rate, low: w.low, high: w.high };
+    });
     return {
       study: { id: s.id, name: s.name, question: s.question, seed: s.seed, a: s.a, b: s.b },
       judgements: rows.length,
-      annotators,
+      annotators: this.annotatorChecks(rows),
       winRateB: { wins, ties, losses, rate: ci.rate, low: ci.low, high: ci.high },
       bradleyTerry: { a: strengths[0]!, b: strengths[1]! },
       settings: perSetting,
-      fleissKappa: kappa,
-      agreementWithL2: agreement,
+      fleissKappa: itemAgreement(main.map((r) => ({ item: r['item_id'] as number, choice: r['choice'] as string }))),
+      agreementWithL2: s.question === 'faithfulness' && main.length ? await this.l2Agreement(main) : null,
       metricAgreement: reference?.length
         ? await this.metricAgreement(
             studyId,

@@ -54,3 +54,37 @@ export function fleissKappa(counts: number[][]): number {
   const Pe = pj.reduce((a, v) => a + v * v, 0);
   return Pe === 1 ? 1 : (Pbar - Pe) / (1 - Pe);
 }
+
+/** One pairwise judgement: the two settings shown (indices) and the choice. */
+export interface PairJudgement {
+  a: number;
+  b: number;
+  choice: 'a' | 'b' | 'tie' | string;
+}
+
+/** The win matrix of k settings, wins[i][j] = times i was preferred to j, a tie counting half to each. */
+export function preferenceMatrix(judgements: PairJudgement[], k: number): number[][] {
+  const wins = Array.from({ length: k }, () => new Array<number>(k).fill(0));
+  for (const { a, b, choice } of judgements) {
+    if (choice === 'a') wins[a]![b]! += 1;
+    else if (choice === 'b') wins[b]![a]! += 1;
+    else {
+      wins[a]![b]! += 0.5;
+      wins[b]![a]! += 0.5;
+    }
+  }
+  return wins;
+}
+
+/**
+ * Fleiss' κ of the choices (a, b, tie) over items judged at least twice, each item's first r
+ * judgements where r is the fewest any such item has; null with fewer than two such items.
+ */
+export function itemAgreement(judgements: { item: number; choice: string }[]): number | null {
+  const byItem = new Map<number, string[]>();
+  for (const j of judgements) byItem.set(j.item, [...(byItem.get(j.item) ?? []), j.choice]);
+  const judged = [...byItem.values()].filter((v) => v.length >= 2);
+  const raters = judged.length ? Math.min(...judged.map((v) => v.length)) : 0;
+  const table = judged.map((v) => ['a', 'b', 'tie'].map((c) => v.slice(0, raters).filter((x) => x === c).length));
+  return table.length >= 2 && raters >= 2 ? fleissKappa(table) : null;
+}
