@@ -14,7 +14,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { isValidation } from '../src/main/services/discriminator-training.js';
+import { isValidation } from '../src/main/services/training-images.js';
 
 const VERSION = '16.0.0';
 const SETS = ['twitter', 'google'] as const;

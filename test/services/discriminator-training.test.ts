@@ -6,7 +6,9 @@ import { describe, expect, it } from 'vitest';
 import { loadDiscriminator } from '../../src/main/engine/models/discriminator.js';
 import { bundledDefaults } from '../../src/main/services/resources.js';
 import { parseModel } from '../../src/main/engine/onnx/ir.js';
-import { exportDiscriminator, isValidation, trainDiscriminator, VALIDATION_SALT } from '../../src/main/services/discriminator-training.js';
+import { exportDiscriminator } from '../../src/main/services/discriminator-package.js';
+import { trainDiscriminator } from '../../src/main/services/discriminator-training.js';
+import { isValidation, VALIDATION_SALT } from '../../src/main/services/training-images.js';
 import { loadDiscriminatorCheckpoint } from '../../src/main/services/discriminator-checkpoint.js';
 import { tempDir } from '../helpers/tmp.js';
 

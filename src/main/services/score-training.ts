@@ -18,7 +18,7 @@ import { decodeSafetensors, encodeSafetensors, type StFile } from '../engine/io/
 import { checkpointArch, DEFAULT_SCORE_TRAINING, ScoreTrainer } from '../engine/train/score-trainer.js';
 import { runTrainingLoop } from '../engine/train/loop.js';
 import { waitWhilePaused, type PauseFlag } from './jobs.js';
-import { isValidation } from './discriminator-training.js';
+import { isValidation } from './training-images.js';
 import type { DenoisingLevel } from '../engine/models/model-check.js';
 import { writeScorePackage } from './score-package.js';
 import { expandInputs } from './translate-files.js';

@@ -3,6 +3,7 @@
  * t0s its unguided translations spread over, and its on-disk cache of float arrays (translations, latents).
  */
 import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
 import { readImage, writeFileAtomic, type ImageSpec } from '../engine/io/image-io.js';
 
 /** The readable images among `files` (a file that cannot be read is skipped, with a warning naming it). */
@@ -39,3 +40,20 @@ export async function cachedFloats(path: string, length: number, make: () => Pro
   await writeFileAtomic(path, new Uint8Array(x.buffer, x.byteOffset, x.byteLength));
   return x;
 }
+
+/**
+ * A stable split by file name: FNV-1a of the salt and the basename, so it is the same on every
+ * machine. Data sets are split with no salt (tools/prepare-emoji.ts); the trainer's validation
+ * split uses its own salt, so it is not empty on a folder that is itself one side of such a split.
+ */
+export function isValidation(file: string, fraction: number, salt = ''): boolean {
+  let h = 0x811c9dc5;
+  for (const ch of salt + basename(file)) {
+    h ^= ch.codePointAt(0)!;
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h / 2 ** 32 < fraction;
+}
+
+/** The trainer's validation split (see isValidation). */
+export const VALIDATION_SALT = 'dg-studio/validation:';

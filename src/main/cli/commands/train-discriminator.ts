@@ -1,7 +1,8 @@
 /** `dg-studio train-discriminator` and `export-discriminator`: the DG discriminator, trained in the app's engine. */
 import { InvalidArgumentError, Option, type Command } from '@commander-js/extra-typings';
 import type { FeatureTimeEncoding } from '../../engine/nn/frozen-features.js';
-import { exportDiscriminator, trainDiscriminator } from '../../services/discriminator-training.js';
+import { exportDiscriminator } from '../../services/discriminator-package.js';
+import { trainDiscriminator } from '../../services/discriminator-training.js';
 import { bundledDefaults } from '../../services/resources.js';
 import { fraction, nonNegativeInt, pair, positive, positiveInt, providerOption, seed, threadsOption } from '../options.js';
 import { abortOnSigint, progressBar, runAction } from '../run.js';

@@ -1,0 +1,144 @@
+/**
+ * A discriminator package: forward.onnx, its guidance graph (∇x log r, onnx-critic.ts) and a manifest with
+ * the training record — written when a training ends (cancelled too), or exported from a run folder that
+ * holds only a checkpoint.
+ */
+import { mkdir, readFile } from 'node:fs/promises';
+import { basename, join, relative, resolve } from 'node:path';
+import type { DiscriminatorManifest } from '../../shared/manifest.js';
+import { ENGINE_VERSION } from '../../shared/version.js';
+import { writeFileAtomic } from '../engine/io/image-io.js';
+import { loadDiscriminator } from '../engine/models/discriminator.js';
+import { buildGuidanceModel } from '../engine/models/onnx-critic.js';
+import { buildDiscriminatorNet, type ConvEncoderArch } from '../engine/nn/discriminator-net.js';
+import type { FrozenFeaturesArch } from '../engine/nn/frozen-features.js';
+import { serializeModel, type OnnxModel } from '../engine/onnx/ir.js';
+import type { DiscriminatorTrainer } from '../engine/train/discriminator-trainer.js';
+import type { TrainDiscriminatorRequest } from './discriminator-training.js';
+import type { TrainingData } from './discriminator-data.js';
+import { loadDiscriminatorCheckpoint } from './discriminator-checkpoint.js';
+
+/** The discriminator package of a finished (or cancelled) training: its ONNX graphs and a manifest with the record. */
+export async function writePackage(
+  req: TrainDiscriminatorRequest,
+  trainer: DiscriminatorTrainer,
+  data: TrainingData,
+  r: { arch: unknown; paramCount: number; batchSize: number; validation: unknown; cancelled: boolean; initStep: number },
+): Promise<string> {
+  let initFrom: { folder: string; step: number } | undefined;
+  if (req.init && !req.resume) initFrom = { folder: relative(resolve(req.outDir), resolve(req.init)) || '.', step: r.initStep };
+  return writeDiscriminatorPackage(req.outDir, trainer.exportForward({ 'dg-studio': 'discriminator' }), {
+    name: `${basename(req.outDir)} (trained discriminator)`,
+    description: `source-vs-target discriminator for ${data.latent ? 'the latents of ' : ''}"${data.model.name}", trained in DG Studio ${ENGINE_VERSION}`,
+    dataShape: data.dataShape,
+    valueRange: data.valueRange,
+    ...(data.classNames ? { classes: data.classNames } : {}),
+    training: {
+      architecture: r.arch,
+      parameters: r.paramCount,
+      steps: trainer.step,
+      ...(initFrom ? { initFrom } : {}),
+      batchSize: r.batchSize,
+      loss: req.loss ?? 'bce',
+      tauRange: [1e-5, data.tauMax],
+      t0Range: req.t0Range,
+      data: {
+        realTrain: data.realTrain.length,
+        fakeTrain: data.fakeTrain.length,
+        realVal: data.realVal.length,
+        fakeVal: data.fakeVal.length,
+        translationsPerSource: data.translationsPerSource,
+        extraFakes: data.extraCount,
+      },
+      scoreModel: data.model,
+      ...(data.latent ? { latentModel: data.latent } : {}),
+      validation: r.validation,
+      cancelled: r.cancelled,
+      createdAt: new Date().toISOString(),
+    },
+  });
+}
+
+type PackageFields = Pick<
+  DiscriminatorManifest & { kind: 'onnx' },
+  'name' | 'description' | 'dataShape' | 'valueRange' | 'classes' | 'training'
+>;
+
+/** A discriminator package: forward.onnx, its guidance graph, and the manifest (trainer conventions: x_vp, τ, logit). */
+async function writeDiscriminatorPackage(outDir: string, forward: OnnxModel, fields: PackageFields): Promise<string> {
+  await mkdir(outDir, { recursive: true });
+  await writeFileAtomic(join(outDir, 'forward.onnx'), serializeModel(forward));
+  await writeFileAtomic(join(outDir, 'guidance.onnx'), serializeModel(buildGuidanceModel(forward, { x: 'x', output: 'logit' }, 'logit')));
+  const manifest: DiscriminatorManifest = {
+    format: 'dg-studio/discriminator@1',
+    kind: 'onnx',
+    onnx: 'forward.onnx',
+    guidanceOnnx: 'guidance.onnx',
+    io: { x: 'x', t: 't', output: 'logit' },
+    output: 'logit',
+    timeInput: { kind: 't', scale: 1 },
+    timeDType: 'float32',
+    coordinates: 'vp',
+    lvp: { betaMin: 0.1, betaMax: 20 },
+    ...fields,
+  };
+  const manifestPath = join(outDir, 'manifest.json');
+  await writeFileAtomic(manifestPath, JSON.stringify(manifest, null, 2));
+  return manifestPath;
+}
+
+/**
+ * A usable discriminator package from a run folder that holds only the trainer's checkpoint and its
+ * record (training.json or manifest.json): e.g. tools/pretrained/twemoji-vs-noto-disc. The manifest
+ * records where the weights came from (folder, step). Checked by loading it (and a dry run).
+ */
+export async function exportDiscriminator(runDir: string, outDir: string, name?: string): Promise<{ manifestPath: string; step: number }> {
+  let record: Record<string, unknown> | undefined;
+  for (const f of ['training.json', 'manifest.json']) {
+    try {
+      const j = JSON.parse(await readFile(join(runDir, f), 'utf8')) as Record<string, unknown>;
+      record = f === 'training.json' ? j : (j['training'] as Record<string, unknown> | undefined);
+      if (record) break;
+    } catch {
+      // try the next
+    }
+  }
+  const arch = record?.['architecture'] as ConvEncoderArch | FrozenFeaturesArch | undefined;
+  if (!record || !arch)
+    throw new Error(`"${runDir}" holds no training record (training.json, or a manifest.json with "training.architecture")`);
+  if (arch.kind !== 'conv-encoder')
+    throw new Error(
+      `"${runDir}": only the trainer's own conv-encoder discriminators can be exported this way (this one is "${arch.kind}")`,
+    );
+  const ck = await loadDiscriminatorCheckpoint(runDir);
+  if (!ck) throw new Error(`"${runDir}" holds no checkpoint (checkpoint.safetensors, or an older run's checkpoint/state.json)`);
+  const net = buildDiscriminatorNet(arch);
+  const initializers = new Map(net.model.graph.initializers);
+  for (const p of net.params) {
+    const w = ck.params[p];
+    const init = initializers.get(p)!;
+    if (!w || w.length !== init.data.length)
+      throw new Error(`"${runDir}": the checkpoint does not match its recorded architecture (parameter "${p}")`);
+    initializers.set(p, { ...init, data: w });
+  }
+  const forward: OnnxModel = {
+    ...net.model,
+    graph: { ...net.model.graph, initializers },
+    metadata: { ...net.model.metadata, 'dg-studio': 'discriminator' },
+  };
+  const classes = (record['classes'] as string[] | undefined) ?? undefined;
+  const manifestPath = await writeDiscriminatorPackage(outDir, forward, {
+    name: name ?? `${basename(resolve(runDir))} (step ${ck.step})`,
+    description: `exported by DG Studio ${ENGINE_VERSION} from the checkpoint in ${basename(resolve(runDir))} at step ${ck.step}`,
+    dataShape: [arch.inChannels, arch.resolution, arch.resolution],
+    valueRange: [-1, 1],
+    ...(classes ? { classes } : {}),
+    training: {
+      ...record,
+      steps: ck.step,
+      exportedFrom: { folder: relative(resolve(outDir), resolve(runDir)) || '.', step: ck.step, exportedAt: new Date().toISOString() },
+    },
+  });
+  await (await loadDiscriminator(manifestPath)).dispose();
+  return { manifestPath, step: ck.step };
+}
