@@ -106,3 +106,12 @@ export function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
 export function describeIssues(error: z.ZodError, input: unknown): string {
   return error.issues.map((i) => issueText(i, valueAt(input, i.path))).join('; ');
 }
+
+/** A request whose arguments the contract's schema refused (the server answers 400), said in words. */
+export class PayloadError extends Error {
+  constructor(method: string, error: z.ZodError, input: unknown) {
+    // in words for the person; the method name only as a trailing hint for developers
+    super(`${describeIssues(error, input)} (refused: invalid request to ${method})`);
+    this.name = 'PayloadError';
+  }
+}

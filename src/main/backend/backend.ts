@@ -5,14 +5,11 @@
  * and the job launchers (launchers.ts) are their own files. Knows no Electron and no HTTP.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import {
-  ANNOTATOR_API,
   API,
-  type AnnotatorMethod,
   type ApiParsedArgs,
   SettingsSchema,
   type ApiMethod,
@@ -26,17 +23,17 @@ import {
   type StudioApi,
   type StudioEvent,
 } from '../../shared/api.js';
-import type { ZodError } from 'zod';
-import { describeIssues } from '../../shared/errors.js';
 import { ENGINE_VERSION } from '../../shared/version.js';
 import { writeFileAtomic } from '../engine/io/image-io.js';
 import { outputFolderProblem } from '../services/folders.js';
 import { Gallery, type OutputRow } from '../services/gallery.js';
 import { jobRate, JobQueue, type JobInfo } from '../services/jobs.js';
 import { bundledDefaults, dataDir, defaultGalleryDir } from '../services/resources.js';
-import { obviousImage, Studies } from '../services/studies.js';
-import { AnnotatorLinks } from '../services/annotator-links.js';
+import type { Studies } from '../services/studies.js';
+import type { AnnotatorLinks } from '../services/annotator-links.js';
 import { Inbox } from './inbox.js';
+import { StudyRoom } from './study-room.js';
+import { PayloadError } from '../../shared/errors.js';
 import {
   launchDiagnosePaths,
   launchResume,
@@ -47,17 +44,6 @@ import {
   type LaunchContext,
 } from './launchers.js';
 import { ModelRegistry, type SessionChoice } from './model-registry.js';
-
-export class PayloadError extends Error {
-  constructor(method: string, error: ZodError, input: unknown) {
-    // in words for the person (shared/errors.ts); the method name only as a trailing hint for developers
-    super(`${describeIssues(error, input)} (refused: invalid request to ${method})`);
-    this.name = 'PayloadError';
-  }
-}
-
-/** file name (a hex id, as resolveFile wants) of the flat grey image of obvious attention checks */
-const GREY_IMAGE = '0'.repeat(32);
 
 export interface BackendOptions {
   mode: 'electron' | 'server';
@@ -83,6 +69,7 @@ export class StudioBackend implements StudioApi {
   private settings: Settings = SettingsSchema.parse({});
   private readonly inbox: Inbox;
   private readonly models: ModelRegistry;
+  private readonly room: StudyRoom;
 
   private constructor(
     readonly gallery: Gallery,
@@ -91,6 +78,7 @@ export class StudioBackend implements StudioApi {
     this.home = opts.dataDir ?? dataDir();
     this.inbox = new Inbox(this.home);
     this.models = new ModelRegistry(this.home, () => this.settings.modelFolders);
+    this.room = new StudyRoom(gallery, this.inbox, this.home, (kind, name) => this.resolveFile(kind, name));
     this.jobs.on('update', (j) => this.emit({ type: 'job', job: this.dto(j) }));
   }
 
@@ -334,11 +322,11 @@ export class StudioBackend implements StudioApi {
   // ---- annotation studies ----
 
   private get studies(): Studies {
-    return new Studies(this.gallery);
+    return this.room.studies;
   }
 
   private get links(): AnnotatorLinks {
-    return new AnnotatorLinks(this.gallery);
+    return this.room.links;
   }
 
   async listStudies() {
@@ -351,32 +339,7 @@ export class StudioBackend implements StudioApi {
 
   /** The next pair for an annotator, as image URLs (the blank obvious-check image included). */
   async nextStudyItem(studyId: number, annotator: string) {
-    return this.studyItem(studyId, annotator, async (kind, name) => `${kind}/${name}`);
-  }
-
-  /**
-   * The next pair of `annotator` in `studyId`, each image named by `ref` (the owner's page: the file's own
-   * reference; an annotator link: a pixels-only copy under an opaque name).
-   */
-  private async studyItem(studyId: number, annotator: string, ref: (kind: string, name: string) => Promise<string>) {
-    const it = this.studies.next(studyId, annotator);
-    if (!it) return null;
-    const grey = join(this.home, 'plots', `${GREY_IMAGE}.png`);
-    if (!existsSync(grey)) {
-      await mkdir(join(this.home, 'plots'), { recursive: true });
-      await obviousImage(grey);
-    }
-    const image = (id: number | null) => (id === null ? ref('plot', GREY_IMAGE) : ref('image', this.gallery.get(id)!.sha256!));
-    const thumb = this.inbox.sourceOf(it.sourcePath).thumb;
-    return {
-      itemId: it.itemId,
-      position: it.position,
-      total: it.total,
-      done: it.done,
-      source: thumb ? await ref('source', thumb.slice('source/'.length)) : null,
-      left: await image(it.left),
-      right: await image(it.right),
-    };
+    return this.room.studyItem(studyId, annotator, async (kind, name) => `${kind}/${name}`);
   }
 
   async createAnnotatorLink(studyId: number, annotator: string) {
@@ -393,45 +356,12 @@ export class StudioBackend implements StudioApi {
 
   /** An annotator link's call: only ANNOTATOR_API, bound to the link's study and annotator (docs/security.md). */
   async dispatchAnnotator(token: string, method: string, args: unknown[]): Promise<unknown> {
-    return this.served(() => this.annotatorCall(token, method, args));
-  }
-
-  private async annotatorCall(token: string, method: string, args: unknown[]): Promise<unknown> {
-    const grant = this.links.grant(token);
-    if (!grant)
-      throw Object.assign(new Error("this annotator link is unknown or was revoked; ask the study's owner for a new one"), { status: 401 });
-    if (!Object.hasOwn(ANNOTATOR_API, method))
-      throw Object.assign(new Error("an annotator link can only fetch and judge its study's pairs"), { status: 403 });
-    const m = method as AnnotatorMethod;
-    const parsed = ANNOTATOR_API[m].args.safeParse(args);
-    if (!parsed.success) throw new PayloadError(method, parsed.error, args);
-    const { studyId, annotator } = grant;
-    if (m === 'annotatorStudy') {
-      // one row, not every study's item count: this check answers every page file and image of an annotator
-      const s = this.studies.study(studyId);
-      return { name: s.name, question: s.question, annotator };
-    }
-    if (m === 'annotatorNext')
-      return this.studyItem(studyId, annotator, async (kind, name) => {
-        const path = this.resolveFile(kind, name);
-        if (!path) throw new Error(`a study image is missing (${kind})`);
-        return this.links.blindCopy(grant, `${kind}:${name}`, path);
-      });
-    if (m === 'annotatorJudge') {
-      const [itemId, choice] = parsed.data as [number, 'left' | 'right' | 'tie'];
-      try {
-        return this.studies.judge(studyId, annotator, itemId, choice);
-      } catch (e) {
-        throw Object.assign(e as Error, { status: 400 }); // an item of another study: the request's fault
-      }
-    }
-    return this.studies.undo(studyId, annotator);
+    return this.served(() => this.room.annotatorCall(token, method, args));
   }
 
   /** A blind image of the link whose token this is (`blind/<name>`), or null. */
   resolveAnnotatorFile(token: string, name: string): string | null {
-    const grant = this.links.grant(token);
-    return grant ? this.links.blindFile(grant, name) : null;
+    return this.room.resolveAnnotatorFile(token, name);
   }
 
   async judge(studyId: number, annotator: string, itemId: number, choice: 'left' | 'right' | 'tie') {
