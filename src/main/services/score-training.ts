@@ -17,6 +17,7 @@ import type { ExecutionProvider } from '../engine/onnx/session.js';
 import { decodeSafetensors, encodeSafetensors, type StFile } from '../engine/io/safetensors.js';
 import { checkpointArch, DEFAULT_SCORE_TRAINING, ScoreTrainer } from '../engine/train/score-trainer.js';
 import { runTrainingLoop } from '../engine/train/loop.js';
+import { denoisingPreview, sdeditPreview } from '../engine/train/score-previews.js';
 import { waitWhilePaused, type PauseFlag } from './jobs.js';
 import { isValidation } from './training-images.js';
 import type { DenoisingLevel } from '../engine/models/model-check.js';
@@ -285,11 +286,11 @@ async function previewWriter(
   const sdeditTimes = PREVIEW_TIMES.filter((t) => t <= tMax); // SDEdit starts only where the model was trained
   return async () => {
     if (!previewItems.length) return;
-    const tiles = await trainer.denoisingPreview(previewItems, PREVIEW_TIMES);
+    const tiles = await denoisingPreview(trainer, previewItems, PREVIEW_TIMES);
     const perRow = PREVIEW_TIMES.length * 2 + 1;
     const rows = previewItems.map((_, r) => tiles.slice(r * perRow, (r + 1) * perRow));
     if (previewSources.length) {
-      const sd = await trainer.sdeditPreview(previewSources, sdeditTimes);
+      const sd = await sdeditPreview(trainer, previewSources, sdeditTimes);
       const per = 1 + 2 * sdeditTimes.length;
       rows.push(...previewSources.map((_, r) => sd.slice(r * per, (r + 1) * per)));
     }

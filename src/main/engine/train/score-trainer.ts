@@ -13,14 +13,9 @@ import { serializeModel, type OnnxModel } from '../onnx/ir.js';
 import { withFedWeightNchwc } from '../onnx/nchwc.js';
 import { createSession, ort, type OrtSession, type SessionOptions } from '../onnx/session.js';
 import { withUNetWeights, type BuiltUNet, type UNetArch } from '../nn/unet.js';
-import { BatchRng, MAX_SEED, Rng } from '../rng.js';
+import { MAX_SEED, Rng } from '../rng.js';
 import type { StFile, StTensor } from '../io/safetensors.js';
 import { alphaBarsFromBetas, ddpmLinearBetas } from '../models/schedules.js';
-import { denoiserFromEps } from '../models/parameterizations.js';
-import { tensor } from '../tensor.js';
-import { canonicalDenoiser } from '../sampling/denoiser.js';
-import { modelSchedule } from '../sampling/model-schedule.js';
-import { sdedit, sdeditStart } from '../sampling/sdedit.js';
 import { Adam } from './adam.js';
 import { hflip } from './discriminator-trainer.js';
 import { buildScoreTrainingModel, gradOutputName, LOSS_OUTPUT, TARGET_INPUT } from './training-graph.js';
@@ -57,7 +52,7 @@ export const DEFAULT_SCORE_TRAINING: Omit<ScoreTrainerOptions, 'seed'> = {
 };
 
 // dg-math §1: the DDPM linear schedule, T = 1000, β 1e-4…0.02
-const ALPHA_BARS = alphaBarsFromBetas(ddpmLinearBetas(DDPM_STEPS));
+export const ALPHA_BARS = alphaBarsFromBetas(ddpmLinearBetas(DDPM_STEPS));
 
 /** The largest DDPM step trained for a time limit t_max ∈ (0, 1]. */
 export function maxTrainingStep(tMax: number): number {
@@ -120,7 +115,7 @@ export class ScoreTrainer {
   images = 0;
   wallSeconds = 0;
   private readonly shapes: Map<string, number[]>;
-  private readonly itemShape: number[];
+  readonly itemShape: number[];
   private readonly itemSize: number;
 
   private constructor(
@@ -257,82 +252,6 @@ export class ScoreTrainer {
       result.push(sq / (items.length * n));
     }
     return result;
-  }
-
-  /**
-   * The EMA model at work on a few held-out items: per row the clean item, then for each time
-   * fraction the noised item and the model's x̂0 = (x_i − sqrt(1−ᾱ_i)·ε̂)/sqrt(ᾱ_i) (dg-math §2).
-   * Returns the tiles row-major as [C, H, W] items, `2·times.length + 1` per row.
-   */
-  async denoisingPreview(items: Float32Array[], times: number[], seed = 4242): Promise<Float32Array[]> {
-    const rng = new Rng(seed);
-    const n = this.itemSize;
-    const tiles: Float32Array[][] = items.map((x0) => [x0]);
-    for (const time of times) {
-      const i = Math.round(time * (DDPM_STEPS - 1));
-      const ab = ALPHA_BARS[i]!;
-      const eps = rng.fillNormal(new Float32Array(items.length * n));
-      const x = new Float32Array(items.length * n);
-      items.forEach((x0, b) => diffuseDdpm(x0, eps.subarray(b * n, (b + 1) * n), i, x.subarray(b * n, (b + 1) * n)));
-      const pred = await this.predict(x, Array(items.length).fill(i));
-      // dg-math §1–2: the VP state is the VE state x_ve = x/sqrt(ᾱ) at σ_ve = sqrt((1−ᾱ)/ᾱ), and x̂0 = x_ve − σ_ve·ε̂
-      const shape = [items.length, ...this.itemShape];
-      const xVe = tensor(
-        Float32Array.from(x, (v) => v / Math.sqrt(ab)),
-        shape,
-      );
-      const x0hat = denoiserFromEps(tensor(pred, shape), xVe, new Float64Array(items.length).fill(Math.sqrt((1 - ab) / ab))).data;
-      const clip = (v: number) => Math.max(-1, Math.min(1, v));
-      items.forEach((_, b) =>
-        tiles[b]!.push(
-          Float32Array.from(x.subarray(b * n, (b + 1) * n), clip),
-          Float32Array.from(x0hat.subarray(b * n, (b + 1) * n), clip),
-        ),
-      );
-    }
-    return tiles.flat();
-  }
-
-  /**
-   * SDEdit translations of source images by the EMA model (dg-math §3, DDIM, `steps` steps), one per
-   * t0 in `times`: for each source [source, its noised start at t0, the translation, …] — what a
-   * user will get from this model, previewed while it trains.
-   */
-  async sdeditPreview(sources: Float32Array[], times: number[], steps = 10, seed = 4243): Promise<Float32Array[]> {
-    const schedule = modelSchedule({ kind: 'ddpm-linear', steps: DDPM_STEPS, betaStart: 1e-4, betaEnd: 0.02 });
-    const denoise = canonicalDenoiser(
-      (x, time) =>
-        this.predict(
-          x.data,
-          Array.from(time, (v) => Math.round(v)),
-        ).then((d) => tensor(d, x.shape)),
-      {
-        name: 'the model in training',
-        prediction: 'eps',
-        schedule,
-        timeInput: { kind: 'step', scale: 1 },
-        preconditioning: { kind: 'none' },
-      },
-    );
-    const shape = [sources.length, ...this.itemShape];
-    const source = tensor(Float32Array.from(sources.flatMap((x) => Array.from(x))), shape);
-    const n = this.itemSize;
-    const clip = (v: number) => Math.max(-1, Math.min(1, v));
-    const tiles: Float32Array[][] = sources.map((x) => [x]);
-    for (const t0 of times) {
-      const rng = BatchRng.consecutive(seed, sources.length);
-      const sigma = schedule.sdeditSigmas(t0, steps)[0]!;
-      // the noised start as the model sees it (VP: x/sqrt(1+σ²)), drawn from the same noise the run uses
-      const start = sdeditStart(source, sigma, { data: BatchRng.consecutive(seed, sources.length).normal(shape), shape });
-      const out = await sdedit(denoise, schedule, source, { t0, steps, sampler: 'ddim' }, { rng });
-      sources.forEach((_, b) =>
-        tiles[b]!.push(
-          Float32Array.from(start.data.subarray(b * n, (b + 1) * n), (v) => clip(v / Math.sqrt(1 + sigma * sigma))),
-          Float32Array.from(out.data.subarray(b * n, (b + 1) * n), clip),
-        ),
-      );
-    }
-    return tiles.flat();
   }
 
   /** The inference graph with the EMA weights baked in (inputs x, t int64; output out). */
