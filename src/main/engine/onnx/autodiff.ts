@@ -5,7 +5,8 @@
  */
 import { decompose, DECOMPOSABLE } from './decompose.js';
 import { Emitter } from './emitter.js';
-import { GRAD_RULES, NON_DIFFERENTIABLE, unsupported, type Grads } from './grad-rules.js';
+import { unsupported, type Grads } from './grad-rule.js';
+import { GRAD_RULES, NON_DIFFERENTIABLE } from './grad-rules.js';
 import { inferShapes } from './shapes.js';
 import { groupNormUnits, groupNormVjp, siluUnits, siluVjp } from './units.js';
 import { FLOAT_DTYPES, type OnnxGraph, type OnnxModel, type OnnxNode, type ValueInfo } from './ir.js';
