@@ -26,6 +26,13 @@ export function toAttr(v: AttrInput): Attr {
   return v;
 }
 
+/** A default-domain node, its attributes given as plain values. */
+export function makeNode(name: string, opType: string, inputs: string[], outputs: string[], attrs: Record<string, AttrInput>): OnnxNode {
+  const converted: Record<string, Attr> = {};
+  for (const [k, v] of Object.entries(attrs)) converted[k] = toAttr(v);
+  return { name, opType, domain: '', inputs, outputs, attrs: converted };
+}
+
 export class GraphBuilder {
   readonly nodes: OnnxNode[] = [];
   readonly inputs: ValueInfo[] = [];
@@ -68,9 +75,7 @@ export class GraphBuilder {
   opMulti(opType: string, inputs: string[], attrs: Record<string, AttrInput> = {}, outputCount = 1, outputNames?: string[]): string[] {
     const name = this.fresh(opType);
     const outputs = outputNames ?? Array.from({ length: outputCount }, (_, i) => `${name}_out${i}`);
-    const converted: Record<string, Attr> = {};
-    for (const [k, v] of Object.entries(attrs)) converted[k] = toAttr(v);
-    this.nodes.push({ name, opType, domain: '', inputs, outputs, attrs: converted });
+    this.nodes.push(makeNode(name, opType, inputs, outputs, attrs));
     return outputs;
   }
 

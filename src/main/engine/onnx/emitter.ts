@@ -2,9 +2,9 @@
  * Appends nodes to a graph being rewritten (decompositions, gradients), with memoized
  * shape and constant helpers so shared subexpressions are emitted once.
  */
-import { FLOAT_DTYPES, tensorData, type Attr, type DType, type Dim, type OnnxGraph, type OnnxNode, type TensorData } from './ir.js';
+import { FLOAT_DTYPES, tensorData, type DType, type Dim, type OnnxGraph, type OnnxNode, type TensorData } from './ir.js';
 import { OnnxDataType } from './proto.js';
-import { toAttr, type AttrInput } from './builder.js';
+import { makeNode, type AttrInput } from './builder.js';
 import { sameShape, type Shape } from './shapes.js';
 
 export class Emitter {
@@ -54,9 +54,7 @@ export class Emitter {
     const name = this.fresh(opType);
     const outputs = outputNames ?? Array.from({ length: outputCount }, (_, i) => (i === 0 ? name : `${name}_${i}`));
     for (const o of outputs) this.used.add(o);
-    const converted: Record<string, Attr> = {};
-    for (const [k, v] of Object.entries(attrs)) converted[k] = toAttr(v);
-    this.nodes.push({ name, opType, domain: '', inputs, outputs, attrs: converted });
+    this.nodes.push(makeNode(name, opType, inputs, outputs, attrs));
     return outputs;
   }
 
