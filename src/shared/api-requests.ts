@@ -89,6 +89,20 @@ export const TrainScoreModelRequestSchema = z.object({
   previewSources: z.array(id).max(8).default([]),
 });
 
+/** A latent discriminator's data: images read at one square size, fakes translated with this text and CFG (issue 27). */
+export const LatentTrainingSchema = z.object({
+  imageSize: z
+    .number()
+    .int()
+    .min(64)
+    .max(1024)
+    .refine((v) => v % 8 === 0, 'must be a multiple of 8')
+    .default(512),
+  prompt: z.string().max(2000).default(''),
+  negativePrompt: z.string().max(2000).default(''),
+  cfgScale: z.number().min(0).max(30).default(1),
+});
+
 export const TrainRequestSchema = z
   .object({
     sources: z.array(id).min(2).max(100_000),
@@ -98,6 +112,8 @@ export const TrainRequestSchema = z
     batchSize: z.number().int().min(2).max(512).default(32),
     name: folderName,
     model: EntryIdSchema.nullable().default(null),
+    /** a latent (Stable Diffusion-family) model: the square size its images are read at, and the text its fakes are translated with */
+    latent: LatentTrainingSchema.nullable().default(null),
   })
   .refine((r) => r.t0Range[0] <= r.t0Range[1], {
     message: 't0 range must be low, high with low ≤ high',

@@ -46,6 +46,56 @@ describe('latent models in the studio', async () => {
     }
   }, 60_000);
 
+  it('a folder named like "model" is listed under its parent’s name (tools/pretrained/tiny-sd-emoji/model → tiny-sd-emoji)', async () => {
+    const b = await StudioBackend.create({ mode: 'server', dataDir: join(dir, 'names') });
+    try {
+      await b.dispatch('setSettings', [{ modelFolders: [join(import.meta.dirname, '..', '..', 'tools', 'pretrained', 'tiny-sd-emoji')] }]);
+      const latent = ((await b.dispatch('listModels', [])) as ModelEntry[]).filter((m) => m.latent);
+      expect(latent.map((m) => [m.name, m.problem ?? null])).toEqual([['tiny-sd-emoji', null]]);
+    } finally {
+      await b.close();
+    }
+  });
+
+  it('the Train tab trains a discriminator on a latent model: its size and text reach the package; a pixel model refuses them', async () => {
+    const b = await StudioBackend.create({ mode: 'server', dataDir: join(dir, 'train-tab') });
+    try {
+      await b.dispatch('setSettings', [{ modelFolders: [fixtures] }]);
+      const model = ((await b.dispatch('listModels', [])) as ModelEntry[]).find((m) => m.latent && m.name === 'diffusers')!.id;
+      const { sources } = (await b.dispatch('addSamples', [])) as { sources: { id: string }[] };
+      const ids = sources.map((s) => s.id);
+      const req = { sources: ids.slice(0, 2), targets: ids.slice(2, 4), t0Range: [0.3, 0.5], steps: 2, batchSize: 4 };
+      const latent = { imageSize: 64, prompt: 'a watercolour', negativePrompt: 'blurry', cfgScale: 4 };
+      await expect(b.dispatch('trainDiscriminator', [{ ...req, name: 'pixel', latent }])).rejects.toThrow(
+        /latent .*this target model works on pixels/,
+      );
+      await expect(
+        b.dispatch('trainDiscriminator', [{ ...req, name: 'odd', model, latent: { ...latent, imageSize: 100 } }]),
+      ).rejects.toThrow(/multiple of 8/);
+      const { jobId } = (await b.dispatch('trainDiscriminator', [{ ...req, name: 'for-latents', model, latent }])) as { jobId: number };
+      const job = await untilJob(b, jobId);
+      expect([job.state, job.error]).toEqual(['done', null]);
+      const manifest = JSON.parse(await readFile(join(dir, 'train-tab', 'discriminators', 'for-latents', 'manifest.json'), 'utf8')) as {
+        dataShape: number[];
+        training: { latentModel: { imageSize: number; prompt: string; negativePrompt: string; cfgScale: number } };
+      };
+      // 64×64 images, the fixture's VAE downsamples 8×: 4×8×8 latents
+      expect(manifest.dataShape).toEqual([4, 8, 8]);
+      expect(manifest.training.latentModel).toMatchObject({
+        imageSize: 64,
+        prompt: 'a watercolour',
+        negativePrompt: 'blurry',
+        cfgScale: 4,
+      });
+      const listed = ((await b.dispatch('listModels', [])) as ModelEntry[]).find(
+        (m) => m.kind === 'discriminator' && m.name.startsWith('for-latents'),
+      );
+      expect(listed?.latentModel).toBe('diffusers');
+    } finally {
+      await b.close();
+    }
+  }, 120_000);
+
   it('lists a discriminator trained on a latent model as such, and guides that model’s translations with it', async () => {
     // a latent discriminator for the fixture (its samples are 64×64: 4×8×8 latents), made by the trainer and imported
     const disc = join(dir, 'latent-disc');

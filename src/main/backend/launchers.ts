@@ -302,6 +302,8 @@ export async function launchTrainDiscriminator(ctx: LaunchContext, req: ApiParse
   const sources = await ctx.inbox.paths(req.sources);
   const targets = await ctx.inbox.paths(req.targets);
   const modelManifest = (await ctx.models.manifestOf(req.model, 'score'))!;
+  if (req.latent && !isDiffusersFolder(modelManifest))
+    throw new Error('image size, prompt and CFG are for latent (Stable Diffusion-family) models; this target model works on pixels');
   const outDir = join(ctx.home, 'discriminators', req.name);
   if (existsSync(outDir)) throw new Error(`a discriminator named "${req.name}" exists already; choose another name (or delete it first)`);
   const job = submitJob(ctx, 'train-discriminator', `train discriminator "${req.name}"`, async ({ signal, progress, pause }) => {
@@ -316,6 +318,7 @@ export async function launchTrainDiscriminator(ctx: LaunchContext, req: ApiParse
         t0Range: req.t0Range,
         steps: req.steps,
         batchSize: req.batchSize,
+        ...(req.latent ? { latent: req.latent } : {}),
         evalEvery: Math.max(10, Math.floor(req.steps / 4)),
         ...ctx.session,
       },

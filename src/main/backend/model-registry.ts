@@ -105,9 +105,13 @@ export function cardWarning(kind: ModelEntry['kind'], training: unknown): string
   return null;
 }
 
+/** Folder names that say nothing of the model (…/tiny-sd-emoji/model): the card takes its parent's name instead. */
+const GENERIC_FOLDER_NAMES = new Set(['model', 'models', 'onnx', 'unet-onnx']);
+
 /** The card of a Stable Diffusion-family folder (diffusers' ONNX layout); its problem, if it cannot be read, in words. */
 function latentEntryOf(dir: string, id: string): RegistryEntry {
-  const base = { id, kind: 'score' as const, bundled: false, manifest: dir, name: basename(dir), latent: true };
+  const name = GENERIC_FOLDER_NAMES.has(basename(dir).toLowerCase()) ? basename(dirname(dir)) : basename(dir);
+  const base = { id, kind: 'score' as const, bundled: false, manifest: dir, name, latent: true };
   try {
     const f = readDiffusersFolder(dir);
     return {

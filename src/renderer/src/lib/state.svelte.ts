@@ -72,6 +72,13 @@ export const studio = $state({
       steps: 200,
       t0Lo: 0.3,
       t0Hi: 0.7,
+      /** the target model the discriminator guides (null: the bundled default) */
+      model: null as string | null,
+      /** a latent target model's settings: the square size images are read at, the fakes' text and CFG */
+      imageSize: 512,
+      prompt: '',
+      negativePrompt: '',
+      cfgScale: 1,
     },
     /** the Sweep tab's form, its jobs and reference images (kept across tab switches and reloads) */
     sweep: {
