@@ -7,6 +7,7 @@
  *   `encoder_hidden_states` width (768 for SD 1.x, 1024 for SD 2.x);
  * - UNet `timestep` float32, int64 or float16, as [B], [1] or a scalar; `sample` and `out_sample` with the
  *   VAE's latent channels;
+ * - every float tensor float32 or float16 (half-precision exports, made for GPUs; engine/onnx/float16.ts);
  * - VAE encoder output `latent_sample` (drawn inside the graph) or `latent_parameters` (mean and log-variance;
  *   the mean is taken), decoder input `latent_sample`.
  */
@@ -30,6 +31,9 @@ export interface LatentModel {
   sessions: { unet: OrtSession; vaeEncoder: OrtSession; vaeDecoder: OrtSession; textEncoder: OrtSession };
   dispose(): Promise<void>;
 }
+
+/** every float tensor of a part may be float32 or float16 (a half-precision export): the engine converts at the boundary */
+const FLOATS = ['float32', 'float16'];
 
 const dim = (d: number | string | undefined) => (typeof d === 'number' && d > 0 ? d : null);
 
@@ -65,6 +69,7 @@ export async function loadLatentModel(dir: string, opts: SessionOptions = {}): P
 
 function checkIo(s: { textEncoder: OrtSession; unet: OrtSession; vaeEncoder: OrtSession; vaeDecoder: OrtSession }): LatentModelIo {
   const inputIds = expectDType(s.textEncoder, 'input', 'input_ids', ['int32', 'int64']) as 'int32' | 'int64';
+  expectDType(s.textEncoder, 'output', 'last_hidden_state', FLOATS);
   const hidden = tensorMetadata(s.textEncoder, 'output', 'last_hidden_state');
   const textHidden = hidden.isTensor ? dim(hidden.shape[2]) : null;
 
@@ -81,8 +86,9 @@ function checkIo(s: { textEncoder: OrtSession; unet: OrtSession; vaeEncoder: Ort
     type: tsType,
     shape: tsShape.length === 0 ? ('scalar' as const) : tsShape[0] === 1 ? ('one' as const) : ('batch' as const),
   };
+  expectDType(s.unet, 'input', 'encoder_hidden_states', FLOATS);
   const ehs = tensorMetadata(s.unet, 'input', 'encoder_hidden_states');
-  tensorMetadata(s.unet, 'output', 'out_sample');
+  expectDType(s.unet, 'output', 'out_sample', FLOATS);
   const unetHidden = ehs.isTensor ? dim(ehs.shape[2]) : null;
   if (textHidden !== null && unetHidden !== null && textHidden !== unetHidden)
     throw new Error(
@@ -98,9 +104,11 @@ function checkIo(s: { textEncoder: OrtSession; unet: OrtSession; vaeEncoder: Ort
     throw new Error(
       `ONNX model "${s.vaeEncoder.source}" is not a VAE encoder: it has no output "latent_sample" or "latent_parameters" (its outputs: ${s.vaeEncoder.session.outputNames.join(', ')})`,
     );
-  tensorMetadata(s.vaeEncoder, 'input', 'sample');
+  expectDType(s.vaeEncoder, 'input', 'sample', FLOATS);
+  expectDType(s.vaeEncoder, 'output', encoderOutput, FLOATS);
+  expectDType(s.vaeDecoder, 'input', 'latent_sample', FLOATS);
   const dec = tensorMetadata(s.vaeDecoder, 'input', 'latent_sample');
-  tensorMetadata(s.vaeDecoder, 'output', 'sample');
+  expectDType(s.vaeDecoder, 'output', 'sample', FLOATS);
   const unetChannels = sample.isTensor ? dim(sample.shape[1]) : null;
   const decChannels = dec.isTensor ? dim(dec.shape[1]) : null;
   const encMeta = tensorMetadata(s.vaeEncoder, 'output', encoderOutput);

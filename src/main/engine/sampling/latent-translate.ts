@@ -6,6 +6,7 @@
  */
 import type { TranslateParams } from '../../../shared/params.js';
 import type { LatentModel } from '../models/latent-model.js';
+import { floatFeed, floatValues, toHalfBits } from '../onnx/float16.js';
 import { ort } from '../onnx/session.js';
 import { BatchRng } from '../rng.js';
 import type { Tensor } from '../tensor.js';
@@ -30,19 +31,17 @@ async function run(s: { session: ort.InferenceSession }, feeds: Record<string, o
   return out[output]!;
 }
 
-const asTensor = (t: ort.Tensor): Tensor => ({ data: t.data as Float32Array, shape: t.dims as number[] });
+/** An output as the engine's float32 tensor (a float16 export's widened). */
+const asTensor = (t: ort.Tensor, where: string): Tensor => ({ data: floatValues(t, where), shape: t.dims as number[] });
 
 /** dg-math §11: z = s·mean(E(x)) — the VAE posterior's mean (the first half of `latent_parameters`). */
 export async function encodeLatents(model: LatentModel, images: Tensor): Promise<Tensor> {
-  const out = await run(
-    model.sessions.vaeEncoder,
-    { sample: new ort.Tensor('float32', images.data, images.shape) },
-    model.io.encoderOutput,
-  );
+  const enc = model.sessions.vaeEncoder;
+  const out = await run(enc, { sample: floatFeed(enc, 'sample', images.data, images.shape) }, model.io.encoderOutput);
   const [n, c, h, w] = out.dims as [number, number, number, number];
   const channels = model.io.encoderOutput === 'latent_parameters' ? c / 2 : c;
   const z = new Float32Array(n * channels * h * w);
-  const src = out.data as Float32Array;
+  const src = floatValues(out, enc.source);
   const plane = channels * h * w;
   for (let i = 0; i < n; i++) for (let k = 0; k < plane; k++) z[i * plane + k] = src[i * c * h * w + k]! * model.folder.vaeScalingFactor;
   return { data: z, shape: [n, channels, h, w] };
@@ -51,7 +50,8 @@ export async function encodeLatents(model: LatentModel, images: Tensor): Promise
 /** dg-math §11: x = D(z/s). */
 export async function decodeLatents(model: LatentModel, z: Tensor): Promise<Tensor> {
   const scaled = z.data.map((v) => v / model.folder.vaeScalingFactor);
-  return asTensor(await run(model.sessions.vaeDecoder, { latent_sample: new ort.Tensor('float32', scaled, z.shape) }, 'sample'));
+  const dec = model.sessions.vaeDecoder;
+  return asTensor(await run(dec, { latent_sample: floatFeed(dec, 'latent_sample', scaled, z.shape) }, 'sample'), dec.source);
 }
 
 /** The text encoder's `last_hidden_state` of each prompt: [prompts, 77, hidden]; `truncated` names the prompts cut to fit. */
@@ -66,7 +66,10 @@ export async function textStates(
     model.io.inputIds === 'int64'
       ? new ort.Tensor('int64', BigInt64Array.from(flat, BigInt), [prompts.length, tokenizer.length])
       : new ort.Tensor('int32', Int32Array.from(flat), [prompts.length, tokenizer.length]);
-  const states = asTensor(await run(model.sessions.textEncoder, { input_ids: ids }, 'last_hidden_state'));
+  const states = asTensor(
+    await run(model.sessions.textEncoder, { input_ids: ids }, 'last_hidden_state'),
+    model.sessions.textEncoder.source,
+  );
   return { states, truncated: prompts.filter((_, i) => encoded[i]!.truncated) };
 }
 
@@ -81,7 +84,7 @@ function timestepFeed(model: LatentModel, steps: Float64Array): ort.Tensor {
       BigInt64Array.from(values, (v) => BigInt(Math.round(v))),
       dims,
     );
-  if (type === 'float16') throw new Error(`"${model.sessions.unet.source}": a float16 timestep is not supported yet`);
+  if (type === 'float16') return new ort.Tensor('float16', toHalfBits(Float32Array.from(values)), dims);
   return new ort.Tensor('float32', Float32Array.from(values), dims);
 }
 
@@ -103,16 +106,17 @@ export function cfgNetwork(model: LatentModel, cond: Tensor, uncond: Tensor, g: 
       if (guided) ehs.set(uncond.data, (n + i) * rows);
     }
     const t = guided ? Float64Array.from([...time, ...time]) : time;
+    const unet = model.sessions.unet;
     const out = await run(
-      model.sessions.unet,
+      unet,
       {
-        sample: new ort.Tensor('float32', sample, [n * copies, ...x.shape.slice(1)]),
+        sample: floatFeed(unet, 'sample', sample, [n * copies, ...x.shape.slice(1)]),
         timestep: timestepFeed(model, t),
-        encoder_hidden_states: new ort.Tensor('float32', ehs, [n * copies, ...cond.shape.slice(1)]),
+        encoder_hidden_states: floatFeed(unet, 'encoder_hidden_states', ehs, [n * copies, ...cond.shape.slice(1)]),
       },
       'out_sample',
     );
-    const e = out.data as Float32Array;
+    const e = floatValues(out, unet.source);
     if (!guided) return { data: e.slice(), shape: x.shape };
     const m = x.data.length;
     const combined = new Float32Array(m);
