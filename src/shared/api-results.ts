@@ -34,6 +34,8 @@ export interface ModelEntry {
   training?: Record<string, string | number>;
   /** a latent, text-conditioned model (a Stable Diffusion-family folder): it takes a prompt, negative prompt and CFG scale */
   latent?: boolean;
+  /** a latent model's own suggestions (its folder's dg-studio.json): applied when it is picked */
+  latentDefaults?: { cfgScale?: number; prompt?: string; negativePrompt?: string; imageSize?: number };
   /** a discriminator trained on the latents of a Stable Diffusion-family model: that model's folder name (DG for it only) */
   latentModel?: string;
   /** why the manifest cannot be used as it stands (it failed the schema check); absent when it passed */

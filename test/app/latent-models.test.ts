@@ -2,7 +2,7 @@
  * SD-family folders in the studio (issue 27): the settings' model folders are listed as latent, text-conditioned
  * score models, and a translation with one runs with its prompt into the gallery (tiny random-weight fixtures).
  */
-import { mkdir, readFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
@@ -46,12 +46,27 @@ describe('latent models in the studio', async () => {
     }
   }, 60_000);
 
-  it('a folder named like "model" is listed under its parent’s name (tools/pretrained/tiny-sd-emoji/model → tiny-sd-emoji)', async () => {
+  it('a folder lists under its dg-studio.json name and suggestions, else its name (a generic "model" under its parent’s); a bad file is said', async () => {
     const b = await StudioBackend.create({ mode: 'server', dataDir: join(dir, 'names') });
     try {
-      await b.dispatch('setSettings', [{ modelFolders: [join(import.meta.dirname, '..', '..', 'tools', 'pretrained', 'tiny-sd-emoji')] }]);
+      const generic = join(dir, 'watercolours', 'model');
+      await cp(join(fixtures, 'diffusers'), generic, { recursive: true });
+      await b.dispatch('setSettings', [
+        { modelFolders: [join(import.meta.dirname, '..', '..', 'tools', 'pretrained', 'tiny-sd-emoji'), generic] },
+      ]);
       const latent = ((await b.dispatch('listModels', [])) as ModelEntry[]).filter((m) => m.latent);
-      expect(latent.map((m) => [m.name, m.problem ?? null])).toEqual([['tiny-sd-emoji', null]]);
+      expect(latent.map((m) => [m.name, m.recommendedT0, m.latentDefaults ?? null, m.problem ?? null])).toEqual([
+        [
+          'tiny-sd-emoji (Twemoji → Noto, 64 px)',
+          0.5,
+          { cfgScale: 4, prompt: 'noto emoji', negativePrompt: 'twemoji', imageSize: 64 },
+          null,
+        ],
+        ['watercolours', 0.6, null, null],
+      ]);
+      await writeFile(join(generic, 'dg-studio.json'), JSON.stringify({ cfg: 4 }));
+      const bad = ((await b.dispatch('listModels', [])) as ModelEntry[]).find((m) => m.latent && m.name === 'watercolours');
+      expect(bad?.problem).toMatch(/dg-studio\.json.*cfg/);
     } finally {
       await b.close();
     }

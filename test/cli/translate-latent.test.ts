@@ -3,7 +3,7 @@
  * any aspect come back at their aspect (sides multiples of 8, said), with A1111's parameters text, in the gallery.
  */
 import { execFile } from 'node:child_process';
-import { cp, readFile, rm } from 'node:fs/promises';
+import { cp, readdir, readFile, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import sharp from 'sharp';
@@ -82,6 +82,39 @@ describe('latent translation from the CLI', async () => {
     } finally {
       g.db.close();
     }
+  });
+
+  it("what the flags leave out, the folder's dg-studio.json fills, and says so; a flag still wins", async () => {
+    const tiny = join(root, 'tools', 'pretrained', 'tiny-sd-emoji', 'model');
+    const src = join(root, 'resources', 'samples');
+    const first = (await readdir(src)).filter((f) => f.endsWith('.png')).sort()[0]!;
+    const out = join(dir, 'tiny-out');
+    const r = await run(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        join(root, 'src/main/cli/index.ts'),
+        'translate',
+        join(src, first),
+        '--model',
+        tiny,
+        '--cfg',
+        '2',
+        '--steps',
+        '2',
+        '--out',
+        out,
+        '--no-gallery',
+        '--no-progress',
+      ],
+      { cwd: root },
+    );
+    expect(r.stderr).toMatch(/note: prompt "noto emoji", negative prompt "twemoji", t0 0\.5 from .*tiny-sd-emoji\/model\/dg-studio\.json/);
+    const [png] = (await readdir(out)).filter((f) => f.endsWith('.png'));
+    const text = (await readPngText(join(out, png!)))['parameters']!;
+    expect(text.split('\n').slice(0, 2)).toEqual(['noto emoji', 'Negative prompt: twemoji']);
+    expect(text).toMatch(/CFG scale: 2,/);
   });
 
   it('inspect on a folder says what was read from it, and why a broken one cannot be used', async () => {

@@ -114,10 +114,13 @@ function latentEntryOf(dir: string, id: string): RegistryEntry {
   const base = { id, kind: 'score' as const, bundled: false, manifest: dir, name, latent: true };
   try {
     const f = readDiffusersFolder(dir);
+    const { name: own, recommendedT0, ...latentDefaults } = f.defaults;
     return {
       ...base,
+      ...(own ? { name: own } : {}),
       description: `${f.pipeline}, ${f.scheduler.prediction_type === 'v_prediction' ? 'v' : 'ε'}-prediction, ${f.scheduler.timestep_spacing} timesteps`,
-      recommendedT0: 0.6,
+      recommendedT0: recommendedT0 ?? 0.6,
+      ...(Object.keys(latentDefaults).length ? { latentDefaults } : {}),
     };
   } catch (e) {
     return { ...base, description: '', problem: (e as Error).message };

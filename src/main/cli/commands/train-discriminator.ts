@@ -1,5 +1,6 @@
 /** `dg-studio train-discriminator` and `export-discriminator`: the DG discriminator, trained in the app's engine. */
 import { InvalidArgumentError, Option, type Command } from '@commander-js/extra-typings';
+import { isDiffusersFolder, readDiffusersFolder } from '../../engine/models/diffusers-folder.js';
 import type { FeatureTimeEncoding } from '../../engine/nn/frozen-features.js';
 import { exportDiscriminator } from '../../services/discriminator-package.js';
 import { trainDiscriminator } from '../../services/discriminator-training.js';
@@ -25,14 +26,16 @@ function trainDiscriminatorCommand(program: Command) {
       '--model <manifest>',
       'target score model, or a Stable Diffusion-family folder: then it learns on its latents (default: the bundled default)',
     )
-    .option('--prompt <text>', 'latent models: the prompt the fakes are translated with (the one you will translate with)', '')
-    .option('--negative-prompt <text>', 'latent models: the negative prompt of the fakes', '')
-    .option('--cfg <g>', 'latent models: the CFG scale of the fakes', positive('--cfg'), 1)
+    .option(
+      '--prompt <text>',
+      "latent models: the prompt the fakes are translated with (the one you will translate with; default: the folder's dg-studio.json, else none)",
+    )
+    .option('--negative-prompt <text>', "latent models: the negative prompt of the fakes (default: the folder's, else none)")
+    .option('--cfg <g>', "latent models: the CFG scale of the fakes (default: the folder's, else 1)", positive('--cfg'))
     .option(
       '--image-size <px>',
-      'latent models: the square side images are read at (latents are this / the VAE factor)',
+      "latent models: the square side images are read at, latents are this / the VAE factor (default: the folder's, else 512)",
       positiveInt('--image-size'),
-      512,
     )
     .option('--t0 <lo,hi>', 't0 range you will translate with', pair('--t0'), [0.3, 0.7] as [number, number])
     .option('--steps <n>', 'training steps (at least 1)', positiveInt('--steps'), 2000)
@@ -91,6 +94,17 @@ export function addTrainDiscriminator(program: Command): void {
     );
 }
 
+/** A latent model's size and text: the flags, else the folder's own dg-studio.json, else SD 1.x's 512 and no text. */
+function latentSettings(o: TrainDiscriminatorOptions, model: string) {
+  const d = isDiffusersFolder(model) ? readDiffusersFolder(model).defaults : {};
+  return {
+    imageSize: o.imageSize ?? d.imageSize ?? 512,
+    prompt: o.prompt ?? d.prompt ?? '',
+    negativePrompt: o.negativePrompt ?? d.negativePrompt ?? '',
+    cfgScale: o.cfg ?? d.cfgScale ?? 1,
+  };
+}
+
 async function runTrain(o: TrainDiscriminatorOptions): Promise<void> {
   const modelManifest = o.model ?? bundledDefaults().scoreModel;
   let lastLine = Date.now();
@@ -131,7 +145,7 @@ async function runTrain(o: TrainDiscriminatorOptions): Promise<void> {
         init: o.init,
         executionProvider: o.provider,
         threads: o.threads,
-        latent: { imageSize: o.imageSize, prompt: o.prompt, negativePrompt: o.negativePrompt, cfgScale: o.cfg },
+        latent: latentSettings(o, modelManifest),
       },
       {
         onStage: (m) => console.error(m),

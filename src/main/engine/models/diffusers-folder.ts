@@ -30,8 +30,31 @@ export const SchedulerConfigSchema = z.object({
 });
 export type SchedulerConfig = z.infer<typeof SchedulerConfigSchema>;
 
+/**
+ * What a model folder may suggest of itself in an optional `dg-studio.json` beside model_index.json: the
+ * settings it was made for, used wherever the user gives none (CLI flags, the studio's fields on picking it).
+ */
+export const LatentDefaultsSchema = z
+  .object({
+    /** the name the studio lists it under (else the folder's) */
+    name: z.string().min(1).max(200).optional(),
+    /** SDEdit's t0 (img2img strength) that suits it */
+    recommendedT0: z.number().gt(0).max(1).optional(),
+    cfgScale: z.number().min(0).max(30).optional(),
+    prompt: z.string().max(4000).optional(),
+    negativePrompt: z.string().max(4000).optional(),
+    /** the square size it was trained at (512 for SD 1.x, 768 for SD 2.x): a latent discriminator's --image-size */
+    imageSize: z.number().int().min(8).max(4096).multipleOf(8).optional(),
+  })
+  .strict();
+export type LatentDefaults = z.infer<typeof LatentDefaultsSchema>;
+
+export const LATENT_DEFAULTS_FILE = 'dg-studio.json';
+
 export interface DiffusersFolder {
   dir: string;
+  /** the folder's own suggestions (dg-studio.json), empty without one */
+  defaults: LatentDefaults;
   /** model_index.json's pipeline class (OnnxStableDiffusionPipeline, ORTStableDiffusionPipeline, …) */
   pipeline: string;
   /** each part's ONNX file */
@@ -108,7 +131,17 @@ export function readDiffusersFolder(dir: string): DiffusersFolder {
     vaeScalingFactor = c.scaling_factor;
     break;
   }
-  return { dir, pipeline, onnx, tokenizer, scheduler, schedule, vaeScalingFactor };
+  return { dir, defaults: readLatentDefaults(dir), pipeline, onnx, tokenizer, scheduler, schedule, vaeScalingFactor };
+}
+
+/** The folder's dg-studio.json, checked (an unknown key or a wrong value names the file); {} without one. */
+function readLatentDefaults(dir: string): LatentDefaults {
+  const path = join(dir, LATENT_DEFAULTS_FILE);
+  if (!existsSync(path)) return {};
+  const raw = readJson(path, "the folder's settings");
+  const parsed = LatentDefaultsSchema.safeParse(raw);
+  if (!parsed.success) throw new Error(`the folder's settings "${path}": ${describeIssues(parsed.error, raw)}`);
+  return parsed.data;
 }
 
 /** numpy's round (half to even), which diffusers' timestep ladders use */

@@ -79,6 +79,8 @@ export const studio = $state({
       prompt: '',
       negativePrompt: '',
       cfgScale: 1,
+      /** the model whose suggestions were last filled in (once per pick: a reload keeps what you typed) */
+      defaultsFor: null as string | null,
     },
     /** the Sweep tab's form, its jobs and reference images (kept across tab switches and reloads) */
     sweep: {
@@ -136,7 +138,14 @@ function savedWork(): { sources: SourceRef[]; work: typeof studio.work } | null 
   try {
     const raw = JSON.parse(localStorage.getItem(SAVED) ?? 'null') as { sources?: unknown; work?: unknown } | null;
     if (!raw || !Array.isArray(raw.sources) || typeof raw.work !== 'object' || raw.work === null) return null;
-    return { sources: raw.sources as SourceRef[], work: { ...studio.work, ...(raw.work as object) } };
+    // one level deep: a form saved by an older studio keeps the fields added since at their defaults
+    const work: Record<string, unknown> = { ...studio.work };
+    for (const [k, v] of Object.entries(raw.work as Record<string, unknown>)) {
+      const now = work[k];
+      const isForm = (x: unknown) => typeof x === 'object' && x !== null && !Array.isArray(x);
+      work[k] = isForm(now) && isForm(v) ? { ...(now as object), ...(v as object) } : v;
+    }
+    return { sources: raw.sources as SourceRef[], work: work as typeof studio.work };
   } catch {
     return null;
   }
