@@ -4,7 +4,7 @@
  * schema: results come from the trusted back end and are not re-validated.
  */
 import { z } from 'zod';
-import type { TranslateParamsSchema } from './params.js';
+import type { SAMPLER_NAMES, TranslateParamsSchema } from './params.js';
 
 export const StudioInfoSchema = z.object({
   engineVersion: z.string(),
@@ -35,7 +35,14 @@ export interface ModelEntry {
   /** a latent, text-conditioned model (a Stable Diffusion-family folder): it takes a prompt, negative prompt and CFG scale */
   latent?: boolean;
   /** a latent model's own suggestions (its folder's dg-studio.json): applied when it is picked */
-  latentDefaults?: { cfgScale?: number; prompt?: string; negativePrompt?: string; imageSize?: number };
+  latentDefaults?: {
+    cfgScale?: number;
+    prompt?: string;
+    negativePrompt?: string;
+    imageSize?: number;
+    steps?: number;
+    sampler?: (typeof SAMPLER_NAMES)[number];
+  };
   /** a discriminator trained on the latents of a Stable Diffusion-family model: that model's folder name (DG for it only) */
   latentModel?: string;
   /** why the manifest cannot be used as it stands (it failed the schema check); absent when it passed */

@@ -3,7 +3,7 @@
  * any aspect come back at their aspect (sides multiples of 8, said), with A1111's parameters text, in the gallery.
  */
 import { execFile } from 'node:child_process';
-import { cp, readdir, readFile, rm } from 'node:fs/promises';
+import { cp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import sharp from 'sharp';
@@ -115,6 +115,30 @@ describe('latent translation from the CLI', async () => {
     const text = (await readPngText(join(out, png!)))['parameters']!;
     expect(text.split('\n').slice(0, 2)).toEqual(['noto emoji', 'Negative prompt: twemoji']);
     expect(text).toMatch(/CFG scale: 2,/);
+    // a distilled model's few steps and sampler (SD-Turbo's kind of dg-studio.json): used unless given
+    const turbo = join(dir, 'turbo');
+    await cp(model, turbo, { recursive: true });
+    await writeFile(join(turbo, 'dg-studio.json'), JSON.stringify({ steps: 1, sampler: 'euler', cfgScale: 0, recommendedT0: 0.5 }));
+    const t = await run(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        join(root, 'src/main/cli/index.ts'),
+        'translate',
+        join(src, first),
+        '--model',
+        turbo,
+        '--out',
+        join(dir, 'turbo-out'),
+        '--no-gallery',
+        '--no-progress',
+      ],
+      { cwd: root },
+    );
+    expect(t.stderr).toMatch(/note: CFG 0, t0 0\.5, 1 step, sampler euler from/);
+    const [tpng] = (await readdir(join(dir, 'turbo-out'))).filter((f) => f.endsWith('.png'));
+    expect((await readPngText(join(dir, 'turbo-out', tpng!)))['parameters']).toMatch(/Steps: 1, Sampler: euler,/);
   });
 
   it('inspect on a folder says what was read from it, and why a broken one cannot be used', async () => {

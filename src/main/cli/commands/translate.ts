@@ -18,7 +18,9 @@ import { translateCommand, type TranslateOptions } from './translate-options.js'
 import { abortOnSigint, EXIT_NOTHING_DONE, EXIT_OK, EXIT_SOME_FAILED, progressBar, runAction } from '../run.js';
 
 export function addTranslate(program: Command): void {
-  translateCommand(program).action((inputs, o) => runAction(() => runTranslate(inputs, o)));
+  translateCommand(program).action((inputs, o, cmd) =>
+    runAction(() => runTranslate(inputs, o, (flag) => cmd.getOptionValueSource(flag) === 'cli')),
+  );
 }
 
 /**
@@ -95,8 +97,11 @@ function translateEvents(o: TranslateOptions, p: TranslateParams, bar: ReturnTyp
   };
 }
 
-async function runTranslate(inputs: string[], o: TranslateOptions): Promise<number> {
-  if (o.model && isDiffusersFolder(o.model)) return runLatent(inputs, o, o.model);
+/** Whether the command line gave an option (not its default), by its attribute name. */
+type Given = (option: string) => boolean;
+
+async function runTranslate(inputs: string[], o: TranslateOptions, given: Given): Promise<number> {
+  if (o.model && isDiffusersFolder(o.model)) return runLatent(inputs, o, o.model, given);
   const { modelManifest, discriminatorManifest } = chosenModels(o);
   const params = await chosenParams(o, modelManifest, discriminatorManifest);
   if (!params.success) return refused(params.error);
@@ -157,7 +162,7 @@ async function runSetup(o: TranslateOptions) {
 }
 
 /** A Stable Diffusion-family folder (diffusers' ONNX layout): latent SDEdit with the prompt (issue 27). */
-async function runLatent(inputs: string[], o: TranslateOptions, modelFolder: string): Promise<number> {
+async function runLatent(inputs: string[], o: TranslateOptions, modelFolder: string, given: Given): Promise<number> {
   // DG only with a discriminator trained on this model's latents (train-discriminator --model <folder>), never the bundled pixel one
   const discriminator = typeof o.discriminator === 'string' ? o.discriminator : undefined;
   if (!discriminator && o.dgWeight) console.error('note: --dg-weight without --discriminator: latent models have no default discriminator');
@@ -169,15 +174,19 @@ async function runLatent(inputs: string[], o: TranslateOptions, modelFolder: str
     o.negativePrompt === undefined && d.negativePrompt !== undefined ? `negative prompt "${d.negativePrompt}"` : null,
     o.cfg === undefined && d.cfgScale !== undefined ? `CFG ${d.cfgScale}` : null,
     o.t0 === undefined && d.recommendedT0 !== undefined ? `t0 ${d.recommendedT0}` : null,
+    !given('steps') && d.steps !== undefined ? `${d.steps} step${d.steps === 1 ? '' : 's'}` : null,
+    !given('sampler') && d.sampler !== undefined ? `sampler ${d.sampler}` : null,
   ].filter(Boolean);
+  const steps = given('steps') ? o.steps : (d.steps ?? o.steps);
+  const sampler = given('sampler') ? o.sampler : (d.sampler ?? o.sampler);
   if (fromFolder.length) console.error(`note: ${fromFolder.join(', ')} from ${join(modelFolder, LATENT_DEFAULTS_FILE)}`);
   const params = TranslateParamsSchema.safeParse({
     dgWeight,
     dgWeight2: o.dgWeight2 ?? null,
     ...(o.dgWindow ? { dgWindow: o.dgWindow } : {}),
     t0: o.t0 ?? d.recommendedT0 ?? 0.6,
-    steps: o.steps,
-    sampler: o.sampler,
+    steps,
+    sampler,
     seed: o.seed,
     eta: o.eta,
     churn: o.churn,

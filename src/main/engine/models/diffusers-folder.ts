@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { describeIssues } from '../../../shared/errors.js';
 import type { ScheduleSpec } from '../../../shared/manifest.js';
+import { SAMPLER_NAMES } from '../../../shared/params.js';
 
 /** The parts of a folder, each an ONNX file (and maybe its external weights) in its own subfolder. */
 export const DIFFUSERS_PARTS = ['unet', 'vae_encoder', 'vae_decoder', 'text_encoder'] as const;
@@ -41,6 +42,9 @@ export const LatentDefaultsSchema = z
     /** SDEdit's t0 (img2img strength) that suits it */
     recommendedT0: z.number().gt(0).max(1).optional(),
     cfgScale: z.number().min(0).max(30).optional(),
+    /** a distilled model's few steps and its sampler (SD-Turbo: 1–4 steps, euler, cfgScale 0) */
+    steps: z.number().int().min(1).max(1000).optional(),
+    sampler: z.enum(SAMPLER_NAMES).optional(),
     prompt: z.string().max(4000).optional(),
     negativePrompt: z.string().max(4000).optional(),
     /** the square size it was trained at (512 for SD 1.x, 768 for SD 2.x): a latent discriminator's --image-size */
