@@ -85,30 +85,25 @@ describe('latent translation from the CLI', async () => {
   });
 
   it("what the flags leave out, the folder's dg-studio.json fills, and says so; a flag still wins", async () => {
+    const cli = (...args: string[]) =>
+      run(process.execPath, ['--import', 'tsx', join(root, 'src/main/cli/index.ts'), ...args], { cwd: root });
     const tiny = join(root, 'tools', 'pretrained', 'tiny-sd-emoji', 'model');
     const src = join(root, 'resources', 'samples');
     const first = (await readdir(src)).filter((f) => f.endsWith('.png')).sort()[0]!;
     const out = join(dir, 'tiny-out');
-    const r = await run(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        join(root, 'src/main/cli/index.ts'),
-        'translate',
-        join(src, first),
-        '--model',
-        tiny,
-        '--cfg',
-        '2',
-        '--steps',
-        '2',
-        '--out',
-        out,
-        '--no-gallery',
-        '--no-progress',
-      ],
-      { cwd: root },
+    const r = await cli(
+      'translate',
+      join(src, first),
+      '--model',
+      tiny,
+      '--cfg',
+      '2',
+      '--steps',
+      '2',
+      '--out',
+      out,
+      '--no-gallery',
+      '--no-progress',
     );
     expect(r.stderr).toMatch(/note: prompt "noto emoji", negative prompt "twemoji", t0 0\.5 from .*tiny-sd-emoji\/model\/dg-studio\.json/);
     const [png] = (await readdir(out)).filter((f) => f.endsWith('.png'));
@@ -119,23 +114,7 @@ describe('latent translation from the CLI', async () => {
     const turbo = join(dir, 'turbo');
     await cp(model, turbo, { recursive: true });
     await writeFile(join(turbo, 'dg-studio.json'), JSON.stringify({ steps: 1, sampler: 'euler', cfgScale: 0, recommendedT0: 0.5 }));
-    const t = await run(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        join(root, 'src/main/cli/index.ts'),
-        'translate',
-        join(src, first),
-        '--model',
-        turbo,
-        '--out',
-        join(dir, 'turbo-out'),
-        '--no-gallery',
-        '--no-progress',
-      ],
-      { cwd: root },
-    );
+    const t = await cli('translate', join(src, first), '--model', turbo, '--out', join(dir, 'turbo-out'), '--no-gallery', '--no-progress');
     expect(t.stderr).toMatch(/note: CFG 0, t0 0\.5, 1 step, sampler euler from/);
     const [tpng] = (await readdir(join(dir, 'turbo-out'))).filter((f) => f.endsWith('.png'));
     expect((await readPngText(join(dir, 'turbo-out', tpng!)))['parameters']).toMatch(/Steps: 1, Sampler: euler,/);
