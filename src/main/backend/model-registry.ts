@@ -11,7 +11,7 @@ import { basename, dirname, join } from 'node:path';
 import type { ApiParsedArgs, ManifestProposal, ModelEntry } from '../../shared/api.js';
 import { parseManifest } from '../../shared/manifest.js';
 import { writeFileAtomic } from '../engine/io/image-io.js';
-import { isDiffusersFolder, readDiffusersFolder } from '../engine/models/diffusers-folder.js';
+import { isDiffusersFolder, latentModelName, readDiffusersFolder } from '../engine/models/diffusers-folder.js';
 import { readJsonFile } from '../engine/models/score-model.js';
 import type { ExecutionProvider } from '../engine/onnx/session.js';
 import { fileInside } from '../services/folders.js';
@@ -105,19 +105,15 @@ export function cardWarning(kind: ModelEntry['kind'], training: unknown): string
   return null;
 }
 
-/** Folder names that say nothing of the model (…/tiny-sd-emoji/model): the card takes its parent's name instead. */
-const GENERIC_FOLDER_NAMES = new Set(['model', 'models', 'onnx', 'unet-onnx']);
-
 /** The card of a Stable Diffusion-family folder (diffusers' ONNX layout); its problem, if it cannot be read, in words. */
 function latentEntryOf(dir: string, id: string): RegistryEntry {
-  const name = GENERIC_FOLDER_NAMES.has(basename(dir).toLowerCase()) ? basename(dirname(dir)) : basename(dir);
-  const base = { id, kind: 'score' as const, bundled: false, manifest: dir, name, latent: true };
+  const base = { id, kind: 'score' as const, bundled: false, manifest: dir, name: latentModelName(dir), latent: true };
   try {
     const f = readDiffusersFolder(dir);
-    const { name: own, recommendedT0, ...latentDefaults } = f.defaults;
+    const { name: _own, recommendedT0, ...latentDefaults } = f.defaults;
     return {
       ...base,
-      ...(own ? { name: own } : {}),
+      name: latentModelName(dir, f.defaults),
       description: `${f.pipeline}, ${f.scheduler.prediction_type === 'v_prediction' ? 'v' : 'ε'}-prediction, ${f.scheduler.timestep_spacing} timesteps`,
       recommendedT0: recommendedT0 ?? 0.6,
       ...(Object.keys(latentDefaults).length ? { latentDefaults } : {}),

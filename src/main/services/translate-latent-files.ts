@@ -11,6 +11,7 @@ import { TranslateParamsSchema, formatParametersLine, type TranslateParams, type
 import { latentSize } from '../../shared/sizes.js';
 import { ENGINE_VERSION } from '../../shared/version.js';
 import { encodePixelsPng, readImageAndBytes, toPixels, writeFileAtomic, type ImageSpec } from '../engine/io/image-io.js';
+import { latentModelName } from '../engine/models/diffusers-folder.js';
 import { loadLatentModel, type LatentModel } from '../engine/models/latent-model.js';
 import type { ExecutionProvider } from '../engine/onnx/session.js';
 import { translateLatentBatch } from '../engine/sampling/latent-translate.js';
@@ -148,7 +149,7 @@ export async function translateLatentFiles(
   try {
     discriminator = req.discriminator ? await latentDiscriminator(req.discriminator, model, events) : undefined;
     const tokenizer = loadClipTokenizer(join(req.modelFolder, 'tokenizer'));
-    const name = basename(resolve(req.modelFolder));
+    const name = latentModelName(req.modelFolder, model.folder.defaults);
     const modelInfo = { name, manifest: resolve(req.modelFolder), sha256: await folderDigest(join(req.modelFolder, 'unet')) };
     await mkdir(req.outDir, { recursive: true });
     events.onStart?.({ total: files.length, model: name, provider: model.sessions.unet.provider });

@@ -7,7 +7,7 @@
  * DPM-Solver configs are all read as the same discrete VP schedule, sampled by the studio's own samplers.
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { describeIssues } from '../../../shared/errors.js';
 import type { ScheduleSpec } from '../../../shared/manifest.js';
@@ -83,6 +83,15 @@ function readJson(path: string, what: string): unknown {
   } catch (e) {
     throw new Error(`${what} "${path}" is not valid JSON (${(e as Error).message})`, { cause: e });
   }
+}
+
+/** Folder names that say nothing of the model (…/tiny-sd-emoji/model): a model is named after the parent instead. */
+const GENERIC_FOLDER_NAMES = new Set(['model', 'models', 'onnx', 'unet-onnx']);
+
+/** What a model folder is called (lists, PNG parameters, the gallery): its dg-studio.json name, else its folder's. */
+export function latentModelName(dir: string, defaults: LatentDefaults = {}): string {
+  const folder = resolve(dir);
+  return defaults.name ?? (GENERIC_FOLDER_NAMES.has(basename(folder).toLowerCase()) ? basename(dirname(folder)) : basename(folder));
 }
 
 /** Is this a diffusers-layout model folder (it has a model_index.json)? */
