@@ -8,7 +8,7 @@ import { BatchRng, Rng } from '../../src/main/engine/rng.js';
 import { importanceSampledLvpTime } from '../../src/main/engine/models/schedules.js';
 import { loadScoreModel } from '../../src/main/engine/models/score-model.js';
 import { sdedit } from '../../src/main/engine/sampling/sdedit.js';
-import { DiscriminatorTrainer, sampleTrainingTime } from '../../src/main/engine/train/discriminator-trainer.js';
+import { DiscriminatorTrainer, sampleTrainingTime, smoothedLabels } from '../../src/main/engine/train/discriminator-trainer.js';
 import { exactLogRatioCritic, sampleMixture, writeToyScoreModel } from '../../src/main/engine/models/toy-mixture.js';
 import { tempDir } from '../helpers/tmp.js';
 import { P, Q } from '../helpers/toy.js';
@@ -87,6 +87,41 @@ describe('discriminator training through ORT (paper Algorithm 1, dg-math §4)', 
     expect((unguided - trained) / (unguided - exact)).toBeGreaterThanOrEqual(0.5);
     await trainer.dispose();
   }, 180_000);
+
+  it('label smoothing ε (dg-math §10): on data it separates, the logits settle at ±log((1−ε)/ε); without, they keep growing', async () => {
+    expect(Array.from(smoothedLabels(4, 2, 0.1))).toEqual([0.9, 0.9, 0.1, 0.1].map(Math.fround));
+    const rng = new Rng(5);
+    const cloud = (cx: number) => Array.from({ length: 400 }, () => Float32Array.from([cx + 0.3 * rng.normal(), cx + 0.3 * rng.normal()]));
+    const [real, fake] = [cloud(3), cloud(-3)];
+    const trained = async (labelSmoothing: number) => {
+      const trainer = await DiscriminatorTrainer.create(
+        buildDiscriminatorNet({ kind: 'mlp', inDim: 2, hidden: 32, layers: 2, timeDim: 8 }, 3),
+        [2],
+        { loss: 'bce', labelSmoothing, batchSize: 64, lr: 1e-2, tauRange: [1e-5, 1e-3], timeSampling: 'uniform', seed: 6 },
+      );
+      for (let k = 0; k < 600; k++) await trainer.trainStep(real, fake);
+      const l = await trainer.logits([...real.slice(0, 50), ...fake.slice(0, 50)], new Array(100).fill(1e-4), 1);
+      await trainer.dispose();
+      const mean = (a: Float32Array) => a.reduce((x, y) => x + y, 0) / a.length;
+      return { real: mean(l.slice(0, 50)), fake: mean(l.slice(50)) };
+    };
+    const smooth = await trained(0.1);
+    expect(smooth.real).toBeCloseTo(Math.log(9), 1);
+    expect(smooth.fake).toBeCloseTo(-Math.log(9), 1);
+    const hard = await trained(0);
+    expect(hard.real).toBeGreaterThan(3 * Math.log(9)); // 19.8 measured
+    await expect(
+      DiscriminatorTrainer.create(buildDiscriminatorNet({ kind: 'mlp', inDim: 2, hidden: 8, layers: 1, timeDim: 8 }, 1), [2], {
+        loss: 'lsif',
+        labelSmoothing: 0.1,
+        batchSize: 8,
+        lr: 1e-3,
+        tauRange: [1e-5, 1],
+        timeSampling: 'uniform',
+        seed: 0,
+      }),
+    ).rejects.toThrow(/needs the BCE loss/);
+  }, 120_000);
 
   it('image-sized run: the loss falls and validation accuracy rises', async () => {
     // real: smooth colour gradients; fake: the same with high-frequency grain (an "unguided translation" look)

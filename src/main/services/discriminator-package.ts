@@ -40,6 +40,7 @@ export async function writePackage(
       ...(initFrom ? { initFrom } : {}),
       batchSize: r.batchSize,
       loss: req.loss ?? 'bce',
+      ...(req.labelSmoothing ? { labelSmoothing: req.labelSmoothing } : {}),
       tauRange: [1e-5, data.tauMax],
       t0Range: req.t0Range,
       data: {

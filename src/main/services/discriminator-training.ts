@@ -30,6 +30,8 @@ export interface TrainDiscriminatorRequest {
   batchSize?: number;
   lr?: number;
   loss?: RatioLoss;
+  /** dg-math §10: real targets 1 − ε, fake ε (BCE only) */
+  labelSmoothing?: number;
   timeSampling?: 'importance' | 'uniform';
   translationsPerSource?: number;
   translationSteps?: number;
@@ -163,6 +165,7 @@ export async function trainDiscriminator(
     const steps = req.epochs ? Math.ceil((req.epochs * (realTrain.length + fakeTrain.length)) / batchSize) : (req.steps ?? 2000);
     trainer = await DiscriminatorTrainer.create(net, data.dataShape, {
       loss: req.loss ?? 'bce',
+      labelSmoothing: req.labelSmoothing ?? 0,
       batchSize,
       lr: req.lr ?? 2e-3,
       tauRange: [1e-5, tauMax],

@@ -37,6 +37,11 @@ export interface TrainerOptions {
   seed: number;
   /** random horizontal flips of [C, H, W] items */
   hflip?: boolean;
+  /**
+   * dg-math §10: label smoothing ε — real items' targets 1 − ε, fake items' ε (BCE only: its loss takes soft
+   * targets), so the logits settle at ±log((1 − ε)/ε) instead of growing without bound on what it separates
+   */
+  labelSmoothing?: number;
   /** class of each item, for a class-conditional network (one with a `class_label` input) */
   classOf?: (item: Float32Array) => number;
   session?: SessionOptions;
@@ -63,6 +68,11 @@ function importanceCdf(tau: number, p: LvpParams): number {
     return Math.log(-Math.expm1(-b)) + b;
   };
   return (A(tau) - A(LVP_TAU_MIN)) / (A(1) - A(LVP_TAU_MIN));
+}
+
+/** dg-math §10: the first `real` items' targets 1 − ε, the rest ε (ε = 0: the hard labels 1 and 0). */
+export function smoothedLabels(n: number, real: number, epsilon: number): Float32Array {
+  return Float32Array.from({ length: n }, (_, i) => (i < real ? 1 - epsilon : epsilon));
 }
 
 /** τ for u ~ U(0,1), importance-sampled (dg-math §4) or uniform, restricted to [lo, hi]. */
@@ -127,6 +137,12 @@ export class DiscriminatorTrainer {
   }
 
   static async create(net: BuiltNet, dataShape: number[], opts: TrainerOptions): Promise<DiscriminatorTrainer> {
+    const eps = opts.labelSmoothing ?? 0;
+    if (!(eps >= 0 && eps < 0.5)) throw new Error(`label smoothing must be in [0, 0.5), got ${eps}`);
+    if (eps > 0 && opts.loss !== 'bce')
+      throw new Error(
+        `label smoothing needs the BCE loss (its targets may be soft); the ${opts.loss.toUpperCase()} loss takes hard labels`,
+      );
     const trainModel = buildTrainingModel(net.model, 'logit', net.params, opts.loss);
     const evalModel = initializersToInputs(net.model, net.params);
     const [train, ev] = await Promise.all([
@@ -169,7 +185,7 @@ export class DiscriminatorTrainer {
     const half = this.opts.batchSize >> 1;
     const pick = (set: Float32Array[]) => Array.from({ length: half }, () => set[Math.floor(this.rng.uniform() * set.length)]!);
     const items = [...pick(real), ...pick(fake)];
-    const labels = Float32Array.from(items, (_, i) => (i < half ? 1 : 0));
+    const labels = smoothedLabels(items.length, half, this.opts.labelSmoothing ?? 0);
     const times = items.map(() => sampleTrainingTime(this.rng.uniform(), this.opts.tauRange, this.opts.timeSampling, this.opts.lvp));
     const out = await this.train.session.run({
       ...this.paramFeeds(),
