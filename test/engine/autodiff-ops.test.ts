@@ -252,6 +252,23 @@ const cases: Case[] = [
     opts: F64,
   },
   {
+    // a flipped kernel (the input gradient of a Conv, differentiated again for R1)
+    name: 'Slice reversing two axes (steps −1, ends past the front)',
+    inputs: { a: f64([3, 4, 5]) },
+    body: (g, x) =>
+      g.op('Mul', [
+        g.op('Slice', [x.a!, g.int64s([-1, -1]), g.int64s([-(2 ** 62), -(2 ** 62)]), g.int64s([1, 2]), g.int64s([-1, -1])]),
+        x.a!,
+      ]),
+    opts: F64,
+  },
+  {
+    name: 'Pad with pads computed in the graph (as a Slice gradient makes them)',
+    inputs: { a: f64([2, 3, 4]) },
+    body: (g, x) => g.op('Pad', [x.a!, g.op('Max', [g.int64s([0, 1, 2, 1, 0, 3]), g.int64s([0, 0, 0, 0, 0, 0])])]),
+    opts: F64,
+  },
+  {
     name: 'Gather rows (embedding) with repeats',
     inputs: { a: f64([5, 3]) },
     body: (g, x) => g.op('Gather', [x.a!, g.constant(tensorData('int64', [2, 2], [4, 1, 4, 0]))], { axis: 0 }),

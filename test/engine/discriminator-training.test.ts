@@ -123,6 +123,46 @@ describe('discriminator training through ORT (paper Algorithm 1, dg-math §4)', 
     ).rejects.toThrow(/needs the BCE loss/);
   }, 120_000);
 
+  it('R1 (dg-math §10) through a convolutional discriminator: real images’ input gradients come out smaller', async () => {
+    const rng = new Rng(8);
+    const make = (grain: number) =>
+      Float32Array.from({ length: 3 * 16 * 16 }, (_, i) => Math.tanh(((i % 16) / 8 - 1) * 0.8 + grain * rng.normal()));
+    const real = Array.from({ length: 64 }, () => make(0.05));
+    const fake = Array.from({ length: 64 }, () => make(0.6));
+    const arch = {
+      kind: 'conv-encoder' as const,
+      inChannels: 3,
+      resolution: 16,
+      channels: [8, 16],
+      blocks: 1,
+      attentionAt: [],
+      groups: 4,
+      timeDim: 16,
+      classes: 0,
+    };
+    const gradNorm = async (r1Gamma: number) => {
+      const trainer = await DiscriminatorTrainer.create(buildDiscriminatorNet(arch, 2), [3, 16, 16], {
+        loss: 'bce',
+        r1Gamma,
+        batchSize: 16,
+        lr: 2e-3,
+        tauRange: [1e-5, 0.05],
+        timeSampling: 'uniform',
+        seed: 3,
+      });
+      for (let k = 0; k < 80; k++) await trainer.trainStep(real, fake);
+      const critic = await criticFrom(trainer);
+      await trainer.dispose();
+      const n = 16;
+      const x = { data: new Float32Array(n * 768), shape: [n, 3, 16, 16] };
+      real.slice(0, n).forEach((r, i) => x.data.set(r, i * 768));
+      const { grad } = await critic.evaluate(x, new Float64Array(n).fill(0.01));
+      return Math.sqrt(grad.data.reduce((a, v) => a + v * v, 0) / n);
+    };
+    const [without, withR1] = [await gradNorm(0), await gradNorm(10)];
+    expect(withR1).toBeLessThan(0.5 * without); // 0.123 → 0.039 measured
+  }, 120_000);
+
   it('image-sized run: the loss falls and validation accuracy rises', async () => {
     // real: smooth colour gradients; fake: the same with high-frequency grain (an "unguided translation" look)
     const rng = new Rng(4);

@@ -24,9 +24,9 @@ function mlp(seed: number) {
   return { net, model: g.build() };
 }
 
-async function trainingSession(loss: RatioLoss, seed = 1) {
+async function trainingSession(loss: RatioLoss, seed = 1, r1Gamma = 0) {
   const { net, model } = mlp(seed);
-  const train = buildTrainingModel(model, 'logit', net.params, loss);
+  const train = buildTrainingModel(model, 'logit', net.params, loss, { r1Gamma });
   const s = await createSession(serializeModel(train), 'train');
   const params = new Map(net.params.map((p) => [p, Float32Array.from(model.graph.initializers.get(p)!.data as Float32Array)]));
   const shapes = new Map(net.params.map((p) => [p, model.graph.initializers.get(p)!.dims]));
@@ -39,7 +39,7 @@ async function trainingSession(loss: RatioLoss, seed = 1) {
     for (const [k, v] of ps) feeds[k] = new ort.Tensor('float32', v, shapes.get(k)!);
     const out = await s.session.run(feeds);
     const grads = new Map(net.params.map((p) => [p, out[gradOutputName(p)]!.data as Float32Array]));
-    return { loss: (out[LOSS_OUTPUT]!.data as Float32Array)[0]!, grads };
+    return { loss: (out[LOSS_OUTPUT]!.data as Float32Array)[0]!, grads, logits: out['logit']!.data as Float32Array };
   };
   return { params, run };
 }
@@ -74,6 +74,41 @@ describe('training graphs (dg-math §4 losses) and Adam', () => {
       expect(Math.abs(fd - analytic)).toBeLessThan(0.01 * Math.abs(analytic) + 2e-3);
     });
   }
+
+  it('R1 (dg-math §10): the loss adds (γ/2)·mean over real items of ‖∇x logit‖², and its weight gradient (double backprop) matches a finite difference', async () => {
+    const gamma = 3;
+    const plain = await trainingSession('bce', 4);
+    const r1 = await trainingSession('bce', 4, gamma);
+    const rng = new Rng(6);
+    const { x, y, w } = batch(rng, 16);
+    // ∇x logit of each real item by central differences of the network (the logit output)
+    const h = 1e-2;
+    let sum = 0;
+    let reals = 0;
+    for (let i = 0; i < 16; i++) {
+      if (y[i]! <= 0.5) continue;
+      reals++;
+      for (const d of [0, 1]) {
+        const xp = x.slice();
+        const xm = x.slice();
+        xp[2 * i + d]! += h;
+        xm[2 * i + d]! -= h;
+        const g = ((await plain.run(xp, y, w)).logits[i]! - (await plain.run(xm, y, w)).logits[i]!) / (2 * h);
+        sum += g * g;
+      }
+    }
+    const penalty = (gamma / 2) * (sum / reals);
+    expect(penalty).toBeGreaterThan(1e-3);
+    expect((await r1.run(x, y, w)).loss - (await plain.run(x, y, w)).loss).toBeCloseTo(penalty, 3);
+    const { grads } = await r1.run(x, y, w);
+    const dir = new Map([...r1.params].map(([k, v]) => [k, Float32Array.from(v, () => rng.normal())]));
+    const shifted = (s: number) => new Map([...r1.params].map(([k, v]) => [k, v.map((p, i) => p + s * dir.get(k)![i]!)]));
+    const e = 1e-3;
+    const fd = ((await r1.run(x, y, w, shifted(e))).loss - (await r1.run(x, y, w, shifted(-e))).loss) / (2 * e);
+    let analytic = 0;
+    for (const [k, d] of dir) grads.get(k)!.forEach((g, i) => (analytic += g * d[i]!));
+    expect(Math.abs(fd - analytic)).toBeLessThan(0.01 * Math.abs(analytic) + 2e-3);
+  });
 
   it('BCE: per-sample loss is softplus(z) - y·z (log 2 at z = 0)', async () => {
     const { params, run } = await trainingSession('bce');

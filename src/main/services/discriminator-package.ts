@@ -41,6 +41,7 @@ export async function writePackage(
       batchSize: r.batchSize,
       loss: req.loss ?? 'bce',
       ...(req.labelSmoothing ? { labelSmoothing: req.labelSmoothing } : {}),
+      ...(req.r1Gamma ? { r1Gamma: req.r1Gamma } : {}),
       tauRange: [1e-5, data.tauMax],
       t0Range: req.t0Range,
       data: {

@@ -32,6 +32,8 @@ export interface TrainDiscriminatorRequest {
   loss?: RatioLoss;
   /** dg-math §10: real targets 1 − ε, fake ε (BCE only) */
   labelSmoothing?: number;
+  /** dg-math §10: R1 weight γ on real items' ‖∇x logit‖² */
+  r1Gamma?: number;
   timeSampling?: 'importance' | 'uniform';
   translationsPerSource?: number;
   translationSteps?: number;
@@ -166,6 +168,7 @@ export async function trainDiscriminator(
     trainer = await DiscriminatorTrainer.create(net, data.dataShape, {
       loss: req.loss ?? 'bce',
       labelSmoothing: req.labelSmoothing ?? 0,
+      r1Gamma: req.r1Gamma ?? 0,
       batchSize,
       lr: req.lr ?? 2e-3,
       tauRange: [1e-5, tauMax],

@@ -5,7 +5,7 @@ import type { FeatureTimeEncoding } from '../../engine/nn/frozen-features.js';
 import { exportDiscriminator } from '../../services/discriminator-package.js';
 import { trainDiscriminator } from '../../services/discriminator-training.js';
 import { bundledDefaults } from '../../services/resources.js';
-import { fraction, nonNegativeInt, pair, positive, positiveInt, providerOption, seed, threadsOption } from '../options.js';
+import { fraction, nonNegative, nonNegativeInt, pair, positive, positiveInt, providerOption, seed, threadsOption } from '../options.js';
 import { abortOnSigint, progressBar, runAction } from '../run.js';
 
 /** stepT (the DDPM step round(τ·(T−1)), e.g. step1000) or tau */
@@ -47,6 +47,12 @@ function trainDiscriminatorCommand(program: Command) {
       '--label-smoothing <e>',
       'BCE targets 1 − e (real) and e (fake), e.g. 0.1: logits settle instead of growing, a smoother guidance gradient (dg-math §10)',
       labelSmoothingArg,
+      0,
+    )
+    .option(
+      '--r1 <gamma>',
+      "R1 penalty weight γ on real images' ‖∇x logit‖² (e.g. 1): a smoother guidance gradient, ~3× the step cost (dg-math §10)",
+      nonNegative('--r1'),
       0,
     )
     .addOption(
@@ -138,6 +144,7 @@ async function runTrain(o: TrainDiscriminatorOptions): Promise<void> {
         lr: o.lr,
         loss: o.loss,
         labelSmoothing: o.labelSmoothing,
+        r1Gamma: o.r1,
         timeSampling: o.timeSampling,
         translationsPerSource: o.translations,
         translationSteps: o.translationSteps,

@@ -65,7 +65,7 @@ function convInputGrad(e: Emitter, g: string, w: string, x: string, a: ConvAttrs
     // in ORT's fast kernel: there the transposed convolution, at stride 1 exactly x's size, is cheaper
     const inputChannels = e.staticShape(w)?.[1];
     if (typeof inputChannels === 'number' && a.group * inputChannels < 8)
-      return e.op('ConvTranspose', [g, w], { pads: a.pads, dilations: a.dilations, group: a.group });
+      return e.op('ConvTranspose', [g, w], { kernel_shape: a.kernel, pads: a.pads, dilations: a.dilations, group: a.group });
     const spatialAxes = Array.from({ length: sp }, (_, i) => i + 2);
     const flipped = e.op('Slice', [
       w,
@@ -87,9 +87,9 @@ function convInputGrad(e: Emitter, g: string, w: string, x: string, a: ConvAttrs
         e.op('Concat', [e.i64([-1]), e.op('Div', [e.shapeSlice(w, 0, 1), e.i64([G])]), e.shapeSlice(w, 2)], { axis: 0 }),
       ]);
     }
-    return e.op('Conv', [g, wt], { pads: flippedPads, dilations: a.dilations, group: a.group });
+    return e.op('Conv', [g, wt], { kernel_shape: a.kernel, pads: flippedPads, dilations: a.dilations, group: a.group });
   }
-  const common = { strides: a.strides, pads: beginPadsOnly(a.pads), dilations: a.dilations, group: a.group };
+  const common = { kernel_shape: a.kernel, strides: a.strides, pads: beginPadsOnly(a.pads), dilations: a.dilations, group: a.group };
   return fitSpatialTo(e, e.op('ConvTranspose', [g, w], common), x, sp);
 }
 

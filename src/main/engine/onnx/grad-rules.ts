@@ -263,7 +263,12 @@ const slice: GradRule = {
   vjp(e, node, [g]) {
     const [x, starts, ends, axesIn, stepsIn] = node.inputs as [string, string, string, string | undefined, string | undefined];
     const steps = stepsIn ? e.constValues(stepsIn) : null;
-    if (stepsIn && (!steps || steps.some((s) => s !== 1))) throw unsupported(node, 'only steps of 1 are supported');
+    // a whole-axis reversal (starts −1, ends past the front, steps −1; a flipped kernel): its own inverse
+    const [s0, e0] = [e.constValues(starts), e.constValues(ends)];
+    const reversal = steps?.every((k) => k === -1) && s0?.every((v) => v === -1) && e0?.every((v) => v <= -(2 ** 31));
+    if (reversal) return [e.op('Slice', [g!, starts, ends, ...(axesIn ? [axesIn] : [e.i64(s0!.map((_, i) => i))]), stepsIn!])];
+    if (stepsIn && (!steps || steps.some((s) => s !== 1)))
+      throw unsupported(node, 'only steps of 1 (or a whole-axis reversal) are supported');
     const rank = e.rank(x);
     const axes0 = axesIn || e.op('Range', [e.i64Scalar(0), e.op('Size', [starts]), e.i64Scalar(1)]);
     const axes = e.op('Where', [e.op('Less', [axes0, e.i64Scalar(0)]), e.op('Add', [axes0, rank]), axes0]);
@@ -291,7 +296,16 @@ const pad: GradRule = {
     const [x, padsIn, , axesIn] = node.inputs as [string, string, string | undefined, string | undefined];
     if (str(node, 'mode', 'constant') !== 'constant') throw unsupported(node, 'only constant-mode padding is differentiable');
     const pads = e.constValues(padsIn);
-    if (!pads || axesIn) throw unsupported(node, 'the pads must be a constant over all axes');
+    if (axesIn) throw unsupported(node, 'padding some axes only (an axes input) is not supported');
+    if (!pads) {
+      // pads computed in the graph (a slice's own gradient, differentiated again): ≥ 0 by construction there
+      // (a known rank as constants: ORT's shape inference rejects the computed form when it knows the shapes)
+      const r = (e.shapes.get(x) ?? e.staticShape(x))?.length;
+      const rank = r === undefined ? e.rank(x) : null;
+      const begin = e.op('Slice', [padsIn, e.i64([0]), rank ? e.op('Unsqueeze', [rank, e.i64([0])]) : e.i64([r!])]);
+      const axes = rank ? e.op('Range', [e.i64Scalar(0), rank, e.i64Scalar(1)]) : e.i64(Array.from({ length: r! }, (_, i) => i));
+      return [e.op('Slice', [g!, begin, e.op('Add', [begin, e.shape(x)]), axes])];
+    }
     if (pads.some((p) => p < 0)) throw unsupported(node, 'negative pads (crops) are not supported');
     const r = pads.length / 2;
     const begin = pads.slice(0, r);

@@ -42,6 +42,8 @@ export interface TrainerOptions {
    * targets), so the logits settle at ±log((1 − ε)/ε) instead of growing without bound on what it separates
    */
   labelSmoothing?: number;
+  /** dg-math §10: R1 weight γ — the loss adds (γ/2)·E_real ‖∇x logit‖², penalising sharp input gradients (speckle under DG) */
+  r1Gamma?: number;
   /** class of each item, for a class-conditional network (one with a `class_label` input) */
   classOf?: (item: Float32Array) => number;
   session?: SessionOptions;
@@ -143,7 +145,8 @@ export class DiscriminatorTrainer {
       throw new Error(
         `label smoothing needs the BCE loss (its targets may be soft); the ${opts.loss.toUpperCase()} loss takes hard labels`,
       );
-    const trainModel = buildTrainingModel(net.model, 'logit', net.params, opts.loss);
+    if (!((opts.r1Gamma ?? 0) >= 0)) throw new Error(`the R1 weight must be ≥ 0, got ${opts.r1Gamma}`);
+    const trainModel = buildTrainingModel(net.model, 'logit', net.params, opts.loss, { r1Gamma: opts.r1Gamma ?? 0 });
     const evalModel = initializersToInputs(net.model, net.params);
     const [train, ev] = await Promise.all([
       createSession(serializeModel(await withFedWeightNchwc(trainModel, opts.session)), 'discriminator training graph', {

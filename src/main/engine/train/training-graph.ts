@@ -39,20 +39,45 @@ function perSampleLoss(e: Emitter, z: string, y: string, loss: RatioLoss): strin
  * From a forward network (…, → logit [N, 1] or [N]) and its trainable initializers, a model
  * with inputs: the network's inputs, `label` [N], `sample_weight` [N] (λ(τ) or 1), every
  * weight; outputs: `loss` (weighted mean), the logit, and `grad_<weight>` for each weight.
+ * With `r1Gamma` > 0 the loss adds R1 (dg-math §10): (γ/2)·mean over real items (label > ½) of
+ * ‖∇x logit‖², its weight gradient taken through the input gradient (double backpropagation).
  */
-export function buildTrainingModel(net: OnnxModel, logitOutput: string, params: string[], loss: RatioLoss): OnnxModel {
+export function buildTrainingModel(
+  net: OnnxModel,
+  logitOutput: string,
+  params: string[],
+  loss: RatioLoss,
+  opts: { r1Gamma?: number; input?: string } = {},
+): OnnxModel {
   const withInputs = initializersToInputs(net, params);
-  const graph = { ...withInputs.graph, nodes: [...withInputs.graph.nodes], inputs: [...withInputs.graph.inputs] };
+  const gamma = opts.r1Gamma ?? 0;
+  const input = opts.input ?? 'x';
+  // items are independent: the gradient of Σ logits is each item's own ∇x logit
+  const base = gamma > 0 ? gradient(withInputs, { of: logitOutput, wrt: [input], gradName: () => R1_INPUT_GRAD }) : withInputs;
+  const graph = { ...base.graph, nodes: [...base.graph.nodes], inputs: [...base.graph.inputs] };
   graph.inputs.push({ name: LABEL_INPUT, dtype: 'float32', shape: ['N'] }, { name: WEIGHT_INPUT, dtype: 'float32', shape: ['N'] });
-  const model: OnnxModel = { ...withInputs, graph };
+  const model: OnnxModel = { ...base, graph };
   const e = new Emitter(graph, 'loss/');
   const z = e.op('Reshape', [logitOutput, e.i64([-1])]);
   const weighted = e.op('Mul', [perSampleLoss(e, z, LABEL_INPUT, loss), WEIGHT_INPUT]);
-  e.op('ReduceMean', [weighted], { keepdims: 0 }, LOSS_OUTPUT);
+  const ratioLoss = e.op('ReduceMean', [weighted], { keepdims: 0 });
+  if (gamma > 0) {
+    const real = e.op('Cast', [e.op('Greater', [LABEL_INPUT, e.scalarLike(0.5, LABEL_INPUT)])], { to: 1 });
+    const flat = e.op('Reshape', [R1_INPUT_GRAD, e.i64([0, -1])]);
+    const sq = e.op('ReduceSum', [e.op('Mul', [flat, flat]), e.i64([1])], { keepdims: 0 });
+    const perReal = e.op('Div', [
+      e.op('ReduceSum', [e.op('Mul', [sq, real])], { keepdims: 0 }),
+      e.op('Max', [e.op('ReduceSum', [real], { keepdims: 0 }), e.scalarLike(1, real)]),
+    ]);
+    e.op('Add', [ratioLoss, e.op('Mul', [perReal, e.scalarLike(gamma / 2, perReal)])], {}, LOSS_OUTPUT);
+  } else e.op('Identity', [ratioLoss], {}, LOSS_OUTPUT);
   graph.nodes.push(...e.nodes);
   graph.outputs = [...graph.outputs.filter((o) => o.name === logitOutput), { name: LOSS_OUTPUT, dtype: 'float32', shape: [] }];
   return gradient(model, { of: LOSS_OUTPUT, wrt: params });
 }
+
+/** The input gradient an R1 training graph computes on the way (not an output). */
+const R1_INPUT_GRAD = 'r1_grad_x';
 
 export { gradOutputName };
 
