@@ -14,6 +14,7 @@
  *
  *   npx tsx bench/sampler-sde-emoji.ts [N] [--t0 0.5] [--weight w] [--ref-steps 100] [--dg-only | --plain-only]
  *                                      [--model other/manifest.json]   (another score model, e.g. one in training)
+ *                                      [--discriminator other/manifest.json]   (another discriminator, e.g. a pilot design)
  */
 import { join } from 'node:path';
 import { SAMPLER_LABELS, TranslateParamsSchema } from '../src/shared/params.js';
@@ -42,7 +43,8 @@ const modelAt = process.argv.indexOf('--model');
 const model = await loadScoreModel(modelAt > 0 ? process.argv[modelAt + 1]! : join(models, 'noto-emoji-unet', 'manifest.json'));
 const spec = imageSpecOf(model);
 const shape = { channels: spec.channels, height: spec.height, width: spec.width, range: spec.valueRange };
-const disc = await loadDiscriminator(join(models, 'noto-emoji-dg', 'manifest.json'), {
+const discAt = process.argv.indexOf('--discriminator');
+const disc = await loadDiscriminator(discAt > 0 ? process.argv[discAt + 1]! : join(models, 'noto-emoji-dg', 'manifest.json'), {
   dataShape: model.manifest.dataShape,
   valueRange: model.manifest.valueRange,
 });
