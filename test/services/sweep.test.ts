@@ -79,4 +79,36 @@ describe('sweep over t0 × DG weight', async () => {
       }),
     ).rejects.toThrow(/needs a discriminator/);
   });
+
+  it('sweeps a latent model (tiny-sd-emoji with its latent discriminator) at its own size and text: DG changes the outputs', async () => {
+    const tiny = join(import.meta.dirname, '..', '..', 'tools', 'pretrained', 'tiny-sd-emoji');
+    const out = join(dir, 'latent');
+    const { rows } = await runSweep({
+      inputs: [src],
+      reference: [ref],
+      groundTruth: [truth],
+      t0s: [0.5],
+      weights: [0, 8],
+      modelManifest: join(tiny, 'model'),
+      discriminatorManifest: join(tiny, 'dg'),
+      params: { steps: 3, seed: 1 },
+      outDir: out,
+    });
+    expect(rows.map((r) => [r.t0, r.w, r.images, r.meanLogRatio])).toEqual([
+      [0.5, 0, 3, null],
+      [0.5, 8, 3, null],
+    ]);
+    expect(rows.every((r) => Number.isFinite(r.swd) && Number.isFinite(r.l2Source) && r.l2Truth !== null)).toBe(true);
+    const json = JSON.parse(await readFile(join(out, 'results.json'), 'utf8')) as { model: string };
+    expect(json.model).toBe('tiny-sd-emoji (Twemoji → Noto, 64 px)');
+    const [plain, guided] = await Promise.all(
+      ['t0.5_w0', 't0.5_w8'].map((d) =>
+        sharp(join(out, d, 'e0.png'))
+          .raw()
+          .toBuffer(),
+      ),
+    );
+    expect((await sharp(join(out, 't0.5_w0', 'e0.png')).metadata()).width).toBe(64);
+    expect(Buffer.compare(plain!, guided!)).not.toBe(0);
+  }, 120_000);
 });

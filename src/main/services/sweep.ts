@@ -7,9 +7,7 @@ import { mkdir } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import type { SweepRow } from '../../shared/api.js';
 import { TranslateParamsSchema, type TranslateParams, type TranslateParamsInput } from '../../shared/params.js';
-import { loadDiscriminator, type LoadedDiscriminator } from '../engine/models/discriminator.js';
 import { createFeatureExtractor } from '../engine/models/features.js';
-import { criticAtVeState } from '../engine/sampling/guidance.js';
 import { encodePng, readImage, writeFileAtomic, type ImageSpec } from '../engine/io/image-io.js';
 import {
   frechetDistance,
@@ -25,12 +23,9 @@ import {
   type SwdPyramids,
 } from '../engine/eval/metrics.js';
 import type { ExecutionProvider } from '../engine/onnx/session.js';
-import { lvpSigmaVe } from '../engine/models/schedules.js';
-import { loadScoreModel, type ScoreModel } from '../engine/models/score-model.js';
-import { translateBatch } from '../engine/sampling/translate.js';
 import { frontierSpec, renderPng } from './plots.js';
-import { expandInputs, imageSpecOf } from './translate-files.js';
-import { t0RangeProblem } from '../../shared/manifest.js';
+import { openSweepTranslator, type SweepTranslator } from './sweep-translators.js';
+import { expandInputs } from './translate-files.js';
 
 export interface SweepRequest {
   inputs: string[];
@@ -46,6 +41,8 @@ export interface SweepRequest {
   writeImages?: boolean;
   executionProvider?: ExecutionProvider | undefined;
   threads?: number | undefined;
+  /** a latent (Stable Diffusion-family) model's square image side (default: its dg-studio.json's, else 512) */
+  imageSize?: number | undefined;
   /** reference sets already read and measured, shared by sweeps over the same reference (the evidence runs several) */
   referenceCache?: ReferenceCache | undefined;
 }
@@ -118,32 +115,24 @@ async function measureReference(
 
 /** One setting's outputs for every source (clipped to the value range), the same seeds at every setting. */
 async function translateSetting(
-  model: ScoreModel,
-  disc: LoadedDiscriminator | null,
+  translator: SweepTranslator,
   sources: { file: string; data: Float32Array }[],
-  spec: ImageSpec,
   params: TranslateParams,
   signal: AbortSignal | undefined,
 ): Promise<Float32Array[]> {
-  const size = spec.channels * spec.height * spec.width;
   const outputs: Float32Array[] = [];
   for (let s = 0; s < sources.length; s += params.batchSize) {
     const part = sources.slice(s, s + params.batchSize);
-    const data = new Float32Array(part.length * size);
-    part.forEach((p, i) => data.set(p.data, i * size));
     // the same seeds at every setting: differences come from t0 and w alone
-    const out = await translateBatch(model, { data, shape: [part.length, spec.channels, spec.height, spec.width] }, params, {
-      seeds: part.map((_, i) => (params.seed + s + i) % 2 ** 32),
-      critic: disc?.critic,
-      signal,
-    });
-    for (let i = 0; i < part.length; i++) {
-      outputs.push(
-        Float32Array.from(out.data.subarray(i * size, (i + 1) * size), (v) =>
-          Math.max(spec.valueRange[0], Math.min(spec.valueRange[1], v)),
-        ),
-      );
-    }
+    const seeds = part.map((_, i) => (params.seed + s + i) % 2 ** 32);
+    outputs.push(
+      ...(await translator.translate(
+        part.map((p) => p.data),
+        params,
+        seeds,
+        signal,
+      )),
+    );
   }
   return outputs;
 }
@@ -159,20 +148,13 @@ async function measureSetting(m: {
   shape: ImageShape;
   extractor: FeatureExtractor;
   reference: Awaited<ReturnType<typeof measureReference>>;
-  disc: LoadedDiscriminator | null;
+  translator: SweepTranslator;
 }): Promise<SweepRow> {
-  const { t0, w, outputs, sources, truth, spec, shape, extractor, reference, disc } = m;
-  const size = spec.channels * spec.height * spec.width;
+  const { t0, w, outputs, sources, truth, spec, shape, extractor, reference, translator } = m;
   const peak = spec.valueRange[1] - spec.valueRange[0];
   const feats = await extractor.features(outputs, shape);
   const paired = sources.map((s, i) => ({ truth: truth.get(basename(s.file)), out: outputs[i]! })).filter((p) => p.truth);
-  let meanLogRatio: number | null = null;
-  if (disc) {
-    const sigma = Float64Array.from(outputs, () => lvpSigmaVe(0.01));
-    const x = { data: new Float32Array(outputs.length * size), shape: [outputs.length, spec.channels, spec.height, spec.width] };
-    outputs.forEach((o, i) => x.data.set(o, i * size));
-    meanLogRatio = mean(Array.from((await criticAtVeState(disc.critic, x, sigma)).value));
-  }
+  const meanLogRatio = await translator.meanLogRatio(outputs);
   const row: SweepRow = {
     t0,
     w,
@@ -221,21 +203,16 @@ export async function runSweep(
   signal?: AbortSignal,
 ): Promise<{ rows: SweepRow[]; csv: string; json: string; plots: string[] }> {
   const session = { executionProvider: req.executionProvider, threads: req.threads };
-  const model = await loadScoreModel(req.modelManifest, session);
-  let disc: LoadedDiscriminator | null = null;
-  const extractor = await createFeatureExtractor({ ...req.features, ...session, channels: model.manifest.dataShape[0] });
+  if (!req.discriminatorManifest && req.weights.some((w) => w > 0))
+    throw new Error('a sweep over DG weights > 0 needs a discriminator (--discriminator)');
+  const translator = await openSweepTranslator(req, session);
+  const spec = translator.spec;
+  const extractor = await createFeatureExtractor({ ...req.features, ...session, channels: spec.channels }).catch(async (e: unknown) => {
+    await translator.dispose();
+    throw e;
+  });
   try {
-    const spec = imageSpecOf(model);
-    const outOfRange = req.t0s.map((t0) => t0RangeProblem(model.manifest, t0)).find((p) => p);
-    if (outOfRange) throw new Error(`sweep: ${outOfRange}`);
     const shape: ImageShape = { channels: spec.channels, height: spec.height, width: spec.width, range: spec.valueRange };
-    if (req.discriminatorManifest)
-      disc = await loadDiscriminator(
-        req.discriminatorManifest,
-        { dataShape: model.manifest.dataShape, valueRange: model.manifest.valueRange },
-        session,
-      );
-    else if (req.weights.some((w) => w > 0)) throw new Error('a sweep over DG weights > 0 needs a discriminator (--discriminator)');
     const sources = await readAll(await expandInputs(req.inputs), spec);
     const referenceFiles = await expandInputs(req.reference);
     const truth = new Map<string, Float32Array>();
@@ -250,7 +227,7 @@ export async function runSweep(
     for (const t0 of req.t0s) {
       for (const w of req.weights) {
         const params = { ...base, t0, dgWeight: w, dgWeight2: base.dgWeight2 === null ? null : w };
-        const outputs = await translateSetting(model, disc, sources, spec, params, signal);
+        const outputs = await translateSetting(translator, sources, params, signal);
         if (req.writeImages ?? true) {
           const dir = join(req.outDir, `t${t0}_w${w}`);
           await mkdir(dir, { recursive: true });
@@ -262,14 +239,14 @@ export async function runSweep(
           }
         }
         events.onOutputs?.({ t0, w }, { outputs, sources, truths: sources.map((s) => truth.get(basename(s.file)) ?? null), spec });
-        const row = await measureSetting({ t0, w, outputs, sources, truth, spec, shape, extractor, reference, disc });
+        const row = await measureSetting({ t0, w, outputs, sources, truth, spec, shape, extractor, reference, translator });
         rows.push(row);
         events.onRow?.(row);
       }
     }
     const csv = toCsv(rows);
     const json = JSON.stringify(
-      { model: model.manifest.name, discriminator: disc?.manifest.name ?? null, features: extractor.name, params: base, rows },
+      { model: translator.name, discriminator: translator.discriminatorName, features: extractor.name, params: base, rows },
       null,
       2,
     );
@@ -279,7 +256,6 @@ export async function runSweep(
     return { rows, csv, json, plots };
   } finally {
     await extractor.dispose();
-    await disc?.dispose();
-    await model.dispose();
+    await translator.dispose();
   }
 }

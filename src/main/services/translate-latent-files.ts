@@ -207,7 +207,11 @@ export async function translateLatentFiles(
 }
 
 /** A discriminator for DG in this model's latent space: its input must have the latents' channels (checked again per image). */
-async function latentDiscriminator(path: string, model: LatentModel, events: LatentFilesEvents): Promise<LoadedDiscriminator> {
+export async function latentDiscriminator(
+  path: string,
+  model: LatentModel,
+  events: Pick<LatentFilesEvents, 'onWarning'>,
+): Promise<LoadedDiscriminator> {
   const d = await loadDiscriminator(path);
   const training =
     'training' in d.manifest ? (d.manifest.training as { latentModel?: { folder?: string; vaeSha256?: string } }) : undefined;
