@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { list, num } from '../src/main/cli/options.js';
 import { SAMPLER_NAMES, type TranslateParamsInput } from '../src/shared/params.js';
+import { isDiffusersFolder, readDiffusersFolder } from '../src/main/engine/models/diffusers-folder.js';
 import { runEvidence, type DiscriminatorCandidate } from '../src/main/services/evidence.js';
 import { bundledDefaults } from '../src/main/services/resources.js';
 
@@ -64,6 +65,15 @@ const params: TranslateParamsInput = {
   batchSize: o['batch'],
   ...(o['dgWeight2'] !== undefined ? { dgWeight2: o['dgWeight2'] } : {}),
 };
+/** A latent model's text and size, as its folder suggests them (what the sweep uses: the parameters give none). */
+function latentNote(folder: string): string[] {
+  if (!isDiffusersFolder(folder)) return [];
+  const d = readDiffusersFolder(folder).defaults;
+  return [
+    `Latent model (a Stable Diffusion-family folder): prompt "${d.prompt ?? ''}", negative prompt "${d.negativePrompt ?? ''}", CFG ${d.cfgScale ?? 7.5}, images at ${d.imageSize ?? 512}×${d.imageSize ?? 512} (its dg-studio.json).`,
+  ];
+}
+
 const t = Date.now();
 const result = await runEvidence(
   {
@@ -85,7 +95,7 @@ const result = await runEvidence(
     discriminatorName: o['name'],
     candidates: o['design'],
     ...(o['reading'] ? { readingMarkdown: readFileSync(o['reading'] as string, 'utf8') } : {}),
-    provenance: [`Machine: ${cpus()[0]?.model ?? 'unknown CPU'} × ${cpus().length}, ONNX Runtime CPU.`],
+    provenance: [`Machine: ${cpus()[0]?.model ?? 'unknown CPU'} × ${cpus().length}, ONNX Runtime CPU.`, ...latentNote(model)],
   },
   (m) => console.log(m),
 );
