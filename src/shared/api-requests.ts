@@ -114,6 +114,15 @@ export const TrainRequestSchema = z
     model: EntryIdSchema.nullable().default(null),
     /** a latent (Stable Diffusion-family) model: the square size its images are read at, and the text its fakes are translated with */
     latent: LatentTrainingSchema.nullable().default(null),
+    /** the discriminator's view: images average-pooled by this factor first (cheaper guidance; 1 = full resolution; null: the trainer's default, 2 for images, 1 for latents) */
+    downsample: z
+      .union([z.literal(1), z.literal(2), z.literal(4)])
+      .nullable()
+      .default(null),
+    /** dg-math §10: BCE targets 1 − ε / ε */
+    labelSmoothing: z.number().min(0).lt(0.5).default(0),
+    /** dg-math §10: R1 weight γ on real images' ‖∇x logit‖² */
+    r1Gamma: z.number().min(0).max(1000).default(0),
   })
   .refine((r) => r.t0Range[0] <= r.t0Range[1], {
     message: 't0 range must be low, high with low ≤ high',
