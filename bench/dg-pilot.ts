@@ -1,0 +1,95 @@
+/**
+ * bench/dg-pilot: discriminator designs compared where users meet them — SDEdit of N held-out Twemoji with the
+ * default sampler at one t0, the same seeds everywhere, plain and with each design at several weights (issue 26:
+ * "DG gain at equal faithfulness, roughness, and the paired distance to the true target"):
+ *   L2 source = RMS distance to the source (faithfulness); Δ L2 truth = the paired change of the distance to the
+ *   true Noto drawing against plain SDEdit (± s.e.; < 0: closer to what Noto drew); SWD = sliced Wasserstein to
+ *   128 held-out Noto images (realism; plain SDEdit's seed-noise floor from a second seed set); roughness = mean
+ *   |Laplacian| ÷ that of those Noto images; s = the run's wall time (DG's cost).
+ *
+ *   npx tsx bench/dg-pilot.ts [N] [--t0 0.45] [--weights 2,4,8] --design P4=.cache/dg-P4 [--design …]
+ *                                  [--model other/manifest.json]   (the bundled discriminator is always compared, at its recommended w)
+ */
+import { join } from 'node:path';
+import { Command } from 'commander';
+import { TranslateParamsSchema } from '../src/shared/params.js';
+import { readImage } from '../src/main/engine/io/image-io.js';
+import { l2, meanRoughness, swd, swdPyramids } from '../src/main/engine/eval/metrics.js';
+import { loadDiscriminator, type LoadedDiscriminator } from '../src/main/engine/models/discriminator.js';
+import { loadScoreModel } from '../src/main/engine/models/score-model.js';
+import { translateBatch } from '../src/main/engine/sampling/translate.js';
+import type { Tensor } from '../src/main/engine/tensor.js';
+import { list } from '../src/main/cli/options.js';
+import { pairedDifference } from '../src/main/services/evidence-report.js';
+import { spreadSubset } from '../src/main/services/evidence.js';
+import { expandInputs, imageSpecOf } from '../src/main/services/translate-files.js';
+
+const root = join(import.meta.dirname, '..');
+const o = new Command()
+  .argument('[n]', 'held-out images', '32')
+  .option('--t0 <t>', 'SDEdit start', '0.45')
+  .option('--weights <list>', "each design's weights", list('--weights'), [2, 4, 8])
+  .option('--design <label=manifest...>', 'a discriminator to compare (repeatable)', (v: string, p: string[]) => [...p, v], [] as string[])
+  .option('--model <manifest>', 'score model (default: the bundled)')
+  .parse();
+const opts = o.opts<{ t0: string; weights: number[]; design: string[]; model?: string }>();
+const n = Number(o.args[0] ?? 32);
+const t0 = Number(opts.t0);
+const models = join(root, 'resources', 'models');
+const model = await loadScoreModel(opts.model ?? join(models, 'noto-emoji-unet', 'manifest.json'));
+const spec = imageSpecOf(model);
+const shape = { channels: spec.channels, height: spec.height, width: spec.width, range: spec.valueRange };
+const data = join(root, 'data', 'emoji');
+const names = spreadSubset(await expandInputs([join(data, 'twitter', 'test')]), n);
+const sources = await Promise.all(names.map((f) => readImage(f, spec)));
+const truths = await Promise.all(names.map((f) => readImage(f.replace('/twitter/', '/google/'), spec)));
+const refImages = await Promise.all(spreadSubset(await expandInputs([join(data, 'google', 'test')]), 128).map((f) => readImage(f, spec)));
+const reference = swdPyramids(refImages, shape);
+const refRoughness = meanRoughness(refImages, shape);
+const item = sources[0]!.length;
+const batch: Tensor = { data: new Float32Array(sources.length * item), shape: [sources.length, ...model.manifest.dataShape] };
+sources.forEach((s, i) => batch.data.set(s, i * item));
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+async function run(disc: LoadedDiscriminator | null, w: number, firstSeed = 0) {
+  const t = performance.now();
+  const out = await translateBatch(model, batch, TranslateParamsSchema.parse({ t0, dgWeight: disc ? w : 0, batchSize: 8 }), {
+    seeds: sources.map((_, i) => firstSeed + i),
+    critic: disc?.critic,
+  });
+  const seconds = (performance.now() - t) / 1000;
+  const images = sources.map((_, i) => out.data.slice(i * item, (i + 1) * item));
+  return {
+    l2Source: mean(images.map((x, i) => l2(x, sources[i]!))),
+    l2Truth: images.map((x, i) => l2(x, truths[i]!)),
+    swd: swd(images, reference, shape).mean,
+    roughness: meanRoughness(images, shape) / refRoughness,
+    seconds,
+  };
+}
+
+const plain = await run(null, 0);
+const again = await run(null, 0, 100_000);
+console.log(`dg-pilot: "${model.manifest.name}", N = ${n}, t0 = ${t0}, the default sampler — ${new Date().toISOString()}`);
+console.log(
+  `plain SDEdit: seed-noise floor (a second seed set): SWD ±${Math.abs(again.swd - plain.swd).toFixed(1)}, L2 source ±${Math.abs(again.l2Source - plain.l2Source).toFixed(4)}`,
+);
+console.log('| design | w | L2 source | Δ L2 truth (± s.e.) | SWD | roughness ÷ Noto | s |');
+console.log('|---|---|---|---|---|---|---|');
+const row = (label: string, w: number | string, q: Awaited<ReturnType<typeof run>>) => {
+  const d = pairedDifference(plain.l2Truth, q.l2Truth);
+  console.log(
+    `| ${label} | ${w} | ${q.l2Source.toFixed(4)} | ${d.mean >= 0 ? '+' : ''}${d.mean.toFixed(4)} ± ${d.se.toFixed(4)} | ${q.swd.toFixed(1)} | ${q.roughness.toFixed(3)} | ${q.seconds.toFixed(1)} |`,
+  );
+};
+row('plain SDEdit', 0, plain);
+const designs: [string, string, number[]][] = [
+  ['bundled', join(models, 'noto-emoji-dg', 'manifest.json'), []],
+  ...opts.design.map((d): [string, string, number[]] => [d.slice(0, d.indexOf('=')), d.slice(d.indexOf('=') + 1), opts.weights]),
+];
+for (const [label, manifest, weights] of designs) {
+  const disc = await loadDiscriminator(manifest, { dataShape: model.manifest.dataShape, valueRange: model.manifest.valueRange });
+  for (const w of weights.length ? weights : [disc.manifest.recommendedWeight ?? 1]) row(label, w, await run(disc, w));
+  await disc.dispose();
+}
+await model.dispose();
