@@ -119,10 +119,10 @@ export const TrainRequestSchema = z
       .union([z.literal(1), z.literal(2), z.literal(4)])
       .nullable()
       .default(null),
-    /** dg-math §10: BCE targets 1 − ε / ε */
-    labelSmoothing: z.number().min(0).lt(0.5).default(0),
+    /** dg-math §10: BCE targets 1 − ε / ε (0.1 and R1 1 by default: the pilot in docs/benchmarks.md, dg-pilot) */
+    labelSmoothing: z.number().min(0).lt(0.5).default(0.1),
     /** dg-math §10: R1 weight γ on real images' ‖∇x logit‖² */
-    r1Gamma: z.number().min(0).max(1000).default(0),
+    r1Gamma: z.number().min(0).max(1000).default(1),
   })
   .refine((r) => r.t0Range[0] <= r.t0Range[1], {
     message: 't0 range must be low, high with low ≤ high',

@@ -371,8 +371,8 @@ describe('studio in a real browser (server mode)', async () => {
     // the design (Advanced): a 16×16 view, label smoothing and R1 reach the package's training record
     await page.click('[data-testid=train-advanced] summary');
     await page.selectOption('[data-testid=train-downsample]', { label: 'pooled 4× (about a seventh: guidance nearly free)' });
-    await page.fill('[data-testid=train-label-smoothing]', '0.1');
-    await page.fill('[data-testid=train-r1]', '1');
+    await page.fill('[data-testid=train-label-smoothing]', '0.2');
+    await page.fill('[data-testid=train-r1]', '2');
     await page.click('[data-testid=train-run]');
     await page.locator('[data-testid=train-done]').waitFor({ timeout: 120_000 });
     await page.screenshot({ path: join(artifacts, 'train.png') });
@@ -381,7 +381,7 @@ describe('studio in a real browser (server mode)', async () => {
     const manifest = JSON.parse(await readFile(join(dir, 'data', 'discriminators', 'my-discriminator', 'manifest.json'), 'utf8')) as {
       training: { architecture: { downsample: number }; labelSmoothing: number; r1Gamma: number };
     };
-    expect([manifest.training.architecture.downsample, manifest.training.labelSmoothing, manifest.training.r1Gamma]).toEqual([4, 0.1, 1]);
+    expect([manifest.training.architecture.downsample, manifest.training.labelSmoothing, manifest.training.r1Gamma]).toEqual([4, 0.2, 2]);
   });
 
   /** Start a tiny (width 8) score-model training on the test images from the Train tab. */

@@ -45,15 +45,15 @@ function trainDiscriminatorCommand(program: Command) {
     .addOption(new Option('--loss <loss>', 'density-ratio loss').choices(['bce', 'lsif', 'ukl'] as const).default('bce' as const))
     .option(
       '--label-smoothing <e>',
-      'BCE targets 1 − e (real) and e (fake), e.g. 0.1: logits settle instead of growing, a smoother guidance gradient (dg-math §10)',
+      'BCE targets 1 − e (real) and e (fake): logits settle instead of growing, a smoother guidance gradient (dg-math §10; 0: hard labels; docs/benchmarks.md, dg-pilot)',
       labelSmoothingArg,
-      0,
+      0.1,
     )
     .option(
       '--r1 <gamma>',
-      "R1 penalty weight γ on real images' ‖∇x logit‖² (e.g. 1): a smoother guidance gradient, ~3× the step cost (dg-math §10)",
+      "R1 penalty weight γ on real images' ‖∇x logit‖²: a smoother guidance gradient, ~3× the step cost (dg-math §10; 0: none)",
       nonNegative('--r1'),
-      0,
+      1,
     )
     .addOption(
       new Option('--time-sampling <kind>', 'τ sampling').choices(['importance', 'uniform'] as const).default('importance' as const),
@@ -89,7 +89,11 @@ function trainDiscriminatorCommand(program: Command) {
 type TrainDiscriminatorOptions = ReturnType<ReturnType<typeof trainDiscriminatorCommand>['opts']>;
 
 export function addTrainDiscriminator(program: Command): void {
-  trainDiscriminatorCommand(program).action((o) => runAction(() => runTrain(o)));
+  trainDiscriminatorCommand(program).action((o, cmd) =>
+    runAction(() =>
+      runTrain({ ...o, labelSmoothing: smoothingFor(o.loss, o.labelSmoothing, cmd.getOptionValueSource('labelSmoothing') === 'cli') }),
+    ),
+  );
   program
     .command('export-discriminator')
     .description(
@@ -104,6 +108,11 @@ export function addTrainDiscriminator(program: Command): void {
         console.error(`wrote ${r.manifestPath} (weights of step ${r.step}; checked by loading it and a dry run)`);
       }),
     );
+}
+
+/** Label smoothing applies to the BCE loss: the default is dropped for LSIF/UKL, a typed value is kept (and refused there in words). */
+function smoothingFor(loss: string, value: number, typed: boolean): number {
+  return loss === 'bce' || typed ? value : 0;
 }
 
 /** --label-smoothing: a share in [0, 0.5). */

@@ -81,8 +81,8 @@ export const studio = $state({
       cfgScale: 1,
       /** the discriminator's design (Advanced): its view (null: the trainer's default), label smoothing, R1 */
       downsample: null as 1 | 2 | 4 | null,
-      labelSmoothing: 0,
-      r1Gamma: 0,
+      labelSmoothing: 0.1,
+      r1Gamma: 1,
       /** the model whose suggestions were last filled in (once per pick: a reload keeps what you typed) */
       defaultsFor: null as string | null,
     },
