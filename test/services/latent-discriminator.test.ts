@@ -9,6 +9,7 @@ import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { trainDiscriminator } from '../../src/main/services/discriminator-training.js';
 import { bundledDefaults } from '../../src/main/services/resources.js';
+import { loadDiscriminator } from '../../src/main/engine/models/discriminator.js';
 import { translateLatentFiles } from '../../src/main/services/translate-latent-files.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -82,20 +83,38 @@ describe('latent discriminator guidance', async () => {
     expect(diff / plain.length).toBeGreaterThan(0.05);
   });
 
-  it('refuses an image whose latents are not the discriminator’s size, and a pixel discriminator', async () => {
+  it('guides a photo of another aspect (latents 4×8×16 for a 4×8×8 discriminator) as a convolutional net, saying so; refuses a pixel discriminator', async () => {
     const wide = join(dir, 'wide.png');
-    await sharp({ create: { width: 128, height: 64, channels: 3, background: { r: 9, g: 9, b: 9 } } })
+    await sharp({ create: { width: 128, height: 64, channels: 3, background: { r: 90, g: 140, b: 60 } } })
       .png()
       .toFile(wide);
-    const r = await translateLatentFiles({
-      inputs: [wide],
-      outDir: join(dir, 'wide'),
-      params: { t0: 0.5, steps: 2, dgWeight: 1 },
-      modelFolder: MODEL,
-      discriminator: join(out, 'manifest.json'),
-    });
-    expect(r.outputs).toEqual([]);
-    expect(r.errors[0]!.message).toMatch(/trained on latents of 4×8×8, this image's are 4×8×16/);
+    const warnings: string[] = [];
+    const translateWide = (w: number, dest: string) =>
+      translateLatentFiles(
+        {
+          inputs: [wide],
+          outDir: join(dir, dest),
+          params: { t0: 0.5, steps: 2, seed: 2, dgWeight: w, prompt: 'photo art', cfgScale: 2 },
+          modelFolder: MODEL,
+          discriminator: join(out, 'manifest.json'),
+        },
+        { onWarning: (m) => warnings.push(m) },
+      );
+    const [plain, guided] = [await translateWide(0, 'wide0'), await translateWide(50, 'wide50')];
+    expect([plain.errors, guided.errors]).toEqual([[], []]);
+    expect(await sharp(guided.outputs[0]!).metadata()).toMatchObject({ width: 128, height: 64 });
+    expect(warnings.join(' ')).toMatch(/trained on latents of 4×8×8; this image's are 4×8×16 .* a size it has not seen/);
+    const [a, b] = await Promise.all([plain, guided].map((r) => sharp(r.outputs[0]!).raw().toBuffer()));
+    expect(Buffer.compare(a!, b!)).not.toBe(0);
+    // at the size it was trained at, the rebuilt guidance graph gives the packaged one's gradient
+    const [packaged, rebuilt] = await Promise.all(
+      [false, true].map((free) => loadDiscriminator(join(out, 'manifest.json'), undefined, {}, null, free)),
+    );
+    const x = { data: Float32Array.from({ length: 2 * 4 * 8 * 8 }, (_, i) => Math.sin(i)), shape: [2, 4, 8, 8] };
+    const tau = Float64Array.from([0.1, 0.4]);
+    const [g1, g2] = await Promise.all([packaged!, rebuilt!].map((d) => d.critic.evaluate(x, tau)));
+    expect(g2!.grad.data.reduce((m, v, i) => Math.max(m, Math.abs(v - g1!.grad.data[i]!)), 0)).toBeLessThan(1e-5);
+    await Promise.all([packaged!.dispose(), rebuilt!.dispose()]);
     await expect(
       translateLatentFiles({
         inputs: [join(src, 's0.png')],

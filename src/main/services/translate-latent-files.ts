@@ -212,7 +212,8 @@ export async function latentDiscriminator(
   model: LatentModel,
   events: Pick<LatentFilesEvents, 'onWarning'>,
 ): Promise<LoadedDiscriminator> {
-  const d = await loadDiscriminator(path);
+  // free spatial size: it guides photos of any aspect, whose latents differ from the square it was trained on
+  const d = await loadDiscriminator(path, undefined, {}, null, true);
   const training =
     'training' in d.manifest ? (d.manifest.training as { latentModel?: { folder?: string; vaeSha256?: string } }) : undefined;
   const trainedOn = training?.latentModel;

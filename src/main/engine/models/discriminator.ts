@@ -71,6 +71,12 @@ export async function loadDiscriminator(
   expect?: { dataShape: number[]; valueRange: readonly [number, number] },
   session: SessionOptions = {},
   classLabel: number | null = null,
+  /**
+   * a fully convolutional discriminator applied at other spatial sizes than it was trained at (a latent one on
+   * a photo's latents of another aspect): its guidance graph is rebuilt from the forward graph with the
+   * input's height and width left free (a packaged guidance graph may hold constants of its size)
+   */
+  anySpatialSize = false,
 ): Promise<LoadedDiscriminator> {
   const manifestPath = manifestPathOf(manifestPathOrFolder);
   const up = upgradeManifest(await readJsonFile(manifestPath, 'discriminator manifest'));
@@ -97,7 +103,13 @@ export async function loadDiscriminator(
     const forward = parseModel(await readBytes(forwardPath, 'discriminator'), forwardPath);
     const timeDType = checkForwardGraph(forward, manifest, manifestPath, session.onWarning);
     let guidance: Uint8Array;
-    if (manifest.guidanceOnnx)
+    if (anySpatialSize) {
+      try {
+        guidance = serializeModel(buildGuidanceModel(withFreeSpatialSize(forward, manifest.io.x), manifest.io, manifest.output));
+      } catch (e) {
+        throw wrap(e);
+      }
+    } else if (manifest.guidanceOnnx)
       guidance = await readBytes(fileInManifestFolder(base, manifest.guidanceOnnx, 'guidanceOnnx'), 'discriminator guidance graph');
     else {
       try {
@@ -130,6 +142,16 @@ export async function loadDiscriminator(
   });
   const critic = { ...exactLogRatioCritic(real, fake), name: manifest.name };
   return { manifest, manifestPath, critic, dispose: async () => {} };
+}
+
+/** The graph with input `x`'s dimensions after the channels symbolic (H, W): any spatial size is fed. */
+function withFreeSpatialSize(model: OnnxModel, x: string): OnnxModel {
+  const inputs = model.graph.inputs.map((v) =>
+    v.name === x && v.shape && v.shape.length > 2
+      ? { ...v, shape: [...v.shape.slice(0, 2), ...v.shape.slice(2).map((_, i) => `S${i}`)] }
+      : v,
+  );
+  return { ...model, graph: { ...model.graph, inputs } };
 }
 
 /**

@@ -151,9 +151,15 @@ export async function translateLatents(
 ): Promise<{ latents: Tensor; warnings: string[] }> {
   const z = await encodeLatents(model, images);
   const shape = z.shape.slice(1);
-  if (opts.critic && opts.critic.dataShape.join('×') !== shape.join('×'))
+  const guideWarnings: string[] = [];
+  if (opts.critic && opts.critic.dataShape[0] !== shape[0])
     throw new Error(
-      `the discriminator "${opts.critic.critic.name}" was trained on latents of ${opts.critic.dataShape.join('×')}, this image's are ${shape.join('×')} (images of ${images.shape[3]}×${images.shape[2]}): translate at the discriminator's image size, or train one at this size`,
+      `the discriminator "${opts.critic.critic.name}" takes ${opts.critic.dataShape[0]}-channel latents, this model's have ${shape[0]}: it was trained on another model's latents`,
+    );
+  // a fully convolutional discriminator guides latents of another size too (loaded with a free spatial size)
+  if (opts.critic && opts.critic.dataShape.join('×') !== shape.join('×'))
+    guideWarnings.push(
+      `the discriminator "${opts.critic.critic.name}" was trained on latents of ${opts.critic.dataShape.join('×')}; this image's are ${shape.join('×')} (${images.shape[3]}×${images.shape[2]} px): it guides them as a convolutional net at a size it has not seen`,
     );
   const { states, truncated } = await textStates(model, tokenizer, [text.prompt, text.negativePrompt]);
   const row = states.data.length / 2;
@@ -173,7 +179,10 @@ export async function translateLatents(
     onStep: opts.onStep,
     signal: opts.signal,
   });
-  const warnings = truncated.map((p) => `the prompt "${p.slice(0, 60)}…" is longer than ${tokenizer.length - 2} tokens and was cut to fit`);
+  const warnings = [
+    ...guideWarnings,
+    ...truncated.map((p) => `the prompt "${p.slice(0, 60)}…" is longer than ${tokenizer.length - 2} tokens and was cut to fit`),
+  ];
   return { latents, warnings };
 }
 
