@@ -54,7 +54,8 @@ console.log('|---|---|---|---|---|');
 for (const [name, arch] of DESIGNS) {
   const net = buildDiscriminatorNet(arch, 1);
   const guide = await createSession(serializeModel(buildGuidanceModel(net.model, { x: 'x', output: 'logit' }, 'logit')), name);
-  const [tu, tg]: number[][] = [[], []];
+  const tu: number[] = [];
+  const tg: number[] = [];
   for (let r = 0; r <= o.reps; r++) {
     let t0 = performance.now();
     await unet.session.run({ x, t: step });
