@@ -91,7 +91,12 @@ type TrainDiscriminatorOptions = ReturnType<ReturnType<typeof trainDiscriminator
 export function addTrainDiscriminator(program: Command): void {
   trainDiscriminatorCommand(program).action((o, cmd) =>
     runAction(() =>
-      runTrain({ ...o, labelSmoothing: smoothingFor(o.loss, o.labelSmoothing, cmd.getOptionValueSource('labelSmoothing') === 'cli') }),
+      runTrain({
+        ...o,
+        labelSmoothing: smoothingFor(o.loss, o.labelSmoothing, cmd.getOptionValueSource('labelSmoothing') === 'cli'),
+        // R1 through a frozen feature extractor differentiates the whole extractor twice: only when asked for
+        r1: o.features && cmd.getOptionValueSource('r1') !== 'cli' ? 0 : o.r1,
+      }),
     ),
   );
   program
