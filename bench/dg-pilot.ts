@@ -11,18 +11,14 @@
  *                                  [--model other/manifest.json]   (the bundled discriminator is always compared, at its recommended w)
  */
 import { join } from 'node:path';
+import { heldOutEmoji, mean } from './heldout-emoji.js';
 import { Command } from 'commander';
 import { TranslateParamsSchema } from '../src/shared/params.js';
-import { readImage } from '../src/main/engine/io/image-io.js';
-import { l2, meanRoughness, swd, swdPyramids } from '../src/main/engine/eval/metrics.js';
 import { loadDiscriminator, type LoadedDiscriminator } from '../src/main/engine/models/discriminator.js';
 import { loadScoreModel } from '../src/main/engine/models/score-model.js';
 import { translateBatch } from '../src/main/engine/sampling/translate.js';
-import type { Tensor } from '../src/main/engine/tensor.js';
 import { list } from '../src/main/cli/options.js';
 import { pairedDifference } from '../src/main/services/evidence-report.js';
-import { spreadSubset } from '../src/main/services/evidence.js';
-import { expandInputs, imageSpecOf } from '../src/main/services/translate-files.js';
 
 const root = join(import.meta.dirname, '..');
 const o = new Command()
@@ -37,35 +33,17 @@ const n = Number(o.args[0] ?? 32);
 const t0 = Number(opts.t0);
 const models = join(root, 'resources', 'models');
 const model = await loadScoreModel(opts.model ?? join(models, 'noto-emoji-unet', 'manifest.json'));
-const spec = imageSpecOf(model);
-const shape = { channels: spec.channels, height: spec.height, width: spec.width, range: spec.valueRange };
-const data = join(root, 'data', 'emoji');
-const names = spreadSubset(await expandInputs([join(data, 'twitter', 'test')]), n);
-const sources = await Promise.all(names.map((f) => readImage(f, spec)));
-const truths = await Promise.all(names.map((f) => readImage(f.replace('/twitter/', '/google/'), spec)));
-const refImages = await Promise.all(spreadSubset(await expandInputs([join(data, 'google', 'test')]), 128).map((f) => readImage(f, spec)));
-const reference = swdPyramids(refImages, shape);
-const refRoughness = meanRoughness(refImages, shape);
-const item = sources[0]!.length;
-const batch: Tensor = { data: new Float32Array(sources.length * item), shape: [sources.length, ...model.manifest.dataShape] };
-sources.forEach((s, i) => batch.data.set(s, i * item));
-const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const set = await heldOutEmoji(model, n);
 
 async function run(disc: LoadedDiscriminator | null, w: number, firstSeed = 0) {
   const t = performance.now();
-  const out = await translateBatch(model, batch, TranslateParamsSchema.parse({ t0, dgWeight: disc ? w : 0, batchSize: 8 }), {
-    seeds: sources.map((_, i) => firstSeed + i),
+  const out = await translateBatch(model, set.batch, TranslateParamsSchema.parse({ t0, dgWeight: disc ? w : 0, batchSize: 8 }), {
+    seeds: set.seeds(firstSeed),
     critic: disc?.critic,
   });
   const seconds = (performance.now() - t) / 1000;
-  const images = sources.map((_, i) => out.data.slice(i * item, (i + 1) * item));
-  return {
-    l2Source: mean(images.map((x, i) => l2(x, sources[i]!))),
-    l2Truth: images.map((x, i) => l2(x, truths[i]!)),
-    swd: swd(images, reference, shape).mean,
-    roughness: meanRoughness(images, shape) / refRoughness,
-    seconds,
-  };
+  const q = set.measure(out);
+  return { ...q, l2Source: mean(q.l2Source), seconds };
 }
 
 const plain = await run(null, 0);

@@ -17,16 +17,12 @@
  *                                      [--discriminator other/manifest.json]   (another discriminator, e.g. a pilot design)
  */
 import { join } from 'node:path';
+import { heldOutEmoji, mean } from './heldout-emoji.js';
 import { SAMPLER_LABELS, TranslateParamsSchema } from '../src/shared/params.js';
-import { readImage } from '../src/main/engine/io/image-io.js';
-import { l2, meanRoughness, swd, swdPyramids } from '../src/main/engine/eval/metrics.js';
 import { loadDiscriminator } from '../src/main/engine/models/discriminator.js';
 import { loadScoreModel } from '../src/main/engine/models/score-model.js';
 import { networkEvaluations, type SamplerName } from '../src/main/engine/sampling/samplers.js';
 import { translateBatch } from '../src/main/engine/sampling/translate.js';
-import type { Tensor } from '../src/main/engine/tensor.js';
-import { spreadSubset } from '../src/main/services/evidence.js';
-import { expandInputs, imageSpecOf } from '../src/main/services/translate-files.js';
 
 const root = join(import.meta.dirname, '..');
 const arg = (name: string, fallback: number) => {
@@ -41,40 +37,23 @@ const halves = process.argv.includes('--dg-only') ? [true] : process.argv.includ
 const models = join(root, 'resources', 'models');
 const modelAt = process.argv.indexOf('--model');
 const model = await loadScoreModel(modelAt > 0 ? process.argv[modelAt + 1]! : join(models, 'noto-emoji-unet', 'manifest.json'));
-const spec = imageSpecOf(model);
-const shape = { channels: spec.channels, height: spec.height, width: spec.width, range: spec.valueRange };
 const discAt = process.argv.indexOf('--discriminator');
 const disc = await loadDiscriminator(discAt > 0 ? process.argv[discAt + 1]! : join(models, 'noto-emoji-dg', 'manifest.json'), {
   dataShape: model.manifest.dataShape,
   valueRange: model.manifest.valueRange,
 });
 const weight = arg('--weight', disc.manifest.recommendedWeight ?? 1);
-const data = join(root, 'data', 'emoji');
-const names = spreadSubset(await expandInputs([join(data, 'twitter', 'test')]), n);
-const sources = await Promise.all(names.map((f) => readImage(f, spec)));
-const truths = await Promise.all(names.map((f) => readImage(f.replace('/twitter/', '/google/'), spec)));
-const refImages = await Promise.all(spreadSubset(await expandInputs([join(data, 'google', 'test')]), 128).map((f) => readImage(f, spec)));
-const reference = swdPyramids(refImages, shape);
-const refRoughness = meanRoughness(refImages, shape);
-const item = sources[0]!.length;
-const batch: Tensor = { data: new Float32Array(sources.length * item), shape: [sources.length, ...model.manifest.dataShape] };
-sources.forEach((s, i) => batch.data.set(s, i * item));
-const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const set = await heldOutEmoji(model, n);
 
 async function run(sampler: SamplerName, steps: number, dg: boolean, firstSeed = 0) {
   const out = await translateBatch(
     model,
-    batch,
+    set.batch,
     TranslateParamsSchema.parse({ t0, steps, sampler, dgWeight: dg ? weight : 0, batchSize: 8 }),
-    { seeds: sources.map((_, i) => firstSeed + i), critic: dg ? disc.critic : undefined },
+    { seeds: set.seeds(firstSeed), critic: dg ? disc.critic : undefined },
   );
-  const images = sources.map((_, i) => out.data.slice(i * item, (i + 1) * item));
-  return {
-    l2Source: mean(images.map((o, i) => l2(o, sources[i]!))),
-    l2Truth: mean(images.map((o, i) => l2(o, truths[i]!))),
-    swd: swd(images, reference, shape).mean,
-    roughness: meanRoughness(images, shape) / refRoughness,
-  };
+  const q = set.measure(out);
+  return { ...q, l2Source: mean(q.l2Source), l2Truth: mean(q.l2Truth) };
 }
 type Quality = Awaited<ReturnType<typeof run>>;
 
