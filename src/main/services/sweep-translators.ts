@@ -6,7 +6,7 @@
 import type { TranslateParams, TranslateParamsInput } from '../../shared/params.js';
 import { t0RangeProblem } from '../../shared/manifest.js';
 import type { ImageSpec } from '../engine/io/image-io.js';
-import { isDiffusersFolder, readDiffusersFolder } from '../engine/models/diffusers-folder.js';
+import { isDiffusersFolder, latentModelName } from '../engine/models/diffusers-folder.js';
 import { loadDiscriminator, type LoadedDiscriminator } from '../engine/models/discriminator.js';
 import { loadLatentModel } from '../engine/models/latent-model.js';
 import { lvpSigmaVe } from '../engine/models/schedules.js';
@@ -108,14 +108,14 @@ async function latentTranslator(m: SweepModels, session: SessionOptions): Promis
     await model.dispose();
     throw e;
   }
-  const d = readDiffusersFolder(m.modelManifest).defaults;
+  const d = model.folder.defaults;
   const side = m.imageSize ?? d.imageSize ?? 512;
   const spec: ImageSpec = { channels: 3, height: side, width: side, valueRange: [-1, 1] };
   const size = 3 * side * side;
   const tokenizer = loadClipTokenizer(join(m.modelManifest, 'tokenizer'));
   const given = m.params ?? {};
   return {
-    name: d.name ?? m.modelManifest,
+    name: latentModelName(m.modelManifest, d),
     discriminatorName: disc?.manifest.name ?? null,
     spec,
     async translate(sources, params, seeds, signal) {
