@@ -169,31 +169,35 @@ async function runLatent(inputs: string[], o: TranslateOptions, modelFolder: str
   const dgWeight = discriminator ? (o.dgWeight ?? (await recommended(discriminator, 'recommendedWeight', 1))) : 0;
   // what the flags leave out, the folder's own dg-studio.json suggests (said, so a run is never a surprise)
   const d = readDiffusersFolder(modelFolder).defaults;
-  const fromFolder = [
-    o.prompt === undefined && d.prompt !== undefined ? `prompt "${d.prompt}"` : null,
-    o.negativePrompt === undefined && d.negativePrompt !== undefined ? `negative prompt "${d.negativePrompt}"` : null,
-    o.cfg === undefined && d.cfgScale !== undefined ? `CFG ${d.cfgScale}` : null,
-    o.t0 === undefined && d.recommendedT0 !== undefined ? `t0 ${d.recommendedT0}` : null,
-    !given('steps') && d.steps !== undefined ? `${d.steps} step${d.steps === 1 ? '' : 's'}` : null,
-    !given('sampler') && d.sampler !== undefined ? `sampler ${d.sampler}` : null,
-  ].filter(Boolean);
-  const steps = given('steps') ? o.steps : (d.steps ?? o.steps);
-  const sampler = given('sampler') ? o.sampler : (d.sampler ?? o.sampler);
+  const fromFolder: string[] = [];
+  /** the flag when typed, else the folder's suggestion (noted), else the flag's own default */
+  const choose = <T>(flag: string, typed: T, suggested: T | undefined, said: (v: T) => string, fallback: T): T => {
+    if (given(flag)) return typed;
+    if (suggested === undefined) return fallback;
+    fromFolder.push(said(suggested));
+    return suggested;
+  };
+  const prompt = choose('prompt', o.prompt, d.prompt, (v) => `prompt "${v}"`, '');
+  const negativePrompt = choose('negativePrompt', o.negativePrompt, d.negativePrompt, (v) => `negative prompt "${v}"`, '');
+  const cfgScale = choose('cfg', o.cfg, d.cfgScale, (v) => `CFG ${v}`, 7.5);
+  const t0 = choose('t0', o.t0, d.recommendedT0, (v) => `t0 ${v}`, 0.6);
+  const steps = choose('steps', o.steps, d.steps, (v) => `${v} step${v === 1 ? '' : 's'}`, o.steps);
+  const sampler = choose('sampler', o.sampler, d.sampler, (v) => `sampler ${v}`, o.sampler);
   if (fromFolder.length) console.error(`note: ${fromFolder.join(', ')} from ${join(modelFolder, LATENT_DEFAULTS_FILE)}`);
   const params = TranslateParamsSchema.safeParse({
     dgWeight,
     dgWeight2: o.dgWeight2 ?? null,
     ...(o.dgWindow ? { dgWindow: o.dgWindow } : {}),
-    t0: o.t0 ?? d.recommendedT0 ?? 0.6,
+    t0,
     steps,
     sampler,
     seed: o.seed,
     eta: o.eta,
     churn: o.churn,
     spacing: o.spacing,
-    prompt: o.prompt ?? d.prompt ?? '',
-    negativePrompt: o.negativePrompt ?? d.negativePrompt ?? '',
-    cfgScale: o.cfg ?? d.cfgScale ?? 7.5,
+    prompt,
+    negativePrompt,
+    cfgScale,
   });
   if (!params.success) return refused(params.error);
   const { bar, signal, gallery } = await runSetup(o);
