@@ -6,50 +6,28 @@
  */
 import { cp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseModel, serializeModel, type OnnxModel, type OnnxNode } from '../../src/main/engine/onnx/ir.js';
+import { makeNode } from '../../src/main/engine/onnx/builder.js';
+import { parseModel, serializeModel, type OnnxModel, type OnnxNode, type ValueInfo } from '../../src/main/engine/onnx/ir.js';
 import { OnnxDataType } from '../../src/main/engine/onnx/proto.js';
 
 export function withFloat16Io(model: OnnxModel): OnnxModel {
   const g = model.graph;
   const rename = new Map<string, string>();
-  const casts: OnnxNode[] = [];
-  const inputs = g.inputs.map((v) => {
-    if (v.dtype !== 'float32') return v;
-    rename.set(v.name, `${v.name}__f32`);
-    casts.push({
-      name: `${v.name}__widen`,
-      opType: 'Cast',
-      domain: '',
-      inputs: [v.name],
-      outputs: [`${v.name}__f32`],
-      attrs: { to: { type: 'int', value: OnnxDataType.float32 } },
+  /** each float32 value of the interface declared float16, with a Cast to or from its float32 twin inside */
+  const halve = (values: ValueInfo[], cast: (v: string, inside: string) => OnnxNode, casts: OnnxNode[]) =>
+    values.map((v) => {
+      if (v.dtype !== 'float32') return v;
+      rename.set(v.name, `${v.name}__f32`);
+      casts.push(cast(v.name, `${v.name}__f32`));
+      return { ...v, dtype: 'float16' as const };
     });
-    return { ...v, dtype: 'float16' as const };
-  });
-  const outputs = g.outputs.map((v) => {
-    if (v.dtype !== 'float32') return v;
-    rename.set(v.name, `${v.name}__f32`);
-    casts.push({
-      name: `${v.name}__narrow`,
-      opType: 'Cast',
-      domain: '',
-      inputs: [`${v.name}__f32`],
-      outputs: [v.name],
-      attrs: { to: { type: 'int', value: OnnxDataType.float16 } },
-    });
-    return { ...v, dtype: 'float16' as const };
-  });
+  const widen: OnnxNode[] = [];
+  const narrow: OnnxNode[] = [];
+  const inputs = halve(g.inputs, (v, inside) => makeNode(`${v}__widen`, 'Cast', [v], [inside], { to: OnnxDataType.float32 }), widen);
+  const outputs = halve(g.outputs, (v, inside) => makeNode(`${v}__narrow`, 'Cast', [inside], [v], { to: OnnxDataType.float16 }), narrow);
   const r = (n: string) => rename.get(n) ?? n;
   const nodes = g.nodes.map((n) => ({ ...n, inputs: n.inputs.map(r), outputs: n.outputs.map(r) }));
-  return {
-    ...model,
-    graph: {
-      ...g,
-      inputs,
-      outputs,
-      nodes: [...casts.filter((c) => c.name.endsWith('__widen')), ...nodes, ...casts.filter((c) => c.name.endsWith('__narrow'))],
-    },
-  };
+  return { ...model, graph: { ...g, inputs, outputs, nodes: [...widen, ...nodes, ...narrow] } };
 }
 
 /** A copy of a diffusers folder whose four parts have float16 interfaces (withFloat16Io). */
