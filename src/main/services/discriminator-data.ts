@@ -41,11 +41,12 @@ async function unguidedTranslations(
       .digest('hex');
     for (const [ti, t0] of t0s.entries()) {
       const seed = (req.seed + si * k + ti) % 2 ** 32;
+      // the fakes are what a user gets: the default sampler (stochastic, seeded), no guidance
+      const params = TranslateParamsSchema.parse({ t0, steps: req.translationSteps, dgWeight: 0 });
       const key = createHash('sha256')
-        .update(`${modelSha}:${contentSha}:${t0}:${seed}:${req.translationSteps}:heun`)
+        .update(`${modelSha}:${contentSha}:${t0}:${seed}:${req.translationSteps}:${params.sampler}`)
         .digest('hex')
         .slice(0, 24);
-      const params = TranslateParamsSchema.parse({ t0, steps: req.translationSteps, sampler: 'heun', dgWeight: 0 });
       const translate = async () => {
         const result = await translateBatch(model, { data: src.data, shape: [1, spec.channels, spec.height, spec.width] }, params, {
           seeds: [seed],
