@@ -8,6 +8,7 @@
 #
 #   bash tools/train-noto-edm.sh 120        # minutes of this stretch (SIGINT/SIGTERM: checkpoint and stop)
 #   OMP_NUM_THREADS=1 bash tools/train-noto-edm.sh 60   # one core, leaving the other to the session
+#   LR=5e-5 bash tools/train-noto-edm.sh 60    # a cool-down stretch at a quarter of the learning rate
 #   EDM_OUT=/tmp/edm BATCH=256 EVAL_MINUTES=1 PYTHON=python3 bash tools/train-noto-edm.sh 6   # a lent GPU (tools/device-train.sh)
 #
 # PyTorch (Debian's python3-torch with libopenblas0-openmp). The app's own trainer refuses this checkpoint
@@ -24,6 +25,6 @@ exec env OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} ${PYTHON:-/usr/bin/python3} tools
   --data data/emoji/google/train --heldout data/emoji/google/test --out "$OUT" \
   --ch 32 --mult 1,2,2,2 --attn 16,8 --groups 8 --patch 2 --t-max 0.8 \
   --precond edm --p-mean ${P_MEAN:--1.2} --p-std ${P_STD:-1.2} \
-  --batch ${BATCH:-32} --lr 2e-4 --warmup 500 --ema 0.9995 --seed 0 \
+  --batch ${BATCH:-32} --lr ${LR:-2e-4} --warmup 500 --ema 0.9995 --seed 0 \
   --ckpt-minutes ${CKPT_MINUTES:-5} --eval-minutes ${EVAL_MINUTES:-10} --minutes "$MINUTES" --resume $EXPORT \
   --name "Noto emoji U-Net (EDM preconditioning, trained on a 2-core CPU)"
