@@ -8,7 +8,12 @@ import { BatchRng, Rng } from '../../src/main/engine/rng.js';
 import { importanceSampledLvpTime } from '../../src/main/engine/models/schedules.js';
 import { loadScoreModel } from '../../src/main/engine/models/score-model.js';
 import { sdedit } from '../../src/main/engine/sampling/sdedit.js';
-import { DiscriminatorTrainer, sampleTrainingTime, smoothedLabels } from '../../src/main/engine/train/discriminator-trainer.js';
+import {
+  cosineLearningRate,
+  DiscriminatorTrainer,
+  sampleTrainingTime,
+  smoothedLabels,
+} from '../../src/main/engine/train/discriminator-trainer.js';
 import { exactLogRatioCritic, sampleMixture, writeToyScoreModel } from '../../src/main/engine/models/toy-mixture.js';
 import { tempDir } from '../helpers/tmp.js';
 import { P, Q } from '../helpers/toy.js';
@@ -87,6 +92,15 @@ describe('discriminator training through ORT (paper Algorithm 1, dg-math §4)', 
     expect((unguided - trained) / (unguided - exact)).toBeGreaterThanOrEqual(0.5);
     await trainer.dispose();
   }, 180_000);
+
+  it('the cosine learning rate: lr at the start, half at mid-run, 0 at the last step and after; constant without a total', () => {
+    expect(cosineLearningRate(2e-3, 0, 3000)).toBe(2e-3);
+    expect(cosineLearningRate(2e-3, 1500, 3000)).toBeCloseTo(1e-3, 15);
+    expect(cosineLearningRate(2e-3, 750, 3000)).toBeCloseTo(1e-3 * (1 + Math.SQRT1_2), 15);
+    expect(cosineLearningRate(2e-3, 3000, 3000)).toBeCloseTo(0, 15);
+    expect(cosineLearningRate(2e-3, 4000, 3000)).toBeCloseTo(0, 15);
+    expect(cosineLearningRate(2e-3, 4000, 0)).toBe(2e-3);
+  });
 
   it('label smoothing ε (dg-math §10): on data it separates, the logits settle at ±log((1−ε)/ε); without, they keep growing', async () => {
     expect(Array.from(smoothedLabels(4, 2, 0.1))).toEqual([0.9, 0.9, 0.1, 0.1].map(Math.fround));

@@ -29,6 +29,8 @@ export interface TrainDiscriminatorRequest {
   epochs?: number;
   batchSize?: number;
   lr?: number;
+  /** the learning rate over the run: constant, or a cosine decay to 0 at the run's last step (default) */
+  lrSchedule?: 'constant' | 'cosine';
   loss?: RatioLoss;
   /** dg-math §10: real targets 1 − ε, fake ε (BCE only) */
   labelSmoothing?: number;
@@ -171,6 +173,7 @@ export async function trainDiscriminator(
       r1Gamma: req.r1Gamma ?? 0,
       batchSize,
       lr: req.lr ?? 2e-3,
+      cosineSteps: (req.lrSchedule ?? 'cosine') === 'cosine' ? steps : 0,
       tauRange: [1e-5, tauMax],
       timeSampling: req.timeSampling ?? 'importance',
       seed,

@@ -42,6 +42,11 @@ function trainDiscriminatorCommand(program: Command) {
     .option('--epochs <n>', 'passes over the training images (overrides --steps)', positive('--epochs'))
     .option('--batch-size <n>', 'images per step (half real, half fake)', positiveInt('--batch-size'), 32)
     .option('--lr <lr>', 'Adam learning rate', positive('--lr'), 2e-3)
+    .addOption(
+      new Option('--lr-schedule <kind>', 'learning rate over the run: a cosine decay to 0 at the last step, or constant')
+        .choices(['cosine', 'constant'] as const)
+        .default('cosine' as const),
+    )
     .addOption(new Option('--loss <loss>', 'density-ratio loss').choices(['bce', 'lsif', 'ukl'] as const).default('bce' as const))
     .option(
       '--label-smoothing <e>',
@@ -156,6 +161,7 @@ async function runTrain(o: TrainDiscriminatorOptions): Promise<void> {
         epochs: o.epochs,
         batchSize: o.batchSize,
         lr: o.lr,
+        lrSchedule: o.lrSchedule,
         loss: o.loss,
         labelSmoothing: o.labelSmoothing,
         r1Gamma: o.r1,

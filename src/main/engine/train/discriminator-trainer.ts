@@ -29,6 +29,11 @@ export interface TrainerOptions {
   loss: RatioLoss;
   batchSize: number;
   lr: number;
+  /**
+   * cosine decay of the learning rate from `lr` to 0 at this step (the run's last; 0 or absent: constant) —
+   * the weights settle instead of ending wherever the last noisy steps left them
+   */
+  cosineSteps?: number;
   weightDecay?: number;
   /** LVP times to train at; for image-to-image only τ ≤ t0 matters */
   tauRange: [number, number];
@@ -47,6 +52,12 @@ export interface TrainerOptions {
   /** class of each item, for a class-conditional network (one with a `class_label` input) */
   classOf?: (item: Float32Array) => number;
   session?: SessionOptions;
+}
+
+/** dg-math §10: the learning rate at `step` of a cosine decay from `lr` to 0 at step `total` (constant when total ≤ 0). */
+export function cosineLearningRate(lr: number, step: number, total: number): number {
+  if (total <= 0) return lr;
+  return (lr / 2) * (1 + Math.cos(Math.PI * Math.min(1, step / total)));
 }
 
 export interface BandStats {
@@ -202,7 +213,7 @@ export class DiscriminatorTrainer {
     if (!Number.isFinite(loss))
       throw new Error(`discriminator training diverged at step ${this.step} (loss ${loss}); lower the learning rate`);
     const grads = new Map([...this.params.keys()].map((k) => [k, out[gradOutputName(k)]!.data as Float32Array]));
-    this.adam.step(grads);
+    this.adam.step(grads, cosineLearningRate(this.opts.lr, this.step, this.opts.cosineSteps ?? 0));
     this.step++;
     return loss;
   }
