@@ -6,7 +6,9 @@
  * engine/onnx/session.ts), because a guided sampler alternates two sessions.
  *
  *   npx tsx bench/dg-end-to-end.ts --model .cache/unet-bench --discriminator tools/pretrained/twemoji-vs-noto-disc \
- *     --images data/emoji/twitter/test --count 16 --steps 50 --sampler ddim --rounds 2
+ *     --images data/emoji/twitter/test --count 16 --t0 0.5 --steps 50 --sampler ddim --dg-weight 1 --rounds 2
+ *   npx tsx bench/dg-end-to-end.ts --model resources/models/noto-emoji-unet --discriminator resources/models/noto-emoji-dg \
+ *     --images data/emoji/twitter/test --count 138 --rounds 3     # the bundled default as users get it
  */
 import { execFile } from 'node:child_process';
 import { mkdtemp, readdir, rm, symlink } from 'node:fs/promises';
@@ -25,8 +27,10 @@ interface Opts {
   discriminator: string;
   images: string;
   count: number;
-  steps: number;
-  sampler: string;
+  t0?: number;
+  steps?: number;
+  sampler?: string;
+  dgWeight?: number;
   rounds: number;
 }
 
@@ -50,22 +54,21 @@ export async function dgEndToEnd(o: Opts) {
       .sort()
       .slice(0, o.count);
     for (const n of names) await symlink(resolve(o.images, n), join(inputs, n));
+    // a setting not given is the CLI's own: the model's recommended t0, the default sampler and steps
+    const given = (flag: string, v: number | string | undefined) => (v === undefined ? [] : [flag, String(v)]);
     const common = [
       'translate',
       inputs,
       '--model',
       o.model,
-      '--t0',
-      '0.5',
-      '--steps',
-      String(o.steps),
-      '--sampler',
-      o.sampler,
+      ...given('--t0', o.t0),
+      ...given('--steps', o.steps),
+      ...given('--sampler', o.sampler),
       '--no-gallery',
       '--no-progress',
     ];
     const plain = [...common, '--no-discriminator', '--out', join(dir, 'plain')];
-    const dg = [...common, '--discriminator', o.discriminator, '--dg-weight', '1', '--out', join(dir, 'dg')];
+    const dg = [...common, '--discriminator', o.discriminator, ...given('--dg-weight', o.dgWeight), '--out', join(dir, 'dg')];
     const rows: string[] = [];
     for (const spinning of [true, false]) {
       const p: number[] = [];
@@ -91,13 +94,15 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     .requiredOption('--discriminator <manifest>', 'discriminator (folder or manifest)')
     .requiredOption('--images <dir>', 'folder of source images')
     .option('--count <n>', 'images per run', positiveInt('--count'), 16)
-    .option('--steps <n>', 'steps', positiveInt('--steps'), 50)
-    .option('--sampler <name>', 'sampler', 'ddim')
+    .option('--t0 <t>', "SDEdit start (default: the model's recommended t0)", Number)
+    .option('--steps <n>', "steps (default: the CLI's)", positiveInt('--steps'))
+    .option('--sampler <name>', "sampler (default: the CLI's)")
+    .option('--dg-weight <w>', "DG weight (default: the discriminator's recommended weight)", Number)
     .option('--rounds <n>', 'runs of each kind per setting', positiveInt('--rounds'), 2)
     .parse()
     .opts<Opts>();
   console.log(
-    `dg-end-to-end: ${o.count} images, ${o.sampler} ${o.steps} steps from t0 0.5, ${o.rounds} alternating rounds — ${new Date().toISOString()}`,
+    `dg-end-to-end: ${o.count} images, sampler ${o.sampler ?? 'default'}, steps ${o.steps ?? 'default'}, t0 ${o.t0 ?? 'recommended'}, w ${o.dgWeight ?? 'recommended'}, ${o.rounds} alternating rounds — ${new Date().toISOString()}`,
   );
   await dgEndToEnd(o);
 }
