@@ -34,7 +34,7 @@ try {
   // the drawings first in the list are not emoji: keep the eight Twemoji
   for (const name of ['badge.png', 'smiley.png'])
     await page.locator('[data-testid=source]', { hasText: name }).locator('[aria-label=remove]').click();
-  // the form starts at the bundled models' recommendations (t0 0.3, w = 32)
+  // the form starts at the bundled models’ recommendations (t0 0.3, w = 16)
   await page.click('[data-testid=run]');
   await page.locator('[data-testid=result]').nth(7).waitFor({ timeout: 120_000 });
   await page.click('[data-testid=compare]');
