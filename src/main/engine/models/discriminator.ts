@@ -103,17 +103,12 @@ export async function loadDiscriminator(
     const forward = parseModel(await readBytes(forwardPath, 'discriminator'), forwardPath);
     const timeDType = checkForwardGraph(forward, manifest, manifestPath, session.onWarning);
     let guidance: Uint8Array;
-    if (anySpatialSize) {
-      try {
-        guidance = serializeModel(buildGuidanceModel(withFreeSpatialSize(forward, manifest.io.x), manifest.io, manifest.output));
-      } catch (e) {
-        throw wrap(e);
-      }
-    } else if (manifest.guidanceOnnx)
+    if (manifest.guidanceOnnx && !anySpatialSize)
       guidance = await readBytes(fileInManifestFolder(base, manifest.guidanceOnnx, 'guidanceOnnx'), 'discriminator guidance graph');
     else {
       try {
-        guidance = serializeModel(buildGuidanceModel(forward, manifest.io, manifest.output));
+        const graph = anySpatialSize ? withFreeSpatialSize(forward, manifest.io.x) : forward;
+        guidance = serializeModel(buildGuidanceModel(graph, manifest.io, manifest.output));
       } catch (e) {
         throw wrap(e);
       }
