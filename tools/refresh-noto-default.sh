@@ -43,15 +43,14 @@ if stage export; then
   rm -rf "$W" && mkdir -p "$W/unet"
   cp "$RUN/checkpoint.safetensors" "$W/unet/"
   EDM_OUT="$W/unet" bash tools/train-noto-edm.sh 0 --export 2>&1 | tail -1
-  # what it is, who trained it, and what it recommends
+  # what it is and who trained it (what it recommends is written when it is bundled)
   node -e '
-    const fs = require("fs"); const [file, t0] = process.argv.slice(1);
+    const fs = require("fs"); const [file] = process.argv.slice(1);
     const m = JSON.parse(fs.readFileSync(file, "utf8")); const t = m.training;
     m.name = "Noto emoji U-Net (EDM preconditioning)";
     m.description = `U-Net (2.33M parameters, patch 2, t ≤ 0.8) trained with EDM preconditioning on the Noto training split by tools/train-score-model.py (PyTorch): ${t.steps.toLocaleString("en")} steps, ${(t.imagesSeen / 1e6).toFixed(2)} M images — the first 5,749 steps at batch 512 in 10 minutes on a lent GPU, the rest at batch 32 on a 2-core CPU; EMA 0.9995. Exported as an ε network of the 1000 DDPM steps. Its checkpoint and training record: tools/pretrained/noto-emoji-unet-edm/.`;
     m.license = "weights: MIT (DG Studio); trained on Noto Emoji images (Apache License 2.0, Google)";
-    m.recommendedT0 = Number(t0);
-    fs.writeFileSync(file, JSON.stringify(m, null, 2) + "\n");' "$W/unet/manifest.json" "$T0"
+    fs.writeFileSync(file, JSON.stringify(m, null, 2) + "\n");' "$W/unet/manifest.json"
   rm "$W/unet/checkpoint.safetensors"
   npx tsx tools/bundle-model.ts --score "$W/unet" --check data/emoji/google/test --check-only
 fi
