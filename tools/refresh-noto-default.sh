@@ -16,6 +16,9 @@
 #   DISC_STEPS [3000]   the discriminator's training steps (batch 32)
 #   EVIDENCE_ARGS []    more options for npm run evidence (--limit 8 to rehearse; --design label=manifest)
 #   RECOMMENDED_T0 [0.3], RECOMMENDED_W [16]   what the bundled manifests recommend (docs/benchmarks.md, dg-pilot)
+#   RECOMMENDED_SIGMA_MIN [0.04]   the U-Net's ladder floor (dg-math §8; docs/benchmarks.md, sigma-floor), written at
+#                       export so that the discriminator's fakes are sampled as users' translations are
+#   EDM_RUN [tools/pretrained/noto-emoji-unet-edm]   the checkpoint's folder (a stretch trained elsewhere)
 #   FROM [export], UNTIL [screenshots]   the first and last stage: export, discriminator, bundle, evidence, screenshots
 #   DG_STUDIO_RESOURCES [resources]   bundle elsewhere (to rehearse without touching the repository)
 #   WORK [.cache/refresh]             the working folder
@@ -27,7 +30,8 @@ W=${WORK:-.cache/refresh}
 DOCS=${DOCS:-docs}
 T0=${RECOMMENDED_T0:-0.3}
 WEIGHT=${RECOMMENDED_W:-16}
-RUN=tools/pretrained/noto-emoji-unet-edm
+SIGMA_MIN=${RECOMMENDED_SIGMA_MIN:-0.04}
+RUN=${EDM_RUN:-tools/pretrained/noto-emoji-unet-edm}
 DISC_RUN=tools/pretrained/noto-emoji-dg-run
 STAGES=(export discriminator bundle evidence screenshots)
 index() { for i in "${!STAGES[@]}"; do [ "${STAGES[$i]}" = "$1" ] && echo "$i" && return; done; echo "no stage $1 (${STAGES[*]})" >&2; exit 2; }
@@ -43,14 +47,15 @@ if stage export; then
   rm -rf "$W" && mkdir -p "$W/unet"
   cp "$RUN/checkpoint.safetensors" "$W/unet/"
   EDM_OUT="$W/unet" bash tools/train-noto-edm.sh 0 --export 2>&1 | tail -1
-  # what it is and who trained it (what it recommends is written when it is bundled)
+  # what it is, who trained it and its ladder floor (the t0 it recommends is written when it is bundled)
   node -e '
-    const fs = require("fs"); const [file] = process.argv.slice(1);
+    const fs = require("fs"); const [file, sigmaMin] = process.argv.slice(1);
     const m = JSON.parse(fs.readFileSync(file, "utf8")); const t = m.training;
     m.name = "Noto emoji U-Net (EDM preconditioning)";
     m.description = `U-Net (2.33M parameters, patch 2, t ≤ 0.8) trained with EDM preconditioning on the Noto training split by tools/train-score-model.py (PyTorch): ${t.steps.toLocaleString("en")} steps, ${(t.imagesSeen / 1e6).toFixed(2)} M images — the first 5,749 steps at batch 512 in 10 minutes on a lent GPU, the rest at batch 32 on a 2-core CPU; EMA 0.9995. Exported as an ε network of the 1000 DDPM steps. Its checkpoint and training record: tools/pretrained/noto-emoji-unet-edm/.`;
     m.license = "weights: MIT (DG Studio); trained on Noto Emoji images (Apache License 2.0, Google)";
-    fs.writeFileSync(file, JSON.stringify(m, null, 2) + "\n");' "$W/unet/manifest.json"
+    m.recommendedSigmaMin = Number(sigmaMin);
+    fs.writeFileSync(file, JSON.stringify(m, null, 2) + "\n");' "$W/unet/manifest.json" "$SIGMA_MIN"
   rm "$W/unet/checkpoint.safetensors"
   npx tsx tools/bundle-model.ts --score "$W/unet" --check data/emoji/google/test --check-only
 fi

@@ -30,6 +30,8 @@ export interface ModelEntry {
   recommendedWeight?: number;
   /** a score model's recommended t0 (its manifest's `recommendedT0`) */
   recommendedT0?: number;
+  /** a score model's ladder floor (its manifest's `recommendedSigmaMin`, dg-math §8): the translations' σ min unless set */
+  recommendedSigmaMin?: number;
   /** a few lines of the manifest's training record (steps, images seen, held-out error, …) */
   training?: Record<string, string | number>;
   /** a latent, text-conditioned model (a Stable Diffusion-family folder): it takes a prompt, negative prompt and CFG scale */

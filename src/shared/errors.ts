@@ -24,6 +24,7 @@ export const FIELD_LABELS: Record<string, string> = {
   weights: 'DG weights',
   sampler: 'Sampler',
   spacing: 'Spacing',
+  sigmaMin: 'σ min',
   limit: 'Limit',
   name: 'Name',
   threads: 'Threads',

@@ -97,6 +97,11 @@ export const ScoreModelManifestSchema = z
     validTimeRange: z.tuple([z.number().min(0), z.number().gt(0).max(1)]).optional(),
     /** the t0 its maker found best for this model (the CLI's default --t0 and the studio's starting t0; else 0.5) */
     recommendedT0: z.number().gt(0).max(1).optional(),
+    /**
+     * the floor of its sampling ladder (VE σ; dg-math §8): the last level before the final step to 0, where
+     * its maker measured it still removes the noise; absent: the smallest level of its schedule
+     */
+    recommendedSigmaMin: z.number().positive().max(1).optional(),
     /** how the model was made (trainer, data digest, steps, images seen, wall time, final loss) */
     training: z.record(z.string(), z.unknown()).optional(),
   })

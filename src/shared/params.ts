@@ -59,6 +59,11 @@ export const TranslateParamsSchema = z
     eta: z.number().min(0).max(1).default(0),
     churn: z.number().min(0).default(0),
     spacing: z.enum(['karras', 'uniform', 'lambda']).default('karras'),
+    /**
+     * the ladder's floor (VE σ, dg-math §8): its last level before the final step to 0; null: the model's own
+     * (its manifest's recommendedSigmaMin), else its schedule's smallest
+     */
+    sigmaMin: z.number().positive().max(100).nullable().default(null),
     /** the class for class-conditional models and for classifier guidance */
     classLabel: z.number().int().min(0).nullable().default(null),
     /** classifier-guidance weight w_CG (paper Eq. 6); 0: none */
@@ -94,6 +99,7 @@ export function formatParametersLine(p: TranslateParams, extra: Record<string, s
     ['Eta', p.eta],
     ['Churn', p.churn],
     ['Spacing', p.spacing],
+    ...(p.sigmaMin !== null ? ([['Sigma min', p.sigmaMin]] as [string, number][]) : []),
     ...(p.classLabel !== null ? ([['Class', p.classLabel]] as [string, number][]) : []),
     ...(p.cgWeight > 0 ? ([['CG weight', p.cgWeight]] as [string, number][]) : []),
     ...(p.fit !== 'crop' ? ([['Fit', p.fit]] as [string, string][]) : []),

@@ -138,6 +138,30 @@ describe('dg-studio translate (CLI)', async () => {
     expect(bad.stderr).toMatch(/recommendedT0 0\.7 is outside validTimeRange/);
   });
 
+  it("a model's recommended σ floor ends the ladder unless --sigma-min gives another; the PNG records a given one", async () => {
+    const model = await toyWith('toy-gaussian-64', 'model.onnx', 'floored-model', { recommendedSigmaMin: 0.3 });
+    const plainModel = await toyWith('toy-gaussian-64', 'model.onnx', 'unfloored-model', {});
+    const out = join(dir, 'floor');
+    // the pixels (the PNGs' text differs: the parameters line, the model's name and hash)
+    const bytes = async (r: { stdout: string }) =>
+      sharp(JSON.parse(r.stdout.trim().split('\n')[0]!).output)
+        .raw()
+        .toBuffer();
+    const byModel = await translateA(['--model', model, '--seed', '5'], join(out, 'a'));
+    const byFlag = await translateA(['--model', plainModel, '--seed', '5', '--sigma-min', '0.3'], join(out, 'b'));
+    const none = await translateA(['--model', plainModel, '--seed', '5'], join(out, 'c'));
+    for (const r of [byModel, byFlag, none]) expect(r.code).toBe(0);
+    expect((await bytes(byModel)).equals(await bytes(byFlag))).toBe(true);
+    expect((await bytes(byModel)).equals(await bytes(none))).toBe(false);
+    const rec = JSON.parse(byFlag.stdout.trim().split('\n')[0]!);
+    expect(rec.params.sigmaMin).toBe(0.3);
+    expect((await readPngText(rec.output))['parameters']).toMatch(/Spacing: karras, Sigma min: 0\.3,/);
+    expect(JSON.parse(byModel.stdout.trim().split('\n')[0]!).params.sigmaMin).toBeNull();
+    const bad = await translateA(['--sigma-min', '0'], out);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--sigma-min/);
+  });
+
   it('train-discriminator refuses --steps 0 in words', async () => {
     const r = await cli(['train-discriminator', '--source', dir, '--target', dir, '--steps', '0', '--out', join(dir, 'never')]);
     expect(r.code).toBe(2);

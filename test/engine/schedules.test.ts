@@ -91,6 +91,53 @@ describe('discrete DDPM (dg-math §1)', () => {
       idx.slice(1).forEach((v, k) => expect(v).toBeLessThan(idx[k]!));
     }
   });
+  it("the ladder's floor (dg-math §8): the last level before 0 is the floor's step, the model's own unless the call gives one", () => {
+    const spec = { kind: 'ddpm-linear', steps: 1000, betaStart: 1e-4, betaEnd: 0.02 } as const;
+    const table = discreteSigmas(alphaBarsFromBetas(ddpmLinearBetas(1000)));
+    const floorStep = Math.round(fractionalStepFromSigma(0.04, table));
+    expect(floorStep).toBeGreaterThan(5);
+    const steps = (l: number[]) => l.slice(0, -1).map((v) => table.indexOf(v));
+    const plain = modelSchedule(spec);
+    const floored = modelSchedule(spec, 0.04);
+    for (const spacing of ['karras', 'uniform', 'lambda'] as const) {
+      const l = steps(floored.sdeditSigmas(0.5, 10, spacing));
+      expect(l).toHaveLength(10);
+      expect(l[0]).toBe(500);
+      expect(l.at(-1)).toBe(floorStep);
+      l.slice(1).forEach((v, k) => expect(v).toBeLessThan(l[k]!));
+      // the same ladder as the schedule without a model floor given this floor by the call
+      expect(floored.sdeditSigmas(0.5, 10, spacing)).toEqual(plain.sdeditSigmas(0.5, 10, spacing, 0.04));
+    }
+    // uniform: DDIM's even ladder between step 500 and the floor's step
+    expect(steps(floored.sdeditSigmas(0.5, 10, 'uniform'))).toEqual(
+      Array.from({ length: 10 }, (_, k) => Math.round(floorStep + (500 - floorStep) * (1 - k / 9))),
+    );
+    // the call's floor wins over the model's; without either the ladder ends on step 0 as before
+    expect(steps(floored.sdeditSigmas(0.5, 10, 'karras', table[0]!)).at(-1)).toBe(0);
+    expect(steps(plain.sdeditSigmas(0.5, 10)).at(-1)).toBe(0);
+    // more steps than there are integer steps above the floor: every one of them, none below the floor
+    const many = steps(floored.sdeditSigmas(0.5, 600));
+    expect(many).toHaveLength(501 - floorStep);
+    expect(Math.min(...many)).toBe(floorStep);
+    // a floor at or above σ(t0): one step, the denoiser at σ(t0)
+    expect(floored.sdeditSigmas(0.005, 10)).toEqual([table[5]!, 0]);
+    expect(() => plain.sdeditSigmas(0.5, 10, 'karras', 0)).toThrow(/floor σ must be a positive number, got 0/);
+    expect(() => modelSchedule(spec, Number.NaN)).toThrow(/floor σ must be a positive number/);
+  });
+  it('a continuous VP and an EDM model end their ladders on the floor too', () => {
+    for (const spec of [
+      { kind: 'lvp', betaMin: 0.1, betaMax: 20 } as const,
+      { kind: 'edm', sigmaMin: 0.002, sigmaMax: 80, rho: 7 } as const,
+    ]) {
+      const s = modelSchedule(spec, 0.05);
+      const l = s.sdeditSigmas(0.5, 8);
+      expect(l).toHaveLength(9);
+      expect(l.at(-2)).toBeCloseTo(0.05, 9);
+      expect(l.at(-1)).toBe(0);
+      expect(modelSchedule(spec).sdeditSigmas(0.5, 8).at(-2)).toBeLessThan(0.02);
+      expect(s.sdeditSigmas(0.5, 8, 'karras', 0.1).at(-2)).toBeCloseTo(0.1, 9);
+    }
+  });
   it('integerSteps keeps the ends and separates what rounding merged', () => {
     expect(integerSteps([5.2, 4.9, 4.6, 0.2], 5)).toEqual([5, 4, 3, 0]);
     expect(integerSteps([9.6, 6.4, 0.4, 0.3, 0.1], 9)).toEqual([9, 6, 2, 1, 0]);

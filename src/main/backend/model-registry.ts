@@ -77,6 +77,7 @@ async function entryOf(manifest: string, folderKind: ModelEntry['kind'], bundled
     ...pick<string>('license', (v) => typeof v === 'string'),
     ...(parsed.kind === 'discriminator' ? pick<number>('recommendedWeight', (v) => typeof v === 'number') : {}),
     ...(parsed.kind === 'score' ? pick<number>('recommendedT0', (v) => typeof v === 'number') : {}),
+    ...(parsed.kind === 'score' ? pick<number>('recommendedSigmaMin', (v) => typeof v === 'number') : {}),
     ...(training ? { training } : {}),
   };
 }

@@ -266,7 +266,7 @@ export async function translateFiles(
     ({ disc, classifier, params } = await loadGuides(req, model, params, events));
     await mkdir(req.outDir, { recursive: true });
     const info = await describeRun(req, model, disc, classifier, params);
-    const ladderSteps = model.schedule.sdeditSigmas(params.t0, params.steps, params.spacing).length - 1;
+    const ladderSteps = model.schedule.sdeditSigmas(params.t0, params.steps, params.spacing, params.sigmaMin ?? undefined).length - 1;
     events.onStart?.({
       total: files.length,
       model: info.modelInfo.name,

@@ -91,7 +91,7 @@ function galleryReuse(gallery: Command) {
         if (o.json) console.log(JSON.stringify(p));
         else
           console.log(
-            `--t0 ${p.t0} --dg-weight ${p.dgWeight}${p.dgWeight2 === null ? '' : ` --dg-weight2 ${p.dgWeight2}`} --dg-window ${p.dgWindow.join(',')} --steps ${p.steps} --sampler ${p.sampler} --seed ${p.seed} --eta ${p.eta} --churn ${p.churn} --spacing ${p.spacing}`,
+            `--t0 ${p.t0} --dg-weight ${p.dgWeight}${p.dgWeight2 === null ? '' : ` --dg-weight2 ${p.dgWeight2}`} --dg-window ${p.dgWindow.join(',')} --steps ${p.steps} --sampler ${p.sampler} --seed ${p.seed} --eta ${p.eta} --churn ${p.churn} --spacing ${p.spacing}${p.sigmaMin === null ? '' : ` --sigma-min ${p.sigmaMin}`}`,
           );
       }),
     );

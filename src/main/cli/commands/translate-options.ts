@@ -8,6 +8,7 @@ import {
   nonNegative,
   nonNegativeInt,
   pair,
+  positive,
   positiveInt,
   providerOption,
   samplerOption,
@@ -41,7 +42,7 @@ function guidanceOptions<A extends unknown[], O extends OptionValues>(c: Command
     .option('--cg-weight <w>', 'classifier-guidance weight (default: 1 when --classifier is given, else 0)', nonNegative('--cg-weight'));
 }
 
-/** The SDEdit start and the sampler: t0, steps, sampler, seed, batch, η, churn, spacing. */
+/** The SDEdit start and the sampler: t0, steps, sampler, seed, batch, η, churn, spacing, the ladder's floor. */
 function samplerOptions<A extends unknown[], O extends OptionValues>(c: Command<A, O>) {
   return c
     .option(
@@ -64,6 +65,11 @@ function samplerOptions<A extends unknown[], O extends OptionValues>(c: Command<
       )
         .choices(['karras', 'uniform', 'lambda'] as const)
         .default('karras' as const),
+    )
+    .option(
+      '--sigma-min <σ>',
+      "the σ ladder's floor (VE σ): its last level before the final step to 0 (default: the model's recommended, else its schedule's smallest)",
+      positive('--sigma-min'),
     );
 }
 

@@ -265,7 +265,7 @@ async function adaptScoreModel(
 ): Promise<ScoreModel> {
   checkScoreIo(manifest, manifestPath, session);
   const layout = feedLayout(manifest, manifestPath, onnxPath, session, opts);
-  const schedule = modelSchedule(manifest.schedule);
+  const schedule = modelSchedule(manifest.schedule, manifest.recommendedSigmaMin);
   const itemSize = manifest.dataShape.reduce((a, b) => a * b, 1);
   const runOnce = (x: Tensor, time: Float64Array, labels?: number[]) => runScoreOnce(manifest, onnxPath, session, layout, x, time, labels);
   const makeNet =

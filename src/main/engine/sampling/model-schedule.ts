@@ -31,8 +31,12 @@ export interface ModelSchedule {
   sigmaAt(tFraction: number): number;
   /** The model's own time for a VE level (discrete: fractional step index). */
   timeFromSigma(sigmaVe: number): number;
-  /** Descending σ_ve ladder from t0 with `steps` model evaluations, ending with 0. */
-  sdeditSigmas(t0Fraction: number, steps: number, spacing?: Spacing): number[];
+  /**
+   * Descending σ_ve ladder from t0 with `steps` model evaluations, ending with 0. Its last level before 0 is
+   * the ladder's floor (dg-math §8): `sigmaFloor` when given, else the model's own floor (its manifest's
+   * `recommendedSigmaMin`), else the smallest level the schedule has; never above σ(t0).
+   */
+  sdeditSigmas(t0Fraction: number, steps: number, spacing?: Spacing, sigmaFloor?: number): number[];
 }
 
 // dg-math §1: σ_ve of discrete step i, sqrt((1 - ᾱ_i)/ᾱ_i)
@@ -66,6 +70,12 @@ function checkSteps(steps: number): void {
   if (!Number.isInteger(steps) || steps < 1) throw new Error(`steps must be a positive integer, got ${steps}`);
 }
 
+function checkFloor(sigmaFloor: number): number {
+  if (!(sigmaFloor > 0 && Number.isFinite(sigmaFloor)))
+    throw new Error(`the ladder's floor σ must be a positive number, got ${sigmaFloor}`);
+  return sigmaFloor;
+}
+
 function ladder(sigmaHigh: number, sigmaLow: number, steps: number, spacing: Spacing, toSigma?: (u: number) => number) {
   if (spacing === 'lambda')
     return [...Array.from({ length: steps }, (_, i) => sigmaHigh * (sigmaLow / sigmaHigh) ** (steps === 1 ? 0 : i / (steps - 1))), 0];
@@ -79,6 +89,7 @@ function continuousVpSchedule(
   spec: ModelSchedule['spec'],
   sigmaAt: (t: number) => number,
   timeFromSigma: (sigma: number) => number,
+  modelFloor: number | undefined,
 ): ModelSchedule {
   return {
     spec,
@@ -87,10 +98,12 @@ function continuousVpSchedule(
     sigmaMax: sigmaAt(1),
     sigmaAt,
     timeFromSigma,
-    sdeditSigmas(t0, steps, spacing = 'karras') {
+    sdeditSigmas(t0, steps, spacing = 'karras', sigmaFloor = modelFloor) {
       checkT0(t0);
       checkSteps(steps);
-      const tLow = Math.min(CONTINUOUS_T_MIN, t0);
+      const floorT = sigmaFloor === undefined ? CONTINUOUS_T_MIN : Math.max(CONTINUOUS_T_MIN, timeFromSigma(checkFloor(sigmaFloor)));
+      if (floorT >= t0 && sigmaFloor !== undefined) return [sigmaAt(t0), 0];
+      const tLow = Math.min(floorT, t0);
       return ladder(sigmaAt(t0), sigmaAt(tLow), steps, spacing, (u) => sigmaAt(t0 + u * (tLow - t0)));
     },
   };
@@ -112,7 +125,12 @@ export function integerSteps(fractional: number[], top: number): number[] {
   return idx;
 }
 
-export function modelSchedule(spec: ScheduleSpec): ModelSchedule {
+/**
+ * A schedule's σ(t), its inverse and its SDEdit ladder. `modelFloor`: the model's own ladder floor (its manifest's
+ * `recommendedSigmaMin`, dg-math §8), used when a translation does not choose one.
+ */
+export function modelSchedule(spec: ScheduleSpec, modelFloor?: number): ModelSchedule {
+  if (modelFloor !== undefined) checkFloor(modelFloor);
   switch (spec.kind) {
     case 'ddpm-linear':
     case 'ddpm-scaled-linear':
@@ -133,20 +151,29 @@ export function modelSchedule(spec: ScheduleSpec): ModelSchedule {
         sigmaMax: table[T - 1]!,
         sigmaAt: (t) => table[stepAt(t)]!,
         timeFromSigma: (s) => fractionalStepFromSigma(s, table),
-        sdeditSigmas(t0, steps, spacing = 'karras') {
+        sdeditSigmas(t0, steps, spacing = 'karras', sigmaFloor = modelFloor) {
           checkT0(t0);
           checkSteps(steps);
           // dg-math §3: t0 maps to step round(t0·(T-1)); the network only knows integer steps
           const i0 = stepAt(t0);
-          // the wanted ladder as fractional steps from i0 down to 0: DDIM's even ladder, or the Karras /
+          // the floor's step (dg-math §8): step 0 unless the model or the translation asks for a higher floor
+          const iLow = sigmaFloor === undefined ? 0 : Math.round(fractionalStepFromSigma(checkFloor(sigmaFloor), table));
+          if (iLow >= i0) return [table[i0]!, 0];
+          // the wanted ladder as fractional steps from i0 down to iLow: DDIM's even ladder, or the Karras /
           // λ-uniform σ ladder between those steps' σ; each then on its nearest integer step
           const fractional =
             spacing === 'uniform'
-              ? Array.from({ length: steps }, (_, k) => i0 * (1 - (steps === 1 ? 0 : k / (steps - 1))))
-              : ladder(table[i0]!, table[0]!, steps, spacing)
+              ? Array.from({ length: steps }, (_, k) => iLow + (i0 - iLow) * (1 - (steps === 1 ? 0 : k / (steps - 1))))
+              : ladder(table[i0]!, table[iLow]!, steps, spacing)
                   .slice(0, -1)
                   .map((s) => fractionalStepFromSigma(s, table));
-          return [...integerSteps(fractional, i0).map((i) => table[i]!), 0];
+          return [
+            ...integerSteps(
+              fractional.map((u) => u - iLow),
+              i0 - iLow,
+            ).map((i) => table[i + iLow]!),
+            0,
+          ];
         },
       };
     }
@@ -156,6 +183,7 @@ export function modelSchedule(spec: ScheduleSpec): ModelSchedule {
         spec,
         (t) => lvpSigmaVe(t, p),
         (s) => lvpTimeFromSigmaVe(s, p),
+        modelFloor,
       );
     }
     case 'cvp': {
@@ -163,7 +191,7 @@ export function modelSchedule(spec: ScheduleSpec): ModelSchedule {
         const ab = cvpAlphaBar(Math.min(t, 0.9999), spec.s);
         return Math.sqrt((1 - ab) / ab);
       };
-      return continuousVpSchedule(spec, sigmaAt, (s) => cvpTimeFromAlphaBar(1 / (1 + s * s), spec.s));
+      return continuousVpSchedule(spec, sigmaAt, (s) => cvpTimeFromAlphaBar(1 / (1 + s * s), spec.s), modelFloor);
     }
     case 'edm': {
       // t0 for a VE model is read as LVP time: the same noise level as a DDPM model at t0.
@@ -175,11 +203,13 @@ export function modelSchedule(spec: ScheduleSpec): ModelSchedule {
         sigmaMax: spec.sigmaMax,
         sigmaAt,
         timeFromSigma: (s) => s,
-        sdeditSigmas(t0, steps, spacing = 'karras') {
+        sdeditSigmas(t0, steps, spacing = 'karras', sigmaFloor = modelFloor) {
           checkT0(t0);
           checkSteps(steps);
           const high = sigmaAt(t0);
-          const low = Math.min(spec.sigmaMin, high);
+          const floor = sigmaFloor === undefined ? spec.sigmaMin : Math.max(spec.sigmaMin, checkFloor(sigmaFloor));
+          if (sigmaFloor !== undefined && floor >= high) return [high, 0];
+          const low = Math.min(floor, high);
           return ladder(high, low, steps, spacing, (u) => Math.exp(Math.log(high) + u * (Math.log(low) - Math.log(high))));
         },
       };

@@ -14,11 +14,13 @@ export interface SdeditParams {
   eta?: number | undefined;
   churn?: Partial<ChurnOptions> | undefined;
   spacing?: Spacing | undefined;
+  /** the ladder's floor (dg-math §8); undefined: the model's own */
+  sigmaMin?: number | undefined;
 }
 
 /** The SDEdit settings of a translation's parameters (pixel and latent translations alike). */
 export function sdeditParamsOf(p: TranslateParams): SdeditParams {
-  return { t0: p.t0, steps: p.steps, sampler: p.sampler, eta: p.eta, churn: { sChurn: p.churn }, spacing: p.spacing };
+  return { t0: p.t0, steps: p.steps, sampler: p.sampler, eta: p.eta, churn: { sChurn: p.churn }, spacing: p.spacing, sigmaMin: p.sigmaMin ?? undefined };
 }
 
 // dg-math §3: x_{t0} = α·x_src + σ·ε in VP is x_src + σ_ve(t0)·ε in VE coordinates
@@ -33,7 +35,7 @@ export async function sdedit(
   params: SdeditParams,
   opts: Omit<SamplerOptions, 'eta' | 'churn'>,
 ): Promise<Tensor> {
-  const sigmas = schedule.sdeditSigmas(params.t0, params.steps, params.spacing);
+  const sigmas = schedule.sdeditSigmas(params.t0, params.steps, params.spacing, params.sigmaMin);
   const noise = { data: opts.rng.normal(source.shape), shape: source.shape };
   const start = sdeditStart(source, sigmas[0]!, noise);
   const sampler = SAMPLERS[params.sampler];
