@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { cp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { loadDiscriminator } from '../../src/main/engine/models/discriminator.js';
@@ -67,6 +67,25 @@ describe('train-discriminator service', async () => {
     const resumed = await trainDiscriminator({ ...base, outDir: out, steps: 16, resume: true }, { onStage: (m) => stages.push(m) });
     expect(stages).toContain('resumed from step 12');
     expect(resumed.steps).toBe(16);
+  }, 120_000);
+
+  it("caches the fakes by the model's file and its σ ladder: a manifest's new ladder floor makes new fakes", async () => {
+    const out = join(dir, 'ladder');
+    const cached = async () => (await readdir(join(out, 'cache'))).filter((f) => f.endsWith('.f32')).sort();
+    await trainDiscriminator({ ...base, outDir: out, steps: 2 });
+    const first = await cached();
+    expect(first.length).toBeGreaterThan(0);
+    await trainDiscriminator({ ...base, outDir: out, steps: 2 });
+    expect(await cached()).toEqual(first); // the same model and ladder: every fake reused
+    // the same ONNX file, its manifest now ending the ladder higher (dg-math §8)
+    const floored = join(dir, 'floored-model');
+    await cp(dirname(base.modelManifest), floored, { recursive: true });
+    const m = JSON.parse(await readFile(join(floored, 'manifest.json'), 'utf8'));
+    await writeFile(join(floored, 'manifest.json'), JSON.stringify({ ...m, recommendedSigmaMin: 0.2 }));
+    await trainDiscriminator({ ...base, modelManifest: join(floored, 'manifest.json'), outDir: out, steps: 2 });
+    const after = await cached();
+    expect(after).toHaveLength(2 * first.length);
+    expect(after).toEqual(expect.arrayContaining(first));
   }, 120_000);
 
   it('a run of the old checkpoint format (checkpoint/state.json + state.bin) resumes exactly, and its next save is safetensors', async () => {

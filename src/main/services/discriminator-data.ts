@@ -43,8 +43,10 @@ async function unguidedTranslations(
       const seed = (req.seed + si * k + ti) % 2 ** 32;
       // the fakes are what a user gets: the default sampler (stochastic, seeded), no guidance
       const params = TranslateParamsSchema.parse({ t0, steps: req.translationSteps, dgWeight: 0 });
+      // the σ ladder too: a manifest's ladder floor (dg-math §8) changes the fakes, not the ONNX file
+      const ladder = model.schedule.sdeditSigmas(t0, params.steps, params.spacing).join(',');
       const key = createHash('sha256')
-        .update(`${modelSha}:${contentSha}:${t0}:${seed}:${req.translationSteps}:${params.sampler}`)
+        .update(`${modelSha}:${contentSha}:${t0}:${seed}:${req.translationSteps}:${params.sampler}:${ladder}`)
         .digest('hex')
         .slice(0, 24);
       const translate = async () => {
