@@ -75,7 +75,7 @@ export function issueMessage(issue: z.core.$ZodIssue, input?: unknown): string {
         : `too many or too long (at most ${String(i.maximum)})`;
     case 'too_small':
       return i.origin === 'number' || i.origin === 'int'
-        ? `at least ${String(i.minimum)}${i.inclusive === false ? ' (exclusive)' : ''}${gave}`
+        ? `${i.inclusive === false ? 'more than' : 'at least'} ${String(i.minimum)}${gave}`
         : Number(i.minimum) === 1
           ? 'give at least one'
           : `at least ${String(i.minimum)} needed`;
