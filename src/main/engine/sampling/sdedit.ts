@@ -20,7 +20,15 @@ export interface SdeditParams {
 
 /** The SDEdit settings of a translation's parameters (pixel and latent translations alike). */
 export function sdeditParamsOf(p: TranslateParams): SdeditParams {
-  return { t0: p.t0, steps: p.steps, sampler: p.sampler, eta: p.eta, churn: { sChurn: p.churn }, spacing: p.spacing, sigmaMin: p.sigmaMin ?? undefined };
+  return {
+    t0: p.t0,
+    steps: p.steps,
+    sampler: p.sampler,
+    eta: p.eta,
+    churn: { sChurn: p.churn },
+    spacing: p.spacing,
+    sigmaMin: p.sigmaMin ?? undefined,
+  };
 }
 
 // dg-math §3: x_{t0} = α·x_src + σ·ε in VP is x_src + σ_ve(t0)·ε in VE coordinates
