@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { sdeditLadder, sdeditParamsOf } from '../engine/sampling/sdedit.js';
 import { TranslateParamsSchema } from '../../shared/params.js';
 import type { ImageSpec } from '../engine/io/image-io.js';
 import { lvpTimeFromSigmaVe } from '../engine/models/schedules.js';
@@ -44,7 +45,7 @@ async function unguidedTranslations(
       // the fakes are what a user gets: the default sampler (stochastic, seeded), no guidance
       const params = TranslateParamsSchema.parse({ t0, steps: req.translationSteps, dgWeight: 0 });
       // the σ ladder too: a manifest's ladder floor (dg-math §8) changes the fakes, not the ONNX file
-      const ladder = model.schedule.sdeditSigmas(t0, params.steps, params.spacing).join(',');
+      const ladder = sdeditLadder(model.schedule, sdeditParamsOf(params)).join(',');
       const key = createHash('sha256')
         .update(`${modelSha}:${contentSha}:${t0}:${seed}:${req.translationSteps}:${params.sampler}:${ladder}`)
         .digest('hex')

@@ -5,6 +5,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { sdeditLadder, sdeditParamsOf } from '../engine/sampling/sdedit.js';
 import { TranslateParamsSchema, type TranslateParamsInput } from '../../shared/params.js';
 import { loadDiscriminator } from '../engine/models/discriminator.js';
 import { criticAtVeState } from '../engine/sampling/guidance.js';
@@ -63,7 +64,7 @@ export async function diagnosePaths(req: PathRequest): Promise<{ rows: PathRow[]
     const sources = await stack(await expandInputs(req.sources));
     const reference = await stack(await expandInputs(req.reference));
     const params = TranslateParamsSchema.parse({ ...req.params, t0: req.t0 });
-    const sigmas = model.schedule.sdeditSigmas(params.t0, params.steps, params.spacing, params.sigmaMin ?? undefined).filter((s) => s > 0);
+    const sigmas = sdeditLadder(model.schedule, sdeditParamsOf(params)).filter((s) => s > 0);
     const rows: PathRow[] = [];
     const record = async (series: string, x: Tensor, sigma: number) => {
       const { value } = await criticAtVeState(disc.critic, x, new Float64Array(x.shape[0]!).fill(sigma));

@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { extname, join, resolve } from 'node:path';
+import { sdeditLadder, sdeditParamsOf } from '../engine/sampling/sdedit.js';
 import { TranslateParamsSchema, type TranslateParams, type TranslateParamsInput } from '../../shared/params.js';
 import { ENGINE_VERSION } from '../../shared/version.js';
 import { loadClassifier, type LoadedClassifier } from '../engine/models/classifier.js';
@@ -266,7 +267,7 @@ export async function translateFiles(
     ({ disc, classifier, params } = await loadGuides(req, model, params, events));
     await mkdir(req.outDir, { recursive: true });
     const info = await describeRun(req, model, disc, classifier, params);
-    const ladderSteps = model.schedule.sdeditSigmas(params.t0, params.steps, params.spacing, params.sigmaMin ?? undefined).length - 1;
+    const ladderSteps = sdeditLadder(model.schedule, sdeditParamsOf(params)).length - 1;
     events.onStart?.({
       total: files.length,
       model: info.modelInfo.name,

@@ -31,6 +31,11 @@ export function sdeditParamsOf(p: TranslateParams): SdeditParams {
   };
 }
 
+/** The σ ladder a translation runs (dg-math §3, its floor §8): the one place its settings pick it. */
+export function sdeditLadder(schedule: ModelSchedule, params: SdeditParams): number[] {
+  return schedule.sdeditSigmas(params.t0, params.steps, params.spacing, params.sigmaMin);
+}
+
 // dg-math §3: x_{t0} = α·x_src + σ·ε in VP is x_src + σ_ve(t0)·ε in VE coordinates
 export function sdeditStart(source: Tensor, sigmaVe: number, noise: Tensor): Tensor {
   return axpy(sigmaVe, noise, source);
@@ -43,7 +48,7 @@ export async function sdedit(
   params: SdeditParams,
   opts: Omit<SamplerOptions, 'eta' | 'churn'>,
 ): Promise<Tensor> {
-  const sigmas = schedule.sdeditSigmas(params.t0, params.steps, params.spacing, params.sigmaMin);
+  const sigmas = sdeditLadder(schedule, params);
   const noise = { data: opts.rng.normal(source.shape), shape: source.shape };
   const start = sdeditStart(source, sigmas[0]!, noise);
   const sampler = SAMPLERS[params.sampler];
