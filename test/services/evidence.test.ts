@@ -150,6 +150,8 @@ describe('npm run evidence on the bundled toy models', async () => {
     expect(md).toMatch(/\| 0\.6 \| 1 \|/);
     // the floor where it was asked for, not at the grid's t0
     expect(md).toMatch(/Seed-noise floor \(SDEdit at t0 = 0\.3 rerun twice/);
+    // what a perfect translation of these sources would score: their true targets, measured the same way
+    expect(md).toMatch(/- The true targets of these 3 sources, measured as a translation is .*: SWD [\d.]+, FD [\d.]+, KID [-\d.e]+/);
     expect(md).toContain('![source, SDEdit, SDEdit + DG, true target](results/grid.png)');
     expect(md).toMatch(/\*\*t0 = 0.6\*\*: best DG weight by SWD is w = 1/);
     expect(md).toMatch(/## Discriminator designs[\s\S]*\| toy \| 0\.6 \|[\s\S]*\| toy again \| 0\.6 \|/);

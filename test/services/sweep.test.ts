@@ -26,7 +26,7 @@ describe('sweep over t0 × DG weight', async () => {
   it('measures every setting with the same noise and writes CSV, JSON and frontier plots', async () => {
     const d = bundledDefaults();
     const out = join(dir, 'out');
-    const { rows, csv, plots } = await runSweep({
+    const { rows, truths, csv, plots } = await runSweep({
       inputs: [src],
       reference: [ref],
       groundTruth: [truth],
@@ -51,6 +51,8 @@ describe('sweep over t0 × DG weight', async () => {
     const rough = await runSweep({
       inputs: [src],
       reference: [join(out, 't0.6_w0')],
+      // the truths are the reference images themselves: a perfect translation's score is 0 apart from the PNG
+      groundTruth: [join(out, 't0.6_w0')],
       t0s: [0.6],
       weights: [0, 1],
       modelManifest: d.scoreModel,
@@ -60,6 +62,14 @@ describe('sweep over t0 × DG weight', async () => {
     });
     const [plain, guided] = [rough.rows.find((r) => r.w === 0)!, rough.rows.find((r) => r.w === 1)!];
     expect(plain.roughness).toBeCloseTo(1, 2); // PNG rounding of the reference only
+    // the truths row: what a perfect translation scores against the same reference — here the reference itself
+    expect(rough.truths).toMatchObject({ images: 3, roughness: 1 });
+    expect(rough.truths!.fd).toBeLessThan(1e-6);
+    // SWD samples patches, so it is not 0 on identical sets; the plain row (the same images before PNG) scores the same
+    expect(Math.abs(rough.truths!.swd - plain.swd)).toBeLessThan(0.01 * plain.swd);
+    // flat truths against other flat colours are far from their reference: the row measures, it does not assume
+    expect(truths!.images).toBe(3);
+    expect(truths!.fd).toBeGreaterThan(0.01);
     expect(guided.roughness!).toBeLessThan(0.9 * plain.roughness!);
     expect(rows.every((r) => r.l2Truth !== null && r.images === 3)).toBe(true);
     for (const p of plots) expect((await sharp(p).metadata()).format).toBe('png');

@@ -13,7 +13,7 @@ import { imageGrid, writeFileAtomic, type ImageSpec } from '../engine/io/image-i
 import { l2 } from '../engine/eval/metrics.js';
 import type { ExecutionProvider } from '../engine/onnx/session.js';
 import { designComparison, f3, reading, resultsTable, type PairedDistances } from './evidence-report.js';
-import { runSweep, type ReferenceCache } from './sweep.js';
+import { runSweep, type ReferenceCache, type TruthsRow } from './sweep.js';
 import { expandInputs } from './translate-files.js';
 
 export interface EvidenceRequest {
@@ -296,6 +296,7 @@ interface EvidenceNumbers {
   rows: SweepRow[];
   distances: PairedDistances[];
   noise: { swd: number; fd: number };
+  truths: TruthsRow | null;
   plots: string[];
   gridFile: string | null;
   designs: ReturnType<typeof designComparison> | null;
@@ -318,6 +319,11 @@ function evidenceMarkdown(req: EvidenceRequest, plan: EvidencePlan, assets: stri
     ...(req.provenance ?? []).map((p) => `- ${p}`),
     '- Metrics (docs: src/main/engine/metrics.ts): SWD = sliced Wasserstein distance of Laplacian-pyramid patches (Karras 2018) to the target set; FD and KID on fixed random conv features (not comparable with Inception FID); L2 = RMS pixel distance in [-1, 1]; SSIM (Wang 2004). w = 0 is plain SDEdit.',
     `- Seed-noise floor (SDEdit at t0 = ${plan.floorT0} rerun twice with other seeds; the larger change): SWD ${f3(n.noise.swd)}, FD ${f3(n.noise.fd)}. Differences smaller than this are not evidence.`,
+    ...(n.truths
+      ? [
+          `- The true targets of these ${n.truths.images} sources, measured as a translation is (among the reference images): SWD ${f3(n.truths.swd)}, FD ${f3(n.truths.fd)}, KID ${f3(n.truths.kid)}${n.truths.roughness === null ? '' : `, roughness ${f3(n.truths.roughness)}`} — what a perfect translation would score at this sample size; FD and KID of a set this small are biased upward.`,
+        ]
+      : []),
     '',
     '## Table',
     '',
@@ -364,6 +370,7 @@ export async function runEvidence(
     rows: sweep.rows,
     distances,
     noise,
+    truths: sweep.truths,
     plots: sweep.plots,
     gridFile,
     designs,

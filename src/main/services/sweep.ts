@@ -137,6 +137,16 @@ async function translateSetting(
   return outputs;
 }
 
+/** A set's realism against the reference: SWD, FD and KID on the extractor's features, roughness ÷ the reference's. */
+function realism(images: Float32Array[], feats: Float64Array[], shape: ImageShape, reference: MeasuredReference) {
+  return {
+    swd: swd(images, reference.pyramids, shape, { patchesPerImage: 32, directions: 256, seed: 0 }).mean,
+    fd: frechetDistance(feats, reference.features),
+    kid: kernelInceptionDistance(feats, reference.features),
+    roughness: reference.roughness > 0 ? meanRoughness(images, shape) / reference.roughness : null,
+  };
+}
+
 /** A setting's row: faithfulness to the sources, realism against the reference, the truths where paired. */
 async function measureSetting(m: {
   t0: number;
@@ -161,10 +171,7 @@ async function measureSetting(m: {
     l2Source: mean(outputs.map((o, i) => l2(o, sources[i]!.data))),
     psnrSource: mean(outputs.map((o, i) => psnr(o, sources[i]!.data, peak))),
     ssimSource: mean(outputs.map((o, i) => ssim(o, sources[i]!.data, shape))),
-    swd: swd(outputs, reference.pyramids, shape, { patchesPerImage: 32, directions: 256, seed: 0 }).mean,
-    fd: frechetDistance(feats, reference.features),
-    kid: kernelInceptionDistance(feats, reference.features),
-    roughness: reference.roughness > 0 ? meanRoughness(outputs, shape) / reference.roughness : null,
+    ...realism(outputs, feats, shape, reference),
     l2Truth: paired.length ? mean(paired.map((p) => l2(p.out, p.truth!))) : null,
     psnrTruth: paired.length ? mean(paired.map((p) => psnr(p.out, p.truth!, peak))) : null,
     ssimTruth: paired.length ? mean(paired.map((p) => ssim(p.out, p.truth!, shape))) : null,
@@ -192,6 +199,30 @@ async function writeFrontiers(rows: SweepRow[], outDir: string, featuresName: st
   return plots;
 }
 
+/**
+ * The realism metrics of the sources' own true targets against the same reference: what a perfect translation of
+ * these sources would score — the floor of the set-level metrics at this sample size (FD and KID are biased upward
+ * for a small set; the truths are usually among the reference images, which lowers it a little). Null with fewer
+ * than two paired truths.
+ */
+export interface TruthsRow {
+  swd: number;
+  fd: number;
+  kid: number;
+  roughness: number | null;
+  images: number;
+}
+
+async function measureTruths(
+  truths: Float32Array[],
+  shape: ImageShape,
+  extractor: FeatureExtractor,
+  reference: MeasuredReference,
+): Promise<TruthsRow | null> {
+  if (truths.length < 2) return null;
+  return { ...realism(truths, await extractor.features(truths, shape), shape, reference), images: truths.length };
+}
+
 export async function runSweep(
   req: SweepRequest,
   events: {
@@ -201,7 +232,7 @@ export async function runSweep(
     onOutputs?(setting: { t0: number; w: number }, result: SettingOutputs): void;
   } = {},
   signal?: AbortSignal,
-): Promise<{ rows: SweepRow[]; csv: string; json: string; plots: string[] }> {
+): Promise<{ rows: SweepRow[]; truths: TruthsRow | null; csv: string; json: string; plots: string[] }> {
   const session = { executionProvider: req.executionProvider, threads: req.threads };
   if (!req.discriminatorManifest && req.weights.some((w) => w > 0))
     throw new Error('a sweep over DG weights > 0 needs a discriminator (--discriminator)');
@@ -221,6 +252,8 @@ export async function runSweep(
       `sweep: ${sources.length} sources × ${req.t0s.length} t0 × ${req.weights.length} weights; ${referenceFiles.length} reference images; features: ${extractor.name}`,
     );
     const reference = await measureReference(referenceFiles, spec, shape, extractor, req.referenceCache);
+    const paired = sources.flatMap((s) => truth.get(basename(s.file)) ?? []);
+    const truths = await measureTruths(paired, shape, extractor, reference);
     const base = TranslateParamsSchema.parse(req.params ?? {});
     const rows: SweepRow[] = [];
     await mkdir(req.outDir, { recursive: true });
@@ -246,14 +279,14 @@ export async function runSweep(
     }
     const csv = toCsv(rows);
     const json = JSON.stringify(
-      { model: translator.name, discriminator: translator.discriminatorName, features: extractor.name, params: base, rows },
+      { model: translator.name, discriminator: translator.discriminatorName, features: extractor.name, params: base, rows, truths },
       null,
       2,
     );
     await writeFileAtomic(join(req.outDir, 'results.csv'), csv);
     await writeFileAtomic(join(req.outDir, 'results.json'), json);
     const plots = await writeFrontiers(rows, req.outDir, extractor.name);
-    return { rows, csv, json, plots };
+    return { rows, truths, csv, json, plots };
   } finally {
     await extractor.dispose();
     await translator.dispose();
