@@ -49,8 +49,6 @@ export interface TrainDiscriminatorRequest {
   channels?: number[];
   /** average-pool images by this factor inside the discriminator */
   downsample?: number;
-  /** that pooling's filter: `box` (the default) or `tent` (dg-math §10: a guidance gradient without block edges) */
-  downsampleFilter?: 'box' | 'tent';
   /**
    * class-conditional: each source and target folder holds one subfolder per class (the same
    * names on both sides); the discriminator learns d(x, τ, class)
@@ -119,7 +117,6 @@ async function buildNetwork(
     channels: req.channels ?? DEFAULT_ARCH.channels,
     attentionAt: DEFAULT_ARCH.attentionAt.filter((r) => r < spec.height),
     downsample: req.downsample ?? DEFAULT_ARCH.downsample ?? 1,
-    ...(req.downsampleFilter && req.downsampleFilter !== 'box' ? { downsampleFilter: req.downsampleFilter } : {}),
     classes: classNames?.length ?? 0,
   };
   const divisor = 2 ** (conv.channels.length - 1) * (conv.downsample ?? 1);

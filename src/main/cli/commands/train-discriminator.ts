@@ -72,14 +72,6 @@ function trainDiscriminatorCommand(program: Command) {
       'average-pool images by f inside the discriminator (default 2: a 32×32 view of 64×64 images)',
       positiveInt('--downsample'),
     )
-    .addOption(
-      new Option(
-        '--downsample-filter <filter>',
-        "that pooling's filter: the f×f average, or a 2f-wide tent (a guidance gradient without f×f block edges; dg-math §10)",
-      )
-        .choices(['box', 'tent'])
-        .default('box'),
-    )
     .option('--classes', 'class-conditional: source and target folders hold one subfolder per class', false)
     .option('--features <onnx>', "the paper's design: a frozen feature extractor (ONNX) with a trained head; give --feature-tensor")
     .option('--feature-tensor <name>', 'the tensor to cut the feature extractor at')
@@ -179,7 +171,6 @@ async function runTrain(o: TrainDiscriminatorOptions): Promise<void> {
         extraFakes: o.fakes,
         channels: o.channels,
         downsample: o.downsample,
-        downsampleFilter: o.downsampleFilter,
         classes: o.classes,
         frozenFeatures: o.features
           ? {

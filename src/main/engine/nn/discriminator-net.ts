@@ -6,7 +6,6 @@
  * Inputs: x [N, C, H, W] in LVP coordinates (dg-math §4), t [N] = LVP τ. Output: logit [N, 1].
  */
 import type { OnnxModel } from '../onnx/ir.js';
-import { tensorData } from '../onnx/ir.js';
 import { NetBuilder } from './layers.js';
 
 export type DiscriminatorArch = ConvEncoderArch | MlpArch;
@@ -36,11 +35,6 @@ export interface ConvEncoderArch {
   classes: number;
   /** average-pool the input by this factor first (a cheaper, lower-resolution discriminator) */
   downsample?: number;
-  /**
-   * the pooling's filter (dg-math §10): `box` (the f×f average; its input gradient is constant on f×f blocks)
-   * or `tent` (a 2f-wide triangle, bilinear downsampling; its input gradient is piecewise linear, no block edges)
-   */
-  downsampleFilter?: 'box' | 'tent';
 }
 
 export const DEFAULT_ARCH: ConvEncoderArch = {
@@ -91,43 +85,6 @@ function buildMlp(arch: MlpArch, seed: number): BuiltNet {
   return finish(net, arch);
 }
 
-/**
- * 1-D weights of the tent (triangle) filter of a factor-f downsampling: 2f taps, f − |i − (2f − 1)/2|, summing to 1
- * (dg-math §10, a smooth discriminator: the transpose of this filter is bilinear upsampling).
- */
-export function tentTaps(f: number): number[] {
-  const taps = Array.from({ length: 2 * f }, (_, i) => f - Math.abs(i - (2 * f - 1) / 2));
-  const sum = taps.reduce((a, b) => a + b, 0);
-  return taps.map((v) => v / sum);
-}
-
-/**
- * The discriminator's view of x at 1/f resolution. `box`: AveragePool f×f. `tent`: a depthwise convolution with the
- * separable tent filter (stride f, f/2 zero padding), divided by the filter's coverage so that borders are not
- * darkened — the same weighted mean everywhere, with an input gradient that has no f×f block edges.
- */
-function downsampleInput(net: NetBuilder, x: string, channels: number, resolution: number, f: number, filter: 'box' | 'tent'): string {
-  const { g } = net;
-  if (filter === 'box') return g.op('AveragePool', [x], { kernel_shape: [f, f], strides: [f, f] });
-  if (f % 2 !== 0) throw new Error(`the tent filter needs an even downsampling factor, got ${f}`);
-  const taps = tentTaps(f);
-  const k = taps.length;
-  const kernel = new Float32Array(channels * k * k);
-  for (let c = 0; c < channels; c++)
-    for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) kernel[(c * k + i) * k + j] = taps[i]! * taps[j]!;
-  const w = g.constant(tensorData('float32', [channels, 1, k, k], kernel), 'downsample.tent');
-  const p = f / 2;
-  const out = resolution / f;
-  // coverage: the filter's weight that falls inside the image at each output position (1 away from the borders)
-  const cover1 = Array.from({ length: out }, (_, o) =>
-    taps.reduce((s, v, i) => (o * f - p + i >= 0 && o * f - p + i < resolution ? s + v : s), 0),
-  );
-  const cover = new Float32Array(out * out);
-  for (let i = 0; i < out; i++) for (let j = 0; j < out; j++) cover[i * out + j] = cover1[i]! * cover1[j]!;
-  const pooled = g.op('Conv', [x, w], { kernel_shape: [k, k], pads: [p, p, p, p], strides: [f, f], group: channels });
-  return g.op('Div', [pooled, g.constant(tensorData('float32', [1, 1, out, out], cover), 'downsample.coverage')]);
-}
-
 function buildConvEncoder(arch: ConvEncoderArch, seed: number): BuiltNet {
   const net = new NetBuilder('discriminator', seed);
   const { g } = net;
@@ -140,7 +97,7 @@ function buildConvEncoder(arch: ConvEncoderArch, seed: number): BuiltNet {
     temb = g.op('Add', [temb, g.op('Gather', [table, y], { axis: 0 })]);
   }
   const f = arch.downsample ?? 1;
-  const input = f > 1 ? downsampleInput(net, x, arch.inChannels, arch.resolution, f, arch.downsampleFilter ?? 'box') : x;
+  const input = f > 1 ? g.op('AveragePool', [x], { kernel_shape: [f, f], strides: [f, f] }) : x;
   let h = net.conv2d(input, arch.inChannels, arch.channels[0]!);
   let res = arch.resolution / f;
   let ch = arch.channels[0]!;
