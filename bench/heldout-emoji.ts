@@ -6,10 +6,12 @@
  *   L2 truth  = RMS distance to the true Noto drawing of the same emoji, per image
  *   SWD       = sliced Wasserstein (Laplacian patches, ×1000) to the 128 Noto images (realism)
  *   roughness = mean |4-neighbour Laplacian| of the outputs ÷ that of the 128 Noto images
+ *   mottle 1× / 4× = roughness where the source is flat, at full resolution and 4×-pooled (metrics.ts, mottle:
+ *               pixel speckle and 4-pixel blotches; the true Noto drawings are ≈ 0 in their own flat areas)
  */
 import { join } from 'node:path';
 import { readImage } from '../src/main/engine/io/image-io.js';
-import { l2, meanRoughness, swd, swdPyramids } from '../src/main/engine/eval/metrics.js';
+import { l2, meanMottle, meanRoughness, swd, swdPyramids } from '../src/main/engine/eval/metrics.js';
 import type { ScoreModel } from '../src/main/engine/models/score-model.js';
 import type { Tensor } from '../src/main/engine/tensor.js';
 import { spreadSubset } from '../src/main/services/evidence.js';
@@ -37,6 +39,7 @@ export async function heldOutEmoji(model: ScoreModel, n: number) {
       l2Truth: images.map((x, i) => l2(x, truths[i]!)),
       swd: swd(images, reference, shape).mean,
       roughness: meanRoughness(images, shape) / refRoughness,
+      mottle: [meanMottle(images, sources, shape, 1) ?? 0, meanMottle(images, sources, shape, 4) ?? 0] as const,
     };
   };
   return { batch, seeds: (first: number) => sources.map((_, i) => first + i), measure };

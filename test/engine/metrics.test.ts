@@ -4,7 +4,10 @@ import {
   kernelInceptionDistance,
   laplacianPyramid,
   l2,
+  averagePool,
+  meanMottle,
   meanRoughness,
+  mottle,
   roughness,
   psnr,
   pyrUp,
@@ -79,6 +82,33 @@ describe('roughness (mean |4-neighbour Laplacian|)', () => {
       ),
     ).toBeCloseTo(2, 6);
     expect(meanRoughness([image(() => 1), image((_c, _y, x) => x * x)], shape)).toBeCloseTo(1, 6);
+  });
+});
+
+describe('mottle: roughness where the source is flat, at a scale', () => {
+  // 32×32, one channel: the source is flat (0) on the left half and a ±0.5 checkerboard on the right half
+  const s = { channels: 1, height: 32, width: 32 };
+  const image = (f: (y: number, x: number) => number) => Float32Array.from({ length: 32 * 32 }, (_, i) => f(Math.floor(i / 32), i % 32));
+  const source = image((y, x) => (x >= 16 ? ((x + y) % 2 ? 0.5 : -0.5) : 0));
+  it('counts only the source’s flat pixels, away from its edges: 0 for an output that is the source', () => {
+    expect(roughness(source, s)).toBeGreaterThan(1);
+    // flat source pixels: x 1…14 (x 15 sees the checkerboard), y 1…30; the stencil and a 2-pixel margin: x 4…11, y 4…27
+    expect(mottle(source, source, s)).toEqual({ sum: 0, count: 8 * 24 });
+  });
+  it('is 8a for a ±a checkerboard on the flat half (pixel speckle), and 0 for it at 2× (it pools away)', () => {
+    const speckled = image((y, x) => (x < 16 ? ((x + y) % 2 ? 0.1 : -0.1) : source[y * 32 + x]!));
+    expect(meanMottle([speckled], [source], s)).toBeCloseTo(0.8, 6);
+    expect(meanMottle([speckled], [source], s, 2)).toBeCloseTo(0, 6);
+  });
+  it('sees 2×2 blotches at 2×: a checkerboard of 2-pixel blocks pools to a ±a checkerboard (8a)', () => {
+    const blotched = image((y, x) => (x < 16 ? ((Math.floor(x / 2) + Math.floor(y / 2)) % 2 ? 0.1 : -0.1) : source[y * 32 + x]!));
+    expect(meanMottle([blotched], [source], s, 2)).toBeCloseTo(0.8, 6);
+    expect(averagePool(blotched, s, 2).shape).toEqual({ channels: 1, height: 16, width: 16 });
+  });
+  it('null without any flat source area', () => {
+    const rough = image((y, x) => ((x + y) % 2 ? 0.5 : -0.5));
+    expect(meanMottle([rough], [rough], s)).toBeNull();
+    expect(() => averagePool(rough, s, 3)).toThrow(/cannot pool 32×32 by 3/);
   });
 });
 

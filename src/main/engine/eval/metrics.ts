@@ -63,6 +63,79 @@ export function meanRoughness(set: Float32Array[], shape: Pick<ImageShape, 'chan
   return set.reduce((a, img) => a + roughness(img, shape), 0) / set.length;
 }
 
+type Plane = Pick<ImageShape, 'channels' | 'height' | 'width'>;
+
+/** |4-neighbour Laplacian| of channel k at interior pixel (y, x). */
+function absLaplacian(img: Float32Array, s: Plane, k: number, y: number, x: number): number {
+  const i = k * s.height * s.width + y * s.width + x;
+  return Math.abs(4 * img[i]! - img[i - s.width]! - img[i + s.width]! - img[i - 1]! - img[i + 1]!);
+}
+
+/** An image average-pooled by an integer factor f (f divides the height and width). */
+export function averagePool(img: Float32Array, s: Plane, f: number): { data: Float32Array; shape: Plane } {
+  const [h, w] = [s.height / f, s.width / f];
+  if (!Number.isInteger(h) || !Number.isInteger(w)) throw new Error(`cannot pool ${s.width}×${s.height} by ${f}`);
+  const data = new Float32Array(s.channels * h * w);
+  for (let k = 0; k < s.channels; k++)
+    for (let y = 0; y < h; y++)
+      for (let x = 0; x < w; x++) {
+        let v = 0;
+        for (let dy = 0; dy < f; dy++)
+          for (let dx = 0; dx < f; dx++) v += img[k * s.height * s.width + (y * f + dy) * s.width + x * f + dx]!;
+        data[k * h * w + y * w + x] = v / (f * f);
+      }
+  return { data, shape: { channels: s.channels, height: h, width: w } };
+}
+
+/**
+ * Mottle (issue 26: "flat areas come back mottled"): the roughness of an output where its *source* is flat, at 1/f
+ * resolution — mean |4-neighbour Laplacian| of the f-pooled output over the pooled pixels whose whole stencil, plus a
+ * `margin`-pixel border at full resolution, lies on flat source pixels (every channel's |Laplacian| < `threshold`).
+ * The plain roughness ratio is an average dominated by edges; this sees only what should have stayed flat, at the
+ * scale asked (f 1: pixel speckle; f 4: 4-pixel blotches). 0 for an output as flat as its source there. Returns the
+ * sum and the number of values, so that a set is pooled over pixels (`meanMottle`).
+ */
+export function mottle(output: Float32Array, source: Float32Array, s: Plane, f = 1, threshold = 0.02, margin = 2) {
+  const [h, w] = [s.height, s.width];
+  const flat = new Uint8Array(h * w);
+  for (let y = 1; y < h - 1; y++)
+    for (let x = 1; x < w - 1; x++) {
+      let v = 0;
+      for (let k = 0; k < s.channels; k++) v = Math.max(v, absLaplacian(source, s, k, y, x));
+      flat[y * w + x] = v < threshold ? 1 : 0;
+    }
+  const pooled = averagePool(output, s, f);
+  const [ph, pw] = [pooled.shape.height, pooled.shape.width];
+  let sum = 0;
+  let count = 0;
+  for (let y = 1; y < ph - 1; y++)
+    for (let x = 1; x < pw - 1; x++) {
+      // the stencil reads pooled pixels y−1…y+1: full-resolution rows (y−1)·f … (y+2)·f − 1, widened by the margin
+      let ok = true;
+      for (let yy = (y - 1) * f - margin; ok && yy < (y + 2) * f + margin; yy++)
+        for (let xx = (x - 1) * f - margin; xx < (x + 2) * f + margin; xx++)
+          if (yy < 0 || xx < 0 || yy >= h || xx >= w || !flat[yy * w + xx]) {
+            ok = false;
+            break;
+          }
+      if (!ok) continue;
+      for (let k = 0; k < s.channels; k++) sum += absLaplacian(pooled.data, pooled.shape, k, y, x);
+      count += s.channels;
+    }
+  return { sum, count };
+}
+
+/** A set's mottle pooled over every counted pixel and channel (null when no source has a flat area). */
+export function meanMottle(outputs: Float32Array[], sources: Float32Array[], s: Plane, f = 1): number | null {
+  let [sum, count] = [0, 0];
+  outputs.forEach((o, i) => {
+    const m = mottle(o, sources[i]!, s, f);
+    sum += m.sum;
+    count += m.count;
+  });
+  return count ? sum / count : null;
+}
+
 function gaussianWindow(size = 11, sigma = 1.5): Float64Array {
   const w = new Float64Array(size);
   const c = (size - 1) / 2;
