@@ -110,7 +110,9 @@ describe('npm run evidence on the bundled toy models', async () => {
     await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 40 * i, g: 90, b: 200 } } })
       .png()
       .toFile(join(src, `e${i}.png`));
-    await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 230, g: 120 + 20 * i, b: 60 } } })
+    // targets: warm colours with a little grain (a roughness ratio to take)
+    const grain = Buffer.from(Array.from({ length: 64 * 64 * 3 }, (_, k) => [230, 120 + 20 * i, 60][k % 3]! + ((k * 7919) % 13) - 6));
+    await sharp(grain, { raw: { width: 64, height: 64, channels: 3 } })
       .png()
       .toFile(join(tgt, `e${i}.png`));
   }
@@ -146,10 +148,12 @@ describe('npm run evidence on the bundled toy models', async () => {
     expect(res.rows.map((r) => `${r.t0}/${r.w}`)).toEqual(['0.3/0', '0.3/1', '0.6/0', '0.6/1']);
     expect(res.rows.every((r) => r.images === 3 && r.l2Truth !== null)).toBe(true);
     expect(res.noise.swd).toBeGreaterThanOrEqual(0);
+    // the floor covers roughness too: only the seeds changed, and the toy's outputs are grainy, so it moves
+    expect(res.noise.roughness).toBeGreaterThan(0);
     const md = await readFile(res.markdownPath, 'utf8');
     expect(md).toMatch(/\| 0\.6 \| 1 \|/);
     // the floor where it was asked for, not at the grid's t0
-    expect(md).toMatch(/Seed-noise floor \(SDEdit at t0 = 0\.3 rerun twice/);
+    expect(md).toMatch(/Seed-noise floor \(SDEdit at t0 = 0\.3 rerun twice.*, roughness [\d.]+\. Differences/);
     // what a perfect translation of these sources would score: their true targets, measured the same way
     expect(md).toMatch(/- The true targets of these 3 sources, measured as a translation is .*: SWD [\d.]+, FD [\d.]+, KID [-\d.e]+/);
     expect(md).toContain('![source, SDEdit, SDEdit + DG, true target](results/grid.png)');

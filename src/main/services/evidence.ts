@@ -60,11 +60,18 @@ export interface DiscriminatorCandidate {
   manifest: string;
 }
 
+/** How much the set-level metrics move when only the seeds change (roughness: null without a ratio to take). */
+export interface SeedNoise {
+  swd: number;
+  fd: number;
+  roughness: number | null;
+}
+
 export interface EvidenceResult {
   rows: SweepRow[];
   /** each candidate's DG rows (w > 0), in the order given */
   candidateRows: { name: string; rows: SweepRow[] }[];
-  noise: { swd: number; fd: number };
+  noise: SeedNoise;
   markdownPath: string;
   files: string[];
 }
@@ -193,8 +200,8 @@ async function seedNoiseFloor(
   referenceCache: ReferenceCache,
   onStage: (m: string) => void,
   signal: AbortSignal | undefined,
-): Promise<{ swd: number; fd: number }> {
-  const noise = { swd: 0, fd: 0 };
+): Promise<SeedNoise> {
+  const noise: SeedNoise = { swd: 0, fd: 0, roughness: null };
   for (const k of [1, 2]) {
     onStage(`noise floor ${k}/2: SDEdit at t0 = ${plan.floorT0} with other seeds`);
     const again = await runSweep(
@@ -211,6 +218,8 @@ async function seedNoiseFloor(
     );
     noise.swd = Math.max(noise.swd, Math.abs(again.rows[0]!.swd - first.swd));
     noise.fd = Math.max(noise.fd, Math.abs(again.rows[0]!.fd - first.fd));
+    const [r, r0] = [again.rows[0]!.roughness, first.roughness];
+    if (r !== null && r0 !== null) noise.roughness = Math.max(noise.roughness ?? 0, Math.abs(r - r0));
   }
   return noise;
 }
@@ -295,7 +304,7 @@ function designSection(designs: ReturnType<typeof designComparison> | null): str
 interface EvidenceNumbers {
   rows: SweepRow[];
   distances: PairedDistances[];
-  noise: { swd: number; fd: number };
+  noise: SeedNoise;
   truths: TruthsRow | null;
   plots: string[];
   gridFile: string | null;
@@ -318,7 +327,7 @@ function evidenceMarkdown(req: EvidenceRequest, plan: EvidencePlan, assets: stri
     `- Sampler: ${samplerLine(req.params)}; parameters given: \`${JSON.stringify(req.params)}\`. Sweep time ${Math.round(n.sweepSeconds)} s.`,
     ...(req.provenance ?? []).map((p) => `- ${p}`),
     '- Metrics (docs: src/main/engine/metrics.ts): SWD = sliced Wasserstein distance of Laplacian-pyramid patches (Karras 2018) to the target set; FD and KID on fixed random conv features (not comparable with Inception FID); L2 = RMS pixel distance in [-1, 1]; SSIM (Wang 2004). w = 0 is plain SDEdit.',
-    `- Seed-noise floor (SDEdit at t0 = ${plan.floorT0} rerun twice with other seeds; the larger change): SWD ${f3(n.noise.swd)}, FD ${f3(n.noise.fd)}. Differences smaller than this are not evidence.`,
+    `- Seed-noise floor (SDEdit at t0 = ${plan.floorT0} rerun twice with other seeds; the larger change): SWD ${f3(n.noise.swd)}, FD ${f3(n.noise.fd)}${n.noise.roughness === null ? '' : `, roughness ${f3(n.noise.roughness)}`}. Differences smaller than this are not evidence.`,
     ...(n.truths
       ? [
           `- The true targets of these ${n.truths.images} sources, measured as a translation is (among the reference images): SWD ${f3(n.truths.swd)}, FD ${f3(n.truths.fd)}, KID ${f3(n.truths.kid)}${n.truths.roughness === null ? '' : `, roughness ${f3(n.truths.roughness)}`} — what a perfect translation would score at this sample size; FD and KID of a set this small are biased upward.`,
