@@ -21,8 +21,18 @@ export interface FrontierPoint {
   realism: number;
 }
 
-/** Realism against faithfulness, one line per DG weight, points labelled by t0 (paper Fig. 6). */
-export function frontierSpec(points: FrontierPoint[], axes: { faithfulness: string; realism: string }, title: string): TopLevelSpec {
+const weightOrder = (points: FrontierPoint[]) => [...new Set(points.map((p) => p.w))].sort((a, b) => a - b).map((w) => `w = ${w}`);
+
+/**
+ * Realism against faithfulness, one line per DG weight, points labelled by t0 (paper Fig. 6); `reference`, when
+ * given, is a dashed level across the plot (the sources' own true targets' realism: what a perfect translation scores).
+ */
+export function frontierSpec(
+  points: FrontierPoint[],
+  axes: { faithfulness: string; realism: string },
+  title: string,
+  reference?: { realism: number; label: string },
+): TopLevelSpec {
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title,
@@ -36,7 +46,8 @@ export function frontierSpec(points: FrontierPoint[], axes: { faithfulness: stri
         encoding: {
           x: { field: 'faithfulness', type: 'quantitative', title: axes.faithfulness, scale: { zero: false } },
           y: { field: 'realism', type: 'quantitative', title: axes.realism, scale: { zero: false } },
-          color: { field: 'weight', type: 'nominal', title: 'DG weight' },
+          // the legend in weight order (a nominal field sorts as text: w = 16 before w = 8)
+          color: { field: 'weight', type: 'nominal', title: 'DG weight', scale: { domain: weightOrder(points) } },
           order: { field: 't0', type: 'quantitative' },
         },
       },
@@ -49,6 +60,28 @@ export function frontierSpec(points: FrontierPoint[], axes: { faithfulness: stri
           color: { field: 'weight', type: 'nominal' },
         },
       },
+      ...(reference
+        ? [
+            {
+              data: { values: [reference] },
+              mark: { type: 'rule' as const, strokeDash: [4, 4], color: '#555' },
+              encoding: { y: { field: 'realism', type: 'quantitative' as const } },
+            },
+            {
+              data: { values: [reference] },
+              mark: {
+                type: 'text' as const,
+                align: 'left' as const,
+                baseline: 'bottom' as const,
+                x: 4,
+                dy: -2,
+                fontSize: 9,
+                color: '#555',
+              },
+              encoding: { y: { field: 'realism', type: 'quantitative' as const }, text: { field: 'label', type: 'nominal' as const } },
+            },
+          ]
+        : []),
     ],
   };
 }

@@ -182,7 +182,7 @@ async function measureSetting(m: {
 }
 
 /** The realism–faithfulness frontier plots (SWD and Fréchet distance against L2 to the source). */
-async function writeFrontiers(rows: SweepRow[], outDir: string, featuresName: string): Promise<string[]> {
+async function writeFrontiers(rows: SweepRow[], truths: TruthsRow | null, outDir: string, featuresName: string): Promise<string[]> {
   const plots: string[] = [];
   for (const [key, label] of [
     ['swd', 'SWD to target set ↓ (more realistic)'],
@@ -192,7 +192,14 @@ async function writeFrontiers(rows: SweepRow[], outDir: string, featuresName: st
     const points = rows.map((r) => ({ t0: r.t0, w: r.w, faithfulness: r.l2Source, realism: r[key] }));
     await writeFileAtomic(
       path,
-      await renderPng(frontierSpec(points, { faithfulness: 'L2 to source ↓ (more faithful)', realism: label }, 'Realism vs faithfulness')),
+      await renderPng(
+        frontierSpec(
+          points,
+          { faithfulness: 'L2 to source ↓ (more faithful)', realism: label },
+          'Realism vs faithfulness',
+          truths ? { realism: truths[key], label: `the ${truths.images} true targets themselves` } : undefined,
+        ),
+      ),
     );
     plots.push(path);
   }
@@ -285,7 +292,7 @@ export async function runSweep(
     );
     await writeFileAtomic(join(req.outDir, 'results.csv'), csv);
     await writeFileAtomic(join(req.outDir, 'results.json'), json);
-    const plots = await writeFrontiers(rows, req.outDir, extractor.name);
+    const plots = await writeFrontiers(rows, truths, req.outDir, extractor.name);
     return { rows, truths, csv, json, plots };
   } finally {
     await extractor.dispose();
