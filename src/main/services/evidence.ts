@@ -330,7 +330,7 @@ function evidenceMarkdown(req: EvidenceRequest, plan: EvidencePlan, assets: stri
     `- Seed-noise floor (SDEdit at t0 = ${plan.floorT0} rerun twice with other seeds; the larger change): SWD ${f3(n.noise.swd)}, FD ${f3(n.noise.fd)}${n.noise.roughness === null ? '' : `, roughness ${f3(n.noise.roughness)}`}. Differences smaller than this are not evidence.`,
     ...(n.truths
       ? [
-          `- The true targets of these ${n.truths.images} sources, measured as a translation is (among the reference images): SWD ${f3(n.truths.swd)}, FD ${f3(n.truths.fd)}, KID ${f3(n.truths.kid)}${n.truths.roughness === null ? '' : `, roughness ${f3(n.truths.roughness)}`} — what a perfect translation would score at this sample size; FD and KID of a set this small are biased upward.`,
+          `- The true targets of these ${n.truths.images} sources, measured as a translation is (among the reference images): SWD ${f3(n.truths.swd)}, FD ${f3(n.truths.fd)}, KID ${f3(n.truths.kid)}${n.truths.roughness === null ? '' : `, roughness ${f3(n.truths.roughness)}`} — what a perfect translation would score with this many images (FD and KID of a small set are biased upward).`,
         ]
       : []),
     '',
