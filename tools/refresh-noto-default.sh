@@ -97,9 +97,9 @@ fi
 
 if stage evidence; then
   echo "== the evidence: $DOCS/results.md"
-  # shellcheck disable=SC2086
   # every held-out pair (764, ~25 minutes): on 64 the roughness ratio moves by 0.02–0.03 with the seeds alone and FD
   # is biased by the set's size (docs/benchmarks.md, dg-pilot, fourteenth session)
+  # shellcheck disable=SC2086
   npx tsx tools/evidence.ts --name "E: 16×16 view, smooth" --discriminator "$RES/models/noto-emoji-dg/manifest.json" \
     --t0s 0.3,0.4,0.5,0.55 --weights 0,8,16,32 --limit 0 --floor-t0 0.5 \
     --docs "$DOCS" --reading docs/results-reading.md --grid-t0 "$T0" --grid-weight "$WEIGHT" ${EVIDENCE_ARGS:-}

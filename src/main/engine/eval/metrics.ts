@@ -37,38 +37,30 @@ export function psnr(a: Float32Array, b: Float32Array, peak: number): number {
 
 // ---- a plain image statistic beside the set distances ----
 
-/**
- * Roughness: the mean |4-neighbour Laplacian| per interior pixel and channel, |4·x − (up + down + left +
- * right)|, in the images' own units. Noise and speckle raise it; flat areas and smooth ramps give 0. A
- * set's roughness is compared as a ratio to the target set's (outputs ÷ targets: 1 is as smooth as the
- * target domain), a check that a better FD/SWD is not bought with speckle.
- */
-export function roughness(img: Float32Array, shape: Pick<ImageShape, 'channels' | 'height' | 'width'>): number {
-  const { channels: c, height: h, width: w } = shape;
-  let sum = 0;
-  for (let k = 0; k < c; k++) {
-    const base = k * h * w;
-    for (let y = 1; y < h - 1; y++) {
-      for (let x = 1; x < w - 1; x++) {
-        const i = base + y * w + x;
-        sum += Math.abs(4 * img[i]! - img[i - w]! - img[i + w]! - img[i - 1]! - img[i + 1]!);
-      }
-    }
-  }
-  return sum / (c * (h - 2) * (w - 2));
-}
-
-/** The mean roughness of a set of images. */
-export function meanRoughness(set: Float32Array[], shape: Pick<ImageShape, 'channels' | 'height' | 'width'>): number {
-  return set.reduce((a, img) => a + roughness(img, shape), 0) / set.length;
-}
-
 type Plane = Pick<ImageShape, 'channels' | 'height' | 'width'>;
 
 /** |4-neighbour Laplacian| of channel k at interior pixel (y, x). */
 function absLaplacian(img: Float32Array, s: Plane, k: number, y: number, x: number): number {
   const i = k * s.height * s.width + y * s.width + x;
   return Math.abs(4 * img[i]! - img[i - s.width]! - img[i + s.width]! - img[i - 1]! - img[i + 1]!);
+}
+
+/**
+ * Roughness: the mean |4-neighbour Laplacian| per interior pixel and channel, |4·x − (up + down + left +
+ * right)|, in the images' own units. Noise and speckle raise it; flat areas and smooth ramps give 0. A
+ * set's roughness is compared as a ratio to the target set's (outputs ÷ targets: 1 is as smooth as the
+ * target domain), a check that a better FD/SWD is not bought with speckle.
+ */
+export function roughness(img: Float32Array, shape: Plane): number {
+  const { channels: c, height: h, width: w } = shape;
+  let sum = 0;
+  for (let k = 0; k < c; k++) for (let y = 1; y < h - 1; y++) for (let x = 1; x < w - 1; x++) sum += absLaplacian(img, shape, k, y, x);
+  return sum / (c * (h - 2) * (w - 2));
+}
+
+/** The mean roughness of a set of images. */
+export function meanRoughness(set: Float32Array[], shape: Plane): number {
+  return set.reduce((a, img) => a + roughness(img, shape), 0) / set.length;
 }
 
 /** An image average-pooled by an integer factor f (f divides the height and width). */
