@@ -3,9 +3,10 @@
 # docs/emoji-pipeline.md §2b, "From the checkpoint to the bundled default"): export the checkpoint's EMA weights
 # (PyTorch: the EDM wrapper as an ε network of the DDPM steps), check them (never ship noise), train the
 # discriminator on the new model's fakes (the pilot's design: a 16×16 view, label smoothing 0.1, R1 1, a cosine
-# learning rate; docs/benchmarks.md, dg-pilot), bundle both as the defaults, and write the evidence
-# (docs/results.md), the README's sample grid and the studio screenshots. About an hour on 2 cores (nothing else
-# running). Stop the U-Net's training first (its checkpoint is read as it is).
+# learning rate; docs/benchmarks.md, dg-pilot) and its round 2 on round 1's guided translations (dg-math §10),
+# bundle both as the defaults, and write the evidence (docs/results.md), the README's sample grid and the studio
+# screenshots. About an hour and a quarter on 2 cores (nothing else running). Stop the U-Net's training first (its
+# checkpoint is read as it is).
 #
 #   bash tools/refresh-noto-default.sh
 #   UNTIL=bundle bash tools/refresh-noto-default.sh     # stop after bundling (measure the weight, then FROM=evidence)
@@ -68,11 +69,18 @@ if stage discriminator; then
     mapfile -t SOURCES < <(ls data/emoji/twitter/train | sort)
     for f in "${SOURCES[@]:0:$FAKES_LIMIT}"; do ln -s "$PWD/data/emoji/twitter/train/$f" "$SRC/$f"; done
   fi
-  rm -rf "$W/dg"
+  rm -rf "$W/dg1" "$W/dg"
   cli train-discriminator --model "$W/unet" --source "$SRC" --target data/emoji/google/train \
-    --t0 0.2,0.6 --translations 1 --translation-steps 10 --downsample 4 --steps "${DISC_STEPS:-3000}" --out "$W/dg" 2>&1 |
+    --t0 0.2,0.6 --translations 1 --translation-steps 10 --downsample 4 --steps "${DISC_STEPS:-3000}" --out "$W/dg1" 2>&1 |
     grep -v "^unguided translations: [0-9]*[1-9]0/" || true
-  [ -f "$W/dg/manifest.json" ] || { echo "the discriminator run wrote no package" >&2; exit 1; }
+  [ -f "$W/dg1/manifest.json" ] || { echo "the discriminator run wrote no package" >&2; exit 1; }
+  # round 2 (dg-math §10): a narrow network (16-32-32, no attention: a quarter of round 1's guidance cost) trained
+  # against round 1's guided translations
+  echo "== the discriminator's round 2: fakes guided by round 1 at w $WEIGHT"
+  cli train-discriminator --model "$W/unet" --source "$SRC" --target data/emoji/google/train --refine "$W/dg1" \
+    --refine-weight "$WEIGHT" --t0 0.2,0.6 --translations 1 --translation-steps 10 --downsample 4 --channels 16,32,32 --attention-at none \
+    --steps "${DISC_STEPS:-3000}" --out "$W/dg" 2>&1 | grep -v "^guided translations: [0-9]*[1-9]0/" || true
+  [ -f "$W/dg/manifest.json" ] || { echo "the round-2 run wrote no package" >&2; exit 1; }
 fi
 
 if stage bundle; then
@@ -91,7 +99,7 @@ if stage bundle; then
     --discriminator "$W/dg" --discriminator-name noto-emoji-dg --default
   # the discriminator's training state, for a later --init (not from a rehearsal)
   if [ "$RES" = resources ] && [ "$DOCS" = docs ]; then
-    rm -rf "$DISC_RUN/checkpoint" && cp "$W/dg/checkpoint.safetensors" "$DISC_RUN/checkpoint.safetensors"
+    rm -rf "$DISC_RUN/checkpoint" && cp "$W/dg1/checkpoint.safetensors" "$DISC_RUN/checkpoint.safetensors"
   fi
 fi
 

@@ -123,6 +123,11 @@ export const TrainRequestSchema = z
     labelSmoothing: z.number().min(0).lt(0.5).default(0.1),
     /** dg-math §10: R1 weight γ on real images' ‖∇x logit‖² */
     r1Gamma: z.number().min(0).max(1000).default(1),
+    /**
+     * dg-math §10, iterated rounds: train the next round of this discriminator — its fakes are the sources'
+     * translations guided by it (at its recommended weight); the new entry is it plus this round. null: a new one
+     */
+    refine: EntryIdSchema.nullable().default(null),
   })
   .refine((r) => r.t0Range[0] <= r.t0Range[1], {
     message: 't0 range must be low, high with low ≤ high',

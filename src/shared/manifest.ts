@@ -219,6 +219,20 @@ export const DiscriminatorManifestSchema = z.discriminatedUnion('kind', [
     ...LVP_NETWORK_FIELDS,
     /** class names of a class-conditional discriminator (its `class_label` input) */
     classes: z.array(z.string()).optional(),
+    /**
+     * later rounds (dg-math §10, iterated guidance): forward networks with the same io, time input and coordinates,
+     * each trained against translations guided by the rounds before it; log r = logit + Σ weight·logit_k
+     */
+    refinements: z
+      .array(
+        z.object({
+          onnx: z.string().min(1),
+          weight: z.number().positive().max(10).default(1),
+          training: z.record(z.string(), z.unknown()).optional(),
+        }),
+      )
+      .max(8)
+      .optional(),
     recommendedWeight: RECOMMENDED_WEIGHT,
     training: z.record(z.string(), z.unknown()).optional(),
   }),

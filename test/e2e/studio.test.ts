@@ -391,6 +391,19 @@ describe('studio in a real browser (server mode)', async () => {
       training: { architecture: { downsample: number }; labelSmoothing: number; r1Gamma: number };
     };
     expect([manifest.training.architecture.downsample, manifest.training.labelSmoothing, manifest.training.r1Gamma]).toEqual([4, 0.2, 2]);
+
+    // its next round (dg-math §10): fakes guided by it; the new entry holds both rounds
+    await page.fill('[data-testid=train-name]', 'my-discriminator-r2');
+    await page.fill('[data-testid=train-steps]', '2');
+    await page.selectOption('[data-testid=train-refine]', 'trained:my-discriminator');
+    await page.click('[data-testid=train-run]');
+    const round2File = join(dir, 'data', 'discriminators', 'my-discriminator-r2', 'manifest.json');
+    await expect.poll(() => existsSync(round2File), { timeout: 120_000 }).toBe(true);
+    const round2 = JSON.parse(await readFile(round2File, 'utf8')) as {
+      refinements: { onnx: string; training: { steps: number; data: { guidedBy: unknown } } }[];
+    };
+    expect(round2.refinements.map((r) => [r.onnx, r.training.steps])).toEqual([['round2.onnx', 2]]);
+    expect(round2.refinements[0]!.training.data.guidedBy).toBeTruthy();
   });
 
   /** Start a tiny (width 8) score-model training on the test images from the Train tab. */

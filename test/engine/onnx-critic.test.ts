@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadDiscriminator } from '../../src/main/engine/models/discriminator.js';
-import { discriminatorGuidance } from '../../src/main/engine/sampling/guidance.js';
+import { discriminatorGuidance, type Critic } from '../../src/main/engine/sampling/guidance.js';
 import { buildGuidanceModel, createOnnxCritic, criticFromForward } from '../../src/main/engine/models/onnx-critic.js';
 import { GraphBuilder } from '../../src/main/engine/onnx/builder.js';
 import { serializeModel } from '../../src/main/engine/onnx/ir.js';
@@ -46,6 +46,22 @@ function gaussianRatioDiscriminator(v: number, u: number, dim: number) {
   g.op('Sub', [logDensity(v), logDensity(u)], {}, 'logit');
   g.output('logit', 'float32', ['N', 1]);
   return g.build();
+}
+
+/**
+ * The per-coordinate variance of 2,000 samples guided from pure noise (t0 1, Heun 30) with w = 1 on `critic`; an
+ * exact ratio reaches |log r| > 11.5 for outliers at small τ: no clipping here (a trained d is clipped).
+ */
+async function guidedVariance(model: Awaited<ReturnType<typeof loadScoreModel>>, critic: Critic, N = 2000): Promise<number> {
+  const guidance = discriminatorGuidance(critic, N, { w1: 1, w2: 1, window: [1e-5, 1], logRatioClip: Infinity });
+  const out = await sdedit(
+    model.denoiser(),
+    model.schedule,
+    { data: new Float32Array(2 * N), shape: [N, 2] },
+    { t0: 1, steps: 30, sampler: 'heun' },
+    { rng: BatchRng.consecutive(1, N), guidance },
+  );
+  return out.data.reduce((a, v) => a + v * v, 0) / (2 * N);
 }
 
 describe('ONNX discriminators for guidance (dg-math §4)', async () => {
@@ -101,20 +117,60 @@ describe('ONNX discriminators for guidance (dg-math §4)', async () => {
       JSON.stringify({ format: 'dg-studio/discriminator@1', kind: 'onnx', name: 'exact ratio', onnx: 'ratio.onnx', dataShape: [2] }),
     );
     const disc = await loadDiscriminator(join(dir, 'disc.json'), { dataShape: [2], valueRange: [-1, 1] });
-    const N = 2000;
-    // an exact ratio reaches |log r| > 11.5 for outliers at small τ: no clipping here (a trained d is clipped)
-    const guidance = discriminatorGuidance(disc.critic, N, { w1: 1, w2: 1, window: [1e-5, 1], logRatioClip: Infinity });
-    const out = await sdedit(
-      model.denoiser(),
-      model.schedule,
-      { data: new Float32Array(2 * N), shape: [N, 2] },
-      { t0: 1, steps: 30, sampler: 'heun' },
-      { rng: BatchRng.consecutive(1, N), guidance },
-    );
-    const variance = out.data.reduce((a, v) => a + v * v, 0) / (2 * N);
+    const variance = await guidedVariance(model, disc.critic);
     // 4000 coordinates: the variance estimate has relative s.e. sqrt(2/4000) = 2.2 %; 10 % allows 4.5 s.e.
     expect(Math.abs(variance / 0.05 - 1)).toBeLessThan(0.1);
     await disc.dispose();
+  });
+
+  it('iterated rounds (dg-math §10): log r = logit + Σ a_k·logit_k, and two exact rounds guide to p', async () => {
+    // round 1 corrects q = N(0, 0.15·I) only part of the way, to p1 = N(0, 0.1·I); round 2, trained against
+    // round 1's guided samples, is log(p/p1): together log(p/q), so w = 1 must give p's variance 0.05
+    const q = { weights: [1], means: [[0, 0]], variances: [0.15] };
+    const model = await loadScoreModel(await writeToyScoreModel(join(dir, 'q2'), q, { kind: 'lvp-eps' }));
+    await writeFile(join(dir, 'round1.onnx'), serializeModel(gaussianRatioDiscriminator(0.1, 0.15, 2)));
+    await writeFile(join(dir, 'round2.onnx'), serializeModel(gaussianRatioDiscriminator(0.05, 0.1, 2)));
+    const manifest = (weight: number, onnx = 'round2.onnx') =>
+      JSON.stringify({
+        format: 'dg-studio/discriminator@1',
+        kind: 'onnx',
+        name: 'two rounds',
+        onnx: 'round1.onnx',
+        refinements: [{ onnx, weight }],
+        dataShape: [2],
+      });
+    await writeFile(join(dir, 'rounds-half.json'), manifest(0.5));
+    const half = await loadDiscriminator(join(dir, 'rounds-half.json'), { dataShape: [2], valueRange: [-1, 1] });
+    const x = { data: Float32Array.from([0.3, -0.5, 1.2, 0.1]), shape: [2, 2] };
+    const tau = Float64Array.from([0.1, 0.6]);
+    const { value, grad } = await half.critic.evaluate(x, tau);
+    const logGauss = (sq: number, v: number) => -sq / (2 * v) - Math.log(v);
+    for (let n = 0; n < 2; n++) {
+      const [a, s] = [lvpAlpha(tau[n]!), lvpSigma(tau[n]!)];
+      const [v05, v1, v15] = [0.05, 0.1, 0.15].map((v) => a * a * v + s * s) as [number, number, number];
+      const sq = x.data[2 * n]! ** 2 + x.data[2 * n + 1]! ** 2;
+      const want = logGauss(sq, v1) - logGauss(sq, v15) + 0.5 * (logGauss(sq, v05) - logGauss(sq, v1));
+      expect(value[n]).toBeCloseTo(want, 4);
+      for (let k = 0; k < 2; k++) {
+        const xi = x.data[2 * n + k]!;
+        expect(grad.data[2 * n + k]).toBeCloseTo(-xi / v1 + xi / v15 + 0.5 * (-xi / v05 + xi / v1), 4);
+      }
+    }
+    await half.dispose();
+
+    await writeFile(join(dir, 'rounds.json'), manifest(1));
+    const disc = await loadDiscriminator(join(dir, 'rounds.json'), { dataShape: [2], valueRange: [-1, 1] });
+    // 4000 coordinates: relative s.e. 2.2 %; 10 % allows 4.5 s.e. — and round 1 alone stops at 0.1
+    expect(Math.abs((await guidedVariance(model, disc.critic)) / 0.05 - 1)).toBeLessThan(0.1);
+    await writeFile(join(dir, 'round1.json'), JSON.stringify({ ...JSON.parse(manifest(1)), refinements: undefined }));
+    const round1 = await loadDiscriminator(join(dir, 'round1.json'), { dataShape: [2], valueRange: [-1, 1] });
+    expect(Math.abs((await guidedVariance(model, round1.critic)) / 0.1 - 1)).toBeLessThan(0.1);
+    await Promise.all([disc.dispose(), round1.dispose()]);
+
+    await writeFile(join(dir, 'rounds-missing.json'), manifest(1, 'round9.onnx'));
+    await expect(loadDiscriminator(join(dir, 'rounds-missing.json'))).rejects.toThrow(
+      /rounds-missing\.json.*cannot read discriminator round 2 ".*round9\.onnx": file not found/,
+    );
   });
 
   it('an imported discriminator with a wrong output name is an error listing its outputs', async () => {

@@ -194,6 +194,58 @@ describe('train-discriminator service', async () => {
     expect(db.fakeTrain + db.fakeVal).toBe(da.fakeTrain + da.fakeVal + 10);
   }, 120_000);
 
+  it('--refine trains the next round on translations guided by the given discriminator, and packages both as one', async () => {
+    const r1 = await trainDiscriminator({ ...base, outDir: join(dir, 'round1'), steps: 2 });
+    const stages: string[] = [];
+    const r2 = await trainDiscriminator(
+      { ...base, outDir: join(dir, 'round2'), steps: 2, attentionAt: [], refine: { discriminator: join(dir, 'round1'), weight: 4 } },
+      { onStage: (m) => stages.push(m) },
+    );
+    expect(stages.some((m) => /making DG-guided \(w 4\) SDEdit translations/.test(m))).toBe(true);
+    const [m1, m2] = [JSON.parse(await readFile(r1.manifestPath, 'utf8')), JSON.parse(await readFile(r2.manifestPath, 'utf8'))];
+    // round 1's fakes: the 6 sources and their translations; round 2's: only the guided translations
+    expect(m1.training.data.fakeTrain + m1.training.data.fakeVal).toBe(12);
+    const round = m2.refinements[0];
+    expect(m2.refinements).toHaveLength(1);
+    expect(round).toMatchObject({ onnx: 'round2.onnx', weight: 1 });
+    expect(round.training.data.fakeTrain + round.training.data.fakeVal).toBe(6);
+    expect(round.training.data.guidedBy).toEqual({ weight: 4 });
+    // its own design: no attention (round 1 has it at 8)
+    expect([m1.training.architecture.attentionAt, round.training.architecture.attentionAt]).toEqual([[8], []]);
+    expect(m2.training).toEqual(m1.training); // round 1's record stays its own
+    expect(m2.name).toBe(`${m1.name} + round 2`);
+    // the guided fakes are cached apart from the unguided ones
+    const [c1, c2] = [await readdir(join(dir, 'round1', 'cache')), await readdir(join(dir, 'round2', 'cache'))];
+    expect(c2).toHaveLength(6);
+    expect(c2.filter((f) => c1.includes(f))).toEqual([]);
+
+    // the package's critic is round 1's log r plus round 2's
+    await writeFile(
+      join(dir, 'round2', 'only2.json'),
+      JSON.stringify({ ...m2, onnx: 'round2.onnx', guidanceOnnx: undefined, refinements: undefined }),
+    );
+    const expect3 = { dataShape: [3, 64, 64], valueRange: [-1, 1] as [number, number] };
+    const [both, first, second] = await Promise.all(
+      [r2.manifestPath, r1.manifestPath, join(dir, 'round2', 'only2.json')].map((f) => loadDiscriminator(f, expect3)),
+    );
+    const x = { data: Float32Array.from({ length: 2 * 3 * 64 * 64 }, (_, i) => Math.sin(i) * 0.5), shape: [2, 3, 64, 64] };
+    const tau = Float64Array.from([0.1, 0.4]);
+    const [vb, v1, v2] = await Promise.all([both, first, second].map((d) => d!.critic.evaluate(x, tau)));
+    for (let n = 0; n < 2; n++) expect(vb!.value[n]).toBeCloseTo(v1!.value[n]! + v2!.value[n]!, 4);
+    for (let i = 0; i < 50; i++) expect(vb!.grad.data[i * 401]).toBeCloseTo(v1!.grad.data[i * 401]! + v2!.grad.data[i * 401]!, 5);
+    await Promise.all([both, first, second].map((d) => d!.dispose()));
+
+    // a third round appends, never overwrites; the refined package's own folder is refused
+    const r3 = await trainDiscriminator({ ...base, outDir: join(dir, 'round3'), steps: 1, refine: { discriminator: r2.manifestPath } });
+    const m3 = JSON.parse(await readFile(r3.manifestPath, 'utf8'));
+    expect(m3.refinements.map((r: { onnx: string }) => r.onnx)).toEqual(['round2.onnx', 'round3.onnx']);
+    expect(m3.name).toBe(`${m1.name} + round 3`);
+    expect(m3.refinements[1].training.data.guidedBy).toEqual({ weight: m2.recommendedWeight ?? 1 });
+    await expect(
+      trainDiscriminator({ ...base, outDir: join(dir, 'round2'), steps: 1, refine: { discriminator: join(dir, 'round2') } }),
+    ).rejects.toThrow(/is the folder of the discriminator it refines/);
+  }, 180_000);
+
   it('cancelling keeps what was learned: a checkpoint and a package marked as stopped', async () => {
     const out = join(dir, 'cancel');
     const ctrl = new AbortController();

@@ -306,6 +306,7 @@ export async function launchTrainDiscriminator(ctx: LaunchContext, req: ApiParse
     throw new Error('image size, prompt and CFG are for latent (Stable Diffusion-family) models; this target model works on pixels');
   const outDir = join(ctx.home, 'discriminators', req.name);
   if (existsSync(outDir)) throw new Error(`a discriminator named "${req.name}" exists already; choose another name (or delete it first)`);
+  const refine = req.refine === null ? undefined : { discriminator: (await ctx.models.manifestOf(req.refine, 'discriminator'))! };
   const job = submitJob(ctx, 'train-discriminator', `train discriminator "${req.name}"`, async ({ signal, progress, pause }) => {
     const losses: number[] = [];
     const r = await trainDiscriminatorOnThread(
@@ -322,6 +323,7 @@ export async function launchTrainDiscriminator(ctx: LaunchContext, req: ApiParse
         ...(req.downsample ? { downsample: req.downsample } : {}),
         labelSmoothing: req.labelSmoothing,
         r1Gamma: req.r1Gamma,
+        ...(refine ? { refine } : {}),
         evalEvery: Math.max(10, Math.floor(req.steps / 4)),
         ...ctx.session,
       },

@@ -5,21 +5,34 @@
  * latent-training-sets.ts. Used by trainDiscriminator (discriminator-training.ts).
  */
 import { createHash } from 'node:crypto';
-import { mkdir, readdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { sdeditLadder, sdeditParamsOf } from '../engine/sampling/sdedit.js';
 import { TranslateParamsSchema } from '../../shared/params.js';
 import type { ImageSpec } from '../engine/io/image-io.js';
 import { lvpTimeFromSigmaVe } from '../engine/models/schedules.js';
+import { loadDiscriminator, type LoadedDiscriminator } from '../engine/models/discriminator.js';
 import { loadScoreModel, type ScoreModel } from '../engine/models/score-model.js';
+import type { Critic } from '../engine/sampling/guidance.js';
 import { translateBatch } from '../engine/sampling/translate.js';
 import type { TrainDiscriminatorRequest, TrainEvents } from './discriminator-training.js';
 import { latentTrainingSets, type LatentSets } from './latent-training-sets.js';
 import { cachedFloats, isValidation, readImageSet, spreadT0s, VALIDATION_SALT } from './training-images.js';
 import { expandInputs, imageSpecOf, sha256File } from './translate-files.js';
 
-/** SDEdit translations of sources without DG (dg-math §6), cached on disk by content. */
-async function unguidedTranslations(
+/** The discriminator an iterated round's fakes are guided by (dg-math §10), with its weight and an identity for the cache. */
+export interface FakesGuide {
+  critic: Critic;
+  weight: number;
+  /** content hash of the guiding package: a change of it makes new fakes */
+  key: string;
+}
+
+/**
+ * SDEdit translations of sources (dg-math §6), cached on disk by content: without DG, or — for an iterated round
+ * (dg-math §10) — guided by the rounds before it.
+ */
+async function translations(
   model: ScoreModel,
   modelSha: string,
   sources: { file: string; data: Float32Array }[],
@@ -28,6 +41,7 @@ async function unguidedTranslations(
   spec: ImageSpec,
   events: TrainEvents,
   signal?: AbortSignal,
+  guide?: FakesGuide,
 ): Promise<Float32Array[]> {
   const k = req.translationsPerSource;
   if (k === 0) return []; // the fakes are given (--translations 0): nothing to make, nothing to report
@@ -42,24 +56,28 @@ async function unguidedTranslations(
       .digest('hex');
     for (const [ti, t0] of t0s.entries()) {
       const seed = (req.seed + si * k + ti) % 2 ** 32;
-      // the fakes are what a user gets: the default sampler (stochastic, seeded), no guidance
-      const params = TranslateParamsSchema.parse({ t0, steps: req.translationSteps, dgWeight: 0 });
+      // the fakes are what a user gets: the default sampler (stochastic, seeded), no guidance (or the earlier rounds')
+      const params = TranslateParamsSchema.parse({ t0, steps: req.translationSteps, dgWeight: guide?.weight ?? 0 });
       // the σ ladder too: a manifest's ladder floor (dg-math §8) changes the fakes, not the ONNX file
       const ladder = sdeditLadder(model.schedule, sdeditParamsOf(params)).join(',');
       const key = createHash('sha256')
-        .update(`${modelSha}:${contentSha}:${t0}:${seed}:${req.translationSteps}:${params.sampler}:${ladder}`)
+        .update(
+          `${modelSha}:${contentSha}:${t0}:${seed}:${req.translationSteps}:${params.sampler}:${ladder}${guide ? `:${guide.key}:${guide.weight}` : ''}`,
+        )
         .digest('hex')
         .slice(0, 24);
       const translate = async () => {
         const result = await translateBatch(model, { data: src.data, shape: [1, spec.channels, spec.height, spec.width] }, params, {
           seeds: [seed],
+          critic: guide?.critic,
           signal,
         });
         return Float32Array.from(result.data, (v) => Math.max(spec.valueRange[0], Math.min(spec.valueRange[1], v)));
       };
       out.push(await cachedFloats(join(cacheDir, `${key}.f32`), size, translate));
     }
-    if (++done % 10 === 0 || done === sources.length) events.onStage?.(`unguided translations: ${done}/${sources.length} sources`);
+    if (++done % 10 === 0 || done === sources.length)
+      events.onStage?.(`${guide ? 'guided' : 'unguided'} translations: ${done}/${sources.length} sources`);
   }
   return out;
 }
@@ -105,6 +123,7 @@ async function trainingSets(
   spec: ImageSpec,
   events: TrainEvents,
   signal: AbortSignal | undefined,
+  guide?: FakesGuide,
 ) {
   const seed = req.seed ?? 0;
   const valFraction = req.valFraction ?? 0.1;
@@ -135,11 +154,13 @@ async function trainingSets(
   };
   const cacheDir = join(req.outDir, 'cache');
   if (tr.translationsPerSource > 0)
-    events.onStage?.(`making unguided SDEdit translations of the sources (t0 ${t0Lo}…${t0Hi}, cached in ${cacheDir})`);
+    events.onStage?.(
+      `making ${guide ? `DG-guided (w ${guide.weight})` : 'unguided'} SDEdit translations of the sources (t0 ${t0Lo}…${t0Hi}, cached in ${cacheDir})`,
+    );
   const classOf = new Map<Float32Array, number>();
   for (const set of [sources, targets]) for (const s of set) classOf.set(s.data, classOfFile.get(s.file) ?? 0);
   const translated = async (set: { file: string; data: Float32Array }[]) => {
-    const out = await unguidedTranslations(model, modelSha, set, tr, cacheDir, spec, events, signal);
+    const out = await translations(model, modelSha, set, tr, cacheDir, spec, events, signal, guide);
     // translations come out in source order, translationsPerSource each: they keep their source's class
     out.forEach((x, i) => classOf.set(x, classOfFile.get(set[Math.floor(i / tr.translationsPerSource)]!.file) ?? 0));
     return out;
@@ -147,8 +168,10 @@ async function trainingSets(
   const extra = split(req.extraFakes?.length ? await readImageSet(await expandInputs(req.extraFakes), spec, events.onWarning) : []);
   if (req.classes && extra.train.length + extra.val.length > 0)
     throw new Error('extra fakes are not supported for class-conditional training');
-  const fakeTrain = [...src.train.map((s) => s.data), ...(await translated(src.train)), ...extra.train.map((s) => s.data)];
-  const fakeVal = [...src.val.map((s) => s.data), ...(await translated(src.val)), ...extra.val.map((s) => s.data)];
+  // an iterated round learns what the earlier rounds' guidance left (dg-math §10): the sources were round 1's fakes
+  const sourcesAsFakes = (set: { data: Float32Array }[]) => (guide ? [] : set.map((s) => s.data));
+  const fakeTrain = [...sourcesAsFakes(src.train), ...(await translated(src.train)), ...extra.train.map((s) => s.data)];
+  const fakeVal = [...sourcesAsFakes(src.val), ...(await translated(src.val)), ...extra.val.map((s) => s.data)];
   const realTrain = tgt.train.map((s) => s.data);
   const realVal = tgt.val.map((s) => s.data);
   const extraCount = extra.train.length + extra.val.length;
@@ -172,6 +195,8 @@ export interface TrainingData {
   extraCount: number;
   /** the latent space a latent discriminator was trained in (its package records it) */
   latent?: LatentSets['record'] | undefined;
+  /** an iterated round (dg-math §10): the weight its fakes were guided with */
+  guidedBy?: { weight: number } | undefined;
   dispose(): Promise<void>;
 }
 
@@ -181,10 +206,28 @@ export async function pixelTrainingData(req: TrainDiscriminatorRequest, events: 
     threads: req.threads,
     onWarning: events.onWarning,
   });
+  let guiding: LoadedDiscriminator | null = null;
   try {
-    const sets = await trainingSets(req, model, imageSpecOf(model), events, signal);
+    let guide: FakesGuide | undefined;
+    if (req.refine) {
+      if (req.classes) throw new Error('an iterated round (--refine) of a class-conditional discriminator is not supported');
+      guiding = await loadDiscriminator(
+        req.refine.discriminator,
+        { dataShape: model.manifest.dataShape, valueRange: model.manifest.valueRange },
+        { executionProvider: req.executionProvider, threads: req.threads, onWarning: events.onWarning },
+      );
+      guide = {
+        critic: guiding.critic,
+        weight: req.refine.weight ?? guiding.manifest.recommendedWeight ?? 1,
+        key: await packageKey(guiding),
+      };
+    }
+    const sets = await trainingSets(req, model, imageSpecOf(model), events, signal, guide);
+    await guiding?.dispose();
+    guiding = null;
     return {
       ...sets,
+      ...(guide ? { guidedBy: { weight: guide.weight } } : {}),
       model: { name: model.manifest.name, sha256: sets.modelSha },
       dataShape: model.manifest.dataShape,
       valueRange: model.manifest.valueRange,
@@ -193,16 +236,27 @@ export async function pixelTrainingData(req: TrainDiscriminatorRequest, events: 
       dispose: () => model.dispose(),
     };
   } catch (e) {
+    await guiding?.dispose();
     await model.dispose();
     throw e;
   }
 }
 
+/** A discriminator package's identity: its manifest and every ONNX file it names, by content. */
+async function packageKey(d: LoadedDiscriminator): Promise<string> {
+  const base = dirname(d.manifestPath);
+  const m = d.manifest;
+  const files = m.kind === 'onnx' ? [m.onnx, ...(m.refinements ?? []).map((r) => r.onnx)] : [];
+  const hash = createHash('sha256').update(await readFile(d.manifestPath));
+  for (const f of files) hash.update(await sha256File(join(base, f)));
+  return hash.digest('hex').slice(0, 24);
+}
+
 /** A Stable Diffusion-family folder: the discriminator learns on its latents (issue 27). */
 export async function latentTrainingData(req: TrainDiscriminatorRequest, events: TrainEvents, signal?: AbortSignal): Promise<TrainingData> {
-  if (req.classes || req.extraFakes?.length || req.frozenFeatures)
+  if (req.classes || req.extraFakes?.length || req.frozenFeatures || req.refine)
     throw new Error(
-      `"${req.modelManifest}" is a latent model: class-conditional training, extra fakes and frozen features are not supported for it`,
+      `"${req.modelManifest}" is a latent model: class-conditional training, extra fakes, frozen features and iterated rounds are not supported for it`,
     );
   const valFraction = req.valFraction ?? 0.1;
   const translationsPerSource = req.translationsPerSource ?? 1;

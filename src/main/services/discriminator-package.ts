@@ -3,13 +3,15 @@
  * the training record — written when a training ends (cancelled too), or exported from a run folder that
  * holds only a checkpoint.
  */
-import { mkdir, readFile } from 'node:fs/promises';
-import { basename, join, relative, resolve } from 'node:path';
-import type { DiscriminatorManifest } from '../../shared/manifest.js';
+import { copyFile, mkdir, readFile } from 'node:fs/promises';
+import { basename, dirname, join, relative, resolve } from 'node:path';
+import { DiscriminatorManifestSchema, upgradeManifest, type DiscriminatorManifest } from '../../shared/manifest.js';
 import { ENGINE_VERSION } from '../../shared/version.js';
 import { writeFileAtomic } from '../engine/io/image-io.js';
 import { loadDiscriminator } from '../engine/models/discriminator.js';
 import { buildGuidanceModel } from '../engine/models/onnx-critic.js';
+import { fileInManifestFolder } from '../engine/models/manifest-files.js';
+import { manifestPathOf, readJsonFile } from '../engine/models/score-model.js';
 import { buildDiscriminatorNet, type ConvEncoderArch } from '../engine/nn/discriminator-net.js';
 import type { FrozenFeaturesArch } from '../engine/nn/frozen-features.js';
 import { serializeModel, type OnnxModel } from '../engine/onnx/ir.js';
@@ -27,38 +29,95 @@ export async function writePackage(
 ): Promise<string> {
   let initFrom: { folder: string; step: number } | undefined;
   if (req.init && !req.resume) initFrom = { folder: relative(resolve(req.outDir), resolve(req.init)) || '.', step: r.initStep };
-  return writeDiscriminatorPackage(req.outDir, trainer.exportForward({ 'dg-studio': 'discriminator' }), {
+  const record = trainingRecord(req, trainer, data, r, initFrom);
+  const forward = trainer.exportForward({ 'dg-studio': 'discriminator' });
+  if (req.refine) return writeRoundPackage(req.outDir, req.refine.discriminator, forward, data, record);
+  return writeDiscriminatorPackage(req.outDir, forward, {
     name: `${basename(req.outDir)} (trained discriminator)`,
     description: `source-vs-target discriminator for ${data.latent ? 'the latents of ' : ''}"${data.model.name}", trained in DG Studio ${ENGINE_VERSION}`,
     dataShape: data.dataShape,
     valueRange: data.valueRange,
     ...(data.classNames ? { classes: data.classNames } : {}),
-    training: {
-      architecture: r.arch,
-      parameters: r.paramCount,
-      steps: trainer.step,
-      ...(initFrom ? { initFrom } : {}),
-      batchSize: r.batchSize,
-      loss: req.loss ?? 'bce',
-      ...(req.labelSmoothing ? { labelSmoothing: req.labelSmoothing } : {}),
-      ...(req.r1Gamma ? { r1Gamma: req.r1Gamma } : {}),
-      tauRange: [1e-5, data.tauMax],
-      t0Range: req.t0Range,
-      data: {
-        realTrain: data.realTrain.length,
-        fakeTrain: data.fakeTrain.length,
-        realVal: data.realVal.length,
-        fakeVal: data.fakeVal.length,
-        translationsPerSource: data.translationsPerSource,
-        extraFakes: data.extraCount,
-      },
-      scoreModel: data.model,
-      ...(data.latent ? { latentModel: data.latent } : {}),
-      validation: r.validation,
-      cancelled: r.cancelled,
-      createdAt: new Date().toISOString(),
-    },
+    training: record,
   });
+}
+
+type RunSummary = Parameters<typeof writePackage>[3];
+
+/** What a package records of the run that made it. */
+function trainingRecord(
+  req: TrainDiscriminatorRequest,
+  trainer: DiscriminatorTrainer,
+  data: TrainingData,
+  r: RunSummary,
+  initFrom: { folder: string; step: number } | undefined,
+): Record<string, unknown> {
+  return {
+    architecture: r.arch,
+    parameters: r.paramCount,
+    steps: trainer.step,
+    ...(initFrom ? { initFrom } : {}),
+    batchSize: r.batchSize,
+    loss: req.loss ?? 'bce',
+    ...(req.labelSmoothing ? { labelSmoothing: req.labelSmoothing } : {}),
+    ...(req.r1Gamma ? { r1Gamma: req.r1Gamma } : {}),
+    tauRange: [1e-5, data.tauMax],
+    t0Range: req.t0Range,
+    data: {
+      realTrain: data.realTrain.length,
+      fakeTrain: data.fakeTrain.length,
+      realVal: data.realVal.length,
+      fakeVal: data.fakeVal.length,
+      translationsPerSource: data.translationsPerSource,
+      extraFakes: data.extraCount,
+      ...(data.guidedBy ? { guidedBy: data.guidedBy } : {}),
+    },
+    scoreModel: data.model,
+    ...(data.latent ? { latentModel: data.latent } : {}),
+    validation: r.validation,
+    cancelled: r.cancelled,
+    createdAt: new Date().toISOString(),
+  };
+}
+
+/**
+ * An iterated round's package (dg-math §10): the guiding package's files copied beside this round's forward graph
+ * (`round<k>.onnx`), its manifest with this round appended to `refinements` (weight 1) — loaded as one critic.
+ */
+async function writeRoundPackage(
+  outDir: string,
+  basePackage: string,
+  forward: OnnxModel,
+  data: TrainingData,
+  record: Record<string, unknown>,
+): Promise<string> {
+  const baseManifest = manifestPathOf(basePackage);
+  const baseDir = dirname(baseManifest);
+  if (resolve(baseDir) === resolve(outDir))
+    throw new Error(`--out "${outDir}" is the folder of the discriminator it refines: give the new round its own folder`);
+  const base = DiscriminatorManifestSchema.parse(upgradeManifest(await readJsonFile(baseManifest, 'discriminator manifest')).raw);
+  if (base.kind !== 'onnx') throw new Error(`"${baseManifest}" is not an ONNX discriminator: only those can take more rounds`);
+  await mkdir(outDir, { recursive: true });
+  const files = [base.onnx, ...(base.guidanceOnnx ? [base.guidanceOnnx] : []), ...(base.refinements ?? []).map((r) => r.onnx)];
+  for (const [i, f] of files.entries()) {
+    const to = fileInManifestFolder(outDir, f, `file ${i}`);
+    await mkdir(dirname(to), { recursive: true });
+    await copyFile(fileInManifestFolder(baseDir, f, `file ${i}`), to);
+  }
+  const roundNumber = (base.refinements?.length ?? 0) + 2;
+  const onnx = `round${roundNumber}.onnx`;
+  if (files.includes(onnx)) throw new Error(`"${baseManifest}" already names a file "${onnx}"`);
+  await writeFileAtomic(join(outDir, onnx), serializeModel(forward));
+  const manifest: DiscriminatorManifest = {
+    ...base,
+    name: `${base.name.replace(/ \+ round \d+$/, '')} + round ${roundNumber}`,
+    description:
+      `${base.description} Round ${roundNumber} trained against its DG-guided translations (w ${data.guidedBy?.weight}) in DG Studio ${ENGINE_VERSION}.`.trim(),
+    refinements: [...(base.refinements ?? []), { onnx, weight: 1, training: record }],
+  };
+  const manifestPath = join(outDir, 'manifest.json');
+  await writeFileAtomic(manifestPath, JSON.stringify(manifest, null, 2));
+  return manifestPath;
 }
 
 type PackageFields = Pick<

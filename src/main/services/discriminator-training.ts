@@ -49,6 +49,8 @@ export interface TrainDiscriminatorRequest {
   channels?: number[];
   /** average-pool images by this factor inside the discriminator */
   downsample?: number;
+  /** resolutions (of the pooled view) that get a self-attention block; [] for none (default: 8) */
+  attentionAt?: number[];
   /**
    * class-conditional: each source and target folder holds one subfolder per class (the same
    * names on both sides); the discriminator learns d(x, τ, class)
@@ -64,6 +66,11 @@ export interface TrainDiscriminatorRequest {
    * pre-trained on sources alone before the score model existed); step and optimizer start fresh
    */
   init?: string | undefined;
+  /**
+   * an iterated round (dg-math §10): the fakes are the sources' translations guided by this discriminator at this
+   * weight (default its recommended one); the package written is it plus this round
+   */
+  refine?: { discriminator: string; weight?: number | undefined } | undefined;
   executionProvider?: ExecutionProvider;
   threads?: number;
   /**
@@ -115,7 +122,7 @@ async function buildNetwork(
     inChannels: spec.channels,
     resolution: spec.height,
     channels: req.channels ?? DEFAULT_ARCH.channels,
-    attentionAt: DEFAULT_ARCH.attentionAt.filter((r) => r < spec.height),
+    attentionAt: (req.attentionAt ?? DEFAULT_ARCH.attentionAt).filter((r) => r < spec.height),
     downsample: req.downsample ?? DEFAULT_ARCH.downsample ?? 1,
     classes: classNames?.length ?? 0,
   };

@@ -67,6 +67,9 @@ function trainDiscriminatorCommand(program: Command) {
     .option('--translation-steps <n>', 'sampler steps for those translations', positiveInt('--translation-steps'), 10)
     .option('--fakes <dirs...>', 'more fake images: unguided translations made elsewhere (e.g. on a GPU by tools/device-train.sh)')
     .option('--channels <list>', 'encoder channels per level', (v: string) => v.split(',').map(positiveInt('--channels')))
+    .option('--attention-at <list>', 'resolutions of the (pooled) view that get self-attention, or "none" (default: 8)', (v: string) =>
+      v === 'none' ? [] : v.split(',').map(positiveInt('--attention-at')),
+    )
     .option(
       '--downsample <f>',
       'average-pool images by f inside the discriminator (default 2: a 32×32 view of 64×64 images)',
@@ -87,6 +90,15 @@ function trainDiscriminatorCommand(program: Command) {
     .option('--eval-every <n>', 'validate every n steps', positiveInt('--eval-every'), 250)
     .option('--resume', 'continue from the checkpoint in --out', false)
     .option('--init <dir>', 'start from the weights of an earlier run of the same architecture (its --out folder)')
+    .option(
+      '--refine <discriminator>',
+      'train the next round of this discriminator (dg-math §10): the fakes are translations guided by it; the package is it plus the new round',
+    )
+    .option(
+      '--refine-weight <w>',
+      'the DG weight those translations are guided with (default: its recommended weight)',
+      nonNegative('--refine-weight'),
+    )
     .requiredOption('--out <dir>', 'folder for the discriminator package')
     .addOption(providerOption())
     .addOption(threadsOption());
@@ -170,6 +182,7 @@ async function runTrain(o: TrainDiscriminatorOptions): Promise<void> {
         translationSteps: o.translationSteps,
         extraFakes: o.fakes,
         channels: o.channels,
+        attentionAt: o.attentionAt,
         downsample: o.downsample,
         classes: o.classes,
         frozenFeatures: o.features
@@ -184,6 +197,7 @@ async function runTrain(o: TrainDiscriminatorOptions): Promise<void> {
         evalEvery: o.evalEvery,
         resume: o.resume,
         init: o.init,
+        refine: o.refine ? { discriminator: o.refine, weight: o.refineWeight } : undefined,
         executionProvider: o.provider,
         threads: o.threads,
         latent: latentSettings(o, modelManifest),

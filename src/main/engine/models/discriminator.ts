@@ -15,7 +15,7 @@ import {
 } from '../../../shared/manifest.js';
 import type { Critic } from '../sampling/guidance.js';
 import { readImage } from '../io/image-io.js';
-import { buildGuidanceModel, createOnnxCritic } from './onnx-critic.js';
+import { buildGuidanceModel, createOnnxCritic, sumOfLogitGraphs } from './onnx-critic.js';
 import { parseModel, serializeModel, type OnnxModel } from '../onnx/ir.js';
 import { firstNonFinite } from '../tensor.js';
 import type { SessionOptions } from '../onnx/session.js';
@@ -102,13 +102,32 @@ export async function loadDiscriminator(
     const forwardPath = fileInManifestFolder(base, manifest.onnx, 'onnx');
     const forward = parseModel(await readBytes(forwardPath, 'discriminator'), forwardPath);
     const timeDType = checkForwardGraph(forward, manifest, manifestPath, session.onWarning);
+    const free = (g: OnnxModel) => (anySpatialSize ? withFreeSpatialSize(g, manifest.io.x) : g);
     let guidance: Uint8Array;
-    if (manifest.guidanceOnnx && !anySpatialSize)
+    if (manifest.refinements?.length) {
+      // dg-math §10: later rounds' log ratios added to round 1's, as one graph (one session run per step)
+      if (manifest.output !== 'logit') throw wrap(new Error('later rounds (refinements) need logit outputs, not probabilities'));
+      const rounds = [{ forward: free(forward), weight: 1 }];
+      for (const [k, ref] of manifest.refinements.entries()) {
+        const field = `refinements[${k}].onnx`;
+        const path = fileInManifestFolder(base, ref.onnx, field);
+        const graph = parseModel(
+          await readBytes(path, `discriminator round ${k + 2}`).catch((e: unknown) => Promise.reject(wrap(e))),
+          path,
+        );
+        checkForwardGraph(graph, manifest, `${manifestPath}" (${field}: "${ref.onnx}`, session.onWarning);
+        rounds.push({ forward: free(graph), weight: ref.weight });
+      }
+      try {
+        guidance = serializeModel(buildGuidanceModel(sumOfLogitGraphs(rounds, manifest.io), manifest.io, 'logit'));
+      } catch (e) {
+        throw wrap(e);
+      }
+    } else if (manifest.guidanceOnnx && !anySpatialSize)
       guidance = await readBytes(fileInManifestFolder(base, manifest.guidanceOnnx, 'guidanceOnnx'), 'discriminator guidance graph');
     else {
       try {
-        const graph = anySpatialSize ? withFreeSpatialSize(forward, manifest.io.x) : forward;
-        guidance = serializeModel(buildGuidanceModel(graph, manifest.io, manifest.output));
+        guidance = serializeModel(buildGuidanceModel(free(forward), manifest.io, manifest.output));
       } catch (e) {
         throw wrap(e);
       }

@@ -6,7 +6,7 @@ import type { DiscriminatorTimeSpec } from '../../../shared/manifest.js';
 import type { Critic } from '../sampling/guidance.js';
 import { gradient, gradOutputName } from '../onnx/autodiff.js';
 import { Emitter } from '../onnx/emitter.js';
-import { serializeModel, type OnnxModel } from '../onnx/ir.js';
+import { serializeModel, type OnnxGraph, type OnnxModel, type OnnxNode, type TensorData } from '../onnx/ir.js';
 import { createSession, ort, type SessionOptions } from '../onnx/session.js';
 import { LVP_DEFAULT, lvpAlpha, lvpSigmaVe, type LvpParams } from './schedules.js';
 import type { Tensor } from '../tensor.js';
@@ -41,6 +41,42 @@ export function buildGuidanceModel(forward: OnnxModel, io: { x: string; output: 
   model.graph.nodes.push(...e.nodes);
   model.graph.outputs.push({ name: LOG_RATIO_OUTPUT, dtype: 'float32', shape: ['N'] });
   return gradient(model, { of: LOG_RATIO_OUTPUT, wrt: [io.x] });
+}
+
+/**
+ * Iterated rounds as one forward graph (dg-math §10): logit = Σ_k a_k·logit_k over networks that share their inputs
+ * (x, t, class_label), so guidance runs one session per step instead of one per round. Every other tensor name
+ * gets its round's prefix.
+ */
+export function sumOfLogitGraphs(rounds: { forward: OnnxModel; weight: number }[], io: { output: string }): OnnxModel {
+  const first = rounds[0]!.forward;
+  const shared = new Set(first.graph.inputs.map((v) => v.name));
+  const nodes: OnnxNode[] = [];
+  const initializers = new Map<string, TensorData>();
+  const outs: string[] = [];
+  for (const [k, { forward }] of rounds.entries()) {
+    const inputs = forward.graph.inputs.map((v) => v.name).sort();
+    if (inputs.join() !== [...shared].sort().join())
+      throw new Error(`round ${k + 1}'s graph takes inputs ${inputs.join(', ')}; round 1's takes ${[...shared].sort().join(', ')}`);
+    const rename = (n: string) => (n === '' || shared.has(n) ? n : `round${k + 1}/${n}`);
+    for (const [name, t] of forward.graph.initializers) initializers.set(rename(name), t);
+    for (const n of forward.graph.nodes)
+      nodes.push({ ...n, name: rename(n.name), inputs: n.inputs.map(rename), outputs: n.outputs.map(rename) });
+    outs.push(rename(io.output));
+  }
+  const graph: OnnxGraph = { ...first.graph, nodes, initializers, outputs: [] };
+  const e = new Emitter(graph, 'rounds/');
+  const terms = outs.map((o, k) => (rounds[k]!.weight === 1 ? o : e.op('Mul', [o, e.scalarLike(rounds[k]!.weight, o)])));
+  e.op('Sum', terms, {}, io.output);
+  graph.nodes.push(...e.nodes);
+  const out = first.graph.outputs.find((o) => o.name === io.output);
+  graph.outputs = [{ name: io.output, dtype: 'float32', shape: out?.shape ?? null }];
+  return {
+    ...first,
+    graph,
+    opsetVersion: Math.max(...rounds.map((r) => r.forward.opsetVersion)),
+    domainOpsets: Object.assign({}, ...rounds.map((r) => r.forward.domainOpsets ?? {})),
+  };
 }
 
 // dg-math §4: the network's own time input for an LVP time τ

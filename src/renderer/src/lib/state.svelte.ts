@@ -83,6 +83,8 @@ export const studio = $state({
       downsample: null as 1 | 2 | 4 | null,
       labelSmoothing: 0.1,
       r1Gamma: 1,
+      /** the discriminator whose next round this trains (dg-math §10; null: a new discriminator) */
+      refine: null as string | null,
       /** the model whose suggestions were last filled in (once per pick: a reload keeps what you typed) */
       defaultsFor: null as string | null,
     },
