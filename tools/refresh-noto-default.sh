@@ -88,7 +88,7 @@ if stage bundle; then
   node -e '
     const fs = require("fs"); const [file, w] = process.argv.slice(1);
     const m = JSON.parse(fs.readFileSync(file, "utf8"));
-    m.name = "Twemoji vs Noto (16×16 view, smooth; trained in DG Studio)";
+    m.name = "Twemoji vs Noto (16×16 view, smooth, two rounds; trained in DG Studio)";
     m.recommendedWeight = Number(w);
     fs.writeFileSync(file, JSON.stringify(m, null, 2) + "\n");' "$W/dg/manifest.json" "$WEIGHT"
   node -e '
@@ -108,7 +108,7 @@ if stage evidence; then
   # every held-out pair (764, ~25 minutes): on 64 the roughness ratio moves by 0.02–0.03 with the seeds alone and FD
   # is biased by the set's size (docs/benchmarks.md, dg-pilot, fourteenth session)
   # shellcheck disable=SC2086
-  npx tsx tools/evidence.ts --name "E: 16×16 view, smooth" --discriminator "$RES/models/noto-emoji-dg/manifest.json" \
+  npx tsx tools/evidence.ts --name "E2: 16×16 view, smooth, two rounds" --discriminator "$RES/models/noto-emoji-dg/manifest.json" \
     --t0s 0.3,0.4,0.5,0.55 --weights 0,8,16,32 --limit 0 --floor-t0 0.5 \
     --docs "$DOCS" --reading docs/results-reading.md --grid-t0 "$T0" --grid-weight "$WEIGHT" ${EVIDENCE_ARGS:-}
 fi

@@ -8,7 +8,7 @@ import { bundledDefaults } from '../../src/main/services/resources.js';
 import { parseModel } from '../../src/main/engine/onnx/ir.js';
 import { exportDiscriminator } from '../../src/main/services/discriminator-package.js';
 import { trainDiscriminator } from '../../src/main/services/discriminator-training.js';
-import { isValidation, VALIDATION_SALT } from '../../src/main/services/training-images.js';
+import { fakeT0, isValidation, VALIDATION_SALT } from '../../src/main/services/training-images.js';
 import { loadDiscriminatorCheckpoint } from '../../src/main/services/discriminator-checkpoint.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -47,6 +47,20 @@ describe('train-discriminator service', async () => {
     const held = trainSide.filter((n) => isValidation(n, 0.1, VALIDATION_SALT)).length;
     expect(held).toBeGreaterThan(0.06 * trainSide.length);
     expect(held).toBeLessThan(0.14 * trainSide.length);
+  });
+
+  it('the fakes cover the t0 range evenly, one translation per source too (not all at its middle)', () => {
+    for (const k of [1, 3]) {
+      const t0s = Array.from({ length: 200 }, (_, si) => Array.from({ length: k }, (_, ti) => fakeT0([0.2, 0.6], k, si, ti))).flat();
+      expect(Math.min(...t0s)).toBeGreaterThanOrEqual(0.2);
+      expect(Math.max(...t0s)).toBeLessThan(0.6);
+      // ten equal bins of [0.2, 0.6]: each holds a tenth of the fakes, within 2 % of them
+      const bins = Array.from({ length: 10 }, (_, b) => t0s.filter((t) => Math.floor((t - 0.2) / 0.04 + 1e-9) === b).length);
+      for (const n of bins) expect(Math.abs(n / t0s.length - 0.1)).toBeLessThan(0.02);
+      // a source's own translations are spread too
+      if (k === 3) expect(Math.max(...t0s.slice(0, 3)) - Math.min(...t0s.slice(0, 3))).toBeGreaterThan(0.1);
+    }
+    expect(fakeT0([0.2, 0.6], 1, 7, 0)).toBe(fakeT0([0.2, 0.6], 1, 7, 0));
   });
 
   it('writes a package that loads and guides, and resumes from its checkpoint', async () => {

@@ -17,7 +17,7 @@ import type { Critic } from '../engine/sampling/guidance.js';
 import { translateBatch } from '../engine/sampling/translate.js';
 import type { TrainDiscriminatorRequest, TrainEvents } from './discriminator-training.js';
 import { latentTrainingSets, type LatentSets } from './latent-training-sets.js';
-import { cachedFloats, isValidation, readImageSet, spreadT0s, VALIDATION_SALT } from './training-images.js';
+import { cachedFloats, fakeT0, isValidation, readImageSet, VALIDATION_SALT } from './training-images.js';
 import { expandInputs, imageSpecOf, sha256File } from './translate-files.js';
 
 /** The discriminator an iterated round's fakes are guided by (dg-math §10), with its weight and an identity for the cache. */
@@ -46,7 +46,6 @@ async function translations(
   const k = req.translationsPerSource;
   if (k === 0) return []; // the fakes are given (--translations 0): nothing to make, nothing to report
   await mkdir(cacheDir, { recursive: true });
-  const t0s = spreadT0s(req.t0Range, k);
   const size = spec.channels * spec.height * spec.width;
   const out: Float32Array[] = [];
   let done = 0;
@@ -54,7 +53,8 @@ async function translations(
     const contentSha = createHash('sha256')
       .update(Buffer.from(src.data.buffer, src.data.byteOffset, src.data.byteLength))
       .digest('hex');
-    for (const [ti, t0] of t0s.entries()) {
+    for (let ti = 0; ti < k; ti++) {
+      const t0 = fakeT0(req.t0Range, k, si, ti);
       const seed = (req.seed + si * k + ti) % 2 ** 32;
       // the fakes are what a user gets: the default sampler (stochastic, seeded), no guidance (or the earlier rounds')
       const params = TranslateParamsSchema.parse({ t0, steps: req.translationSteps, dgWeight: guide?.weight ?? 0 });

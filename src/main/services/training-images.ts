@@ -23,6 +23,16 @@ export async function readImageSet(
   return out;
 }
 
+/**
+ * The t0 of source `si`'s translation `ti` (k per source): the (si·k + ti)-th point of the golden-ratio sequence
+ * over [lo, hi], so that the fakes together cover the t0s a user translates with evenly, whatever k (one per
+ * source included), with no t0 tied to a source's place in the sorted list.
+ */
+export function fakeT0([lo, hi]: [number, number], k: number, si: number, ti: number): number {
+  const u = (0.5 + (si * k + ti) * 0.6180339887498949) % 1;
+  return lo + (hi - lo) * u;
+}
+
 /** k values of t0 evenly over [lo, hi] (its middle when k = 1): the fakes cover the t0s a user translates with. */
 export function spreadT0s([lo, hi]: [number, number], k: number): number[] {
   return Array.from({ length: k }, (_, i) => (k === 1 ? (lo + hi) / 2 : lo + ((hi - lo) * i) / (k - 1)));
