@@ -3,7 +3,7 @@
 # docs/emoji-pipeline.md §2b, "From the checkpoint to the bundled default"): export the checkpoint's EMA weights
 # (PyTorch: the EDM wrapper as an ε network of the DDPM steps), check them (never ship noise), train the
 # discriminator on the new model's fakes (the pilot's design: a 16×16 view, label smoothing 0.1, R1 1, a cosine
-# learning rate; docs/benchmarks.md, dg-pilot) and its round 2 on round 1's guided translations (dg-math §10),
+# learning rate; docs/benchmarks.md, dg-pilot) — with ROUNDS=2 also its round 2 (dg-math §10) —,
 # bundle both as the defaults, and write the evidence (docs/results.md), the README's sample grid and the studio
 # screenshots. About an hour and a quarter on 2 cores (nothing else running). Stop the U-Net's training first (its
 # checkpoint is read as it is).
@@ -15,6 +15,8 @@
 # Environment (defaults in brackets):
 #   FAKES_LIMIT [0]     0: every Twemoji training image; N: only the first N (to rehearse)
 #   DISC_STEPS [3000]   the discriminator's training steps (batch 32)
+#   ROUNDS [1]          2: also its round 2 on round 1's guided translations (dg-math §10; FD 0.73–0.78× plain at
+#                       equal L2 against one round's 0.79–0.83×, but DG costs ~1.16× plain: docs/benchmarks.md, dg-pilot)
 #   EVIDENCE_ARGS []    more options for npm run evidence (--limit 8 to rehearse; --design label=manifest)
 #   RECOMMENDED_T0 [0.3], RECOMMENDED_W [16]   what the bundled manifests recommend (docs/benchmarks.md, dg-pilot)
 #   RECOMMENDED_SIGMA_MIN [0.04]   the U-Net's ladder floor (dg-math §8; docs/benchmarks.md, sigma-floor), written at
@@ -33,6 +35,8 @@ T0=${RECOMMENDED_T0:-0.3}
 WEIGHT=${RECOMMENDED_W:-16}
 SIGMA_MIN=${RECOMMENDED_SIGMA_MIN:-0.04}
 RUN=${EDM_RUN:-tools/pretrained/noto-emoji-unet-edm}
+LABEL="E: 16×16 view, smooth"
+[ "${ROUNDS:-1}" -ge 2 ] && LABEL="$LABEL, two rounds"
 DISC_RUN=tools/pretrained/noto-emoji-dg-run
 STAGES=(export discriminator bundle evidence screenshots)
 index() { for i in "${!STAGES[@]}"; do [ "${STAGES[$i]}" = "$1" ] && echo "$i" && return; done; echo "no stage $1 (${STAGES[*]})" >&2; exit 2; }
@@ -74,13 +78,17 @@ if stage discriminator; then
     --t0 0.2,0.6 --translations 1 --translation-steps 10 --downsample 4 --steps "${DISC_STEPS:-3000}" --out "$W/dg1" 2>&1 |
     grep -v "^unguided translations: [0-9]*[1-9]0/" || true
   [ -f "$W/dg1/manifest.json" ] || { echo "the discriminator run wrote no package" >&2; exit 1; }
-  # round 2 (dg-math §10): a narrow network (16-32-32, no attention: a quarter of round 1's guidance cost) trained
-  # against round 1's guided translations
-  echo "== the discriminator's round 2: fakes guided by round 1 at w $WEIGHT"
-  cli train-discriminator --model "$W/unet" --source "$SRC" --target data/emoji/google/train --refine "$W/dg1" \
-    --refine-weight "$WEIGHT" --t0 0.2,0.6 --translations 1 --translation-steps 10 --downsample 4 --channels 16,32,32 --attention-at none \
-    --steps "${DISC_STEPS:-3000}" --out "$W/dg" 2>&1 | grep -v "^guided translations: [0-9]*[1-9]0/" || true
-  [ -f "$W/dg/manifest.json" ] || { echo "the round-2 run wrote no package" >&2; exit 1; }
+  if [ "${ROUNDS:-1}" -ge 2 ]; then
+    # round 2 (dg-math §10): a narrow network (16-32-32, no attention) trained against round 1's guided translations
+    echo "== the discriminator's round 2: fakes guided by round 1 at w $WEIGHT"
+    cli train-discriminator --model "$W/unet" --source "$SRC" --target data/emoji/google/train --refine "$W/dg1" \
+      --refine-weight "$WEIGHT" --t0 0.2,0.6 --translations 1 --translation-steps 10 --downsample 4 \
+      --channels 16,32,32 --attention-at none --steps "${DISC_STEPS:-3000}" --out "$W/dg" 2>&1 |
+      grep -v "^guided translations: [0-9]*[1-9]0/" || true
+    [ -f "$W/dg/manifest.json" ] || { echo "the round-2 run wrote no package" >&2; exit 1; }
+  else
+    cp -r "$W/dg1" "$W/dg"
+  fi
 fi
 
 if stage bundle; then
@@ -88,7 +96,8 @@ if stage bundle; then
   node -e '
     const fs = require("fs"); const [file, w] = process.argv.slice(1);
     const m = JSON.parse(fs.readFileSync(file, "utf8"));
-    m.name = "Twemoji vs Noto (16×16 view, smooth, two rounds; trained in DG Studio)";
+    const rounds = m.refinements ? ", two rounds" : "";
+    m.name = `Twemoji vs Noto (16×16 view, smooth${rounds}; trained in DG Studio)`;
     m.recommendedWeight = Number(w);
     fs.writeFileSync(file, JSON.stringify(m, null, 2) + "\n");' "$W/dg/manifest.json" "$WEIGHT"
   node -e '
@@ -108,7 +117,7 @@ if stage evidence; then
   # every held-out pair (764, ~25 minutes): on 64 the roughness ratio moves by 0.02–0.03 with the seeds alone and FD
   # is biased by the set's size (docs/benchmarks.md, dg-pilot, fourteenth session)
   # shellcheck disable=SC2086
-  npx tsx tools/evidence.ts --name "E2: 16×16 view, smooth, two rounds" --discriminator "$RES/models/noto-emoji-dg/manifest.json" \
+  npx tsx tools/evidence.ts --name "$LABEL" --discriminator "$RES/models/noto-emoji-dg/manifest.json" \
     --t0s 0.3,0.4,0.5,0.55 --weights 0,8,16,32 --limit 0 --floor-t0 0.5 \
     --docs "$DOCS" --reading docs/results-reading.md --grid-t0 "$T0" --grid-weight "$WEIGHT" ${EVIDENCE_ARGS:-}
 fi
