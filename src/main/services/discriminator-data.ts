@@ -6,10 +6,13 @@
  */
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { sdeditLadder, sdeditParamsOf } from '../engine/sampling/sdedit.js';
 import { TranslateParamsSchema } from '../../shared/params.js';
+import type { DiscriminatorManifest } from '../../shared/manifest.js';
 import type { ImageSpec } from '../engine/io/image-io.js';
+
+type OnnxDiscriminatorManifest = Extract<DiscriminatorManifest, { kind: 'onnx' }>;
 import { lvpTimeFromSigmaVe } from '../engine/models/schedules.js';
 import { loadDiscriminator, type LoadedDiscriminator } from '../engine/models/discriminator.js';
 import { loadScoreModel, type ScoreModel } from '../engine/models/score-model.js';
@@ -197,6 +200,8 @@ export interface TrainingData {
   latent?: LatentSets['record'] | undefined;
   /** an iterated round (dg-math §10): the weight its fakes were guided with */
   guidedBy?: { weight: number } | undefined;
+  /** an iterated round: the package it refines (read and checked once, before the run; its package is written from it) */
+  refines?: { manifestPath: string; manifest: OnnxDiscriminatorManifest } | undefined;
   dispose(): Promise<void>;
 }
 
@@ -209,6 +214,7 @@ export async function pixelTrainingData(req: TrainDiscriminatorRequest, events: 
   let guiding: LoadedDiscriminator | null = null;
   try {
     let guide: FakesGuide | undefined;
+    let refines: TrainingData['refines'];
     if (req.refine) {
       if (req.classes) throw new Error('an iterated round (--refine) of a class-conditional discriminator is not supported');
       guiding = await loadDiscriminator(
@@ -216,6 +222,12 @@ export async function pixelTrainingData(req: TrainDiscriminatorRequest, events: 
         { dataShape: model.manifest.dataShape, valueRange: model.manifest.valueRange },
         { executionProvider: req.executionProvider, threads: req.threads, onWarning: events.onWarning },
       );
+      // refused before the run, not after it: the package written is this one plus the new round, in a folder of its own
+      if (guiding.manifest.kind !== 'onnx')
+        throw new Error(`"${guiding.manifestPath}" is not an ONNX discriminator: only those can take more rounds`);
+      if (resolve(dirname(guiding.manifestPath)) === resolve(req.outDir))
+        throw new Error(`--out "${req.outDir}" is the folder of the discriminator it refines: give the new round its own folder`);
+      refines = { manifestPath: guiding.manifestPath, manifest: guiding.manifest };
       guide = {
         critic: guiding.critic,
         weight: req.refine.weight ?? guiding.manifest.recommendedWeight ?? 1,
@@ -227,7 +239,7 @@ export async function pixelTrainingData(req: TrainDiscriminatorRequest, events: 
     guiding = null;
     return {
       ...sets,
-      ...(guide ? { guidedBy: { weight: guide.weight } } : {}),
+      ...(guide ? { guidedBy: { weight: guide.weight }, refines } : {}),
       model: { name: model.manifest.name, sha256: sets.modelSha },
       dataShape: model.manifest.dataShape,
       valueRange: model.manifest.valueRange,

@@ -5,13 +5,12 @@
  */
 import { copyFile, mkdir, readFile } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
-import { DiscriminatorManifestSchema, upgradeManifest, type DiscriminatorManifest } from '../../shared/manifest.js';
+import type { DiscriminatorManifest } from '../../shared/manifest.js';
 import { ENGINE_VERSION } from '../../shared/version.js';
 import { writeFileAtomic } from '../engine/io/image-io.js';
 import { loadDiscriminator } from '../engine/models/discriminator.js';
 import { buildGuidanceModel } from '../engine/models/onnx-critic.js';
 import { fileInManifestFolder } from '../engine/models/manifest-files.js';
-import { manifestPathOf, readJsonFile } from '../engine/models/score-model.js';
 import { buildDiscriminatorNet, type ConvEncoderArch } from '../engine/nn/discriminator-net.js';
 import type { FrozenFeaturesArch } from '../engine/nn/frozen-features.js';
 import { serializeModel, type OnnxModel } from '../engine/onnx/ir.js';
@@ -31,7 +30,7 @@ export async function writePackage(
   if (req.init && !req.resume) initFrom = { folder: relative(resolve(req.outDir), resolve(req.init)) || '.', step: r.initStep };
   const record = trainingRecord(req, trainer, data, r, initFrom);
   const forward = trainer.exportForward({ 'dg-studio': 'discriminator' });
-  if (req.refine) return writeRoundPackage(req.outDir, req.refine.discriminator, forward, data, record);
+  if (data.refines) return writeRoundPackage(req.outDir, data.refines, forward, data, record);
   return writeDiscriminatorPackage(req.outDir, forward, {
     name: `${basename(req.outDir)} (trained discriminator)`,
     description: `source-vs-target discriminator for ${data.latent ? 'the latents of ' : ''}"${data.model.name}", trained in DG Studio ${ENGINE_VERSION}`,
@@ -81,24 +80,21 @@ function trainingRecord(
 }
 
 /**
- * An iterated round's package (dg-math §10): the guiding package's files copied beside this round's forward graph
- * (`round<k>.onnx`), its manifest with this round appended to `refinements` (weight 1) — loaded as one critic.
+ * An iterated round's package (dg-math §10): the refined package's forward graphs copied beside this round's
+ * (`round<k>.onnx`), its manifest with this round appended to `refinements` (weight 1) — loaded as one critic, its
+ * guidance graph built from all rounds (a prebuilt `guidanceOnnx` of round 1 alone would go unused: not copied).
  */
 async function writeRoundPackage(
   outDir: string,
-  basePackage: string,
+  refines: NonNullable<TrainingData['refines']>,
   forward: OnnxModel,
   data: TrainingData,
   record: Record<string, unknown>,
 ): Promise<string> {
-  const baseManifest = manifestPathOf(basePackage);
+  const { manifestPath: baseManifest, manifest: base } = refines;
   const baseDir = dirname(baseManifest);
-  if (resolve(baseDir) === resolve(outDir))
-    throw new Error(`--out "${outDir}" is the folder of the discriminator it refines: give the new round its own folder`);
-  const base = DiscriminatorManifestSchema.parse(upgradeManifest(await readJsonFile(baseManifest, 'discriminator manifest')).raw);
-  if (base.kind !== 'onnx') throw new Error(`"${baseManifest}" is not an ONNX discriminator: only those can take more rounds`);
   await mkdir(outDir, { recursive: true });
-  const files = [base.onnx, ...(base.guidanceOnnx ? [base.guidanceOnnx] : []), ...(base.refinements ?? []).map((r) => r.onnx)];
+  const files = [base.onnx, ...(base.refinements ?? []).map((r) => r.onnx)];
   for (const [i, f] of files.entries()) {
     const to = fileInManifestFolder(outDir, f, `file ${i}`);
     await mkdir(dirname(to), { recursive: true });
@@ -108,8 +104,9 @@ async function writeRoundPackage(
   const onnx = `round${roundNumber}.onnx`;
   if (files.includes(onnx)) throw new Error(`"${baseManifest}" already names a file "${onnx}"`);
   await writeFileAtomic(join(outDir, onnx), serializeModel(forward));
+  const { guidanceOnnx: _unused, ...rest } = base;
   const manifest: DiscriminatorManifest = {
-    ...base,
+    ...rest,
     name: `${base.name.replace(/ \+ round \d+$/, '')} + round ${roundNumber}`,
     description:
       `${base.description} Round ${roundNumber} trained against its DG-guided translations (w ${data.guidedBy?.weight}) in DG Studio ${ENGINE_VERSION}.`.trim(),
