@@ -46,10 +46,16 @@ const program = new Command('evidence')
   .option('--name <label>', "the discriminator's label in the design table", 'bundled')
   .option('--design <label=manifest...>', 'another discriminator design to compare (repeatable)', collectDesign, [])
   .option('--reading <file>', 'a hand-written reading (markdown) to put before the generated one')
+  .option(
+    '--others <dir>',
+    'target-domain images of other subjects (never paired with a source): how real images score when they do not share the reference’s subjects',
+    join(root, 'data/emoji/google/train'),
+  )
+  .option('--no-others', 'do not measure real targets of other subjects')
   .parse();
 
 const o = program.opts();
-for (const dir of [o['sources'], o['targets']] as string[])
+for (const dir of [o['sources'], o['targets'], ...(o['others'] ? [o['others']] : [])] as string[])
   if (!existsSync(dir)) program.error(`"${dir}" does not exist; prepare the emoji pair first: npx tsx tools/prepare-emoji.ts`);
 const defaults = bundledDefaults();
 const model = (o['model'] as string | undefined) ?? defaults.scoreModel;
@@ -95,6 +101,7 @@ const result = await runEvidence(
     discriminatorName: o['name'],
     candidates: o['design'],
     ...(o['reading'] ? { readingMarkdown: readFileSync(o['reading'] as string, 'utf8') } : {}),
+    otherTargets: o['others'] ? [o['others'] as string] : undefined,
     provenance: [`Machine: ${cpus()[0]?.model ?? 'unknown CPU'} × ${cpus().length}, ONNX Runtime CPU.`, ...latentNote(model)],
   },
   (m) => console.log(m),

@@ -98,6 +98,15 @@ describe('evidence report arithmetic', () => {
     expect(lines[0]).toMatch(/t0 = 0.2.*no realism change beyond the seed-noise floor/);
     expect(lines[1]).toMatch(/t0 = 0.5.*w = 2.*more realistic.*closer to the true target/);
     expect(resultsTable(rows, paired).split('\n')).toHaveLength(6);
+    // against real images of other subjects: FD 4.9 and 4 are below both draws' (4.95, 5.5); SWD 10, 9.95 above both (6, 7)
+    const withOthers = reading(rows, paired, { swd: 0.1, fd: 0.05 }, [
+      { swd: 6, fd: 5.5, images: 3 },
+      { swd: 7, fd: 4.95, images: 3 },
+    ]);
+    expect(withOthers.slice(0, -1)).toEqual(lines);
+    expect(withOthers.at(-1)).toMatch(
+      /2 draws of 3\) score SWD 6–7 and FD 4\.95–5\.5: 2 of 4 settings have a lower FD.* 2 of 4 have a higher SWD/,
+    );
     expect(resultsTable(rows, paired)).toMatch(/\| 0.5 \| 2 \|.*−0\.0967 ± 0\.00333/);
   });
 });
@@ -119,6 +128,17 @@ describe('npm run evidence on the bundled toy models', async () => {
   await sharp({ create: { width: 64, height: 64, channels: 3, background: '#00ff00' } })
     .png()
     .toFile(join(src, 'unpaired.png'));
+  // target-domain images of other subjects: two new ones, and one named as a reference image is (left out)
+  const other = join(dir, 'other');
+  await mkdir(other);
+  for (const [name, r] of [
+    ['o0.png', 200],
+    ['o1.png', 250],
+    ['e0.png', 0],
+  ] as const)
+    await sharp({ create: { width: 64, height: 64, channels: 3, background: { r, g: 130, b: 70 } } })
+      .png()
+      .toFile(join(other, name));
 
   it('writes results.md with the table, plots, grid and reading', async () => {
     const d = bundledDefaults();
@@ -141,6 +161,7 @@ describe('npm run evidence on the bundled toy models', async () => {
       discriminatorName: 'toy',
       candidates: [{ name: 'toy again', manifest: d.discriminator! }],
       readingMarkdown: 'Hand-written: *the toy cannot show a gain.*',
+      otherTargets: [other],
     });
     // the same discriminator as a second design gives the same DG rows (same seeds)
     expect(res.candidateRows[0]!.rows.map((r) => r.fd)).toEqual(res.rows.filter((r) => r.w > 0).map((r) => r.fd));
@@ -157,6 +178,9 @@ describe('npm run evidence on the bundled toy models', async () => {
     // what a perfect translation of these sources would score: their true targets, measured the same way
     expect(md).toMatch(/- The true targets of these 3 sources, measured as a translation is .*: SWD [\d.]+, FD [\d.]+, KID [-\d.e]+/);
     expect(md).toContain('![source, SDEdit, SDEdit + DG, true target](results/grid.png)');
+    // real targets of other subjects: 3 draws of min(3 sources, 2 in the pool) = 2 — the same two each time
+    expect(md).toMatch(/- Real target images of other subjects \(3 random draws of 2, .*: SWD [\d.]+–[\d.]+, FD ([\d.]+)–\1, KID/);
+    expect(md).toMatch(/- Real target images of other subjects \(3 draws of 2\) score SWD .*settings have a lower FD than every draw/);
     expect(md).toMatch(/\*\*t0 = 0.6\*\*: best DG weight by SWD is w = 1/);
     expect(md).toMatch(/## Discriminator designs[\s\S]*\| toy \| 0\.6 \|[\s\S]*\| toy again \| 0\.6 \|/);
     expect(md).toMatch(/## Reading\n\nHand-written: \*the toy cannot show a gain\.\*\n\n## Generated reading/);

@@ -21,7 +21,7 @@ async function svgOf(spec: ReturnType<typeof frontierSpec>): Promise<string> {
 describe('frontier plots', () => {
   it('draw the true targets’ level as a labelled dashed rule, inside the realism axis', async () => {
     const plain = frontierSpec(points, axes, 'Realism vs faithfulness');
-    const withRef = frontierSpec(points, axes, 'Realism vs faithfulness', { realism: 0.038, label: 'the 64 true targets themselves' });
+    const withRef = frontierSpec(points, axes, 'Realism vs faithfulness', [{ realism: 0.038, label: 'the 64 true targets themselves' }]);
     expect('layer' in plain && plain.layer).toHaveLength(2);
     expect('layer' in withRef && withRef.layer).toHaveLength(4);
     const svg = await svgOf(withRef);
@@ -36,5 +36,16 @@ describe('frontier plots', () => {
     const svg2 = await svgOf(two);
     expect(svg2.indexOf('>w = 8<')).toBeLessThan(svg2.indexOf('>w = 16<'));
     expect((await renderPng(withRef, 1)).subarray(1, 4).toString()).toBe('PNG');
+    // two levels: both rules and both labels, the axis reaching the lower one
+    const both = await svgOf(
+      frontierSpec(points, axes, 'x', [
+        { realism: 0.038, label: 'the 64 true targets themselves' },
+        { realism: 0.02, label: 'real targets of other subjects' },
+      ]),
+    );
+    expect(both).toContain('real targets of other subjects');
+    expect(both).toContain('the 64 true targets themselves');
+    expect(both.match(/stroke-dasharray="4,4"/g)).toHaveLength(2);
+    expect(both).toMatch(/>0\.02</);
   });
 });

@@ -26,10 +26,12 @@ describe('sweep over t0 × DG weight', async () => {
   it('measures every setting with the same noise and writes CSV, JSON and frontier plots', async () => {
     const d = bundledDefaults();
     const out = join(dir, 'out');
-    const { rows, truths, csv, plots } = await runSweep({
+    const { rows, truths, others, csv, plots } = await runSweep({
       inputs: [src],
       reference: [ref],
       groundTruth: [truth],
+      // the reference's own files (same names) are left out of the other targets: what remains is the truths
+      others: { files: [ref, truth], draws: 2 },
       t0s: [0.2, 0.6],
       weights: [0, 1],
       modelManifest: d.scoreModel,
@@ -70,6 +72,10 @@ describe('sweep over t0 × DG weight', async () => {
     // flat truths against other flat colours are far from their reference: the row measures, it does not assume
     expect(truths!.images).toBe(3);
     expect(truths!.fd).toBeGreaterThan(0.01);
+    // two draws of as many images as there are sources, from a pool that is exactly the truths: their realism
+    expect(others.map((o) => o.images)).toEqual([3, 3]);
+    for (const o of others) expect(o.fd).toBeCloseTo(truths!.fd, 9);
+    expect(JSON.parse(await readFile(join(out, 'results.json'), 'utf8')).others).toHaveLength(2);
     expect(guided.roughness!).toBeLessThan(0.9 * plain.roughness!);
     expect(rows.every((r) => r.l2Truth !== null && r.images === 3)).toBe(true);
     for (const p of plots) expect((await sharp(p).metadata()).format).toBe('png');

@@ -67,3 +67,14 @@ export class BatchRng {
     return out;
   }
 }
+
+/** `count` of `items` drawn without replacement (a partial Fisher–Yates shuffle), in draw order. */
+export function drawWithoutReplacement<T>(items: readonly T[], count: number, rng: Rng): T[] {
+  const pool = items.slice();
+  const n = Math.min(count, pool.length);
+  for (let i = 0; i < n; i++) {
+    const j = i + Math.floor(rng.uniform() * (pool.length - i));
+    [pool[i], pool[j]] = [pool[j]!, pool[i]!];
+  }
+  return pool.slice(0, n);
+}

@@ -123,7 +123,20 @@ export function resultsTable(rows: SweepRow[], paired: PairedDistances[]): strin
  * against SDEdit, whether the change is above the seed-noise floor, what it costs in
  * faithfulness, and whether DG points lie below the SDEdit frontier.
  */
-export function reading(rows: SweepRow[], paired: PairedDistances[], noise: { swd: number; fd: number }): string[] {
+/** The realism of a set of real target images measured as a translation is (SWD, FD). */
+export interface RealismLevel {
+  swd: number;
+  fd: number;
+  images: number;
+}
+
+export function reading(
+  rows: SweepRow[],
+  paired: PairedDistances[],
+  noise: { swd: number; fd: number },
+  /** draws of real target images of other subjects (empty: none measured) */
+  others: RealismLevel[] = [],
+): string[] {
   const out: string[] = [];
   const t0s = [...new Set(rows.map((r) => r.t0))].sort((a, b) => a - b);
   for (const t0 of t0s) {
@@ -168,5 +181,29 @@ export function reading(rows: SweepRow[], paired: PairedDistances[], noise: { sw
           '.',
       );
   }
+  if (others.length) out.push(othersReading(rows, others));
   return out;
+}
+
+/**
+ * Where the settings lie against real target images of other subjects: below them by FD means closer to the
+ * reference than real images are — by sharing its subjects, which FD on these features rewards; above them by SWD
+ * means less real in local texture.
+ */
+function othersReading(rows: SweepRow[], others: RealismLevel[]): string {
+  const range = (k: 'swd' | 'fd') => {
+    const v = others.map((o) => o[k]);
+    return [Math.min(...v), Math.max(...v)] as const;
+  };
+  const [fdLow] = range('fd');
+  const [, swdHigh] = range('swd');
+  const fdBelow = rows.filter((r) => r.fd < fdLow);
+  const swdAbove = rows.filter((r) => r.swd > swdHigh);
+  const span = (k: 'swd' | 'fd') => range(k).map(f3).join('–');
+  return (
+    `- Real target images of other subjects (${others.length} draws of ${others[0]!.images}) score SWD ${span('swd')} and FD ${span('fd')}: ` +
+    `${fdBelow.length} of ${rows.length} settings have a lower FD than every draw — closer to the reference than real images of other subjects, ` +
+    `which comes from sharing its subjects, not from being more real than real; ${swdAbove.length} of ${rows.length} have a higher SWD than every draw ` +
+    `(less real in local texture by that much).`
+  );
 }

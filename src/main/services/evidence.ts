@@ -52,6 +52,12 @@ export interface EvidenceRequest {
   discriminatorName?: string;
   /** a hand-written reading (markdown), placed before the generated one */
   readingMarkdown?: string;
+  /**
+   * Target-domain images of other subjects (never paired with a source, e.g. the training split's): three draws as
+   * large as the source set are measured against the reference as a translation is — what a real image scores when
+   * it does not share the reference's subjects.
+   */
+  otherTargets?: string[] | undefined;
 }
 
 /** One discriminator design in the comparison: a label and its manifest. */
@@ -170,6 +176,7 @@ async function mainSweep(
       discriminatorManifest: req.discriminatorManifest,
       params: req.params,
       outDir: join(req.workDir, 'sweep'),
+      others: req.otherTargets?.length ? { files: req.otherTargets } : undefined,
     },
     {
       onStage,
@@ -306,10 +313,24 @@ interface EvidenceNumbers {
   distances: PairedDistances[];
   noise: SeedNoise;
   truths: TruthsRow | null;
+  others: TruthsRow[];
   plots: string[];
   gridFile: string | null;
   designs: ReturnType<typeof designComparison> | null;
   sweepSeconds: number;
+}
+
+/** The Setting's line on real target images of other subjects: each metric's range over the draws. */
+function othersLine(others: TruthsRow[]): string {
+  const span = (k: 'swd' | 'fd' | 'kid' | 'roughness') => {
+    const v = others.map((o) => o[k]).filter((x): x is number => x !== null);
+    return v.length ? `${f3(Math.min(...v))}–${f3(Math.max(...v))}` : '–';
+  };
+  return (
+    `- Real target images of other subjects (${others.length} random draws of ${others[0]!.images}, none sharing a reference image's name), measured as a translation is: ` +
+    `SWD ${span('swd')}, FD ${span('fd')}, KID ${span('kid')}, roughness ${span('roughness')} — how real drawings score when their subjects are not the reference's. ` +
+    'A translation shares its truth’s subject; FD and KID on these features reward that, so they can fall below this level without the images being more real.'
+  );
 }
 
 /** results.md, written from the numbers. */
@@ -333,6 +354,7 @@ function evidenceMarkdown(req: EvidenceRequest, plan: EvidencePlan, assets: stri
           `- The true targets of these ${n.truths.images} sources, measured as a translation is (among the reference images): SWD ${f3(n.truths.swd)}, FD ${f3(n.truths.fd)}, KID ${f3(n.truths.kid)}${n.truths.roughness === null ? '' : `, roughness ${f3(n.truths.roughness)}`} — what a perfect translation would score with this many images (FD and KID of a small set are biased upward).`,
         ]
       : []),
+    ...(n.others.length ? [othersLine(n.others)] : []),
     '',
     '## Table',
     '',
@@ -347,7 +369,7 @@ function evidenceMarkdown(req: EvidenceRequest, plan: EvidencePlan, assets: stri
     ...(req.readingMarkdown ? ['## Reading', '', req.readingMarkdown.trim(), ''] : []),
     `## ${req.readingMarkdown ? 'Generated reading' : 'Reading'} (from the numbers above)`,
     '',
-    ...reading(n.rows, n.distances, n.noise),
+    ...reading(n.rows, n.distances, n.noise, n.others),
     '',
   ].join('\n');
 }
@@ -380,6 +402,7 @@ export async function runEvidence(
     distances,
     noise,
     truths: sweep.truths,
+    others: sweep.others,
     plots: sweep.plots,
     gridFile,
     designs,

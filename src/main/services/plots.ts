@@ -23,15 +23,22 @@ export interface FrontierPoint {
 
 const weightOrder = (points: FrontierPoint[]) => [...new Set(points.map((p) => p.w))].sort((a, b) => a - b).map((w) => `w = ${w}`);
 
+/** A labelled realism level drawn across a frontier plot. */
+export interface ReferenceLevel {
+  realism: number;
+  label: string;
+}
+
 /**
- * Realism against faithfulness, one line per DG weight, points labelled by t0 (paper Fig. 6); `reference`, when
- * given, is a dashed level across the plot (the sources' own true targets' realism: what a perfect translation scores).
+ * Realism against faithfulness, one line per DG weight, points labelled by t0 (paper Fig. 6); each of `levels` is a
+ * dashed, labelled level across the plot (the sources' own true targets' realism: what a perfect translation scores;
+ * real target images of other subjects).
  */
 export function frontierSpec(
   points: FrontierPoint[],
   axes: { faithfulness: string; realism: string },
   title: string,
-  reference?: { realism: number; label: string },
+  levels: ReferenceLevel[] = [],
 ): TopLevelSpec {
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
@@ -60,15 +67,15 @@ export function frontierSpec(
           color: { field: 'weight', type: 'nominal' },
         },
       },
-      ...(reference
+      ...(levels.length
         ? [
             {
-              data: { values: [reference] },
+              data: { values: levels },
               mark: { type: 'rule' as const, strokeDash: [4, 4], color: '#555' },
               encoding: { y: { field: 'realism', type: 'quantitative' as const } },
             },
             {
-              data: { values: [reference] },
+              data: { values: levels },
               mark: {
                 type: 'text' as const,
                 align: 'left' as const,

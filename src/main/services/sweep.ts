@@ -23,7 +23,8 @@ import {
   type SwdPyramids,
 } from '../engine/eval/metrics.js';
 import type { ExecutionProvider } from '../engine/onnx/session.js';
-import { frontierSpec, renderPng } from './plots.js';
+import { drawWithoutReplacement, Rng } from '../engine/rng.js';
+import { frontierSpec, renderPng, type ReferenceLevel } from './plots.js';
 import { openSweepTranslator, type SweepTranslator } from './sweep-translators.js';
 import { expandInputs } from './translate-files.js';
 
@@ -45,6 +46,13 @@ export interface SweepRequest {
   imageSize?: number | undefined;
   /** reference sets already read and measured, shared by sweeps over the same reference (the evidence runs several) */
   referenceCache?: ReferenceCache | undefined;
+  /**
+   * Target-domain images of other subjects (files or folders), for the realism a real image scores when it does
+   * not share the reference's subjects: `draws` random sets (default 3) as large as the sources are measured
+   * against the reference as a translation is. Files with a reference image's name (its subject, in a paired
+   * layout) are left out.
+   */
+  others?: { files: string[]; draws?: number | undefined } | undefined;
 }
 
 export type { SweepRow };
@@ -182,7 +190,13 @@ async function measureSetting(m: {
 }
 
 /** The realism–faithfulness frontier plots (SWD and Fréchet distance against L2 to the source). */
-async function writeFrontiers(rows: SweepRow[], truths: TruthsRow | null, outDir: string, featuresName: string): Promise<string[]> {
+async function writeFrontiers(
+  rows: SweepRow[],
+  truths: TruthsRow | null,
+  others: TruthsRow[],
+  outDir: string,
+  featuresName: string,
+): Promise<string[]> {
   const plots: string[] = [];
   for (const [key, label] of [
     ['swd', 'SWD to target set ↓ (more realistic)'],
@@ -190,15 +204,21 @@ async function writeFrontiers(rows: SweepRow[], truths: TruthsRow | null, outDir
   ] as const) {
     const path = join(outDir, `frontier-${key}.png`);
     const points = rows.map((r) => ({ t0: r.t0, w: r.w, faithfulness: r.l2Source, realism: r[key] }));
+    const levels: ReferenceLevel[] = [
+      ...(truths ? [{ realism: truths[key], label: `the ${truths.images} true targets themselves` }] : []),
+      ...(others.length
+        ? [
+            {
+              realism: mean(others.map((o) => o[key])),
+              label: `real targets of other subjects (mean of ${others.length} × ${others[0]!.images})`,
+            },
+          ]
+        : []),
+    ];
     await writeFileAtomic(
       path,
       await renderPng(
-        frontierSpec(
-          points,
-          { faithfulness: 'L2 to source ↓ (more faithful)', realism: label },
-          'Realism vs faithfulness',
-          truths ? { realism: truths[key], label: `the ${truths.images} true targets themselves` } : undefined,
-        ),
+        frontierSpec(points, { faithfulness: 'L2 to source ↓ (more faithful)', realism: label }, 'Realism vs faithfulness', levels),
       ),
     );
     plots.push(path);
@@ -230,6 +250,33 @@ async function measureTruths(
   return { ...realism(truths, await extractor.features(truths, shape), shape, reference), images: truths.length };
 }
 
+/**
+ * Real target-domain images whose subjects are not the reference's, measured as a translation is: `draws` sets of
+ * `size` drawn without replacement (seeds 1, 2, …) from `files`, less those named as a reference image is. Where
+ * translations score below these, they are closer to the reference than real images of other subjects are — by
+ * sharing its subjects, which FD and KID reward, not by being more real.
+ */
+async function measureOthers(
+  files: string[],
+  draws: number,
+  size: number,
+  referenceFiles: string[],
+  spec: ImageSpec,
+  shape: ImageShape,
+  extractor: FeatureExtractor,
+  reference: MeasuredReference,
+): Promise<TruthsRow[]> {
+  const taken = new Set(referenceFiles.map((f) => basename(f)));
+  const pool = files.filter((f) => !taken.has(basename(f)));
+  if (pool.length < 2) throw new Error(`other targets: ${pool.length} image(s) whose names are not among the reference's; need at least 2`);
+  const rows: TruthsRow[] = [];
+  for (let d = 1; d <= draws; d++) {
+    const images = (await readAll(drawWithoutReplacement(pool, size, new Rng(d)), spec)).map((r) => r.data);
+    rows.push({ ...realism(images, await extractor.features(images, shape), shape, reference), images: images.length });
+  }
+  return rows;
+}
+
 export async function runSweep(
   req: SweepRequest,
   events: {
@@ -239,7 +286,7 @@ export async function runSweep(
     onOutputs?(setting: { t0: number; w: number }, result: SettingOutputs): void;
   } = {},
   signal?: AbortSignal,
-): Promise<{ rows: SweepRow[]; truths: TruthsRow | null; csv: string; json: string; plots: string[] }> {
+): Promise<{ rows: SweepRow[]; truths: TruthsRow | null; others: TruthsRow[]; csv: string; json: string; plots: string[] }> {
   const session = { executionProvider: req.executionProvider, threads: req.threads };
   if (!req.discriminatorManifest && req.weights.some((w) => w > 0))
     throw new Error('a sweep over DG weights > 0 needs a discriminator (--discriminator)');
@@ -261,6 +308,18 @@ export async function runSweep(
     const reference = await measureReference(referenceFiles, spec, shape, extractor, req.referenceCache);
     const paired = sources.flatMap((s) => truth.get(basename(s.file)) ?? []);
     const truths = await measureTruths(paired, shape, extractor, reference);
+    const others = req.others
+      ? await measureOthers(
+          await expandInputs(req.others.files),
+          req.others.draws ?? 3,
+          sources.length,
+          referenceFiles,
+          spec,
+          shape,
+          extractor,
+          reference,
+        )
+      : [];
     const base = TranslateParamsSchema.parse(req.params ?? {});
     const rows: SweepRow[] = [];
     await mkdir(req.outDir, { recursive: true });
@@ -286,14 +345,14 @@ export async function runSweep(
     }
     const csv = toCsv(rows);
     const json = JSON.stringify(
-      { model: translator.name, discriminator: translator.discriminatorName, features: extractor.name, params: base, rows, truths },
+      { model: translator.name, discriminator: translator.discriminatorName, features: extractor.name, params: base, rows, truths, others },
       null,
       2,
     );
     await writeFileAtomic(join(req.outDir, 'results.csv'), csv);
     await writeFileAtomic(join(req.outDir, 'results.json'), json);
-    const plots = await writeFrontiers(rows, truths, req.outDir, extractor.name);
-    return { rows, truths, csv, json, plots };
+    const plots = await writeFrontiers(rows, truths, others, req.outDir, extractor.name);
+    return { rows, truths, others, csv, json, plots };
   } finally {
     await extractor.dispose();
     await translator.dispose();

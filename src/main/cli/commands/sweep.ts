@@ -24,6 +24,8 @@ function sweepCommand(program: Command) {
     .argument('<inputs...>', 'source images (files or folders)')
     .requiredOption('--reference <dirs...>', 'target-domain reference images for the realism metrics')
     .option('--ground-truth <dirs...>', 'true targets, matched to sources by file name (paired metrics)')
+    .option('--others <dirs...>', 'target-domain images of other subjects: how real images score without sharing the reference’s subjects')
+    .option('--other-draws <n>', 'random draws of --others, each as large as the source set', positiveInt('--other-draws'), 3)
     .option('--t0 <list>', 't0 values', list('--t0'), [0.2, 0.4, 0.6])
     .option('--dg-weight <list>', 'DG weights (0 = plain SDEdit)', list('--dg-weight'), [0, 1, 2])
     .option('--model <manifest>', 'score-model manifest (default: the bundled default)')
@@ -41,11 +43,12 @@ function sweepCommand(program: Command) {
     .action((inputs, o) =>
       runAction(async () => {
         const defaults = o.model ? null : bundledDefaults();
-        const { plots } = await runSweep(
+        const { plots, others } = await runSweep(
           {
             inputs,
             reference: o.reference,
             groundTruth: o.groundTruth,
+            others: o.others ? { files: o.others, draws: o.otherDraws } : undefined,
             t0s: o.t0,
             weights: o.dgWeight,
             modelManifest: o.model ?? defaults!.scoreModel,
@@ -66,6 +69,10 @@ function sweepCommand(program: Command) {
               ),
           },
         );
+        for (const [i, r] of others.entries())
+          console.error(
+            `real targets of other subjects, draw ${i + 1} (${r.images}): SWD ${r.swd.toFixed(2)}, FD ${r.fd.toFixed(3)}, KID ${r.kid.toFixed(4)}`,
+          );
         console.error(`wrote ${o.out}/results.csv, results.json, ${plots.map((p) => p.split('/').pop()).join(', ')}`);
       }),
     );
