@@ -258,6 +258,16 @@ describe('train-discriminator service', async () => {
     await expect(
       trainDiscriminator({ ...base, outDir: join(dir, 'round2'), steps: 1, refine: { discriminator: join(dir, 'round2') } }),
     ).rejects.toThrow(/is the folder of the discriminator it refines/);
+    // a package whose own file is named as its next round's (only2.json: round2.onnx as round 1) is refused before
+    // any translation is made, not after training
+    const clash: string[] = [];
+    await expect(
+      trainDiscriminator(
+        { ...base, outDir: join(dir, 'clash'), steps: 1, refine: { discriminator: join(dir, 'round2', 'only2.json') } },
+        { onStage: (m) => clash.push(m) },
+      ),
+    ).rejects.toThrow(/only2\.json" already names a file "round2\.onnx", the next round's/);
+    expect(clash.filter((m) => /translations/.test(m))).toEqual([]);
   }, 180_000);
 
   it('cancelling keeps what was learned: a checkpoint and a package marked as stopped', async () => {

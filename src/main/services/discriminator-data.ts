@@ -19,6 +19,7 @@ import { loadScoreModel, type ScoreModel } from '../engine/models/score-model.js
 import type { Critic } from '../engine/sampling/guidance.js';
 import { translateBatch } from '../engine/sampling/translate.js';
 import type { TrainDiscriminatorRequest, TrainEvents } from './discriminator-training.js';
+import { nextRound } from './discriminator-package.js';
 import { latentTrainingSets, type LatentSets } from './latent-training-sets.js';
 import { cachedFloats, fakeT0, isValidation, readImageSet, VALIDATION_SALT } from './training-images.js';
 import { expandInputs, imageSpecOf, sha256File } from './translate-files.js';
@@ -227,6 +228,7 @@ export async function pixelTrainingData(req: TrainDiscriminatorRequest, events: 
         throw new Error(`"${guiding.manifestPath}" is not an ONNX discriminator: only those can take more rounds`);
       if (resolve(dirname(guiding.manifestPath)) === resolve(req.outDir))
         throw new Error(`--out "${req.outDir}" is the folder of the discriminator it refines: give the new round its own folder`);
+      nextRound(guiding.manifestPath, guiding.manifest);
       refines = { manifestPath: guiding.manifestPath, manifest: guiding.manifest };
       guide = {
         critic: guiding.critic,

@@ -19,6 +19,8 @@ import type { TrainDiscriminatorRequest } from './discriminator-training.js';
 import type { TrainingData } from './discriminator-data.js';
 import { loadDiscriminatorCheckpoint } from './discriminator-checkpoint.js';
 
+type OnnxDiscriminatorManifest = Extract<DiscriminatorManifest, { kind: 'onnx' }>;
+
 /** The discriminator package of a finished (or cancelled) training: its ONNX graphs and a manifest with the record. */
 export async function writePackage(
   req: TrainDiscriminatorRequest,
@@ -80,6 +82,22 @@ function trainingRecord(
 }
 
 /**
+ * The next round of a package: its number (round 1 is the base), the file it is written to (`round<k>.onnx`) and the
+ * package's files; refused when the package already names that file (checked before the run, and again when writing).
+ */
+export function nextRound(
+  manifestPath: string,
+  manifest: OnnxDiscriminatorManifest,
+): { files: string[]; roundNumber: number; onnx: string } {
+  const files = [manifest.onnx, ...(manifest.refinements ?? []).map((r) => r.onnx)];
+  const roundNumber = (manifest.refinements?.length ?? 0) + 2;
+  const onnx = `round${roundNumber}.onnx`;
+  if (files.includes(onnx))
+    throw new Error(`"${manifestPath}" already names a file "${onnx}", the next round's: rename that file in its package`);
+  return { files, roundNumber, onnx };
+}
+
+/**
  * An iterated round's package (dg-math §10): the refined package's forward graphs copied beside this round's
  * (`round<k>.onnx`), its manifest with this round appended to `refinements` (weight 1) — loaded as one critic, its
  * guidance graph built from all rounds (a prebuilt `guidanceOnnx` of round 1 alone would go unused: not copied).
@@ -94,15 +112,12 @@ async function writeRoundPackage(
   const { manifestPath: baseManifest, manifest: base } = refines;
   const baseDir = dirname(baseManifest);
   await mkdir(outDir, { recursive: true });
-  const files = [base.onnx, ...(base.refinements ?? []).map((r) => r.onnx)];
+  const { files, roundNumber, onnx } = nextRound(baseManifest, base);
   for (const [i, f] of files.entries()) {
     const to = fileInManifestFolder(outDir, f, `file ${i}`);
     await mkdir(dirname(to), { recursive: true });
     await copyFile(fileInManifestFolder(baseDir, f, `file ${i}`), to);
   }
-  const roundNumber = (base.refinements?.length ?? 0) + 2;
-  const onnx = `round${roundNumber}.onnx`;
-  if (files.includes(onnx)) throw new Error(`"${baseManifest}" already names a file "${onnx}"`);
   await writeFileAtomic(join(outDir, onnx), serializeModel(forward));
   const { guidanceOnnx: _unused, ...rest } = base;
   const manifest: DiscriminatorManifest = {

@@ -17,7 +17,7 @@ import { loadClipTokenizer } from '../engine/text/clip-tokenizer.js';
 import type { ExecutionProvider } from '../engine/onnx/session.js';
 import { folderDigest } from './scale-out/model-store.js';
 import { expandInputs } from './translate-files.js';
-import { cachedFloats, readImageSet, spreadT0s } from './training-images.js';
+import { cachedFloats, fakeT0, readImageSet } from './training-images.js';
 
 export interface LatentSetsRequest {
   modelFolder: string;
@@ -119,7 +119,7 @@ async function encodeAll(
   return out;
 }
 
-/** Unguided latent SDEdit of the sources (t0 spread over the range), the latents kept (no decoding). */
+/** Unguided latent SDEdit of the sources (each its own t0 over the range: fakeT0), the latents kept (no decoding). */
 async function translateAll(
   model: LatentModel,
   modelSha: string,
@@ -133,17 +133,15 @@ async function translateAll(
 ): Promise<Float32Array[][]> {
   const k = req.translationsPerSource;
   if (k === 0) return items.map(() => []);
-  const runs = spreadT0s(req.t0Range, k).map((t0) => ({
-    t0,
-    params: TranslateParamsSchema.parse({ t0, steps: req.translationSteps, dgWeight: 0 }),
-  }));
   const tokenizer = loadClipTokenizer(join(req.modelFolder, 'tokenizer'));
   const report = etaReporter(`unguided latent translations (${k} per source)`, items.length, (l) => events.onStage?.(l));
   const { prompt, negativePrompt, cfgScale } = req.text;
   const out: Float32Array[][] = [];
   for (const [si, item] of items.entries()) {
     const mine: Float32Array[] = [];
-    for (const [ti, { t0, params }] of runs.entries()) {
+    for (let ti = 0; ti < k; ti++) {
+      const t0 = fakeT0(req.t0Range, k, si, ti);
+      const params = TranslateParamsSchema.parse({ t0, steps: req.translationSteps, dgWeight: 0 });
       const seed = (req.seed + si * k + ti) % 2 ** 32;
       const key = sha(modelSha, item.data, `${t0}:${seed}:${req.translationSteps}:${prompt}:${negativePrompt}:${cfgScale}`);
       const translate = async () => {

@@ -33,11 +33,6 @@ export function fakeT0([lo, hi]: [number, number], k: number, si: number, ti: nu
   return lo + (hi - lo) * u;
 }
 
-/** k values of t0 evenly over [lo, hi] (its middle when k = 1): the fakes cover the t0s a user translates with. */
-export function spreadT0s([lo, hi]: [number, number], k: number): number[] {
-  return Array.from({ length: k }, (_, i) => (k === 1 ? (lo + hi) / 2 : lo + ((hi - lo) * i) / (k - 1)));
-}
-
 /** The float array cached at `path` when it holds `length` values, else `make()`'s, written there atomically. */
 export async function cachedFloats(path: string, length: number, make: () => Promise<Float32Array>): Promise<Float32Array> {
   try {
