@@ -99,6 +99,11 @@ describe('evidence report arithmetic', () => {
     expect(lines[1]).toMatch(/t0 = 0.5.*w = 2.*more realistic.*closer to the true target/);
     expect(resultsTable(rows, paired).split('\n')).toHaveLength(6);
     // against real images of other subjects: FD 4.9 and 4 are below both draws' (4.95, 5.5); SWD 10, 9.95 above both (6, 7)
+    // the sources untranslated: SWD 9.97 is below 10 only — one setting further from the targets than doing nothing
+    const withSources = reading(rows, paired, { swd: 0.1, fd: 0.05 }, [], { swd: 9.97, fd: 4.95, images: 3 });
+    expect(withSources.at(-1)).toMatch(
+      /The 3 sources, untranslated, score SWD 9\.97 and FD 4\.95: 1 of 4 settings have a higher SWD .* — t0 0\.2 w 0; 2 of 4 a higher FD\./,
+    );
     const withOthers = reading(rows, paired, { swd: 0.1, fd: 0.05 }, [
       { swd: 6, fd: 5.5, images: 3 },
       { swd: 7, fd: 4.95, images: 3 },
@@ -178,6 +183,9 @@ describe('npm run evidence on the bundled toy models', async () => {
     // what a perfect translation of these sources would score: their true targets, measured the same way
     expect(md).toMatch(/- The true targets of these 3 sources, measured as a translation is .*: SWD [\d.]+, FD [\d.]+, KID [-\d.e]+/);
     expect(md).toContain('![source, SDEdit, SDEdit + DG, true target](results/grid.png)');
+    expect(md).toMatch(
+      /- The 3 sources themselves, untranslated, measured as a translation is \(what doing nothing scores\): SWD [\d.]+, FD [\d.]+/,
+    );
     // real targets of other subjects: 3 draws of min(3 sources, 2 in the pool) = 2 — the same two each time
     expect(md).toMatch(/- Real target images of other subjects \(3 random draws of 2, .*: SWD [\d.]+–[\d.]+, FD ([\d.]+)–\1, KID/);
     expect(md).toMatch(/- Real target images of other subjects \(3 draws of 2\) score SWD .*settings have a lower FD than every draw/);

@@ -47,5 +47,12 @@ describe('frontier plots', () => {
     expect(both).toContain('the 64 true targets themselves');
     expect(both.match(/stroke-dasharray="4,4"/g)).toHaveLength(2);
     expect(both).toMatch(/>0\.02</);
+    // a level far above every point (0.2 against the highest 0.109: the untranslated sources by FD) is left out;
+    // one within 25 % of the highest point is drawn
+    const far = await svgOf(frontierSpec(points, axes, 'x', [{ realism: 0.2, label: 'the 4 sources, untranslated' }]));
+    expect(far).not.toContain('untranslated');
+    expect(far).not.toMatch(/>0\.2</);
+    const near = await svgOf(frontierSpec(points, axes, 'x', [{ realism: 0.13, label: 'the 4 sources, untranslated' }]));
+    expect(near).toContain('the 4 sources, untranslated');
   });
 });

@@ -63,6 +63,11 @@ describe('sweep over t0 × DG weight', async () => {
       outDir: join(dir, 'rough'),
     });
     const [plain, guided] = [rough.rows.find((r) => r.w === 0)!, rough.rows.find((r) => r.w === 1)!];
+    // the sources untranslated (flat blue) against a reference that is their translations: far, where doing the
+    // translation scores ~0; in the first run, against flat orange, as far as the truths are not
+    expect(rough.untranslated!.images).toBe(3);
+    expect(rough.untranslated!.fd).toBeGreaterThan(0.01);
+    expect(rough.untranslated!.fd).toBeGreaterThan(100 * plain.fd);
     expect(plain.roughness).toBeCloseTo(1, 2); // PNG rounding of the reference only
     // the truths row: what a perfect translation scores against the same reference — here the reference itself
     expect(rough.truths).toMatchObject({ images: 3, roughness: 1 });

@@ -136,6 +136,8 @@ export function reading(
   noise: { swd: number; fd: number },
   /** draws of real target images of other subjects (empty: none measured) */
   others: RealismLevel[] = [],
+  /** the sources themselves, untranslated */
+  untranslated: RealismLevel | null = null,
 ): string[] {
   const out: string[] = [];
   const t0s = [...new Set(rows.map((r) => r.t0))].sort((a, b) => a - b);
@@ -182,6 +184,14 @@ export function reading(
       );
   }
   if (others.length) out.push(othersReading(rows, others));
+  if (untranslated) {
+    const [bySwd, byFd] = [rows.filter((r) => r.swd > untranslated.swd), rows.filter((r) => r.fd > untranslated.fd)];
+    out.push(
+      `- The ${untranslated.images} sources, untranslated, score SWD ${f3(untranslated.swd)} and FD ${f3(untranslated.fd)}: ` +
+        `${bySwd.length} of ${rows.length} settings have a higher SWD (further from the targets' local statistics than doing nothing)` +
+        `${bySwd.length ? ` — ${bySwd.map((r) => `t0 ${r.t0} w ${r.w}`).join(', ')}` : ''}; ${byFd.length} of ${rows.length} a higher FD.`,
+    );
+  }
   return out;
 }
 

@@ -314,6 +314,7 @@ interface EvidenceNumbers {
   noise: SeedNoise;
   truths: TruthsRow | null;
   others: TruthsRow[];
+  untranslated: TruthsRow | null;
   plots: string[];
   gridFile: string | null;
   designs: ReturnType<typeof designComparison> | null;
@@ -355,6 +356,11 @@ function evidenceMarkdown(req: EvidenceRequest, plan: EvidencePlan, assets: stri
         ]
       : []),
     ...(n.others.length ? [othersLine(n.others)] : []),
+    ...(n.untranslated
+      ? [
+          `- The ${n.untranslated.images} sources themselves, untranslated, measured as a translation is (what doing nothing scores): SWD ${f3(n.untranslated.swd)}, FD ${f3(n.untranslated.fd)}, KID ${f3(n.untranslated.kid)}${n.untranslated.roughness === null ? '' : `, roughness ${f3(n.untranslated.roughness)}`}.`,
+        ]
+      : []),
     '',
     '## Table',
     '',
@@ -369,7 +375,7 @@ function evidenceMarkdown(req: EvidenceRequest, plan: EvidencePlan, assets: stri
     ...(req.readingMarkdown ? ['## Reading', '', req.readingMarkdown.trim(), ''] : []),
     `## ${req.readingMarkdown ? 'Generated reading' : 'Reading'} (from the numbers above)`,
     '',
-    ...reading(n.rows, n.distances, n.noise, n.others),
+    ...reading(n.rows, n.distances, n.noise, n.others, n.untranslated),
     '',
   ].join('\n');
 }
@@ -403,6 +409,7 @@ export async function runEvidence(
     noise,
     truths: sweep.truths,
     others: sweep.others,
+    untranslated: sweep.untranslated,
     plots: sweep.plots,
     gridFile,
     designs,

@@ -32,7 +32,8 @@ export interface ReferenceLevel {
 /**
  * Realism against faithfulness, one line per DG weight, points labelled by t0 (paper Fig. 6); each of `levels` is a
  * dashed, labelled level across the plot (the sources' own true targets' realism: what a perfect translation scores;
- * real target images of other subjects).
+ * real target images of other subjects; the sources untranslated). A level more than 25 % above every point (the
+ * untranslated sources by FD, typically) is left out rather than squeezing the points into a corner of the plot.
  */
 export function frontierSpec(
   points: FrontierPoint[],
@@ -40,6 +41,8 @@ export function frontierSpec(
   title: string,
   levels: ReferenceLevel[] = [],
 ): TopLevelSpec {
+  const top = Math.max(...points.map((p) => p.realism));
+  const drawn = levels.filter((l) => l.realism <= top + 0.25 * Math.abs(top));
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title,
@@ -67,15 +70,15 @@ export function frontierSpec(
           color: { field: 'weight', type: 'nominal' },
         },
       },
-      ...(levels.length
+      ...(drawn.length
         ? [
             {
-              data: { values: levels },
+              data: { values: drawn },
               mark: { type: 'rule' as const, strokeDash: [4, 4], color: '#555' },
               encoding: { y: { field: 'realism', type: 'quantitative' as const } },
             },
             {
-              data: { values: levels },
+              data: { values: drawn },
               mark: {
                 type: 'text' as const,
                 align: 'left' as const,

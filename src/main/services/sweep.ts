@@ -189,14 +189,15 @@ async function measureSetting(m: {
   return row;
 }
 
-/** The realism–faithfulness frontier plots (SWD and Fréchet distance against L2 to the source). */
-async function writeFrontiers(
-  rows: SweepRow[],
-  truths: TruthsRow | null,
-  others: TruthsRow[],
-  outDir: string,
-  featuresName: string,
-): Promise<string[]> {
+/** What the sweep measured besides its settings: the truths, real targets of other subjects, the sources untranslated. */
+interface KnownLevels {
+  truths: TruthsRow | null;
+  others: TruthsRow[];
+  untranslated: TruthsRow | null;
+}
+
+/** The realism–faithfulness frontier plots (SWD and Fréchet distance against L2 to the source), the known levels dashed. */
+async function writeFrontiers(rows: SweepRow[], known: KnownLevels, outDir: string, featuresName: string): Promise<string[]> {
   const plots: string[] = [];
   for (const [key, label] of [
     ['swd', 'SWD to target set ↓ (more realistic)'],
@@ -204,6 +205,7 @@ async function writeFrontiers(
   ] as const) {
     const path = join(outDir, `frontier-${key}.png`);
     const points = rows.map((r) => ({ t0: r.t0, w: r.w, faithfulness: r.l2Source, realism: r[key] }));
+    const { truths, others, untranslated } = known;
     const levels: ReferenceLevel[] = [
       ...(truths ? [{ realism: truths[key], label: `the ${truths.images} true targets themselves` }] : []),
       ...(others.length
@@ -214,6 +216,7 @@ async function writeFrontiers(
             },
           ]
         : []),
+      ...(untranslated ? [{ realism: untranslated[key], label: `the ${untranslated.images} sources, untranslated` }] : []),
     ];
     await writeFileAtomic(
       path,
@@ -227,10 +230,11 @@ async function writeFrontiers(
 }
 
 /**
- * The realism metrics of the sources' own true targets against the same reference: what a perfect translation of
- * these sources would score — the floor of the set-level metrics at this sample size (FD and KID are biased upward
- * for a small set; the truths are usually among the reference images, which lowers it a little). Null with fewer
- * than two paired truths.
+ * The realism metrics of a set of images that are not translations, measured against the same reference as a
+ * translation is. For the sources' own true targets: what a perfect translation of these sources would score — the
+ * floor of the set-level metrics at this sample size (FD and KID are biased upward for a small set; the truths are
+ * usually among the reference images, which lowers it a little). For the sources themselves: what doing nothing
+ * scores. Null with fewer than two images.
  */
 export interface TruthsRow {
   swd: number;
@@ -240,14 +244,14 @@ export interface TruthsRow {
   images: number;
 }
 
-async function measureTruths(
-  truths: Float32Array[],
+async function measureImages(
+  images: Float32Array[],
   shape: ImageShape,
   extractor: FeatureExtractor,
   reference: MeasuredReference,
 ): Promise<TruthsRow | null> {
-  if (truths.length < 2) return null;
-  return { ...realism(truths, await extractor.features(truths, shape), shape, reference), images: truths.length };
+  if (images.length < 2) return null;
+  return { ...realism(images, await extractor.features(images, shape), shape, reference), images: images.length };
 }
 
 /**
@@ -286,7 +290,16 @@ export async function runSweep(
     onOutputs?(setting: { t0: number; w: number }, result: SettingOutputs): void;
   } = {},
   signal?: AbortSignal,
-): Promise<{ rows: SweepRow[]; truths: TruthsRow | null; others: TruthsRow[]; csv: string; json: string; plots: string[] }> {
+): Promise<{
+  rows: SweepRow[];
+  truths: TruthsRow | null;
+  others: TruthsRow[];
+  /** the sources themselves, untranslated, measured as a translation is (what doing nothing scores); null below two */
+  untranslated: TruthsRow | null;
+  csv: string;
+  json: string;
+  plots: string[];
+}> {
   const session = { executionProvider: req.executionProvider, threads: req.threads };
   if (!req.discriminatorManifest && req.weights.some((w) => w > 0))
     throw new Error('a sweep over DG weights > 0 needs a discriminator (--discriminator)');
@@ -307,7 +320,13 @@ export async function runSweep(
     );
     const reference = await measureReference(referenceFiles, spec, shape, extractor, req.referenceCache);
     const paired = sources.flatMap((s) => truth.get(basename(s.file)) ?? []);
-    const truths = await measureTruths(paired, shape, extractor, reference);
+    const truths = await measureImages(paired, shape, extractor, reference);
+    const untranslated = await measureImages(
+      sources.map((s) => s.data),
+      shape,
+      extractor,
+      reference,
+    );
     const others = req.others
       ? await measureOthers(
           await expandInputs(req.others.files),
@@ -345,14 +364,23 @@ export async function runSweep(
     }
     const csv = toCsv(rows);
     const json = JSON.stringify(
-      { model: translator.name, discriminator: translator.discriminatorName, features: extractor.name, params: base, rows, truths, others },
+      {
+        model: translator.name,
+        discriminator: translator.discriminatorName,
+        features: extractor.name,
+        params: base,
+        rows,
+        truths,
+        others,
+        untranslated,
+      },
       null,
       2,
     );
     await writeFileAtomic(join(req.outDir, 'results.csv'), csv);
     await writeFileAtomic(join(req.outDir, 'results.json'), json);
-    const plots = await writeFrontiers(rows, truths, others, req.outDir, extractor.name);
-    return { rows, truths, others, csv, json, plots };
+    const plots = await writeFrontiers(rows, { truths, others, untranslated }, req.outDir, extractor.name);
+    return { rows, truths, others, untranslated, csv, json, plots };
   } finally {
     await extractor.dispose();
     await translator.dispose();

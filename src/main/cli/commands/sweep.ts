@@ -43,7 +43,7 @@ function sweepCommand(program: Command) {
     .action((inputs, o) =>
       runAction(async () => {
         const defaults = o.model ? null : bundledDefaults();
-        const { plots, others } = await runSweep(
+        const { plots, others, untranslated } = await runSweep(
           {
             inputs,
             reference: o.reference,
@@ -69,6 +69,10 @@ function sweepCommand(program: Command) {
               ),
           },
         );
+        if (untranslated)
+          console.error(
+            `the sources, untranslated (${untranslated.images}): SWD ${untranslated.swd.toFixed(2)}, FD ${untranslated.fd.toFixed(3)}, KID ${untranslated.kid.toFixed(4)}`,
+          );
         for (const [i, r] of others.entries())
           console.error(
             `real targets of other subjects, draw ${i + 1} (${r.images}): SWD ${r.swd.toFixed(2)}, FD ${r.fd.toFixed(3)}, KID ${r.kid.toFixed(4)}`,
