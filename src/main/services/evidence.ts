@@ -13,7 +13,7 @@ import { imageGrid, writeFileAtomic, type ImageSpec } from '../engine/io/image-i
 import { l2 } from '../engine/eval/metrics.js';
 import type { ExecutionProvider } from '../engine/onnx/session.js';
 import { designComparison, f3, reading, resultsTable, type PairedDistances } from './evidence-report.js';
-import { runSweep, type ReferenceCache, type TruthsRow } from './sweep.js';
+import { runSweep, type ReferenceCache, type SetRealism } from './sweep.js';
 import { expandInputs } from './translate-files.js';
 
 export interface EvidenceRequest {
@@ -312,9 +312,9 @@ interface EvidenceNumbers {
   rows: SweepRow[];
   distances: PairedDistances[];
   noise: SeedNoise;
-  truths: TruthsRow | null;
-  others: TruthsRow[];
-  untranslated: TruthsRow | null;
+  truths: SetRealism | null;
+  others: SetRealism[];
+  untranslated: SetRealism | null;
   plots: string[];
   gridFile: string | null;
   designs: ReturnType<typeof designComparison> | null;
@@ -322,7 +322,7 @@ interface EvidenceNumbers {
 }
 
 /** The Setting's line on real target images of other subjects: each metric's range over the draws. */
-function othersLine(others: TruthsRow[]): string {
+function othersLine(others: SetRealism[]): string {
   const span = (k: 'swd' | 'fd' | 'kid' | 'roughness') => {
     const v = others.map((o) => o[k]).filter((x): x is number => x !== null);
     return v.length ? `${f3(Math.min(...v))}–${f3(Math.max(...v))}` : '–';

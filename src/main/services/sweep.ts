@@ -191,9 +191,9 @@ async function measureSetting(m: {
 
 /** What the sweep measured besides its settings: the truths, real targets of other subjects, the sources untranslated. */
 interface KnownLevels {
-  truths: TruthsRow | null;
-  others: TruthsRow[];
-  untranslated: TruthsRow | null;
+  truths: SetRealism | null;
+  others: SetRealism[];
+  untranslated: SetRealism | null;
 }
 
 /** The realism–faithfulness frontier plots (SWD and Fréchet distance against L2 to the source), the known levels dashed. */
@@ -236,7 +236,7 @@ async function writeFrontiers(rows: SweepRow[], known: KnownLevels, outDir: stri
  * usually among the reference images, which lowers it a little). For the sources themselves: what doing nothing
  * scores. Null with fewer than two images.
  */
-export interface TruthsRow {
+export interface SetRealism {
   swd: number;
   fd: number;
   kid: number;
@@ -249,7 +249,7 @@ async function measureImages(
   shape: ImageShape,
   extractor: FeatureExtractor,
   reference: MeasuredReference,
-): Promise<TruthsRow | null> {
+): Promise<SetRealism | null> {
   if (images.length < 2) return null;
   return { ...realism(images, await extractor.features(images, shape), shape, reference), images: images.length };
 }
@@ -269,14 +269,14 @@ async function measureOthers(
   shape: ImageShape,
   extractor: FeatureExtractor,
   reference: MeasuredReference,
-): Promise<TruthsRow[]> {
+): Promise<SetRealism[]> {
   const taken = new Set(referenceFiles.map((f) => basename(f)));
   const pool = files.filter((f) => !taken.has(basename(f)));
   if (pool.length < 2) throw new Error(`other targets: ${pool.length} image(s) whose names are not among the reference's; need at least 2`);
-  const rows: TruthsRow[] = [];
+  const rows: SetRealism[] = [];
   for (let d = 1; d <= draws; d++) {
     const images = (await readAll(drawWithoutReplacement(pool, size, new Rng(d)), spec)).map((r) => r.data);
-    rows.push({ ...realism(images, await extractor.features(images, shape), shape, reference), images: images.length });
+    rows.push((await measureImages(images, shape, extractor, reference))!); // two or more: never null
   }
   return rows;
 }
@@ -292,10 +292,10 @@ export async function runSweep(
   signal?: AbortSignal,
 ): Promise<{
   rows: SweepRow[];
-  truths: TruthsRow | null;
-  others: TruthsRow[];
+  truths: SetRealism | null;
+  others: SetRealism[];
   /** the sources themselves, untranslated, measured as a translation is (what doing nothing scores); null below two */
-  untranslated: TruthsRow | null;
+  untranslated: SetRealism | null;
   csv: string;
   json: string;
   plots: string[];
