@@ -100,7 +100,13 @@ export interface TrainingProgress {
 /** Each kind of job's result, as the renderer reads it. */
 export interface JobResults {
   translate: { galleryIds: number[]; errors: { file: string; message: string }[] };
-  sweep: { rows: SweepRow[]; plot: string; cells: { t0: number; w: number; image: string }[] };
+  sweep: {
+    rows: SweepRow[];
+    plot: string;
+    cells: { t0: number; w: number; image: string }[];
+    /** the sources themselves, untranslated, against the same reference: what doing nothing scores (absent in older results) */
+    untranslated?: { swd: number; fd: number; kid: number } | null;
+  };
   paths: { rows: { series: string; tau: number; meanLogRatio: number; stdLogRatio: number }[]; plot: string };
   'train-discriminator': { manifest: string; steps: number; accuracy: number; cancelled: boolean; id: string };
   'train-score-model': { manifest: string; steps: number; cancelled: boolean; heldout: number[] | null; id: string };

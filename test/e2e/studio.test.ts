@@ -346,6 +346,8 @@ describe('studio in a real browser (server mode)', async () => {
     await page.click('[data-testid=sweep-run]');
     await page.locator('[data-testid=sweep-plot]').waitFor({ timeout: 90_000 });
     expect(await page.locator('[data-testid=kid-note]').textContent()).toMatch(/unbiased estimate .* slightly negative/s);
+    // the sources untranslated head the table: what doing nothing scores against the same reference
+    expect(await page.locator('[data-testid=sweep-untranslated]').textContent()).toMatch(/^untranslated01\d+\.\d-?\d+\.\d\d-?\d+\.\d{3}$/);
     // the sweep is kept in the studio's state: a tab switch loses neither the plot nor the form
     await page.click('[data-testid=tab-translate]');
     await page.click('[data-testid=tab-sweep]');

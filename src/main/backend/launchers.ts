@@ -271,7 +271,8 @@ export async function launchSweep(ctx: LaunchContext, req: ApiParsedArgs<'sweep'
     const cells = [];
     for (const row of r.rows)
       cells.push({ t0: row.t0, w: row.w, image: await keepPlot(ctx.home, join(outDir, `t${row.t0}_w${row.w}`, `${first}.png`)) });
-    return { rows: r.rows, plot: await keepPlot(ctx.home, r.plots[0]!), cells };
+    const untranslated = r.untranslated && { swd: r.untranslated.swd, fd: r.untranslated.fd, kid: r.untranslated.kid };
+    return { rows: r.rows, plot: await keepPlot(ctx.home, r.plots[0]!), cells, untranslated };
   });
   return { jobId: job.id };
 }
