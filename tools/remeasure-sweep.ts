@@ -8,7 +8,8 @@
  *   npx tsx tools/remeasure-sweep.ts --reference data/emoji/google/train --truths data/emoji/google/test \
  *     "one round=.cache/evidence/sweep" "two rounds=.cache/r2sweep"
  *
- * Plain SDEdit (w = 0) comes from the first sweep that has it. Prints a markdown table.
+ * Plain SDEdit (w = 0) comes from the first sweep that has it; other sweeps' plain rows (other seeds, say: the
+ * seed-noise floor against this reference) are listed beside it. Prints a markdown table.
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -82,6 +83,11 @@ console.log('| sweep | t0 | w | L2 source | FD (its own reference) | FD | FD ÷ 
 console.log('|---|---|---|---|---|---|---|---|---|---|');
 for (const r of plain)
   console.log(`| plain | ${r.t0} | 0 | ${r.l2Source.toFixed(4)} | ${f3(r.heldFd)} | ${f3(r.fd)} | 1 | ${f3(r.kid)} | ${f3(r.swd)} | 1 |`);
+// plain SDEdit of the other sweeps (other seeds, say): beside the first's, for the seed-noise floor against this reference
+for (const r of measured.filter((m) => m.w === 0 && !plain.includes(m)))
+  console.log(
+    `| plain (${r.label}) | ${r.t0} | 0 | ${r.l2Source.toFixed(4)} | ${f3(r.heldFd)} | ${f3(r.fd)} | – | ${f3(r.kid)} | ${f3(r.swd)} | – |`,
+  );
 for (const { label } of sweeps) {
   const mine = measured.filter((r) => r.label === label && r.w > 0);
   const rows = [...plain, ...mine];
