@@ -250,6 +250,8 @@ export const DiscriminatorManifestSchema = z.discriminatedUnion('kind', [
   }),
 ]);
 export type DiscriminatorManifest = z.infer<typeof DiscriminatorManifestSchema>;
+/** A discriminator given as ONNX graphs (round 1's forward graph, and any later rounds'). */
+export type OnnxDiscriminatorManifest = Extract<DiscriminatorManifest, { kind: 'onnx' }>;
 
 /**
  * A time-conditioned classifier log p(y | x_τ, τ) for classifier guidance (paper Eq. 6): read by

@@ -9,17 +9,15 @@ import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { sdeditLadder, sdeditParamsOf } from '../engine/sampling/sdedit.js';
 import { TranslateParamsSchema } from '../../shared/params.js';
-import type { DiscriminatorManifest } from '../../shared/manifest.js';
+import type { OnnxDiscriminatorManifest } from '../../shared/manifest.js';
 import type { ImageSpec } from '../engine/io/image-io.js';
-
-type OnnxDiscriminatorManifest = Extract<DiscriminatorManifest, { kind: 'onnx' }>;
 import { lvpTimeFromSigmaVe } from '../engine/models/schedules.js';
 import { loadDiscriminator, type LoadedDiscriminator } from '../engine/models/discriminator.js';
 import { loadScoreModel, type ScoreModel } from '../engine/models/score-model.js';
 import type { Critic } from '../engine/sampling/guidance.js';
 import { translateBatch } from '../engine/sampling/translate.js';
 import type { TrainDiscriminatorRequest, TrainEvents } from './discriminator-training.js';
-import { nextRound } from './discriminator-package.js';
+import { nextRound, packageFiles } from './discriminator-package.js';
 import { latentTrainingSets, type LatentSets } from './latent-training-sets.js';
 import { cachedFloats, fakeT0, isValidation, readImageSet, VALIDATION_SALT } from './training-images.js';
 import { expandInputs, imageSpecOf, sha256File } from './translate-files.js';
@@ -259,8 +257,7 @@ export async function pixelTrainingData(req: TrainDiscriminatorRequest, events: 
 /** A discriminator package's identity: its manifest and every ONNX file it names, by content. */
 async function packageKey(d: LoadedDiscriminator): Promise<string> {
   const base = dirname(d.manifestPath);
-  const m = d.manifest;
-  const files = m.kind === 'onnx' ? [m.onnx, ...(m.refinements ?? []).map((r) => r.onnx)] : [];
+  const files = d.manifest.kind === 'onnx' ? packageFiles(d.manifest) : [];
   const hash = createHash('sha256').update(await readFile(d.manifestPath));
   for (const f of files) hash.update(await sha256File(join(base, f)));
   return hash.digest('hex').slice(0, 24);

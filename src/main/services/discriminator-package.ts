@@ -5,7 +5,7 @@
  */
 import { copyFile, mkdir, readFile } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
-import type { DiscriminatorManifest } from '../../shared/manifest.js';
+import type { DiscriminatorManifest, OnnxDiscriminatorManifest } from '../../shared/manifest.js';
 import { ENGINE_VERSION } from '../../shared/version.js';
 import { writeFileAtomic } from '../engine/io/image-io.js';
 import { loadDiscriminator } from '../engine/models/discriminator.js';
@@ -18,8 +18,6 @@ import type { DiscriminatorTrainer } from '../engine/train/discriminator-trainer
 import type { TrainDiscriminatorRequest } from './discriminator-training.js';
 import type { TrainingData } from './discriminator-data.js';
 import { loadDiscriminatorCheckpoint } from './discriminator-checkpoint.js';
-
-type OnnxDiscriminatorManifest = Extract<DiscriminatorManifest, { kind: 'onnx' }>;
 
 /** The discriminator package of a finished (or cancelled) training: its ONNX graphs and a manifest with the record. */
 export async function writePackage(
@@ -81,6 +79,11 @@ function trainingRecord(
   };
 }
 
+/** The ONNX files a discriminator package names: round 1's forward graph, then each later round's. */
+export function packageFiles(manifest: OnnxDiscriminatorManifest): string[] {
+  return [manifest.onnx, ...(manifest.refinements ?? []).map((r) => r.onnx)];
+}
+
 /**
  * The next round of a package: its number (round 1 is the base), the file it is written to (`round<k>.onnx`) and the
  * package's files; refused when the package already names that file (checked before the run, and again when writing).
@@ -89,7 +92,7 @@ export function nextRound(
   manifestPath: string,
   manifest: OnnxDiscriminatorManifest,
 ): { files: string[]; roundNumber: number; onnx: string } {
-  const files = [manifest.onnx, ...(manifest.refinements ?? []).map((r) => r.onnx)];
+  const files = packageFiles(manifest);
   const roundNumber = (manifest.refinements?.length ?? 0) + 2;
   const onnx = `round${roundNumber}.onnx`;
   if (files.includes(onnx))

@@ -12,6 +12,7 @@ import {
   DiscriminatorManifestSchema,
   upgradeManifest,
   type DiscriminatorManifest,
+  type OnnxDiscriminatorManifest,
 } from '../../../shared/manifest.js';
 import type { Critic } from '../sampling/guidance.js';
 import { readImage } from '../io/image-io.js';
@@ -175,7 +176,7 @@ function withFreeSpatialSize(model: OnnxModel, x: string): OnnxModel {
  */
 function checkForwardGraph(
   forward: OnnxModel,
-  m: Extract<DiscriminatorManifest, { kind: 'onnx' }>,
+  m: OnnxDiscriminatorManifest,
   source: string,
   onWarning?: (message: string) => void,
 ): 'float32' | 'int64' {
