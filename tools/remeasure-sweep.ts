@@ -16,9 +16,10 @@ import { join } from 'node:path';
 import { Command } from 'commander';
 import sharp from 'sharp';
 import { readImage, type ImageSpec } from '../src/main/engine/io/image-io.js';
-import { frechetDistance, kernelInceptionDistance, swd, swdPyramids, type ImageShape } from '../src/main/engine/eval/metrics.js';
+import type { ImageShape } from '../src/main/engine/eval/metrics.js';
 import { createFeatureExtractor } from '../src/main/engine/models/features.js';
 import { f3, frontierGaps } from '../src/main/services/evidence-report.js';
+import { measureImages, measureReference } from '../src/main/services/sweep.js';
 import { expandInputs } from '../src/main/services/translate-files.js';
 import type { SweepRow } from '../src/shared/api.js';
 
@@ -45,15 +46,12 @@ const shape: ImageShape = { channels: 3, height: spec.height, width: spec.width,
 const extractor = await createFeatureExtractor({ channels: 3 });
 const readAll = async (files: string[]) => Promise.all(files.map((f) => readImage(f, spec)));
 
-const refImages = await readAll(await expandInputs([opts.reference]));
-const reference = { features: await extractor.features(refImages, shape), pyramids: swdPyramids(refImages, shape) };
+// measured as the sweep measures a setting (src/main/services/sweep.ts): the same SWD, FD and KID
+const reference = await measureReference(await expandInputs([opts.reference]), spec, shape, extractor, undefined);
 async function realism(images: Float32Array[]) {
-  const feats = await extractor.features(images, shape);
-  return {
-    fd: frechetDistance(feats, reference.features),
-    kid: kernelInceptionDistance(feats, reference.features),
-    swd: swd(images, reference.pyramids, shape, { patchesPerImage: 32, directions: 256, seed: 0 }).mean,
-  };
+  const r = await measureImages(images, shape, extractor, reference);
+  if (!r) throw new Error(`a set of ${images.length} image(s): need at least 2`);
+  return r;
 }
 
 type Measured = SweepRow & { label: string; heldFd: number };
@@ -74,7 +72,7 @@ const ratio = (rows: Measured[], metric: 'fd' | 'swd', r: Measured) => {
   const gap = frontierGaps(rows, metric).find((g) => g.t0 === r.t0 && g.w === r.w)?.gap;
   return gap === null || gap === undefined ? '–' : (r[metric] / (r[metric] - gap)).toFixed(3);
 };
-console.log(`Against ${refImages.length} images of ${opts.reference} (FD and KID: ${extractor.name}):\n`);
+console.log(`Against ${reference.features.length} images of ${opts.reference} (FD and KID: ${extractor.name}):\n`);
 if (opts.truths) {
   const t = await realism(await readAll(await expandInputs([opts.truths])));
   console.log(`- the true targets (${opts.truths}): FD ${f3(t.fd)}, KID ${f3(t.kid)}, SWD ${f3(t.swd)}\n`);

@@ -59,7 +59,7 @@ export type { SweepRow };
 
 /** A reference set as the realism metrics need it (features and SWD pyramids), keyed by files, shape and feature extractor. */
 export type ReferenceCache = Map<string, MeasuredReference>;
-interface MeasuredReference {
+export interface MeasuredReference {
   features: Float64Array[];
   pyramids: SwdPyramids;
   /** the reference set's mean roughness, the denominator of the rows' roughness ratio */
@@ -101,7 +101,8 @@ export function toCsv(rows: SweepRow[]): string {
   return [SWEEP_COLUMNS.join(','), ...rows.map((r) => SWEEP_COLUMNS.map((c) => fmt(r[c])).join(','))].join('\n') + '\n';
 }
 
-async function measureReference(
+/** A reference set read and measured once (features, SWD pyramids, roughness), from `cache` when given and known. */
+export async function measureReference(
   files: string[],
   spec: ImageSpec,
   shape: ImageShape,
@@ -244,7 +245,7 @@ export interface SetRealism {
   images: number;
 }
 
-async function measureImages(
+export async function measureImages(
   images: Float32Array[],
   shape: ImageShape,
   extractor: FeatureExtractor,
