@@ -54,6 +54,12 @@ export function frontierGaps(rows: SweepRow[], metric: 'swd' | 'fd'): { t0: numb
     });
 }
 
+/** "smallest–largest" of the values (nulls left out), each as f3 writes it; "–" when there are none. */
+export function spanText(values: (number | null)[]): string {
+  const v = values.filter((x): x is number => x !== null);
+  return v.length ? `${f3(Math.min(...v))}–${f3(Math.max(...v))}` : '–';
+}
+
 export const f3 = (v: number | null) => (v === null || !Number.isFinite(v) ? '–' : Number(v.toPrecision(3)).toString());
 export const signed = (v: number) => (v >= 0 ? '+' : '−') + f3(Math.abs(v));
 
@@ -201,15 +207,11 @@ export function reading(
  * means less real in local texture.
  */
 function othersReading(rows: SweepRow[], others: RealismLevel[]): string {
-  const range = (k: 'swd' | 'fd') => {
-    const v = others.map((o) => o[k]);
-    return [Math.min(...v), Math.max(...v)] as const;
-  };
-  const [fdLow] = range('fd');
-  const [, swdHigh] = range('swd');
+  const fdLow = Math.min(...others.map((o) => o.fd));
+  const swdHigh = Math.max(...others.map((o) => o.swd));
   const fdBelow = rows.filter((r) => r.fd < fdLow);
   const swdAbove = rows.filter((r) => r.swd > swdHigh);
-  const span = (k: 'swd' | 'fd') => range(k).map(f3).join('–');
+  const span = (k: 'swd' | 'fd') => spanText(others.map((o) => o[k]));
   return (
     `- Real target images of other subjects (${others.length} draws of ${others[0]!.images}) score SWD ${span('swd')} and FD ${span('fd')}: ` +
     `${fdBelow.length} of ${rows.length} settings have a lower FD than every draw — closer to the reference than real images of other subjects, ` +

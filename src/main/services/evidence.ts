@@ -12,7 +12,7 @@ import { SAMPLER_LABELS, TranslateParamsSchema, type TranslateParamsInput } from
 import { imageGrid, writeFileAtomic, type ImageSpec } from '../engine/io/image-io.js';
 import { l2 } from '../engine/eval/metrics.js';
 import type { ExecutionProvider } from '../engine/onnx/session.js';
-import { designComparison, f3, reading, resultsTable, type PairedDistances } from './evidence-report.js';
+import { designComparison, f3, reading, resultsTable, spanText, type PairedDistances } from './evidence-report.js';
 import { runSweep, type ReferenceCache, type SetRealism } from './sweep.js';
 import { expandInputs } from './translate-files.js';
 
@@ -323,10 +323,7 @@ interface EvidenceNumbers {
 
 /** The Setting's line on real target images of other subjects: each metric's range over the draws. */
 function othersLine(others: SetRealism[]): string {
-  const span = (k: 'swd' | 'fd' | 'kid' | 'roughness') => {
-    const v = others.map((o) => o[k]).filter((x): x is number => x !== null);
-    return v.length ? `${f3(Math.min(...v))}–${f3(Math.max(...v))}` : '–';
-  };
+  const span = (k: 'swd' | 'fd' | 'kid' | 'roughness') => spanText(others.map((o) => o[k]));
   return (
     `- Real target images of other subjects (${others.length} random draws of ${others[0]!.images}, none sharing a reference image's name), measured as a translation is: ` +
     `SWD ${span('swd')}, FD ${span('fd')}, KID ${span('kid')}, roughness ${span('roughness')} — how real drawings score when their subjects are not the reference's. ` +
