@@ -66,11 +66,13 @@ describe('train-discriminator service', async () => {
   it('writes a package that loads and guides, and resumes from its checkpoint', async () => {
     const out = join(dir, 'pkg');
     const stages: string[] = [];
-    const r = await trainDiscriminator({ ...base, outDir: out, steps: 12 }, { onStage: (m) => stages.push(m) });
+    const r = await trainDiscriminator({ ...base, outDir: out, steps: 12, timeSampling: 'uniform' }, { onStage: (m) => stages.push(m) });
     expect(r.steps).toBe(12);
     expect(stages.some((s) => /training a .*M-parameter discriminator/.test(s))).toBe(true);
     const manifest = JSON.parse(await readFile(r.manifestPath, 'utf8'));
     expect(manifest.training.data.fakeTrain).toBeGreaterThan(manifest.training.data.realTrain - 2); // sources + their translations
+    // the record names how τ was drawn and the optimiser's schedule, not only the network
+    expect(manifest.training).toMatchObject({ timeSampling: 'uniform', lr: 2e-3, lrSchedule: 'cosine' });
     const disc = await loadDiscriminator(r.manifestPath, { dataShape: [3, 64, 64], valueRange: [-1, 1] });
     const x = { data: new Float32Array(2 * 3 * 64 * 64).fill(0.2), shape: [2, 3, 64, 64] };
     const { value, grad } = await disc.critic.evaluate(x, Float64Array.from([0.1, 0.4]));

@@ -14,7 +14,7 @@ import { fileInManifestFolder } from '../engine/models/manifest-files.js';
 import { buildDiscriminatorNet, type ConvEncoderArch } from '../engine/nn/discriminator-net.js';
 import type { FrozenFeaturesArch } from '../engine/nn/frozen-features.js';
 import { serializeModel, type OnnxModel } from '../engine/onnx/ir.js';
-import type { DiscriminatorTrainer } from '../engine/train/discriminator-trainer.js';
+import { DEFAULT_DISCRIMINATOR_LR, type DiscriminatorTrainer } from '../engine/train/discriminator-trainer.js';
 import type { TrainDiscriminatorRequest } from './discriminator-training.js';
 import type { TrainingData } from './discriminator-data.js';
 import { loadDiscriminatorCheckpoint } from './discriminator-checkpoint.js';
@@ -57,10 +57,13 @@ function trainingRecord(
     steps: trainer.step,
     ...(initFrom ? { initFrom } : {}),
     batchSize: r.batchSize,
+    lr: req.lr ?? DEFAULT_DISCRIMINATOR_LR,
+    lrSchedule: req.lrSchedule ?? 'cosine',
     loss: req.loss ?? 'bce',
     ...(req.labelSmoothing ? { labelSmoothing: req.labelSmoothing } : {}),
     ...(req.r1Gamma ? { r1Gamma: req.r1Gamma } : {}),
     tauRange: [1e-5, data.tauMax],
+    timeSampling: req.timeSampling ?? 'importance',
     t0Range: req.t0Range,
     data: {
       realTrain: data.realTrain.length,

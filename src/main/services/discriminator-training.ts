@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { buildDiscriminatorNet, DEFAULT_ARCH, type BuiltNet, type ConvEncoderArch } from '../engine/nn/discriminator-net.js';
 import { buildFrozenFeatureNet, FROZEN_FEATURES_HEAD, type FrozenFeaturesArch } from '../engine/nn/frozen-features.js';
 import type { ExecutionProvider } from '../engine/onnx/session.js';
-import { DiscriminatorTrainer, type BandStats } from '../engine/train/discriminator-trainer.js';
+import { DEFAULT_DISCRIMINATOR_LR, DiscriminatorTrainer, type BandStats } from '../engine/train/discriminator-trainer.js';
 import { runTrainingLoop } from '../engine/train/loop.js';
 import { waitWhilePaused, type PauseFlag } from './jobs.js';
 import type { RatioLoss } from '../engine/train/training-graph.js';
@@ -179,7 +179,7 @@ export async function trainDiscriminator(
       labelSmoothing: req.labelSmoothing ?? 0,
       r1Gamma: req.r1Gamma ?? 0,
       batchSize,
-      lr: req.lr ?? 2e-3,
+      lr: req.lr ?? DEFAULT_DISCRIMINATOR_LR,
       cosineSteps: (req.lrSchedule ?? 'cosine') === 'cosine' ? steps : 0,
       tauRange: [1e-5, tauMax],
       timeSampling: req.timeSampling ?? 'importance',

@@ -2,6 +2,7 @@
 import { InvalidArgumentError, Option, type Command } from '@commander-js/extra-typings';
 import { isDiffusersFolder, readDiffusersFolder } from '../../engine/models/diffusers-folder.js';
 import type { FeatureTimeEncoding } from '../../engine/nn/frozen-features.js';
+import { DEFAULT_DISCRIMINATOR_LR } from '../../engine/train/discriminator-trainer.js';
 import { exportDiscriminator } from '../../services/discriminator-package.js';
 import { trainDiscriminator } from '../../services/discriminator-training.js';
 import { bundledDefaults } from '../../services/resources.js';
@@ -41,7 +42,7 @@ function trainDiscriminatorCommand(program: Command) {
     .option('--steps <n>', 'training steps (at least 1)', positiveInt('--steps'), 2000)
     .option('--epochs <n>', 'passes over the training images (overrides --steps)', positive('--epochs'))
     .option('--batch-size <n>', 'images per step (half real, half fake)', positiveInt('--batch-size'), 32)
-    .option('--lr <lr>', 'Adam learning rate', positive('--lr'), 2e-3)
+    .option('--lr <lr>', 'Adam learning rate', positive('--lr'), DEFAULT_DISCRIMINATOR_LR)
     .addOption(
       new Option('--lr-schedule <kind>', 'learning rate over the run: a cosine decay to 0 at the last step, or constant')
         .choices(['cosine', 'constant'] as const)

@@ -25,6 +25,9 @@ import { buildTrainingModel, gradOutputName, LABEL_INPUT, LOSS_OUTPUT, WEIGHT_IN
 /** The class input of conditional discriminators (see buildDiscriminatorNet). */
 export const CLASS_INPUT = 'class_label';
 
+/** Adam's learning rate when a run names none (the CLI's, the studio's and the service's default). */
+export const DEFAULT_DISCRIMINATOR_LR = 2e-3;
+
 export interface TrainerOptions {
   loss: RatioLoss;
   batchSize: number;
