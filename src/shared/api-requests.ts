@@ -74,7 +74,7 @@ const folderName = z
   .regex(/^[\w .-]+$/, 'letters, digits, spaces, dots and dashes only')
   .refine((n) => !n.startsWith('.') && n.trim() === n, 'a name may not start with a dot or a space, or end with a space');
 
-/** Train a target score model (ε U-Net) from target-domain images, in the app's trainer. */
+/** Train a target score model (a U-Net exported as an ε network) from target-domain images, in the app's trainer. */
 export const TrainScoreModelRequestSchema = z.object({
   targets: z.array(id).min(2).max(100_000),
   name: folderName,
@@ -83,6 +83,8 @@ export const TrainScoreModelRequestSchema = z.object({
   channels: z.number().int().min(4).max(256).default(32),
   patch: z.union([z.literal(1), z.literal(2)]).default(1),
   tMax: z.number().gt(0).max(1).default(1),
+  /** what the U-Net learns: ε (the DDPM simple loss) or EDM's preconditioned F with its loss (dg-math §9) */
+  precond: z.enum(['eps', 'edm']).default('eps'),
   /** image side; targets of other sizes are resized and centre-cropped */
   resolution: z.union([z.literal(32), z.literal(64), z.literal(128)]).default(64),
   /** source images whose SDEdit translations the preview shows (up to two are used) */

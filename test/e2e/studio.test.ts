@@ -430,6 +430,9 @@ describe('studio in a real browser (server mode)', async () => {
     await page.screenshot({ path: join(artifacts, 'train-score.png') });
     const models = await backend.listModels();
     expect(models.find((m) => m.id === 'trained-score:tiny-target')?.kind).toBe('score');
+    // the form's default recipe is EDM preconditioning (dg-math §9), recorded with the model
+    const trained = JSON.parse(await readFile(join(dir, 'data', 'score-models', 'tiny-target', 'manifest.json'), 'utf8'));
+    expect([trained.training.precond, trained.training.noiseLevels]).toEqual(['edm', [{ step: 0, p_mean: -1.2, p_std: 1.2 }]]);
   });
 
   it('a training survives a tab switch and a reload, can be cancelled from the jobs panel, and what it learned is offered', async () => {

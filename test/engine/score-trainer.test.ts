@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { buildUNet, withUNetWeights, type UNetArch } from '../../src/main/engine/nn/unet.js';
+import { randomizedUNet, TINY_UNET } from '../helpers/unet.js';
+import { buildUNet, withUNetWeights } from '../../src/main/engine/nn/unet.js';
 import { initializersToInputs } from '../../src/main/engine/onnx/autodiff.js';
 import { serializeModel } from '../../src/main/engine/onnx/ir.js';
 import { withFedWeightNchwc } from '../../src/main/engine/onnx/nchwc.js';
@@ -17,19 +18,8 @@ import {
 import { buildScoreTrainingModel, gradOutputName, LOSS_OUTPUT, TARGET_INPUT } from '../../src/main/engine/train/training-graph.js';
 import { decodeSafetensors, encodeSafetensors } from '../../src/main/engine/io/safetensors.js';
 
-const TINY: UNetArch = { channels: 8, mult: [1, 2], attn: [4], groups: 4, resolution: 8, patch: 1, imageChannels: 3 };
+const TINY = TINY_UNET;
 const OPTS: ScoreTrainerOptions = { batchSize: 4, lr: 1e-3, warmupSteps: 3, emaDecay: 0.9, gradClip: 1, tMax: 1, seed: 5, hflip: true };
-
-/** Every weight moved off its (partly zero) initialisation, so no layer hides a wrong gradient. */
-function randomized(arch: UNetArch, seed: number) {
-  const built = buildUNet(arch, seed);
-  const rng = new Rng(seed + 1);
-  for (const p of built.params) {
-    const t = built.model.graph.initializers.get(p)!;
-    built.model.graph.initializers.set(p, { ...t, data: (t.data as Float32Array).map((v) => v + 0.2 * rng.normal()) });
-  }
-  return built;
-}
 
 function images(n: number, size: number, seed: number, mean = 0, std = 0.5): Float32Array[] {
   const rng = new Rng(seed);
@@ -39,7 +29,7 @@ function images(n: number, size: number, seed: number, mean = 0, std = 0.5): Flo
 describe('the score-model training graph', () => {
   for (const patch of [1, 2]) {
     it(`weight gradients of a tiny U-Net (patch ${patch}) match central differences of the loss`, async () => {
-      const built = randomized({ ...TINY, patch, attn: patch === 1 ? [4] : [2] }, 3);
+      const built = randomizedUNet({ ...TINY, patch, attn: patch === 1 ? [4] : [2] }, 3);
       const model = buildScoreTrainingModel(built.model, 'out', built.params);
       const s = await createSession(serializeModel(model), 'train');
       const rng = new Rng(9);
@@ -95,19 +85,19 @@ describe('optimizer pieces', () => {
   });
 
   it('one training step is one hand-computed AdamW update with warm-up and clipping, and an EMA step', async () => {
-    const built = randomized(TINY, 4);
+    const built = randomizedUNet(TINY, 4);
     const tr = await ScoreTrainer.create(built, { ...OPTS, weightDecay: 0.01 });
     const data = images(6, 3 * 64, 1);
     const before = new Map([...tr.params].map(([k, v]) => [k, Float32Array.from(v)]));
     // the gradient of this very batch, from the graph the trainer runs (its convolutions as the trainer rewrites them)
-    const { x, t, eps } = tr.makeBatch(data, 0);
+    const { x, t, target: eps } = tr.makeBatch(data, 0);
     const s = await createSession(
       serializeModel(await withFedWeightNchwc(buildScoreTrainingModel(built.model, 'out', built.params))),
       'train',
     );
     const f: Record<string, ort.Tensor> = {
       x: new ort.Tensor('float32', x, [4, 3, 8, 8]),
-      t: new ort.Tensor('int64', t, [4]),
+      t: new ort.Tensor('int64', t as BigInt64Array, [4]),
       [TARGET_INPUT]: new ort.Tensor('float32', eps, [4, 3, 8, 8]),
     };
     for (const [k, v] of before) f[k] = new ort.Tensor('float32', v, built.model.graph.initializers.get(k)!.dims);

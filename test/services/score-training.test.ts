@@ -140,7 +140,8 @@ describe('train-score-model (service)', async () => {
     await expect(trainScoreModel({ ...base({ outDir: out, resume: true, steps: 5 }), arch: { ...TINY, channels: 16 } })).rejects.toThrow(
       /was made with channels 8.*this run asks for channels 16/,
     );
-    // a checkpoint of tools/train-score-model.py --precond edm: the same tensors, other meaning — refused in words
+    // the same tensors as a checkpoint of tools/train-score-model.py --precond edm (from before its noise history, its
+    // levels kept in the architecture): resumed as EDM, never as ε — the weights mean something else
     const file = decodeSafetensors(await readFile(join(out, 'checkpoint.safetensors')), 'ckpt');
     const arch = JSON.parse(file.metadata['arch']!);
     const edm = join(root, 'edm');
@@ -150,9 +151,41 @@ describe('train-score-model (service)', async () => {
       metadata: { ...file.metadata, arch: JSON.stringify({ ...arch, precond: 'edm', p_mean: -0.4, p_std: 1.4 }) },
     };
     await writeFile(join(edm, 'checkpoint.safetensors'), encodeSafetensors(edmFile));
-    await expect(trainScoreModel({ data: [join(root, 'data')], outDir: edm, resume: true, steps: 5 })).rejects.toThrow(
-      /made with EDM preconditioning \(tools\/train-score-model.py --precond edm\); this trainer trains ε-prediction U-Nets only/,
+    await expect(trainScoreModel({ data: [join(root, 'data')], outDir: edm, resume: true, precond: 'eps', steps: 5 })).rejects.toThrow(
+      /was trained with edm preconditioning; resume it with --precond edm/,
     );
+    const edmStages: string[] = [];
+    const resumed = await trainScoreModel(
+      { data: [join(root, 'data')], outDir: edm, resume: true, steps: 6, noise: { pMean: -1 } },
+      { onStage: (m) => edmStages.push(m) },
+    );
+    expect(edmStages.some((m) => /EDM preconditioning, ln σ ~ N\(-1, 1\.4²\)/.test(m))).toBe(true);
+    expect(edmStages).toContain('noise levels from step 4: ln σ ~ N(-1, 1.4²)');
+    const manifest = JSON.parse(await readFile(resumed.manifestPath, 'utf8'));
+    expect(manifest.training.precond).toBe('edm');
+    expect(manifest.training.noiseLevels).toEqual([
+      { step: 0, p_mean: -0.4, p_std: 1.4 },
+      { step: 4, p_mean: -1, p_std: 1.4 },
+    ]);
+    const saved = decodeSafetensors(await readFile(resumed.checkpointPath), 'ckpt').metadata;
+    expect(JSON.parse(saved['arch']!).precond).toBe('edm');
+    expect(JSON.parse(saved['noise_history']!)).toEqual(manifest.training.noiseLevels);
+    // an EDM checkpoint's weights do not start an ε run, nor levels an ε run
+    await expect(trainScoreModel(base({ outDir: join(root, 'init-eps'), init: resumed.checkpointPath, steps: 1 }))).rejects.toThrow(
+      /was trained with edm preconditioning; this run asks for eps/,
+    );
+    await expect(trainScoreModel(base({ outDir: join(root, 'eps-noise'), noise: { pStd: 2 }, steps: 1 }))).rejects.toThrow(
+      /apply with --precond edm only/,
+    );
+    // and the export translates like any ε model
+    const tr = await translateFiles({
+      inputs: [join(root, 'data', 'a.png')],
+      outDir: join(root, 'edm-out'),
+      params: { t0: 0.3, steps: 2 },
+      modelManifest: resumed.manifestPath,
+    });
+    expect(tr.errors).toEqual([]);
+    expect(tr.outputs).toHaveLength(1);
   });
 
   it('a cancel writes the checkpoint and the model; a disk that fills during a checkpoint keeps the previous one', async () => {

@@ -379,6 +379,7 @@ export async function launchTrainScoreModel(ctx: LaunchContext, req: ApiParsedAr
         arch: { channels: req.channels, patch: req.patch, resolution: req.resolution, groups: Math.min(8, req.channels) },
         batchSize: req.batchSize,
         tMax: req.tMax,
+        precond: req.precond,
         steps: req.steps,
         checkpointMinutes: 3,
         evalMinutes: 5,

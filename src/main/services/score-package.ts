@@ -76,13 +76,16 @@ function modelReadme(
   return lines.join('\n');
 }
 
-/** The manifest of an ε U-Net trained in the app (DDPM linear schedule, integer steps), with its training record. */
+/**
+ * The manifest of a U-Net trained in the app (DDPM linear schedule, integer steps), with its training record: an ε
+ * network from outside, whether it predicts ε itself or is EDM's F wrapped so (dg-math §9).
+ */
 function trainedManifest(trainer: ScoreTrainer, run: ScoreRunRecord): TrainedManifest {
   const { arch, tMax, params, heldout } = run;
   return {
     format: 'dg-studio/score-model@1',
     name: run.name ?? `${basename(resolve(run.outDir))} (trained in DG Studio)`,
-    description: `ε-prediction U-Net (${(params / 1e6).toFixed(2)}M parameters) trained in DG Studio ${ENGINE_VERSION}: ${trainer.step} steps of ${trainer.opts.batchSize}, EMA ${trainer.opts.emaDecay}`,
+    description: `${trainer.precond === 'edm' ? 'U-Net with EDM preconditioning, exported as an ε network' : 'ε-prediction U-Net'} (${(params / 1e6).toFixed(2)}M parameters) trained in DG Studio ${ENGINE_VERSION}: ${trainer.step} steps of ${trainer.opts.batchSize}, EMA ${trainer.opts.emaDecay}`,
     onnx: 'model.onnx',
     io: { x: 'x', t: 't', output: 'out' },
     prediction: 'eps',
@@ -96,6 +99,8 @@ function trainedManifest(trainer: ScoreTrainer, run: ScoreRunRecord): TrainedMan
     training: {
       trainer: 'dg-studio train-score-model',
       architecture: arch,
+      precond: trainer.precond,
+      ...(trainer.precond === 'edm' ? { noiseLevels: trainer.noiseHistory } : {}),
       parameters: params,
       dataSha256: run.dataSha256,
       images: run.images,

@@ -15,7 +15,15 @@ import { imageGrid, readImage, writeFileAtomic, type ImageSpec } from '../engine
 import { buildUNet, DEFAULT_UNET_ARCH, unetArchProblem, unetParameterCount, type UNetArch } from '../engine/nn/unet.js';
 import type { ExecutionProvider } from '../engine/onnx/session.js';
 import { decodeSafetensors, encodeSafetensors, type StFile } from '../engine/io/safetensors.js';
-import { checkpointArch, DEFAULT_SCORE_TRAINING, ScoreTrainer } from '../engine/train/score-trainer.js';
+import {
+  checkpointArch,
+  checkpointNoiseHistory,
+  checkpointPrecond,
+  DEFAULT_SCORE_TRAINING,
+  ScoreTrainer,
+  type ScorePrecond,
+} from '../engine/train/score-trainer.js';
+import { EDM_NOISE_DEFAULT, type EdmNoiseLevels } from '../engine/train/edm-precond.js';
 import { runTrainingLoop } from '../engine/train/loop.js';
 import { denoisingPreview, sdeditPreview } from '../engine/train/score-previews.js';
 import { waitWhilePaused, type PauseFlag } from './jobs.js';
@@ -44,6 +52,13 @@ export interface TrainScoreModelRequest {
   warmupSteps?: number;
   emaDecay?: number;
   tMax?: number;
+  /**
+   * what the U-Net learns (dg-math §9): ε (default), or EDM's preconditioned F with ln σ ~ N(noise.pMean, noise.pStd²)
+   * — exported as the same ε network either way; a resumed run keeps its checkpoint's
+   */
+  precond?: ScorePrecond | undefined;
+  /** EDM's training noise levels, each over the checkpoint's last, else EDM's N(−1.2, 1.2²); a stretch may change them */
+  noise?: Partial<EdmNoiseLevels> | undefined;
   /** stop after this many steps in all */
   steps?: number | undefined;
   /** stop after this many minutes of this run */
@@ -178,7 +193,12 @@ async function architectureAndResume(req: TrainScoreModelRequest, ckptPath: stri
   if (!(tMax > 0 && tMax <= 1)) throw new Error(`--t-max must be in (0, 1] (got ${tMax})`);
   if (resumeFile && Number(resumeFile.metadata['t_max'] ?? 1) !== tMax)
     throw new Error(`${ckptPath} was trained with t_max ${resumeFile.metadata['t_max']}; resume it with the same --t-max`);
-  return { arch, resumeFile, tMax };
+  const saved = resumeFile ? checkpointPrecond(resumeFile, ckptPath) : null;
+  if (saved && req.precond && req.precond !== saved)
+    throw new Error(`${ckptPath} was trained with ${saved} preconditioning; resume it with --precond ${saved}, or train into a new folder`);
+  const precond = saved ?? req.precond ?? 'eps';
+  if (precond !== 'edm' && req.noise) throw new Error('EDM noise levels (--p-mean, --p-std) apply with --precond edm only');
+  return { arch, resumeFile, tMax, precond };
 }
 
 /** The training images and the held-out ones (given, or 5 % of the data by file name), read and checked. */
@@ -209,6 +229,7 @@ async function createTrainer(
   arch: UNetArch,
   resumeFile: StFile | null,
   tMax: number,
+  precond: ScorePrecond,
   ckptPath: string,
   events: ScoreTrainEvents,
 ) {
@@ -231,6 +252,7 @@ async function createTrainer(
     );
   const seed = req.seed ?? saved('seed') ?? 0;
   const built = buildUNet(arch, seed);
+  const noise = precond === 'edm' ? { ...(lastNoiseLevels(resumeFile, ckptPath) ?? EDM_NOISE_DEFAULT), ...req.noise } : undefined;
   const trainer = await ScoreTrainer.create(built, {
     ...o,
     batchSize: req.batchSize ?? saved('batch') ?? o.batchSize,
@@ -239,6 +261,8 @@ async function createTrainer(
     emaDecay: req.emaDecay ?? saved('ema') ?? o.emaDecay,
     tMax,
     seed,
+    precond,
+    ...(noise ? { noise } : {}),
     session: { executionProvider: req.executionProvider, threads: req.threads, onWarning: events.onWarning },
   });
   try {
@@ -247,11 +271,19 @@ async function createTrainer(
       events.onStage?.(
         `resumed at step ${trainer.step} (${trainer.images} images, ${(trainer.wallSeconds / 60).toFixed(1)} min of training)`,
       );
+      const last = trainer.noiseHistory.at(-1);
+      if (last && last.step === trainer.step && trainer.step > 0)
+        events.onStage?.(`noise levels from step ${trainer.step}: ln σ ~ N(${last.p_mean}, ${last.p_std}²)`);
     } else if (req.init) {
       const init = await loadCheckpointFile(req.init);
       const from = checkpointArch(init, req.init);
       if (!sameArch(from, arch))
         throw new Error(`--init ${req.init} was made with ${describeArch(from)}; this run asks for ${describeArch(arch)}`);
+      const fromPrecond = checkpointPrecond(init, req.init);
+      if (fromPrecond !== precond)
+        throw new Error(
+          `--init ${req.init} was trained with ${fromPrecond} preconditioning; this run asks for ${precond}: its weights mean something else`,
+        );
       trainer.restore(init, req.init);
       trainer.step = 0;
       trainer.images = 0;
@@ -326,12 +358,12 @@ export async function trainScoreModel(
   signal?: AbortSignal,
 ): Promise<ScoreTrainResult> {
   const ckptPath = join(req.outDir, CHECKPOINT_FILE);
-  const { arch, resumeFile, tMax } = await architectureAndResume(req, ckptPath, events);
+  const { arch, resumeFile, tMax, precond } = await architectureAndResume(req, ckptPath, events);
   const spec: ImageSpec = { channels: 3, height: arch.resolution, width: arch.resolution, valueRange: [-1, 1] };
   const { train, held } = await trainingImages(req, spec, events);
   const data = train.map((t) => t.data);
 
-  const { trainer, built } = await createTrainer(req, arch, resumeFile, tMax, ckptPath, events);
+  const { trainer, built } = await createTrainer(req, arch, resumeFile, tMax, precond, ckptPath, events);
   try {
     await mkdir(req.outDir, { recursive: true });
     const digest = dataDigest(train);
@@ -355,7 +387,7 @@ export async function trainScoreModel(
       [req.steps ? `to step ${req.steps}` : '', req.minutes ? `for ${req.minutes} min` : ''].filter(Boolean).join(' or ') ||
       'until cancelled';
     events.onStage?.(
-      `training a ${(params / 1e6).toFixed(2)}M-parameter U-Net (${describeArch(arch)}) on ${trainer.provider}: ${data.length} images, t ≤ ${tMax}, batch ${trainer.opts.batchSize}, ${budget}`,
+      `training a ${(params / 1e6).toFixed(2)}M-parameter U-Net (${describeArch(arch)}${precond === 'edm' ? `, EDM preconditioning, ln σ ~ N(${trainer.noise.pMean}, ${trainer.noise.pStd}²)` : ''}) on ${trainer.provider}: ${data.length} images, t ≤ ${tMax}, batch ${trainer.opts.batchSize}, ${budget}`,
     );
     let heldout: number[] | null = null;
     const startStep = trainer.step;
@@ -403,6 +435,12 @@ export async function trainScoreModel(
   } finally {
     await trainer.dispose();
   }
+}
+
+/** The noise levels an EDM checkpoint trained at last (null for none, or a checkpoint without any). */
+function lastNoiseLevels(file: StFile | null, source: string): EdmNoiseLevels | null {
+  const last = file ? checkpointNoiseHistory(file, source).at(-1) : undefined;
+  return last ? { pMean: last.p_mean, pStd: last.p_std } : null;
 }
 
 /** Up to two source images for the preview's SDEdit rows; unreadable ones are skipped with a warning. */

@@ -1,12 +1,13 @@
 /**
- * `dg-studio train-score-model`: train a target score model (ε U-Net) from a folder of images in
- * the app's own trainer (ONNX Runtime; no Python), with checkpoints, resume and export.
+ * `dg-studio train-score-model`: train a target score model (a U-Net predicting ε, or EDM's preconditioned F) from a
+ * folder of images in the app's own trainer (ONNX Runtime; no Python), with checkpoints, resume and export.
  */
-import type { Command } from '@commander-js/extra-typings';
+import { Option, type Command } from '@commander-js/extra-typings';
 import { DEFAULT_UNET_ARCH } from '../../engine/nn/unet.js';
 import { DEFAULT_SCORE_TRAINING } from '../../engine/train/score-trainer.js';
+import { EDM_NOISE_DEFAULT } from '../../engine/train/edm-precond.js';
 import { trainScoreModel } from '../../services/score-training.js';
-import { fraction, int, nonNegativeInt, positive, positiveInt, providerOption, seed, threadsOption } from '../options.js';
+import { fraction, int, nonNegativeInt, num, positive, positiveInt, providerOption, seed, threadsOption } from '../options.js';
 import { abortOnSigint, runAction } from '../run.js';
 
 const ints = (name: string) => (v: string) => (v === '' ? [] : v.split(',').map(int(name)));
@@ -16,7 +17,9 @@ function trainScoreModelCommand(program: Command) {
   const t = DEFAULT_SCORE_TRAINING;
   return program
     .command('train-score-model')
-    .description('train a target score model (ε-prediction U-Net, DDPM linear schedule) from images, in ONNX Runtime: no Python')
+    .description(
+      'train a target score model (a U-Net for the DDPM linear schedule, ε-prediction or EDM-preconditioned) from images, in ONNX Runtime: no Python',
+    )
     .requiredOption('--data <dirs...>', 'target-domain images (files or folders)')
     .requiredOption('--out <dir>', 'folder for the model (model.onnx, manifest.json) and its checkpoint')
     .option('--heldout <dirs...>', 'held-out target images for the denoising error (default: 5 % of --data, by file name)')
@@ -33,6 +36,24 @@ function trainScoreModelCommand(program: Command) {
     .option('--ema <decay>', `EMA decay of the exported weights (default ${t.emaDecay}; on --resume the checkpoint's)`, fraction('--ema'))
     .option('--minutes <m>', 'stop after this many minutes of this run', positive('--minutes'))
     .option('--steps <n>', 'stop at this many steps in all', positiveInt('--steps'))
+    .addOption(
+      new Option(
+        '--precond <kind>',
+        'what the U-Net learns: eps (ε-prediction, the DDPM simple loss) or edm (EDM preconditioning and loss, dg-math §9; ' +
+          'far lower error at the t0s SDEdit starts from per image seen — docs/benchmarks.md, score-train). ' +
+          "Both export the same ε network (default eps; on --resume the checkpoint's)",
+      ).choices(['eps', 'edm'] as const),
+    )
+    .option(
+      '--p-mean <m>',
+      `edm: mean of ln σ of the training noise (default ${EDM_NOISE_DEFAULT.pMean}; on --resume the checkpoint's)`,
+      num('--p-mean'),
+    )
+    .option(
+      '--p-std <s>',
+      `edm: standard deviation of ln σ (default ${EDM_NOISE_DEFAULT.pStd}; on --resume the checkpoint's)`,
+      positive('--p-std'),
+    )
     .option('--t-max <t>', 'train only on t ≤ t_max: SDEdit never starts above the largest t0 you use (default 1)', fraction('--t-max'))
     .option('--resume', 'continue from the checkpoint in --out (of this trainer or tools/train-score-model.py)', false)
     .option('--init <checkpoint>', 'start from the weights of a checkpoint.safetensors of the same architecture')
@@ -72,6 +93,10 @@ async function run(o: TrainScoreModelOptions): Promise<void> {
       warmupSteps: o.warmup,
       emaDecay: o.ema,
       tMax: o.tMax,
+      precond: o.precond,
+      ...(o.pMean !== undefined || o.pStd !== undefined
+        ? { noise: { ...(o.pMean !== undefined ? { pMean: o.pMean } : {}), ...(o.pStd !== undefined ? { pStd: o.pStd } : {}) } }
+        : {}),
       steps: o.steps,
       minutes: o.minutes,
       resume: o.resume,

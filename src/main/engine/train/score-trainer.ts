@@ -1,6 +1,7 @@
 /**
- * Training an ε-prediction score model through ONNX Runtime (DDPM's simple loss, dg-math §1–2):
+ * Training a score model through ONNX Runtime, as an ε-prediction U-Net (DDPM's simple loss, dg-math §1–2):
  * x_t = sqrt(ᾱ_i)·x0 + sqrt(1−ᾱ_i)·ε at a uniform step i ≤ round(t_max·(T−1)), loss = mean (ε̂ − ε)²,
+ * or with EDM preconditioning (dg-math §9, edm-precond.ts: log-normal σ, EDM's λ(σ), exported as the same ε network),
  * the gradient from the project's own autodiff, AdamW with a linear warm-up, global-norm clipping,
  * an EMA of the weights and random horizontal flips — the recipe of tools/train-score-model.py,
  * with the same parameter names, so checkpoints move between the two trainers.
@@ -18,6 +19,7 @@ import type { StFile, StTensor } from '../io/safetensors.js';
 import { alphaBarsFromBetas, ddpmLinearBetas } from '../models/schedules.js';
 import { Adam } from './adam.js';
 import { hflip } from './discriminator-trainer.js';
+import { asEpsNetwork, ddpmLogSigmas, EDM_NOISE_DEFAULT, edmTrainingItem, fractionalStep, type EdmNoiseLevels } from './edm-precond.js';
 import { buildScoreTrainingModel, gradOutputName, LOSS_OUTPUT, TARGET_INPUT } from './training-graph.js';
 
 export const DDPM_STEPS = 1000;
@@ -37,7 +39,19 @@ export interface ScoreTrainerOptions {
   tMax: number;
   seed: number;
   hflip: boolean;
+  /** what the U-Net predicts: ε (default), or EDM's F (dg-math §9) with ln σ ~ N(noise.pMean, noise.pStd²) */
+  precond?: ScorePrecond;
+  noise?: EdmNoiseLevels;
   session?: SessionOptions;
+}
+
+export type ScorePrecond = 'eps' | 'edm';
+
+/** The noise levels an EDM run trained at from each step on (a stretch may change them; checkpoints keep the list). */
+export interface NoiseLevelsFrom {
+  step: number;
+  p_mean: number;
+  p_std: number;
 }
 
 export const DEFAULT_SCORE_TRAINING: Omit<ScoreTrainerOptions, 'seed'> = {
@@ -53,6 +67,7 @@ export const DEFAULT_SCORE_TRAINING: Omit<ScoreTrainerOptions, 'seed'> = {
 
 // dg-math §1: the DDPM linear schedule, T = 1000, β 1e-4…0.02
 export const ALPHA_BARS = alphaBarsFromBetas(ddpmLinearBetas(DDPM_STEPS));
+const LOG_SIGMAS = ddpmLogSigmas(ALPHA_BARS);
 
 /** The largest DDPM step trained for a time limit t_max ∈ (0, 1]. */
 export function maxTrainingStep(tMax: number): number {
@@ -114,6 +129,8 @@ export class ScoreTrainer {
   step = 0;
   images = 0;
   wallSeconds = 0;
+  /** EDM runs: the noise levels from each step on (the last one is this run's) */
+  noiseHistory: NoiseLevelsFrom[] = [];
   private readonly shapes: Map<string, number[]>;
   readonly itemShape: number[];
   private readonly itemSize: number;
@@ -135,11 +152,28 @@ export class ScoreTrainer {
     if (!(opts.tMax > 0 && opts.tMax <= 1)) throw new Error(`t_max must be in (0, 1] (got ${opts.tMax})`);
     if (!Number.isInteger(opts.seed) || opts.seed < 0 || opts.seed > MAX_SEED)
       throw new Error(`seed must be an integer from 0 to ${MAX_SEED}`);
+    if (this.precond === 'edm') {
+      const { pMean, pStd } = this.noise;
+      if (!Number.isFinite(pMean) || !(pStd > 0))
+        throw new Error(`EDM noise levels need a finite P_mean and P_std > 0 (got ${pMean}, ${pStd})`);
+      this.noiseHistory = [{ step: 0, p_mean: pMean, p_std: pStd }];
+    }
+  }
+
+  get precond(): ScorePrecond {
+    return this.opts.precond ?? 'eps';
+  }
+
+  get noise(): EdmNoiseLevels {
+    return this.opts.noise ?? EDM_NOISE_DEFAULT;
   }
 
   static async create(net: BuiltUNet, opts: ScoreTrainerOptions): Promise<ScoreTrainer> {
-    const trainModel = buildScoreTrainingModel(net.model, 'out', net.params);
-    const forward = initializersToInputs(net.model, net.params);
+    // EDM: the U-Net trained is F, its time input the fractional step; what predicts ε̂ is F wrapped (edm-precond.ts)
+    const edm = (opts.precond ?? 'eps') === 'edm';
+    const f = edm ? withFloatTime(net.model) : net.model;
+    const trainModel = buildScoreTrainingModel(f, 'out', net.params);
+    const forward = initializersToInputs(edm ? asEpsNetwork(f, ALPHA_BARS) : f, net.params);
     const [train, fwd] = await Promise.all([
       createSession(serializeModel(await withFedWeightNchwc(trainModel, opts.session)), 'score-model training graph', {
         ...opts.session,
@@ -164,29 +198,51 @@ export class ScoreTrainer {
     return feeds;
   }
 
-  /** The batch of step `step`: items (with replacement), flips, DDPM steps and noise, all from stepRng. */
-  makeBatch(data: Float32Array[], step: number): { x: Float32Array; t: BigInt64Array; eps: Float32Array } {
+  /**
+   * The batch of step `step`: items (with replacement), flips, noise levels and noise, all from stepRng — the
+   * network's input `x`, time `t` and the `target` of its output: for ε, x_t at a uniform step and ε; for EDM
+   * (dg-math §9), c_in·(x0 + σ·n) at the fractional step of σ (ln σ ~ N(P_mean, P_std²), clamped to the trained
+   * steps' σ) and (x0 − c_skip·x)/c_out, with each item's σ.
+   */
+  makeBatch(
+    data: Float32Array[],
+    step: number,
+  ): { x: Float32Array; t: BigInt64Array | Float32Array; target: Float32Array; sigma: Float64Array } {
     const rng = stepRng(this.opts.seed, step);
     const B = this.opts.batchSize;
     const n = this.itemSize;
     const x = new Float32Array(B * n);
-    const eps = new Float32Array(B * n);
-    const t = new BigInt64Array(B);
+    const target = new Float32Array(B * n);
+    const sigma = new Float64Array(B);
+    const edm = this.precond === 'edm';
+    const t = edm ? new Float32Array(B) : new BigInt64Array(B);
     const flipped = new Float32Array(n);
+    const noise = new Float32Array(n);
     const hi = maxTrainingStep(this.opts.tMax);
+    const { pMean, pStd } = this.noise;
     for (let b = 0; b < B; b++) {
       let x0 = data[Math.floor(rng.uniform() * data.length)]!;
       if (this.opts.hflip && rng.uniform() < 0.5) {
         hflip(x0, this.itemShape, flipped);
         x0 = flipped;
       }
-      const i = Math.floor(rng.uniform() * (hi + 1));
-      t[b] = BigInt(i);
-      const e = eps.subarray(b * n, (b + 1) * n);
-      rng.fillNormal(e);
-      diffuseDdpm(x0, e, i, x.subarray(b * n, (b + 1) * n));
+      const xb = x.subarray(b * n, (b + 1) * n);
+      const yb = target.subarray(b * n, (b + 1) * n);
+      if (edm) {
+        const lnSigma = Math.min(Math.max(pMean + pStd * rng.normal(), LOG_SIGMAS[0]!), LOG_SIGMAS[hi]!);
+        sigma[b] = Math.exp(lnSigma);
+        t[b] = fractionalStep(lnSigma, LOG_SIGMAS, hi);
+        rng.fillNormal(noise);
+        edmTrainingItem(x0, noise, sigma[b]!, xb, yb);
+      } else {
+        const i = Math.floor(rng.uniform() * (hi + 1));
+        t[b] = BigInt(i);
+        sigma[b] = Math.exp(LOG_SIGMAS[i]!);
+        rng.fillNormal(yb);
+        diffuseDdpm(x0, yb, i, xb);
+      }
     }
-    return { x, t, eps };
+    return { x, t, target, sigma };
   }
 
   /** One AdamW step on the batch of the current step. */
@@ -194,12 +250,12 @@ export class ScoreTrainer {
     if (!data.length) throw new Error('no training images');
     const started = performance.now();
     const B = this.opts.batchSize;
-    const { x, t, eps } = this.makeBatch(data, this.step);
+    const { x, t, target } = this.makeBatch(data, this.step);
     const out = await this.train.session.run({
       ...this.weightFeeds(this.params),
       x: new ort.Tensor('float32', x, [B, ...this.itemShape]),
-      t: new ort.Tensor('int64', t, [B]),
-      [TARGET_INPUT]: new ort.Tensor('float32', eps, [B, ...this.itemShape]),
+      t: t instanceof Float32Array ? new ort.Tensor('float32', t, [B]) : new ort.Tensor('int64', t, [B]),
+      [TARGET_INPUT]: new ort.Tensor('float32', target, [B, ...this.itemShape]),
     });
     const loss = (out[LOSS_OUTPUT]!.data as Float32Array)[0]!;
     if (!Number.isFinite(loss))
@@ -254,9 +310,10 @@ export class ScoreTrainer {
     return result;
   }
 
-  /** The inference graph with the EMA weights baked in (inputs x, t int64; output out). */
+  /** The inference graph with the EMA weights baked in (inputs x, t int64; output out = ε̂, EDM's F wrapped so). */
   exportModel(metadata: Record<string, string> = {}): OnnxModel {
-    const m = withUNetWeights(this.net, (p) => this.ema.get(p), 'EMA weights');
+    const weighted = withUNetWeights(this.net, (p) => this.ema.get(p), 'EMA weights');
+    const m = this.precond === 'edm' ? asEpsNetwork(withFloatTime(weighted), ALPHA_BARS) : weighted;
     return { ...m, metadata: { ...m.metadata, ...metadata } };
   }
 
@@ -280,7 +337,16 @@ export class ScoreTrainer {
         format: CHECKPOINT_FORMAT,
         trainer: 'dg-studio train-score-model',
         // the same keys as tools/train-score-model.py, which compares them on --resume
-        arch: JSON.stringify({ ch: a.channels, mult: a.mult, attn: a.attn, groups: a.groups, patch: a.patch }),
+        arch: JSON.stringify({
+          ch: a.channels,
+          mult: a.mult,
+          attn: a.attn,
+          groups: a.groups,
+          patch: a.patch,
+          // recorded only when not ε (as the PyTorch trainer does), so ε checkpoints stay as they were
+          ...(this.precond !== 'eps' ? { precond: this.precond } : {}),
+        }),
+        ...(this.precond === 'edm' ? { noise_history: JSON.stringify(this.noiseHistory) } : {}),
         resolution: String(a.resolution),
         t_max: String(o.tMax),
         step: String(this.step),
@@ -323,6 +389,7 @@ export class ScoreTrainer {
     this.images = num('images', this.step * this.opts.batchSize);
     this.wallSeconds = num('wall_seconds');
     this.adam.stepCount = num('adam_step', this.step);
+    if (this.precond === 'edm') this.noiseHistory = continuedNoiseHistory(file, source, this.step, this.noise);
   }
 
   async dispose(): Promise<void> {
@@ -331,21 +398,60 @@ export class ScoreTrainer {
   }
 }
 
-/** The architecture a checkpoint was made with (both trainers write the same keys). */
-export function checkpointArch(file: StFile, source: string): UNetArch {
-  let a: { ch: number; mult: number[]; attn: number[]; groups: number; patch?: number; precond?: string };
+/** The network with a float time input (EDM's F takes the fractional step; its embedding casts either). */
+function withFloatTime(m: OnnxModel): OnnxModel {
+  const inputs = m.graph.inputs.map((i) => (i.name === 't' ? { ...i, dtype: 'float32' as const } : i));
+  return { ...m, graph: { ...m.graph, inputs } };
+}
+
+type CheckpointArch = { ch: number; mult: number[]; attn: number[]; groups: number; patch?: number; precond?: string };
+
+function parseCheckpointArch(file: StFile, source: string): CheckpointArch {
   try {
-    a = JSON.parse(file.metadata['arch'] ?? '') as typeof a;
+    return JSON.parse(file.metadata['arch'] ?? '') as CheckpointArch;
   } catch {
     throw new Error(`${source}: not a score-model checkpoint (no architecture in its metadata)`);
   }
-  // tools/train-score-model.py --precond edm trains the same U-Net as the F of EDM's preconditioning
-  // (dg-math §9): its weights mean something else to an ε U-Net, so this trainer must not take them
-  if (a.precond !== undefined && a.precond !== 'eps')
+}
+
+/**
+ * What a checkpoint's U-Net predicts: ε, or EDM's F (dg-math §9; both trainers record `precond` in the
+ * architecture only when not ε). The same weights mean something else under the other one.
+ */
+export function checkpointPrecond(file: StFile, source: string): ScorePrecond {
+  const p = parseCheckpointArch(file, source).precond ?? 'eps';
+  if (p !== 'eps' && p !== 'edm')
     throw new Error(
-      `${source}: made with ${a.precond.toUpperCase()} preconditioning (tools/train-score-model.py --precond ${a.precond}); ` +
-        'this trainer trains ε-prediction U-Nets only — resume it with tools/train-score-model.py, which also exports it',
+      `${source}: made with ${String(p).toUpperCase()} preconditioning, which this trainer does not train (it trains ε and EDM)`,
     );
+  return p;
+}
+
+/** An EDM checkpoint's noise-level history (PyTorch checkpoints from before the history kept one pair in the architecture). */
+export function checkpointNoiseHistory(file: StFile, source: string): NoiseLevelsFrom[] {
+  let history: NoiseLevelsFrom[];
+  try {
+    history = JSON.parse(file.metadata['noise_history'] ?? '[]') as NoiseLevelsFrom[];
+  } catch {
+    throw new Error(`${source}: metadata "noise_history" is not JSON`);
+  }
+  const legacy = parseCheckpointArch(file, source) as { p_mean?: number; p_std?: number };
+  if (!history.length && legacy.p_mean !== undefined && legacy.p_std !== undefined)
+    history = [{ step: 0, p_mean: legacy.p_mean, p_std: legacy.p_std }];
+  return history;
+}
+
+/** The history continued at `step` with this run's levels when they differ from its last. */
+function continuedNoiseHistory(file: StFile, source: string, step: number, now: EdmNoiseLevels): NoiseLevelsFrom[] {
+  const history = checkpointNoiseHistory(file, source);
+  const last = history.at(-1);
+  if (!last) return [{ step: 0, p_mean: now.pMean, p_std: now.pStd }];
+  return last.p_mean === now.pMean && last.p_std === now.pStd ? history : [...history, { step, p_mean: now.pMean, p_std: now.pStd }];
+}
+
+/** The architecture a checkpoint was made with (both trainers write the same keys). */
+export function checkpointArch(file: StFile, source: string): UNetArch {
+  const a = parseCheckpointArch(file, source);
   return {
     channels: a.ch,
     mult: a.mult,
