@@ -409,18 +409,19 @@ describe('studio in a real browser (server mode)', async () => {
   });
 
   /** Start a tiny (width 8) score-model training on the test images from the Train tab. */
-  async function startScoreTraining(name: string, steps: number) {
+  async function startScoreTraining(name: string, steps: number, edm = false) {
     await page.click('[data-testid=tab-train]');
     await page.click('[data-testid=train-what-score]');
     await page.setInputFiles('[data-testid=train-targets]', images);
     await page.fill('[data-testid=score-name]', name);
     await page.fill('[data-testid=score-steps]', String(steps));
     await page.fill('[data-testid=score-channels]', '8');
+    if (edm) await page.check('[data-testid=score-edm]');
     await page.click('[data-testid=score-run]');
   }
 
   it('trains a target score model for a few steps in the app, and offers it for translation', async () => {
-    await startScoreTraining('tiny-target', 3);
+    await startScoreTraining('tiny-target', 3, true);
     await page.locator('[data-testid=score-done]').waitFor({ timeout: 120_000 });
     expect(await page.locator('[data-testid=score-done]').textContent()).toMatch(/after 3 steps/);
     await page.locator('[data-testid=score-preview]').waitFor();
@@ -430,7 +431,7 @@ describe('studio in a real browser (server mode)', async () => {
     await page.screenshot({ path: join(artifacts, 'train-score.png') });
     const models = await backend.listModels();
     expect(models.find((m) => m.id === 'trained-score:tiny-target')?.kind).toBe('score');
-    // the form's default recipe is EDM preconditioning (dg-math §9), recorded with the model
+    // asked for EDM preconditioning (dg-math §9): recorded with the model
     const trained = JSON.parse(await readFile(join(dir, 'data', 'score-models', 'tiny-target', 'manifest.json'), 'utf8'));
     expect([trained.training.precond, trained.training.noiseLevels]).toEqual(['edm', [{ step: 0, p_mean: -1.2, p_std: 1.2 }]]);
   });

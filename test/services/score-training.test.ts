@@ -146,10 +146,8 @@ describe('train-score-model (service)', async () => {
     const arch = JSON.parse(file.metadata['arch']!);
     const edm = join(root, 'edm');
     await mkdir(edm, { recursive: true });
-    const edmFile = {
-      ...file,
-      metadata: { ...file.metadata, arch: JSON.stringify({ ...arch, precond: 'edm', p_mean: -0.4, p_std: 1.4 }) },
-    };
+    const { noise_history: _, ...legacy } = file.metadata;
+    const edmFile = { ...file, metadata: { ...legacy, arch: JSON.stringify({ ...arch, precond: 'edm', p_mean: -0.4, p_std: 1.4 }) } };
     await writeFile(join(edm, 'checkpoint.safetensors'), encodeSafetensors(edmFile));
     await expect(trainScoreModel({ data: [join(root, 'data')], outDir: edm, resume: true, precond: 'eps', steps: 5 })).rejects.toThrow(
       /was trained with edm preconditioning; resume it with --precond edm/,
@@ -170,11 +168,16 @@ describe('train-score-model (service)', async () => {
     const saved = decodeSafetensors(await readFile(resumed.checkpointPath), 'ckpt').metadata;
     expect(JSON.parse(saved['arch']!).precond).toBe('edm');
     expect(JSON.parse(saved['noise_history']!)).toEqual(manifest.training.noiseLevels);
-    // an EDM checkpoint's weights do not start an ε run, nor levels an ε run
-    await expect(trainScoreModel(base({ outDir: join(root, 'init-eps'), init: resumed.checkpointPath, steps: 1 }))).rejects.toThrow(
-      /was trained with edm preconditioning; this run asks for eps/,
-    );
-    await expect(trainScoreModel(base({ outDir: join(root, 'eps-noise'), noise: { pStd: 2 }, steps: 1 }))).rejects.toThrow(
+    // an EDM checkpoint's weights do not start an ε run (a run started from them is EDM unless asked), nor levels an ε run
+    const initStages: string[] = [];
+    await trainScoreModel(base({ outDir: join(root, 'init-edm'), init: resumed.checkpointPath, steps: 1 }), {
+      onStage: (m) => initStages.push(m),
+    });
+    expect(initStages.some((m) => /EDM preconditioning/.test(m))).toBe(true);
+    await expect(
+      trainScoreModel(base({ outDir: join(root, 'init-eps'), init: resumed.checkpointPath, precond: 'eps', steps: 1 })),
+    ).rejects.toThrow(/was trained with edm preconditioning; this run asks for eps/);
+    await expect(trainScoreModel(base({ outDir: join(root, 'eps-noise'), precond: 'eps', noise: { pStd: 2 }, steps: 1 }))).rejects.toThrow(
       /apply with --precond edm only/,
     );
     // and the export translates like any ε model

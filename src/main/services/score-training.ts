@@ -54,7 +54,7 @@ export interface TrainScoreModelRequest {
   tMax?: number;
   /**
    * what the U-Net learns (dg-math §9): ε (default), or EDM's preconditioned F with ln σ ~ N(noise.pMean, noise.pStd²)
-   * — exported as the same ε network either way; a resumed run keeps its checkpoint's
+   * — exported as the same ε network either way; a resumed run keeps its checkpoint's, an --init run takes its
    */
   precond?: ScorePrecond | undefined;
   /** EDM's training noise levels, each over the checkpoint's last, else EDM's N(−1.2, 1.2²); a stretch may change them */
@@ -196,7 +196,10 @@ async function architectureAndResume(req: TrainScoreModelRequest, ckptPath: stri
   const saved = resumeFile ? checkpointPrecond(resumeFile, ckptPath) : null;
   if (saved && req.precond && req.precond !== saved)
     throw new Error(`${ckptPath} was trained with ${saved} preconditioning; resume it with --precond ${saved}, or train into a new folder`);
-  const precond = saved ?? req.precond ?? 'eps';
+  // a new run starts from --init's recipe (its weights mean something only under it), else ε: at the budgets of a short
+  // run EDM's outputs are the grainier (docs/benchmarks.md, score-train)
+  const fromInit = !resumeFile && req.init ? checkpointPrecond(await loadCheckpointFile(req.init), req.init) : null;
+  const precond = saved ?? req.precond ?? fromInit ?? 'eps';
   if (precond !== 'edm' && req.noise) throw new Error('EDM noise levels (--p-mean, --p-std) apply with --precond edm only');
   return { arch, resumeFile, tMax, precond };
 }

@@ -39,9 +39,9 @@ function trainScoreModelCommand(program: Command) {
     .addOption(
       new Option(
         '--precond <kind>',
-        'what the U-Net learns: eps (ε-prediction, the DDPM simple loss) or edm (EDM preconditioning and loss, dg-math §9; ' +
-          'far lower error at the t0s SDEdit starts from per image seen — docs/benchmarks.md, score-train). ' +
-          "Both export the same ε network (default eps; on --resume the checkpoint's)",
+        'what the U-Net learns: eps (ε-prediction, the DDPM simple loss) or edm (EDM preconditioning and loss, dg-math §9: ' +
+          'far lower error per image seen at large t0, more noise left at small t until trained long — docs/benchmarks.md, score-train). ' +
+          "Both export the same ε network (default eps; on --resume or with --init the checkpoint's)",
       ).choices(['eps', 'edm'] as const),
     )
     .option(

@@ -66,7 +66,7 @@ export const studio = $state({
       channels: 32,
       patch: 2 as 1 | 2,
       tMax: 0.8,
-      precond: 'edm' as 'eps' | 'edm',
+      precond: 'eps' as 'eps' | 'edm',
       sources: [] as SourceRef[],
       targets: [] as SourceRef[],
       name: 'my-discriminator',
