@@ -198,10 +198,11 @@ async function architectureAndResume(req: TrainScoreModelRequest, ckptPath: stri
     throw new Error(`${ckptPath} was trained with ${saved} preconditioning; resume it with --precond ${saved}, or train into a new folder`);
   // a new run starts from --init's recipe (its weights mean something only under it), else ε: at the budgets of a short
   // run EDM's outputs are the grainier (docs/benchmarks.md, score-train)
-  const fromInit = !resumeFile && req.init ? checkpointPrecond(await loadCheckpointFile(req.init), req.init) : null;
+  const initFile = !resumeFile && req.init ? await loadCheckpointFile(req.init) : null;
+  const fromInit = initFile ? checkpointPrecond(initFile, req.init!) : null;
   const precond = saved ?? req.precond ?? fromInit ?? 'eps';
   if (precond !== 'edm' && req.noise) throw new Error('EDM noise levels (--p-mean, --p-std) apply with --precond edm only');
-  return { arch, resumeFile, tMax, precond };
+  return { arch, resumeFile, initFile, tMax, precond };
 }
 
 /** The training images and the held-out ones (given, or 5 % of the data by file name), read and checked. */
@@ -231,6 +232,7 @@ async function createTrainer(
   req: TrainScoreModelRequest,
   arch: UNetArch,
   resumeFile: StFile | null,
+  initFile: StFile | null,
   tMax: number,
   precond: ScorePrecond,
   ckptPath: string,
@@ -277,17 +279,16 @@ async function createTrainer(
       const last = trainer.noiseHistory.at(-1);
       if (last && last.step === trainer.step && trainer.step > 0)
         events.onStage?.(`noise levels from step ${trainer.step}: ln σ ~ N(${last.p_mean}, ${last.p_std}²)`);
-    } else if (req.init) {
-      const init = await loadCheckpointFile(req.init);
-      const from = checkpointArch(init, req.init);
+    } else if (initFile && req.init) {
+      const from = checkpointArch(initFile, req.init);
       if (!sameArch(from, arch))
         throw new Error(`--init ${req.init} was made with ${describeArch(from)}; this run asks for ${describeArch(arch)}`);
-      const fromPrecond = checkpointPrecond(init, req.init);
+      const fromPrecond = checkpointPrecond(initFile, req.init);
       if (fromPrecond !== precond)
         throw new Error(
           `--init ${req.init} was trained with ${fromPrecond} preconditioning; this run asks for ${precond}: its weights mean something else`,
         );
-      trainer.restore(init, req.init);
+      trainer.restore(initFile, req.init);
       trainer.step = 0;
       trainer.images = 0;
       trainer.wallSeconds = 0;
@@ -361,12 +362,12 @@ export async function trainScoreModel(
   signal?: AbortSignal,
 ): Promise<ScoreTrainResult> {
   const ckptPath = join(req.outDir, CHECKPOINT_FILE);
-  const { arch, resumeFile, tMax, precond } = await architectureAndResume(req, ckptPath, events);
+  const { arch, resumeFile, initFile, tMax, precond } = await architectureAndResume(req, ckptPath, events);
   const spec: ImageSpec = { channels: 3, height: arch.resolution, width: arch.resolution, valueRange: [-1, 1] };
   const { train, held } = await trainingImages(req, spec, events);
   const data = train.map((t) => t.data);
 
-  const { trainer, built } = await createTrainer(req, arch, resumeFile, tMax, precond, ckptPath, events);
+  const { trainer, built } = await createTrainer(req, arch, resumeFile, initFile, tMax, precond, ckptPath, events);
   try {
     await mkdir(req.outDir, { recursive: true });
     const digest = dataDigest(train);

@@ -57,8 +57,8 @@ export function edmTrainingItem(x0: Float32Array, noise: Float32Array, sigma: nu
 }
 
 /**
- * F (inputs `x` float [N, C, H, W] and `t` float [N], the fractional step; output `out`) wrapped as the ε network
- * of the DDPM steps: inputs `x` (x_t = sqrt(ᾱ)·x0 + sqrt(1 − ᾱ)·ε) and `t` (int64 step); output `out` = ε̂ =
+ * F (inputs `x` float [N, C, H, W] and `t` [N], the step — fed here as float whatever F declares; output `out`)
+ * wrapped as the ε network of the DDPM steps: inputs `x` (x_t = sqrt(ᾱ)·x0 + sqrt(1 − ᾱ)·ε) and `t` (int64 step); output `out` = ε̂ =
  * (x_ve − D)/σ with x_ve = x_t/sqrt(ᾱ_t), σ = σ_t (dg-math §1, §9). Written out: ε̂ = σ/(σ² + σ_data²)·x_ve −
  * σ_data/sqrt(σ² + σ_data²)·F(c_in·x_ve; t); each per-step coefficient is a table looked up by t.
  */

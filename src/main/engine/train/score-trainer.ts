@@ -313,7 +313,7 @@ export class ScoreTrainer {
   /** The inference graph with the EMA weights baked in (inputs x, t int64; output out = ε̂, EDM's F wrapped so). */
   exportModel(metadata: Record<string, string> = {}): OnnxModel {
     const weighted = withUNetWeights(this.net, (p) => this.ema.get(p), 'EMA weights');
-    const m = this.precond === 'edm' ? asEpsNetwork(withFloatTime(weighted), ALPHA_BARS) : weighted;
+    const m = this.precond === 'edm' ? asEpsNetwork(weighted, ALPHA_BARS) : weighted;
     return { ...m, metadata: { ...m.metadata, ...metadata } };
   }
 
